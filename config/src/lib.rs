@@ -1,0 +1,134 @@
+//! Weft's configuration, in the OpenTelemetry Collector's layout.
+//!
+//! Reading a configuration has three stages, and only the last one touches the world:
+//! 1. [`parse_document`]: YAML → layout, `${env:…}` expansion, references between ids;
+//! 2. each component's factory decodes its own section with [`decode_component`]
+//!    (strict: unknown keys are errors) and runs [`ComponentConfig::validate`];
+//! 3. building the running service (in the `weft` crate).
+//!
+//! Stages 1 and 2 never stop at the first problem: everything found goes into one
+//! [`Diagnostics`], each entry with its path, and `weft validate` prints them all.
+
+mod diagnostics;
+mod expand;
+mod model;
+mod types;
+
+use std::fmt::Debug;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_yaml::Value;
+
+pub use diagnostics::{ConfigPath, Diagnostic, Diagnostics, InvalidConfig, Severity};
+pub use expand::{expand_document, EnvLookup, ProcessEnv};
+pub use model::{
+    parse_document, ComponentId, ComponentSection, Document, Kind, LogEncoding, LogLevel,
+    LogsTelemetry, MetricsLevel, MetricsTelemetry, Pipeline, PipelineId, Signal, TelemetryConfig,
+};
+pub use types::{ByteSize, Duration, Endpoint};
+
+/// A component's configuration type. It is its own schema: `Deserialize` with
+/// `#[serde(deny_unknown_fields, default)]` gives strict parsing with the Collector's
+/// defaults, and `validate` checks what types cannot express (ranges, combinations).
+pub trait ComponentConfig: DeserializeOwned + Default + Debug + Send + Sync + 'static {
+    /// Pushes every problem found; `path` is the component's own section.
+    fn validate(&self, path: &ConfigPath, diags: &mut Diagnostics) {
+        let _ = (path, diags);
+    }
+}
+
+/// Decodes and validates one component section. An empty section (`otlp:`) is the defaults.
+pub fn decode_component<T: ComponentConfig>(
+    value: &Value,
+    path: &ConfigPath,
+    diags: &mut Diagnostics,
+) -> Option<T> {
+    let config = if value.is_null() {
+        T::default()
+    } else {
+        decode_with_path::<T>(value, path, diags)?
+    };
+    config.validate(path, diags);
+    Some(config)
+}
+
+/// Deserializes `value` into `T`, reporting a failure with the full path of the offending key.
+pub fn decode_with_path<T: DeserializeOwned>(
+    value: &Value,
+    path: &ConfigPath,
+    diags: &mut Diagnostics,
+) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+        Ok(v) => Some(v),
+        Err(err) => {
+            let inner = err.inner().to_string();
+            let message = inner.replace('`', "\"");
+            let mut full = path.clone();
+            let segments: Vec<String> = err
+                .path()
+                .iter()
+                .map(|s| s.to_string())
+                .filter(|s| s != "?")
+                .collect();
+            // serde_path_to_error ends the path of an unknown field with the field itself;
+            // the Collector names the mapping that holds it, which is where the fix goes.
+            let unknown = unknown_field_name(&message);
+            for (i, segment) in segments.iter().enumerate() {
+                let last = i + 1 == segments.len();
+                if last && unknown.as_deref() == Some(segment.as_str()) {
+                    break;
+                }
+                full = match segment.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+                    Some(idx) => match idx.parse::<usize>() {
+                        Ok(n) => full.index(n),
+                        Err(_) => full.key(segment.clone()),
+                    },
+                    None => full.key(segment.clone()),
+                };
+            }
+            diags.error(&full, message);
+            None
+        }
+    }
+}
+
+fn unknown_field_name(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field \"")?;
+    Some(rest.split('"').next()?.to_string())
+}
+
+/// For optional sub-sections that switch a feature on by being present, as the Collector's
+/// `protocols: { grpc: }` does: a present key with an empty (null) value means "on, with
+/// defaults"; an absent key (through `#[serde(default)]`) means off.
+pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Some(Option::<T>::deserialize(d)?.unwrap_or_default()))
+}
+
+/// Reads a whole configuration: layout, then every component section through `decode`.
+/// `decode` is the registry's hook: given a section, it decodes the component's typed config
+/// (or reports why it cannot, e.g. an unknown type) and returns it.
+pub fn load<C>(
+    text: &str,
+    env: &dyn EnvLookup,
+    mut decode: impl FnMut(Kind, &ComponentSection, &mut Diagnostics) -> Option<C>,
+) -> (Document, Vec<(Kind, ComponentId, C)>, Diagnostics) {
+    let mut diags = Diagnostics::new();
+    let doc = parse_document(text, env, &mut diags);
+    let mut decoded = Vec::new();
+    for kind in Kind::ALL {
+        for section in doc.sections(kind) {
+            if let Some(c) = decode(kind, section, &mut diags) {
+                decoded.push((kind, section.id.clone(), c));
+            }
+        }
+    }
+    (doc, decoded, diags)
+}
+
+#[cfg(test)]
+mod tests;
