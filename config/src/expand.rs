@@ -126,11 +126,9 @@ fn expand_str(input: &str, env: &dyn EnvLookup) -> Result<Expanded, String> {
 fn resolve(body: &str, env: &dyn EnvLookup) -> Result<String, String> {
     let (scheme, spec) = match body.split_once(':') {
         Some((scheme, spec)) if scheme == "env" => (scheme, spec),
-        Some((scheme, _)) if is_var_name(scheme) => {
-            return Err(format!(
-                "unsupported reference \"${{{body}}}\": unknown scheme \"{scheme}\", expected \"env\""
-            ))
-        }
+        Some((scheme, _)) if is_var_name(scheme) => return Err(format!(
+            "unsupported reference \"${{{body}}}\": unknown scheme \"{scheme}\", expected \"env\""
+        )),
         // `${VAR}` and `${VAR:-default}` without a scheme: the Collector's older form.
         _ => ("env", body),
     };
@@ -189,7 +187,8 @@ mod tests {
 
     #[test]
     fn mixed_text_stays_a_string_and_defaults_apply() {
-        let (v, d) = expand("a: ${env:HOST}:${env:PORT}\nb: ${env:MISSING:-localhost:1}\nc: $$HOME");
+        let (v, d) =
+            expand("a: ${env:HOST}:${env:PORT}\nb: ${env:MISSING:-localhost:1}\nc: $$HOME");
         assert!(d.is_empty(), "{d}");
         assert_eq!(v["a"], Value::String("db:4317".into()));
         assert_eq!(v["b"], Value::String("localhost:1".into()));
@@ -198,11 +197,16 @@ mod tests {
 
     #[test]
     fn missing_variable_is_reported_with_its_path() {
-        let (_, d) = expand("exporters:\n  otlp:\n    endpoint: ${env:NOPE}\n    x: ['${env:ALSO_NOPE}']");
+        let (_, d) =
+            expand("exporters:\n  otlp:\n    endpoint: ${env:NOPE}\n    x: ['${env:ALSO_NOPE}']");
         let msgs: Vec<String> = d.iter().map(|d| d.to_string()).collect();
         assert_eq!(msgs.len(), 2, "{msgs:?}");
-        assert!(msgs[0].starts_with("error: exporters::otlp::endpoint: environment variable \"NOPE\" is not set"));
-        assert!(msgs[1].starts_with("error: exporters::otlp::x[0]: environment variable \"ALSO_NOPE\""));
+        assert!(msgs[0].starts_with(
+            "error: exporters::otlp::endpoint: environment variable \"NOPE\" is not set"
+        ));
+        assert!(
+            msgs[1].starts_with("error: exporters::otlp::x[0]: environment variable \"ALSO_NOPE\"")
+        );
     }
 
     #[test]

@@ -360,13 +360,19 @@ pub fn parse_document(text: &str, env: &dyn EnvLookup, diags: &mut Diagnostics) 
         Value::Mapping(m) => m,
         Value::Null => Mapping::new(),
         _ => {
-            diags.error(&root, "expected a mapping with receivers, processors, exporters, extensions and service");
+            diags.error(
+                &root,
+                "expected a mapping with receivers, processors, exporters, extensions and service",
+            );
             return doc;
         }
     };
     for (key, value) in map {
         let Some(key) = key.as_str().map(str::to_string) else {
-            diags.error(&root, format!("top-level keys must be strings, found {key:?}"));
+            diags.error(
+                &root,
+                format!("top-level keys must be strings, found {key:?}"),
+            );
             continue;
         };
         let path = root.key(&key);
@@ -403,13 +409,19 @@ fn read_sections(
         Value::Mapping(m) => m,
         Value::Null => return,
         _ => {
-            diags.error(path, "expected a mapping of component ids to their settings");
+            diags.error(
+                path,
+                "expected a mapping of component ids to their settings",
+            );
             return;
         }
     };
     for (key, value) in map {
         let Some(key) = key.as_str() else {
-            diags.error(path, format!("component ids must be strings, found {key:?}"));
+            diags.error(
+                path,
+                format!("component ids must be strings, found {key:?}"),
+            );
             continue;
         };
         let id_path = path.key(key);
@@ -429,7 +441,10 @@ fn read_service(value: Value, path: &ConfigPath, doc: &mut Document, diags: &mut
         Value::Mapping(m) => m,
         Value::Null => Mapping::new(),
         _ => {
-            diags.error(path, "expected a mapping with extensions, pipelines and telemetry");
+            diags.error(
+                path,
+                "expected a mapping with extensions, pipelines and telemetry",
+            );
             return;
         }
     };
@@ -464,7 +479,10 @@ fn read_service(value: Value, path: &ConfigPath, doc: &mut Document, diags: &mut
         }
     }
     if !saw_pipelines {
-        diags.error(path, "no pipelines: define at least one under service::pipelines");
+        diags.error(
+            path,
+            "no pipelines: define at least one under service::pipelines",
+        );
     }
 }
 
@@ -472,12 +490,18 @@ fn read_pipelines(value: Value, path: &ConfigPath, doc: &mut Document, diags: &m
     let map = match value {
         Value::Mapping(m) => m,
         _ => {
-            diags.error(path, "expected a mapping of pipeline ids (traces, logs/<name>) to pipelines");
+            diags.error(
+                path,
+                "expected a mapping of pipeline ids (traces, logs/<name>) to pipelines",
+            );
             return;
         }
     };
     if map.is_empty() {
-        diags.error(path, "no pipelines: define at least one traces or logs pipeline");
+        diags.error(
+            path,
+            "no pipelines: define at least one traces or logs pipeline",
+        );
     }
     for (key, value) in map {
         let key = key.as_str().unwrap_or_default().to_string();
@@ -497,10 +521,9 @@ fn read_pipelines(value: Value, path: &ConfigPath, doc: &mut Document, diags: &m
             let mut out = Vec::new();
             for (i, s) in list.into_iter().enumerate() {
                 match s.parse::<ComponentId>() {
-                    Ok(cid) if out.contains(&cid) => diags.error(
-                        &field_path.index(i),
-                        format!("{cid} is listed twice"),
-                    ),
+                    Ok(cid) if out.contains(&cid) => {
+                        diags.error(&field_path.index(i), format!("{cid} is listed twice"))
+                    }
                     Ok(cid) => out.push(cid),
                     Err(e) => diags.error(&field_path.index(i), e),
                 }
@@ -513,10 +536,16 @@ fn read_pipelines(value: Value, path: &ConfigPath, doc: &mut Document, diags: &m
             exporters: ids(raw.exporters, "exporters"),
         };
         if pipeline.receivers.is_empty() {
-            diags.error(&sub, "pipeline has no receivers: list at least one under receivers");
+            diags.error(
+                &sub,
+                "pipeline has no receivers: list at least one under receivers",
+            );
         }
         if pipeline.exporters.is_empty() {
-            diags.error(&sub, "pipeline has no exporters: list at least one under exporters");
+            diags.error(
+                &sub,
+                "pipeline has no exporters: list at least one under exporters",
+            );
         }
         doc.pipelines.push((id, pipeline));
     }
@@ -569,7 +598,11 @@ fn check_references(doc: &Document, diags: &mut Diagnostics) {
             if !used {
                 diags.warning(
                     &section.path,
-                    format!("{} \"{}\" is defined but not used in any pipeline", kind.singular(), section.id),
+                    format!(
+                        "{} \"{}\" is defined but not used in any pipeline",
+                        kind.singular(),
+                        section.id
+                    ),
                 );
             }
         }
@@ -578,7 +611,10 @@ fn check_references(doc: &Document, diags: &mut Diagnostics) {
         if !doc.service_extensions.contains(&section.id) {
             diags.warning(
                 &section.path,
-                format!("extension \"{}\" is defined but not listed in service::extensions", section.id),
+                format!(
+                    "extension \"{}\" is defined but not listed in service::extensions",
+                    section.id
+                ),
             );
         }
     }

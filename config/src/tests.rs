@@ -36,7 +36,10 @@ fn every_layout_problem_is_reported_at_once() {
         "warning: exporters::otlp/unused: exporter \"otlp/unused\" is defined but not used in any pipeline",
     ];
     for e in expect {
-        assert!(msgs.iter().any(|m| m.starts_with(e)), "missing {e:?} in {msgs:#?}");
+        assert!(
+            msgs.iter().any(|m| m.starts_with(e)),
+            "missing {e:?} in {msgs:#?}"
+        );
     }
     assert_eq!(msgs.len(), expect.len(), "{msgs:#?}");
 }
@@ -54,7 +57,10 @@ fn component_ids_are_checked() {
 fn yaml_syntax_errors_carry_the_location() {
     let msgs = messages("receivers:\n  otlp: [\n");
     assert_eq!(msgs.len(), 1);
-    assert!(msgs[0].contains("not valid YAML") && msgs[0].contains("line"), "{msgs:?}");
+    assert!(
+        msgs[0].contains("not valid YAML") && msgs[0].contains("line"),
+        "{msgs:?}"
+    );
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,9 +97,16 @@ fn component_errors_name_the_mapping_that_holds_the_bad_key() {
     );
     let (_, msgs) = decode("list: [{}, {endpoint: 'nope'}]");
     assert_eq!(msgs.len(), 1);
-    assert!(msgs[0].starts_with("error: receivers::sample::list[1]::endpoint: invalid address \"nope\""), "{msgs:?}");
+    assert!(
+        msgs[0]
+            .starts_with("error: receivers::sample::list[1]::endpoint: invalid address \"nope\""),
+        "{msgs:?}"
+    );
     let (_, msgs) = decode("timeout: 5");
-    assert!(msgs[0].starts_with("error: receivers::sample::timeout: invalid duration 5"), "{msgs:?}");
+    assert!(
+        msgs[0].starts_with("error: receivers::sample::timeout: invalid duration 5"),
+        "{msgs:?}"
+    );
 }
 
 #[test]

@@ -38,7 +38,9 @@ impl FromStr for Duration {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let expected = || format!("invalid duration {s:?}: expected a number with a unit (ns, us, ms, s, m, h), like \"5s\", \"200ms\" or \"1m30s\"");
+        let expected = || {
+            format!("invalid duration {s:?}: expected a number with a unit (ns, us, ms, s, m, h), like \"5s\", \"200ms\" or \"1m30s\"")
+        };
         let text = s.trim();
         if text == "0" {
             return Ok(Self::default());
@@ -87,15 +89,15 @@ impl fmt::Display for Duration {
         }
         if d.subsec_nanos() == 0 {
             let s = d.as_secs();
-            if s % 3600 == 0 {
+            if s.is_multiple_of(3600) {
                 return write!(f, "{}h", s / 3600);
             }
-            if s % 60 == 0 {
+            if s.is_multiple_of(60) {
                 return write!(f, "{}m", s / 60);
             }
             return write!(f, "{s}s");
         }
-        if d.as_nanos() % 1_000_000 == 0 {
+        if d.as_nanos().is_multiple_of(1_000_000) {
             return write!(f, "{}ms", d.as_millis());
         }
         write!(f, "{}ns", d.as_nanos())
@@ -257,7 +259,9 @@ impl FromStr for Endpoint {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let expected = || format!("invalid address {s:?}: expected host:port, like \"localhost:4317\" or \"0.0.0.0:4318\"");
+        let expected = || {
+            format!("invalid address {s:?}: expected host:port, like \"localhost:4317\" or \"0.0.0.0:4318\"")
+        };
         let (host, port) = if let Some(rest) = s.strip_prefix('[') {
             let (host, rest) = rest.split_once(']').ok_or_else(expected)?;
             (host, rest.strip_prefix(':').ok_or_else(expected)?)
@@ -329,8 +333,17 @@ mod tests {
             "[::1]:4318".parse::<Endpoint>().unwrap(),
             Endpoint::new("::1", 4318)
         );
-        assert_eq!(":4317".parse::<Endpoint>().unwrap().to_socket_string(), "0.0.0.0:4317");
-        for bad in ["localhost", "localhost:99999", "http://x:1", "::1:80", "host:port"] {
+        assert_eq!(
+            ":4317".parse::<Endpoint>().unwrap().to_socket_string(),
+            "0.0.0.0:4317"
+        );
+        for bad in [
+            "localhost",
+            "localhost:99999",
+            "http://x:1",
+            "::1:80",
+            "host:port",
+        ] {
             assert!(bad.parse::<Endpoint>().is_err(), "{bad:?} should fail");
         }
     }

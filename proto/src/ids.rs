@@ -105,7 +105,10 @@ mod tests {
         let bytes: Vec<u8> = (1..=16).collect();
         let id = TraceId::from_slice(&bytes).unwrap();
         assert_eq!(id.to_string(), "0102030405060708090a0b0c0d0e0f10");
-        assert_eq!(format!("{id:?}"), "TraceId(0102030405060708090a0b0c0d0e0f10)");
+        assert_eq!(
+            format!("{id:?}"),
+            "TraceId(0102030405060708090a0b0c0d0e0f10)"
+        );
         assert!(id.is_valid());
         assert_eq!(id.to_vec(), bytes);
         assert_eq!(

@@ -1,0 +1,178 @@
+//! What every exporter shares, as layers around the exporter's own [`Sender`]:
+//!
+//! ```text
+//! consume ─▶ QueueSender (bounded, num_consumers workers) ─▶ RetrySender ─▶ TimeoutSender ─▶ Sender
+//! ```
+//!
+//! An exporter writes only `Sender::send` and says, at the source, whether a failure is worth
+//! retrying ([`ExportError::retryable`], [`ExportError::throttled`]) or not
+//! ([`ExportError::permanent`]). Everything upstream asks the error.
+
+mod queue;
+mod retry;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use weft_config::{ComponentId, ConfigPath, Diagnostics, Duration as CfgDuration};
+
+use crate::pipeline::Payload;
+use crate::telemetry::{ExporterMetrics, Telemetry};
+
+pub use queue::QueueSender;
+pub use retry::{RetrySender, TimeoutSender};
+
+/// Why one send attempt failed, and whether trying again can help.
+#[derive(Clone, Debug, thiserror::Error)]
+pub struct ExportError {
+    pub message: String,
+    pub retry: Retry,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// The data will never be accepted as it is (a 400, a schema error): do not retry.
+    Never,
+    /// A transient failure: retry with backoff.
+    Backoff,
+    /// The backend asked to wait at least this long (Retry-After, RetryInfo).
+    After(Duration),
+}
+
+impl ExportError {
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retry: Retry::Never,
+        }
+    }
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retry: Retry::Backoff,
+        }
+    }
+    pub fn throttled(message: impl Into<String>, after: Duration) -> Self {
+        Self {
+            message: message.into(),
+            retry: Retry::After(after),
+        }
+    }
+    pub fn is_retryable(&self) -> bool {
+        self.retry != Retry::Never
+    }
+}
+
+impl fmt::Display for ExportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Sends one batch to a backend: one attempt, no retry, no queue.
+#[async_trait]
+pub trait Sender<T: Payload>: Send + Sync + 'static {
+    async fn send(&self, data: &T) -> Result<(), ExportError>;
+}
+
+/// `sending_queue`, as in the Collector's exporterhelper.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSettings {
+    pub enabled: bool,
+    /// Workers sending from the queue in parallel.
+    pub num_consumers: usize,
+    /// Batches the queue holds; when full, new data is refused with a retryable answer.
+    pub queue_size: usize,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            num_consumers: 10,
+            queue_size: 1000,
+        }
+    }
+}
+
+/// `retry_on_failure`, as in the Collector's exporterhelper.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    pub enabled: bool,
+    pub initial_interval: CfgDuration,
+    pub randomization_factor: f64,
+    pub multiplier: f64,
+    pub max_interval: CfgDuration,
+    /// Give up on a batch after this long in all; 0 means never give up.
+    pub max_elapsed_time: CfgDuration,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            initial_interval: CfgDuration::from_secs(5),
+            randomization_factor: 0.5,
+            multiplier: 1.5,
+            max_interval: CfgDuration::from_secs(30),
+            max_elapsed_time: CfgDuration::from_secs(300),
+        }
+    }
+}
+
+impl QueueSettings {
+    pub fn validate(&self, path: &ConfigPath, diags: &mut Diagnostics) {
+        if self.enabled && self.num_consumers == 0 {
+            diags.error(&path.key("num_consumers"), "must be at least 1");
+        }
+        if self.enabled && self.queue_size == 0 {
+            diags.error(&path.key("queue_size"), "must be at least 1");
+        }
+    }
+}
+
+impl RetrySettings {
+    pub fn validate(&self, path: &ConfigPath, diags: &mut Diagnostics) {
+        if !self.enabled {
+            return;
+        }
+        if self.initial_interval.is_zero() {
+            diags.error(&path.key("initial_interval"), "must be greater than 0");
+        }
+        if !(0.0..=1.0).contains(&self.randomization_factor) {
+            diags.error(&path.key("randomization_factor"), "must be between 0 and 1");
+        }
+        if self.multiplier < 1.0 || !self.multiplier.is_finite() {
+            diags.error(&path.key("multiplier"), "must be at least 1");
+        }
+        if self.max_interval < self.initial_interval {
+            diags.error(
+                &path.key("max_interval"),
+                "must not be less than initial_interval",
+            );
+        }
+    }
+}
+
+/// Wraps `sender` in the timeout, retry and queue layers a config asks for, with metrics.
+pub fn build<T: Payload>(
+    id: &ComponentId,
+    telemetry: &Telemetry,
+    sender: impl Sender<T>,
+    timeout: Duration,
+    retry: &RetrySettings,
+    queue: &QueueSettings,
+) -> Arc<QueueSender<T>> {
+    let metrics = ExporterMetrics::new(telemetry, &id.to_string(), T::ITEM, T::SIGNAL.as_str());
+    let timed = TimeoutSender::new(sender, timeout);
+    let retrying = RetrySender::new(id.to_string(), timed, retry.clone(), metrics.clone());
+    Arc::new(QueueSender::new(id.to_string(), retrying, queue, metrics))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,198 @@
+//! The bounded sending queue: the exporter's buffer against a slow or failing backend, and
+//! the point where a full buffer becomes backpressure to the client.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{QueueSettings, RetrySender, Sender};
+use crate::component::Component;
+use crate::pipeline::{ConsumeError, Consumer, Payload};
+use crate::telemetry::ExporterMetrics;
+
+/// How long a client is asked to wait before sending again into a full queue.
+const FULL_QUEUE_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// A queue in front of the retry layer, or (with `enabled: false`) a direct, synchronous call.
+pub struct QueueSender<T: Payload> {
+    exporter: String,
+    retry: Arc<dyn Deliver<T>>,
+    metrics: ExporterMetrics,
+    num_consumers: usize,
+    /// False when `sending_queue.enabled` is false: every batch is sent in the caller's task.
+    queued: bool,
+    state: Mutex<QueueState<T>>,
+    /// Cancelled at the shutdown deadline: workers stop retrying and drop what is left.
+    give_up: CancellationToken,
+}
+
+struct QueueState<T> {
+    tx: Option<mpsc::Sender<T>>,
+    rx: Option<mpsc::Receiver<T>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+#[async_trait]
+trait Deliver<T: Payload>: Send + Sync {
+    async fn deliver(
+        &self,
+        data: &T,
+        give_up: &CancellationToken,
+    ) -> Result<(), super::ExportError>;
+}
+
+#[async_trait]
+impl<T: Payload, S: Sender<T>> Deliver<T> for RetrySender<S> {
+    async fn deliver(
+        &self,
+        data: &T,
+        give_up: &CancellationToken,
+    ) -> Result<(), super::ExportError> {
+        RetrySender::deliver(self, data, give_up).await
+    }
+}
+
+impl<T: Payload> QueueSender<T> {
+    pub fn new<S: Sender<T>>(
+        exporter: String,
+        retry: RetrySender<S>,
+        settings: &QueueSettings,
+        metrics: ExporterMetrics,
+    ) -> Self {
+        let (tx, rx) = if settings.enabled {
+            let (tx, rx) = mpsc::channel(settings.queue_size.max(1));
+            metrics.queue_capacity.set(settings.queue_size as i64);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        Self {
+            exporter,
+            retry: Arc::new(retry),
+            metrics,
+            num_consumers: settings.num_consumers.max(1),
+            queued: settings.enabled,
+            state: Mutex::new(QueueState {
+                tx,
+                rx,
+                workers: Vec::new(),
+            }),
+            give_up: CancellationToken::new(),
+        }
+    }
+
+    fn queued(&self, tx: &mpsc::Sender<T>) -> i64 {
+        (tx.max_capacity() - tx.capacity()) as i64
+    }
+}
+
+#[async_trait]
+impl<T: Payload> Consumer<T> for QueueSender<T> {
+    async fn consume(&self, data: T) -> Result<(), ConsumeError> {
+        let items = data.item_count() as u64;
+        if !self.queued {
+            // No queue: send now, in the caller's task, and report the outcome.
+            return match self.retry.deliver(&data, &self.give_up).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.is_retryable() => Err(ConsumeError::unavailable(
+                    format!("exporter {} could not send: {e}", self.exporter),
+                    FULL_QUEUE_RETRY_AFTER,
+                )),
+                Err(e) => Err(ConsumeError::Permanent(format!(
+                    "exporter {}: {e}",
+                    self.exporter
+                ))),
+            };
+        }
+        let tx = self.state.lock().tx.clone();
+        let Some(tx) = tx else {
+            self.metrics.enqueue_failed.inc_by(items);
+            return Err(ConsumeError::unavailable(
+                format!("exporter {} is shutting down", self.exporter),
+                FULL_QUEUE_RETRY_AFTER,
+            ));
+        };
+        match tx.try_send(data) {
+            Ok(()) => {
+                self.metrics.queue_size.set(self.queued(&tx));
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.metrics.enqueue_failed.inc_by(items);
+                Err(ConsumeError::unavailable(
+                    format!("sending queue of exporter {} is full", self.exporter),
+                    FULL_QUEUE_RETRY_AFTER,
+                ))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.metrics.enqueue_failed.inc_by(items);
+                Err(ConsumeError::unavailable(
+                    format!("exporter {} is shutting down", self.exporter),
+                    FULL_QUEUE_RETRY_AFTER,
+                ))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl<T: Payload> Component for QueueSender<T> {
+    async fn start(&self) -> anyhow::Result<()> {
+        let mut state = self.state.lock();
+        let Some(rx) = state.rx.take() else {
+            return Ok(());
+        };
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..self.num_consumers {
+            let rx = rx.clone();
+            let retry = self.retry.clone();
+            let give_up = self.give_up.clone();
+            let queue_size = self.metrics.queue_size.clone();
+            state.workers.push(tokio::spawn(async move {
+                loop {
+                    let next = {
+                        let mut rx = rx.lock().await;
+                        let next = rx.recv().await;
+                        queue_size.set(rx.len() as i64);
+                        next
+                    };
+                    let Some(batch) = next else { break };
+                    // Failures are logged and counted by the retry layer.
+                    let _ = retry.deliver(&batch, &give_up).await;
+                }
+            }));
+        }
+        Ok(())
+    }
+
+    /// Stops taking data and sends what is queued until `deadline`; after it, what is left
+    /// is dropped and counted as failed (issue: a persistent queue keeps it across restarts).
+    async fn shutdown(&self, deadline: Instant) -> anyhow::Result<()> {
+        let workers = {
+            let mut state = self.state.lock();
+            state.tx = None; // closing the channel lets workers finish once it is empty
+            std::mem::take(&mut state.workers)
+        };
+        if workers.is_empty() {
+            return Ok(());
+        }
+        let all = futures::future::join_all(workers);
+        tokio::pin!(all);
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if tokio::time::timeout(remaining, &mut all).await.is_err() {
+            self.give_up.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(1), all).await;
+            anyhow::bail!(
+                "exporter {}: queue not drained by the shutdown deadline",
+                self.exporter
+            );
+        }
+        self.metrics.queue_size.set(0);
+        Ok(())
+    }
+}

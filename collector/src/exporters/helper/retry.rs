@@ -1,0 +1,147 @@
+//! The timeout and retry layers.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+
+use super::{ExportError, Retry, RetrySettings, Sender};
+use crate::pipeline::Payload;
+use crate::telemetry::ExporterMetrics;
+
+/// Bounds each attempt; an attempt that runs out of time is retryable.
+pub struct TimeoutSender<S> {
+    inner: S,
+    timeout: Duration,
+}
+
+impl<S> TimeoutSender<S> {
+    /// A zero timeout means no bound.
+    pub fn new(inner: S, timeout: Duration) -> Self {
+        Self { inner, timeout }
+    }
+}
+
+#[async_trait]
+impl<T: Payload, S: Sender<T>> Sender<T> for TimeoutSender<S> {
+    async fn send(&self, data: &T) -> Result<(), ExportError> {
+        if self.timeout.is_zero() {
+            return self.inner.send(data).await;
+        }
+        match tokio::time::timeout(self.timeout, self.inner.send(data)).await {
+            Ok(result) => result,
+            Err(_) => Err(ExportError::retryable(format!(
+                "request timed out after {:?}",
+                self.timeout
+            ))),
+        }
+    }
+}
+
+/// Retries retryable failures with capped exponential backoff and jitter, honouring the
+/// backend's own delay (Retry-After, RetryInfo) when it gives one. Counts what was sent and
+/// what was given up on.
+pub struct RetrySender<S> {
+    exporter: String,
+    inner: S,
+    settings: RetrySettings,
+    metrics: ExporterMetrics,
+}
+
+impl<S> RetrySender<S> {
+    pub fn new(
+        exporter: String,
+        inner: S,
+        settings: RetrySettings,
+        metrics: ExporterMetrics,
+    ) -> Self {
+        Self {
+            exporter,
+            inner,
+            settings,
+            metrics,
+        }
+    }
+}
+
+impl<S> RetrySender<S> {
+    /// Delivers `data`, retrying as configured, until it succeeds, fails permanently, runs out
+    /// of `max_elapsed_time`, or `give_up` is cancelled (the shutdown deadline).
+    pub async fn deliver<T: Payload>(
+        &self,
+        data: &T,
+        give_up: &CancellationToken,
+    ) -> Result<(), ExportError>
+    where
+        S: Sender<T>,
+    {
+        let items = data.item_count() as u64;
+        let started = Instant::now();
+        let mut interval = self.settings.initial_interval.get();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let err = match self.inner.send(data).await {
+                Ok(()) => {
+                    self.metrics.sent.inc_by(items);
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            let delay = match err.retry {
+                Retry::Never => None,
+                _ if !self.settings.enabled => None,
+                Retry::Backoff => Some(jitter(interval, self.settings.randomization_factor)),
+                Retry::After(d) => {
+                    Some(d.max(jitter(interval, self.settings.randomization_factor).min(d)))
+                }
+            };
+            let max_elapsed = self.settings.max_elapsed_time.get();
+            let give_up_reason = match delay {
+                None if err.is_retryable() => Some("retries are disabled"),
+                None => Some("the error is not retryable"),
+                Some(d) if !max_elapsed.is_zero() && started.elapsed() + d > max_elapsed => {
+                    Some("retry_on_failure::max_elapsed_time reached")
+                }
+                Some(_) => None,
+            };
+            if let Some(reason) = give_up_reason {
+                self.metrics.send_failed.inc_by(items);
+                tracing::error!(
+                    component = %self.exporter, error = %err, attempts = attempt, dropped_items = items,
+                    "dropping data: {reason}"
+                );
+                return Err(err);
+            }
+            let delay = delay.unwrap_or_default();
+            tracing::warn!(
+                component = %self.exporter, error = %err, attempt, retry_in = ?delay,
+                "export failed; will retry"
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = give_up.cancelled() => {
+                    self.metrics.send_failed.inc_by(items);
+                    tracing::error!(
+                        component = %self.exporter, error = %err, dropped_items = items,
+                        "dropping data: the shutdown deadline passed while the backend was failing"
+                    );
+                    return Err(err);
+                }
+            }
+            interval = interval
+                .mul_f64(self.settings.multiplier)
+                .min(self.settings.max_interval.get());
+        }
+    }
+}
+
+/// `interval` spread uniformly over ±`factor`, as the Collector's backoff does.
+fn jitter(interval: Duration, factor: f64) -> Duration {
+    if factor <= 0.0 {
+        return interval;
+    }
+    let spread = rand::rng().random_range(-factor..=factor);
+    interval.mul_f64((1.0 + spread).max(0.0))
+}

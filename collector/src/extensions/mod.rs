@@ -1,0 +1,2 @@
+//! Extensions: capabilities beside the pipelines.
+pub mod health_check;

@@ -1,0 +1,19 @@
+//! Weft: an OpenTelemetry Collector distribution that weaves logs into traces.
+//!
+//! The crate is laid out as the Collector is: one module per component under
+//! [`receivers`], [`processors`], [`exporters`] and [`extensions`], registered once in
+//! [`registry`]; the data path between them is [`pipeline`]; [`service`] builds and runs a
+//! configuration.
+
+pub mod component;
+pub mod exporters;
+pub mod extensions;
+pub mod pipeline;
+pub mod processors;
+pub mod receivers;
+pub mod registry;
+pub mod service;
+pub mod telemetry;
+
+/// The configuration Weft runs when started without `--config` (shown in the README).
+pub const DEFAULT_CONFIG: &str = include_str!("default_config.yaml");

@@ -1,0 +1,2 @@
+//! Receivers: where data enters Weft.
+pub mod otlp;

@@ -1,0 +1,217 @@
+//! Weft's own metrics, named as the OpenTelemetry Collector names them so existing dashboards
+//! work. Counters are exposed with the `_total` suffix, as the Collector's Prometheus endpoint
+//! does (`otelcol_receiver_accepted_spans_total`).
+//!
+//! Components do not reach for globals: each gets a [`Telemetry`] handle when it is built and
+//! takes its own labelled series from it.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+pub type Labels = Vec<(String, String)>;
+pub type CounterFamily = Family<Labels, Counter>;
+pub type GaugeFamily = Family<Labels, Gauge>;
+
+/// The metrics registry of one running Weft, shared by every component.
+#[derive(Clone)]
+pub struct Telemetry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Mutex<Registry>,
+    counters: Mutex<Vec<(String, CounterFamily)>>,
+    gauges: Mutex<Vec<(String, GaugeFamily)>>,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    pub fn new() -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                registry: Mutex::new(Registry::default()),
+                counters: Mutex::new(Vec::new()),
+                gauges: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The counter family `name` (registered on first use), e.g. `otelcol_receiver_accepted_spans`.
+    pub fn counter_family(&self, name: &str, help: &str) -> CounterFamily {
+        let mut counters = self.inner.counters.lock();
+        if let Some((_, f)) = counters.iter().find(|(n, _)| n == name) {
+            return f.clone();
+        }
+        let family = CounterFamily::default();
+        self.inner
+            .registry
+            .lock()
+            .register(name, help, family.clone());
+        counters.push((name.to_string(), family.clone()));
+        family
+    }
+
+    /// The gauge family `name` (registered on first use).
+    pub fn gauge_family(&self, name: &str, help: &str) -> GaugeFamily {
+        let mut gauges = self.inner.gauges.lock();
+        if let Some((_, f)) = gauges.iter().find(|(n, _)| n == name) {
+            return f.clone();
+        }
+        let family = GaugeFamily::default();
+        self.inner
+            .registry
+            .lock()
+            .register(name, help, family.clone());
+        gauges.push((name.to_string(), family.clone()));
+        family
+    }
+
+    /// One counter series.
+    pub fn counter(&self, name: &str, help: &str, labels: &[(&str, &str)]) -> Counter {
+        self.counter_family(name, help)
+            .get_or_create(&to_labels(labels))
+            .clone()
+    }
+
+    /// One gauge series.
+    pub fn gauge(&self, name: &str, help: &str, labels: &[(&str, &str)]) -> Gauge {
+        self.gauge_family(name, help)
+            .get_or_create(&to_labels(labels))
+            .clone()
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.inner.registry.lock());
+        out
+    }
+
+    /// The current value of a counter series, for tests and summaries.
+    pub fn counter_value(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        let counters = self.inner.counters.lock();
+        counters
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, f)| f.get_or_create(&to_labels(labels)).get())
+            .unwrap_or(0)
+    }
+}
+
+fn to_labels(labels: &[(&str, &str)]) -> Labels {
+    labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The series a receiver updates for one signal and transport.
+#[derive(Clone)]
+pub struct ReceiverMetrics {
+    pub accepted: Counter,
+    pub refused: Counter,
+}
+
+impl ReceiverMetrics {
+    /// `item` is "spans" or "log_records"; `transport` is "grpc" or "http".
+    pub fn new(t: &Telemetry, receiver: &str, transport: &str, item: &str) -> Self {
+        let labels = [("receiver", receiver), ("transport", transport)];
+        Self {
+            accepted: t.counter(
+                &format!("otelcol_receiver_accepted_{item}"),
+                &format!("Number of {item} successfully pushed into the pipeline."),
+                &labels,
+            ),
+            refused: t.counter(
+                &format!("otelcol_receiver_refused_{item}"),
+                &format!("Number of {item} that could not be pushed into the pipeline."),
+                &labels,
+            ),
+        }
+    }
+}
+
+/// The series an exporter updates for one signal.
+#[derive(Clone)]
+pub struct ExporterMetrics {
+    pub sent: Counter,
+    pub send_failed: Counter,
+    pub enqueue_failed: Counter,
+    pub queue_size: Gauge,
+    pub queue_capacity: Gauge,
+}
+
+impl ExporterMetrics {
+    /// `item` is "spans" or "log_records"; `data_type` is "traces" or "logs".
+    pub fn new(t: &Telemetry, exporter: &str, item: &str, data_type: &str) -> Self {
+        let labels = [("exporter", exporter)];
+        let queue_labels = [("exporter", exporter), ("data_type", data_type)];
+        Self {
+            sent: t.counter(
+                &format!("otelcol_exporter_sent_{item}"),
+                &format!("Number of {item} successfully sent to destination."),
+                &labels,
+            ),
+            send_failed: t.counter(
+                &format!("otelcol_exporter_send_failed_{item}"),
+                &format!("Number of {item} in failed attempts to send to destination."),
+                &labels,
+            ),
+            enqueue_failed: t.counter(
+                &format!("otelcol_exporter_enqueue_failed_{item}"),
+                &format!("Number of {item} that failed to be added to the sending queue."),
+                &labels,
+            ),
+            queue_size: t.gauge(
+                "otelcol_exporter_queue_size",
+                "Current size of the retry queue (in batches).",
+                &queue_labels,
+            ),
+            queue_capacity: t.gauge(
+                "otelcol_exporter_queue_capacity",
+                "Fixed capacity of the retry queue (in batches).",
+                &queue_labels,
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_use_collector_names_and_labels() {
+        let t = Telemetry::new();
+        let m = ReceiverMetrics::new(&t, "otlp", "grpc", "spans");
+        m.accepted.inc_by(3);
+        let again = ReceiverMetrics::new(&t, "otlp", "grpc", "spans");
+        again.accepted.inc();
+        let text = t.encode();
+        assert!(
+            text.contains(
+                "otelcol_receiver_accepted_spans_total{receiver=\"otlp\",transport=\"grpc\"} 4"
+            ),
+            "{text}"
+        );
+        assert_eq!(
+            t.counter_value(
+                "otelcol_receiver_accepted_spans",
+                &[("receiver", "otlp"), ("transport", "grpc")]
+            ),
+            4
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! Semantic validation of decoded OTLP requests.
+//!
+//! Protobuf (and lenient JSON) decoding accepts ids of any length; these
+//! checks reject requests whose ids cannot be valid W3C trace context.
+
+use crate::collector::logs::v1::ExportLogsServiceRequest;
+use crate::collector::trace::v1::ExportTraceServiceRequest;
+use crate::logs::v1::LogRecord;
+use crate::trace::v1::{span::Link, Span};
+
+const TRACE_ID_LEN: usize = 16;
+const SPAN_ID_LEN: usize = 8;
+
+/// A request contained data that violates the OTLP data model.
+///
+/// `path` uses the protobuf field names, e.g.
+/// `resource_spans[0].scope_spans[0].spans[2]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct InvalidData {
+    pub path: String,
+    pub message: String,
+}
+
+/// Checks every span: `trace_id` is 16 bytes and `span_id` is 8 bytes, both
+/// not all zeros; `parent_span_id` is empty or 8 bytes; link ids are 16/8
+/// bytes. Returns the first problem found.
+pub fn validate_traces(req: &ExportTraceServiceRequest) -> Result<(), InvalidData> {
+    for (r, rs) in req.resource_spans.iter().enumerate() {
+        for (s, ss) in rs.scope_spans.iter().enumerate() {
+            for (i, span) in ss.spans.iter().enumerate() {
+                check_span(span).map_err(|(suffix, message)| InvalidData {
+                    path: format!("resource_spans[{r}].scope_spans[{s}].spans[{i}]{suffix}"),
+                    message,
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks every log record: `trace_id` is empty or 16 bytes, `span_id` is
+/// empty or 8 bytes. Returns the first problem found.
+pub fn validate_logs(req: &ExportLogsServiceRequest) -> Result<(), InvalidData> {
+    for (r, rl) in req.resource_logs.iter().enumerate() {
+        for (s, sl) in rl.scope_logs.iter().enumerate() {
+            for (i, record) in sl.log_records.iter().enumerate() {
+                check_log_record(record).map_err(|message| InvalidData {
+                    path: format!("resource_logs[{r}].scope_logs[{s}].log_records[{i}]"),
+                    message,
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// On error returns a path suffix (relative to the span) and a message.
+fn check_span(span: &Span) -> Result<(), (String, String)> {
+    let at_span = |message| (String::new(), message);
+    required_id("trace_id", &span.trace_id, TRACE_ID_LEN).map_err(at_span)?;
+    required_id("span_id", &span.span_id, SPAN_ID_LEN).map_err(at_span)?;
+    optional_id("parent_span_id", &span.parent_span_id, SPAN_ID_LEN).map_err(at_span)?;
+    for (l, link) in span.links.iter().enumerate() {
+        check_link(link).map_err(|message| (format!(".links[{l}]"), message))?;
+    }
+    Ok(())
+}
+
+fn check_link(link: &Link) -> Result<(), String> {
+    exact_len("trace_id", &link.trace_id, TRACE_ID_LEN)?;
+    exact_len("span_id", &link.span_id, SPAN_ID_LEN)
+}
+
+fn check_log_record(record: &LogRecord) -> Result<(), String> {
+    optional_id("trace_id", &record.trace_id, TRACE_ID_LEN)?;
+    optional_id("span_id", &record.span_id, SPAN_ID_LEN)
+}
+
+fn exact_len(field: &str, id: &[u8], len: usize) -> Result<(), String> {
+    if id.len() == len {
+        Ok(())
+    } else {
+        Err(format!("{field} must be {len} bytes, got {}", id.len()))
+    }
+}
+
+fn required_id(field: &str, id: &[u8], len: usize) -> Result<(), String> {
+    exact_len(field, id, len)?;
+    if id.iter().all(|&b| b == 0) {
+        return Err(format!("{field} must not be all zeros"));
+    }
+    Ok(())
+}
+
+fn optional_id(field: &str, id: &[u8], len: usize) -> Result<(), String> {
+    if id.is_empty() || id.len() == len {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field} must be empty or {len} bytes, got {}",
+            id.len()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::v1::{ResourceLogs, ScopeLogs};
+    use crate::trace::v1::{ResourceSpans, ScopeSpans};
+
+    fn good_span() -> Span {
+        Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            ..Default::default()
+        }
+    }
+
+    fn traces(spans: Vec<Span>) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![
+                    ScopeSpans::default(),
+                    ScopeSpans {
+                        spans,
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn span_err(span: Span) -> String {
+        validate_traces(&traces(vec![good_span(), span]))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn valid_traces() {
+        let mut with_parent = good_span();
+        with_parent.parent_span_id = vec![3; 8];
+        with_parent.links.push(Link {
+            trace_id: vec![4; 16],
+            span_id: vec![5; 8],
+            ..Default::default()
+        });
+        assert_eq!(
+            validate_traces(&traces(vec![good_span(), with_parent])),
+            Ok(())
+        );
+        assert_eq!(
+            validate_traces(&ExportTraceServiceRequest::default()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn invalid_span_ids() {
+        let p = "resource_spans[0].scope_spans[1].spans[1]";
+        let mut s = good_span();
+        s.trace_id = vec![1, 2, 3];
+        assert_eq!(
+            span_err(s),
+            format!("{p}: trace_id must be 16 bytes, got 3")
+        );
+
+        let mut s = good_span();
+        s.trace_id.clear();
+        assert_eq!(
+            span_err(s),
+            format!("{p}: trace_id must be 16 bytes, got 0")
+        );
+
+        let mut s = good_span();
+        s.trace_id = vec![0; 16];
+        assert_eq!(span_err(s), format!("{p}: trace_id must not be all zeros"));
+
+        let mut s = good_span();
+        s.span_id = vec![1; 9];
+        assert_eq!(span_err(s), format!("{p}: span_id must be 8 bytes, got 9"));
+
+        let mut s = good_span();
+        s.span_id = vec![0; 8];
+        assert_eq!(span_err(s), format!("{p}: span_id must not be all zeros"));
+
+        let mut s = good_span();
+        s.parent_span_id = vec![1; 4];
+        assert_eq!(
+            span_err(s),
+            format!("{p}: parent_span_id must be empty or 8 bytes, got 4")
+        );
+    }
+
+    #[test]
+    fn invalid_link_ids() {
+        let p = "resource_spans[0].scope_spans[1].spans[1].links[1]";
+        let good_link = Link {
+            trace_id: vec![4; 16],
+            span_id: vec![5; 8],
+            ..Default::default()
+        };
+        let mut s = good_span();
+        s.links = vec![
+            good_link.clone(),
+            Link {
+                trace_id: vec![4; 15],
+                ..good_link.clone()
+            },
+        ];
+        assert_eq!(
+            span_err(s),
+            format!("{p}: trace_id must be 16 bytes, got 15")
+        );
+
+        let mut s = good_span();
+        s.links = vec![
+            good_link.clone(),
+            Link {
+                span_id: vec![],
+                ..good_link
+            },
+        ];
+        assert_eq!(span_err(s), format!("{p}: span_id must be 8 bytes, got 0"));
+    }
+
+    fn logs(record: LogRecord) -> ExportLogsServiceRequest {
+        ExportLogsServiceRequest {
+            resource_logs: vec![
+                ResourceLogs::default(),
+                ResourceLogs {
+                    scope_logs: vec![ScopeLogs {
+                        log_records: vec![LogRecord::default(), record],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn log_ids() {
+        assert_eq!(validate_logs(&logs(LogRecord::default())), Ok(()));
+        let full = LogRecord {
+            trace_id: vec![1; 16],
+            span_id: vec![1; 8],
+            ..Default::default()
+        };
+        assert_eq!(validate_logs(&logs(full)), Ok(()));
+
+        let err = validate_logs(&logs(LogRecord {
+            trace_id: vec![1; 3],
+            ..Default::default()
+        }))
+        .unwrap_err();
+        assert_eq!(err.path, "resource_logs[1].scope_logs[0].log_records[1]");
+        assert_eq!(err.message, "trace_id must be empty or 16 bytes, got 3");
+
+        let err = validate_logs(&logs(LogRecord {
+            span_id: vec![1; 16],
+            ..Default::default()
+        }))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "resource_logs[1].scope_logs[0].log_records[1]: span_id must be empty or 8 bytes, got 16"
+        );
+    }
+}
