@@ -1,1 +1,222 @@
+//! Shared harness for Weft's end-to-end tests: build and run the real `weft` binary on free
+//! loopback ports, run the official OpenTelemetry SDK clients, and read what arrived.
+//!
+//! Every process a test starts is owned by a guard that kills it when the test ends, pass or
+//! fail, so no test leaves a server behind.
 
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// The workspace root (the folder holding the top-level Cargo.toml).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("integration-tests sits inside the workspace")
+        .to_path_buf()
+}
+
+/// The `weft` binary under test: `$WEFT_BIN` when set (`make test` builds it first and sets
+/// it), otherwise this workspace's debug build, built once per test process.
+pub fn weft_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("WEFT_BIN") {
+            return PathBuf::from(bin);
+        }
+        let root = workspace_root();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "weft", "--bin", "weft"])
+            .current_dir(&root)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the weft binary failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        target.join("debug").join("weft")
+    })
+    .clone()
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Waits until something accepts connections on `addr`.
+pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("nothing listened on {addr} within {timeout:?}")
+}
+
+/// A running `weft` process, killed when dropped.
+pub struct Weft {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub log_path: PathBuf,
+}
+
+impl Weft {
+    /// Writes `config` to a temp dir and starts `weft --config` on it. `ready` lists the
+    /// addresses that must accept connections before this returns.
+    pub fn start(config: &str, ready: &[SocketAddr]) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        Self::start_in(dir, config, ready)
+    }
+
+    /// As [`Weft::start`], in a directory the caller prepared (config paths may point into it).
+    pub fn start_in(dir: tempfile::TempDir, config: &str, ready: &[SocketAddr]) -> anyhow::Result<Self> {
+        let config_path = dir.path().join("weft.yaml");
+        std::fs::write(&config_path, config)?;
+        let log_path = dir.path().join("weft.log");
+        let log = std::fs::File::create(&log_path)?;
+        let child = Command::new(weft_binary())
+            .arg("--config")
+            .arg(&config_path)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting weft")?;
+        let mut weft = Self { child: Some(child), dir, log_path };
+        for addr in ready {
+            if let Err(e) = wait_for_port(*addr, Duration::from_secs(30)) {
+                let log = weft.log();
+                bail!("weft did not come up: {e}\n--- weft log ---\n{log}");
+            }
+        }
+        Ok(weft)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or_default()
+    }
+
+    /// What weft wrote to stdout and stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Peak resident memory of the process so far (VmHWM), in bytes.
+    pub fn peak_rss_bytes(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .context("VmHWM in /proc/<pid>/status")?;
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .context("VmHWM value")?
+            .parse()?;
+        Ok(kib * 1024)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns the exit status and the log.
+    pub fn terminate(mut self) -> anyhow::Result<(std::process::ExitStatus, String)> {
+        let mut child = self.child.take().context("weft already stopped")?;
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok((status, self.log()));
+            }
+            if start.elapsed() > Duration::from_secs(40) {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("weft did not exit within 40 s of SIGTERM\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Weft {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The Python interpreter of the cached venv holding the official OpenTelemetry SDK
+/// (created on first use by `scripts/python-env.sh`).
+pub fn python() -> PathBuf {
+    static PY: OnceLock<PathBuf> = OnceLock::new();
+    PY.get_or_init(|| {
+        let script = workspace_root().join("scripts").join("python-env.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("scripts/python-env.sh runs");
+        assert!(out.status.success(), "scripts/python-env.sh failed");
+        PathBuf::from(String::from_utf8(out.stdout).expect("utf-8 path").trim())
+    })
+    .clone()
+}
+
+/// Runs `integration-tests/clients/<script>` with the SDK venv's Python.
+pub fn run_python_client(script: &str, args: &[&str]) -> anyhow::Result<String> {
+    let path = workspace_root()
+        .join("integration-tests")
+        .join("clients")
+        .join(script);
+    let mut child = Command::new(python())
+        .arg(&path)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {script}"))?;
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        o.read_to_string(&mut stdout)?;
+    }
+    if let Some(mut e) = child.stderr.take() {
+        e.read_to_string(&mut stderr)?;
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("{script} failed ({status})\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    }
+    Ok(format!("{stdout}{stderr}"))
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or fails after `timeout`.
+pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if start.elapsed() > timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
