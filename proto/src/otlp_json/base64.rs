@@ -28,7 +28,7 @@ pub(super) fn decode(s: &str) -> Option<Vec<u8>> {
         .or_else(|| bytes.strip_suffix(b"="))
         .unwrap_or(bytes);
     let padded = data.len() != bytes.len();
-    if (padded && bytes.len() % 4 != 0) || data.len() % 4 == 1 {
+    if (padded && !bytes.len().is_multiple_of(4)) || data.len() % 4 == 1 {
         return None;
     }
     let mut out = Vec::with_capacity(data.len() / 4 * 3 + 2);
