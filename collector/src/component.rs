@@ -69,6 +69,37 @@ pub struct BuildContext {
     pub telemetry: Telemetry,
     /// The health of the running service, shared with the `health_check` extension.
     pub health: crate::service::Health,
+    /// Instances shared by every pipeline that lists the same component id.
+    pub shared: SharedInstances,
+}
+
+/// One instance per component id across pipelines, for components whose state must be
+/// shared: the `tail_sampling` processor listed in a traces and a logs pipeline is one
+/// window. Processors are otherwise built once per pipeline, as in the Collector.
+#[derive(Clone, Default)]
+pub struct SharedInstances {
+    inner:
+        Arc<parking_lot::Mutex<std::collections::HashMap<ComponentId, Arc<dyn Any + Send + Sync>>>>,
+}
+
+impl SharedInstances {
+    /// The instance for `id`, created by `make` on first use.
+    pub fn get_or_try_insert<T: Any + Send + Sync>(
+        &self,
+        id: &ComponentId,
+        make: impl FnOnce() -> anyhow::Result<Arc<T>>,
+    ) -> anyhow::Result<Arc<T>> {
+        let mut map = self.inner.lock();
+        if let Some(existing) = map.get(id) {
+            return existing
+                .clone()
+                .downcast::<T>()
+                .map_err(|_| anyhow::anyhow!("shared instance {id} has another type"));
+        }
+        let made = make()?;
+        map.insert(id.clone(), made.clone());
+        Ok(made)
+    }
 }
 
 impl BuildContext {

@@ -23,6 +23,7 @@ impl Registry {
             processors: vec![
                 processors::batch::factory(),
                 processors::memory_limiter::factory(),
+                processors::tail_sampling::factory(),
             ],
             exporters: vec![
                 exporters::otlp::factory(),

@@ -13,7 +13,7 @@ use weft_config::{ComponentId, Diagnostics, Document, EnvLookup, Kind, MetricsLe
 
 use crate::component::{
     AnyConfig, BuildContext, BuiltExporter, Component, Processor, ProcessorFactory,
-    ReceiverConsumers,
+    ReceiverConsumers, SharedInstances,
 };
 use crate::pipeline::{Consumer, Fanout, Logs, Payload, Traces};
 use crate::registry::Registry;
@@ -148,11 +148,13 @@ impl Service {
         let doc = &loaded.doc;
         let telemetry = Telemetry::new();
         let health = Health::default();
+        let shared = SharedInstances::default();
         let ctx = |kind: Kind, id: &ComponentId| BuildContext {
             id: id.clone(),
             kind,
             telemetry: telemetry.clone(),
             health: health.clone(),
+            shared: shared.clone(),
         };
         let config = |kind: Kind, id: &ComponentId| -> anyhow::Result<&AnyConfig> {
             loaded

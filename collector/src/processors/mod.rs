@@ -1,3 +1,4 @@
 //! Processors: what happens to data between receivers and exporters.
 pub mod batch;
 pub mod memory_limiter;
+pub mod tail_sampling;

@@ -12,11 +12,14 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 pub type Labels = Vec<(String, String)>;
 pub type CounterFamily = Family<Labels, Counter>;
 pub type GaugeFamily = Family<Labels, Gauge>;
+/// Histograms are created with the bucket layout their family was first asked for.
+pub type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
 /// The metrics registry of one running Weft, shared by every component.
 #[derive(Clone)]
@@ -28,6 +31,7 @@ struct Inner {
     registry: Mutex<Registry>,
     counters: Mutex<Vec<(String, CounterFamily)>>,
     gauges: Mutex<Vec<(String, GaugeFamily)>>,
+    histograms: Mutex<Vec<(String, HistogramFamily)>>,
 }
 
 impl Default for Telemetry {
@@ -43,6 +47,7 @@ impl Telemetry {
                 registry: Mutex::new(Registry::default()),
                 counters: Mutex::new(Vec::new()),
                 gauges: Mutex::new(Vec::new()),
+                histograms: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -75,6 +80,39 @@ impl Telemetry {
             .register(name, help, family.clone());
         gauges.push((name.to_string(), family.clone()));
         family
+    }
+
+    /// The histogram family `name` (registered on first use with `buckets`).
+    pub fn histogram_family(
+        &self,
+        name: &str,
+        help: &str,
+        buckets: fn() -> Histogram,
+    ) -> HistogramFamily {
+        let mut histograms = self.inner.histograms.lock();
+        if let Some((_, f)) = histograms.iter().find(|(n, _)| n == name) {
+            return f.clone();
+        }
+        let family = HistogramFamily::new_with_constructor(buckets);
+        self.inner
+            .registry
+            .lock()
+            .register(name, help, family.clone());
+        histograms.push((name.to_string(), family.clone()));
+        family
+    }
+
+    /// One histogram series.
+    pub fn histogram(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        buckets: fn() -> Histogram,
+    ) -> Histogram {
+        self.histogram_family(name, help, buckets)
+            .get_or_create(&to_labels(labels))
+            .clone()
     }
 
     /// One counter series.
@@ -131,12 +169,12 @@ impl ReceiverMetrics {
         Self {
             accepted: t.counter(
                 &format!("otelcol_receiver_accepted_{item}"),
-                &format!("Number of {item} successfully pushed into the pipeline."),
+                &format!("Number of {item} successfully pushed into the pipeline"),
                 &labels,
             ),
             refused: t.counter(
                 &format!("otelcol_receiver_refused_{item}"),
-                &format!("Number of {item} that could not be pushed into the pipeline."),
+                &format!("Number of {item} that could not be pushed into the pipeline"),
                 &labels,
             ),
         }
@@ -161,17 +199,17 @@ impl ExporterMetrics {
         Self {
             sent: t.counter(
                 &format!("otelcol_exporter_sent_{item}"),
-                &format!("Number of {item} successfully sent to destination."),
+                &format!("Number of {item} successfully sent to destination"),
                 &labels,
             ),
             send_failed: t.counter(
                 &format!("otelcol_exporter_send_failed_{item}"),
-                &format!("Number of {item} in failed attempts to send to destination."),
+                &format!("Number of {item} in failed attempts to send to destination"),
                 &labels,
             ),
             enqueue_failed: t.counter(
                 &format!("otelcol_exporter_enqueue_failed_{item}"),
-                &format!("Number of {item} that failed to be added to the sending queue."),
+                &format!("Number of {item} that failed to be added to the sending queue"),
                 &labels,
             ),
             queue_size: t.gauge(

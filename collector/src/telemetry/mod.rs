@@ -13,7 +13,8 @@ use tracing_subscriber::EnvFilter;
 use weft_config::{LogEncoding, LogsTelemetry, MetricsTelemetry};
 
 pub use metrics::{
-    CounterFamily, ExporterMetrics, GaugeFamily, Labels, ReceiverMetrics, Telemetry,
+    CounterFamily, ExporterMetrics, GaugeFamily, HistogramFamily, Labels, ReceiverMetrics,
+    Telemetry,
 };
 
 /// Installs the process's log subscriber. `RUST_LOG`, when set, overrides the configured level.

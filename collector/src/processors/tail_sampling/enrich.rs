@@ -1,0 +1,186 @@
+//! What a kept trace adds to its logs (its verdict, as attributes) and to its spans (its logs,
+//! as span events).
+//!
+//! Attributes added to every exported log of a decided trace, under `enrichment.prefix`
+//! (default `weft.`):
+//!
+//! | attribute | type | meaning |
+//! |---|---|---|
+//! | `sampled` | bool | the trace was kept (false: exported by `keep_logs_at_or_above`) |
+//! | `policy` | string | the policy that kept the trace |
+//! | `root_service` | string | `service.name` of the trace's root span |
+//! | `root_operation` | string | name of the root span |
+//! | `trace_duration_ms` | int | earliest span start to latest span end |
+//! | `trace_error` | bool | some span of the trace has status ERROR |
+//! | `span_count` | int | spans of the trace held at decision time |
+
+use std::collections::HashMap;
+
+use weft_proto::common::v1::{any_value, AnyValue, KeyValue};
+use weft_proto::logs::v1::LogRecord;
+use weft_proto::trace::v1::{span, status};
+
+use super::config::EnrichmentConfig;
+use super::policy::Verdict;
+use super::trace::{LogEntry, SpanEntry, TraceData};
+
+/// A decided trace's verdict, kept in the decision cache so late logs get it too.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Summary {
+    pub policy: Option<String>,
+    pub root_service: Option<String>,
+    pub root_operation: Option<String>,
+    pub duration_ms: i64,
+    pub error: bool,
+    pub span_count: i64,
+}
+
+fn kv(key: String, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key,
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+impl Summary {
+    pub fn of(trace: &TraceData, verdict: &Verdict) -> Self {
+        let root = trace
+            .spans
+            .iter()
+            .find(|s| s.span.parent_span_id.is_empty());
+        let root_service = root.and_then(|r| {
+            r.origin
+                .resource
+                .attributes
+                .iter()
+                .find_map(|kv| match (&kv.key[..], &kv.value) {
+                    (
+                        "service.name",
+                        Some(AnyValue {
+                            value: Some(any_value::Value::StringValue(s)),
+                        }),
+                    ) => Some(s.clone()),
+                    _ => None,
+                })
+        });
+        Self {
+            policy: verdict.policy.clone(),
+            root_service,
+            root_operation: root.map(|r| r.span.name.clone()),
+            duration_ms: (trace.duration_nanos() / 1_000_000) as i64,
+            error: trace.spans.iter().any(|s| {
+                s.span
+                    .status
+                    .as_ref()
+                    .is_some_and(|st| st.code == status::StatusCode::Error as i32)
+            }),
+            span_count: trace.span_count() as i64,
+        }
+    }
+
+    /// For logs exported although their trace was dropped: only `sampled = false`.
+    pub fn unsampled() -> Self {
+        Self::default()
+    }
+
+    /// Adds the verdict's attributes to `record` (replacing earlier values of the same keys).
+    pub fn enrich(&self, cfg: &EnrichmentConfig, record: &mut LogRecord, sampled: bool) {
+        if !cfg.enabled {
+            return;
+        }
+        let p = &cfg.prefix;
+        let mut added = vec![kv(
+            format!("{p}sampled"),
+            any_value::Value::BoolValue(sampled),
+        )];
+        if sampled {
+            if let Some(policy) = &self.policy {
+                added.push(kv(
+                    format!("{p}policy"),
+                    any_value::Value::StringValue(policy.clone()),
+                ));
+            }
+            if let Some(service) = &self.root_service {
+                added.push(kv(
+                    format!("{p}root_service"),
+                    any_value::Value::StringValue(service.clone()),
+                ));
+            }
+            if let Some(op) = &self.root_operation {
+                added.push(kv(
+                    format!("{p}root_operation"),
+                    any_value::Value::StringValue(op.clone()),
+                ));
+            }
+            added.push(kv(
+                format!("{p}trace_duration_ms"),
+                any_value::Value::IntValue(self.duration_ms),
+            ));
+            added.push(kv(
+                format!("{p}trace_error"),
+                any_value::Value::BoolValue(self.error),
+            ));
+            added.push(kv(
+                format!("{p}span_count"),
+                any_value::Value::IntValue(self.span_count),
+            ));
+        }
+        record
+            .attributes
+            .retain(|a| !added.iter().any(|n| n.key == a.key));
+        record.attributes.extend(added);
+    }
+}
+
+/// Adds each log to its span as a span event (name: the log body; attributes: severity and
+/// the log's own attributes). Logs whose span is not in the trace are left out.
+pub fn attach_as_events(spans: &mut [SpanEntry], logs: &[LogEntry]) {
+    let mut by_span: HashMap<&[u8], usize> = HashMap::new();
+    for (i, s) in spans.iter().enumerate() {
+        by_span.insert(&s.span.span_id[..], i);
+    }
+    let mut events: Vec<(usize, span::Event)> = Vec::new();
+    for log in logs {
+        let Some(&i) = by_span.get(&log.record.span_id[..]) else {
+            continue;
+        };
+        let r = &log.record;
+        let name = match r.body.as_ref().and_then(|b| b.value.as_ref()) {
+            Some(any_value::Value::StringValue(s)) => s.clone(),
+            Some(_) => "log".to_string(),
+            None => "log".to_string(),
+        };
+        let mut attributes = Vec::with_capacity(r.attributes.len() + 2);
+        if !r.severity_text.is_empty() {
+            attributes.push(kv(
+                "log.severity".into(),
+                any_value::Value::StringValue(r.severity_text.clone()),
+            ));
+        }
+        if r.severity_number != 0 {
+            attributes.push(kv(
+                "log.severity_number".into(),
+                any_value::Value::IntValue(i64::from(r.severity_number)),
+            ));
+        }
+        attributes.extend(r.attributes.iter().cloned());
+        let time = if r.time_unix_nano != 0 {
+            r.time_unix_nano
+        } else {
+            r.observed_time_unix_nano
+        };
+        events.push((
+            i,
+            span::Event {
+                time_unix_nano: time,
+                name,
+                attributes,
+                dropped_attributes_count: 0,
+            },
+        ));
+    }
+    for (i, event) in events {
+        spans[i].span.events.push(event);
+    }
+}

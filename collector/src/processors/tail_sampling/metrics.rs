@@ -1,0 +1,161 @@
+//! The tail sampler's metrics: the Collector's names where they exist
+//! (`otelcol_processor_tail_sampling_*`), Weft's own for logs and the window.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+
+use super::policy::Verdict;
+use super::window::DecideReason;
+use crate::telemetry::{CounterFamily, Telemetry};
+
+fn micros_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 20))
+}
+
+fn seconds_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 20))
+}
+
+#[derive(Clone)]
+pub struct WindowMetrics {
+    processor: String,
+    count_traces_sampled: CounterFamily,
+    global_count_traces_sampled: CounterFamily,
+    decisions: CounterFamily,
+    pub decision_latency: Histogram,
+    pub decision_delay: Histogram,
+    pub tick_lateness: Histogram,
+    pub late_span_age: Histogram,
+    pub dropped_too_early: Counter,
+    pub new_traces: Counter,
+    pub traces_on_memory: Gauge,
+    pub bytes_on_memory: Gauge,
+    pub late_spans_kept: Counter,
+    pub late_spans_dropped: Counter,
+    pub logs_joined: Counter,
+    pub logs_passed: Counter,
+    pub logs_dropped_no_trace: Counter,
+    pub logs_kept: Counter,
+    pub logs_dropped: Counter,
+    pub logs_kept_by_severity: Counter,
+    pub logs_late_kept: Counter,
+    pub logs_late_dropped: Counter,
+}
+
+impl WindowMetrics {
+    pub fn new(t: &Telemetry, processor: &str) -> Self {
+        let p = [("processor", processor)];
+        let logs = |outcome: &str, help: &str| {
+            t.counter(
+                "weft_processor_tail_sampling_log_records",
+                help,
+                &[("processor", processor), ("outcome", outcome)],
+            )
+        };
+        let logs_help = "Log records seen by the tail sampler, by what happened to them";
+        Self {
+            processor: processor.to_string(),
+            count_traces_sampled: t.counter_family(
+                "otelcol_processor_tail_sampling_count_traces_sampled",
+                "Count of traces that were sampled or not per sampling policy",
+            ),
+            global_count_traces_sampled: t.counter_family(
+                "otelcol_processor_tail_sampling_global_count_traces_sampled",
+                "Global count of traces that were sampled or not by at least one policy",
+            ),
+            decisions: t.counter_family(
+                "weft_processor_tail_sampling_decisions",
+                "Traces decided, by outcome and by why they were decided then",
+            ),
+            decision_latency: t.histogram(
+                "otelcol_processor_tail_sampling_sampling_decision_latency",
+                "Latency (in microseconds) of evaluating the policies for one trace",
+                &p,
+                micros_buckets,
+            ),
+            decision_delay: t.histogram(
+                "weft_processor_tail_sampling_decision_delay_seconds",
+                "Time from a trace's first span or log to its decision",
+                &p,
+                seconds_buckets,
+            ),
+            tick_lateness: t.histogram(
+                "weft_processor_tail_sampling_tick_lateness_seconds",
+                "How late the decision tick ran against its schedule",
+                &p,
+                seconds_buckets,
+            ),
+            late_span_age: t.histogram(
+                "otelcol_processor_tail_sampling_sampling_late_span_age",
+                "Time (in seconds) from the sampling decision to the arrival of a late span",
+                &p,
+                seconds_buckets,
+            ),
+            dropped_too_early: t.counter(
+                "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early",
+                "Count of traces dropped before their decision (only with drop_pending_traces_on_shutdown)",
+                &p,
+            ),
+            new_traces: t.counter(
+                "otelcol_processor_tail_sampling_new_trace_id_received",
+                "Counts the arrival of new traces",
+                &p,
+            ),
+            traces_on_memory: t.gauge(
+                "otelcol_processor_tail_sampling_sampling_traces_on_memory",
+                "Tracks the number of traces current on memory",
+                &p,
+            ),
+            bytes_on_memory: t.gauge(
+                "weft_processor_tail_sampling_window_bytes",
+                "Encoded bytes of the spans and logs held in the window",
+                &p,
+            ),
+            late_spans_kept: t.counter(
+                "weft_processor_tail_sampling_late_spans",
+                "Spans that arrived after their trace's decision",
+                &[("processor", processor), ("sampled", "true")],
+            ),
+            late_spans_dropped: t.counter(
+                "weft_processor_tail_sampling_late_spans",
+                "Spans that arrived after their trace's decision",
+                &[("processor", processor), ("sampled", "false")],
+            ),
+            logs_joined: logs("joined", logs_help),
+            logs_passed: logs("passed_without_trace", logs_help),
+            logs_dropped_no_trace: logs("dropped_without_trace", logs_help),
+            logs_kept: logs("kept", logs_help),
+            logs_dropped: logs("dropped", logs_help),
+            logs_kept_by_severity: logs("kept_by_severity", logs_help),
+            logs_late_kept: logs("late_kept", logs_help),
+            logs_late_dropped: logs("late_dropped", logs_help),
+        }
+    }
+
+    pub fn record_verdict(&self, verdict: &Verdict, reason: DecideReason) {
+        for (policy, decision) in &verdict.per_policy {
+            self.count_traces_sampled
+                .get_or_create(&vec![
+                    ("processor".to_string(), self.processor.clone()),
+                    ("policy".to_string(), policy.clone()),
+                    ("sampled".to_string(), decision.sampled_label().to_string()),
+                ])
+                .inc();
+        }
+        let sampled = if verdict.sampled { "true" } else { "false" };
+        self.global_count_traces_sampled
+            .get_or_create(&vec![
+                ("processor".to_string(), self.processor.clone()),
+                ("sampled".to_string(), sampled.to_string()),
+            ])
+            .inc();
+        self.decisions
+            .get_or_create(&vec![
+                ("processor".to_string(), self.processor.clone()),
+                ("sampled".to_string(), sampled.to_string()),
+                ("reason".to_string(), reason.as_str().to_string()),
+            ])
+            .inc();
+    }
+}

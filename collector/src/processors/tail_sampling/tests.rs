@@ -1,0 +1,676 @@
+//! The window and the processor around it, on an injected clock: no test sleeps for timing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use weft_config::{ComponentId, ConfigPath, Diagnostics, Kind};
+use weft_proto::common::v1::{any_value, AnyValue, KeyValue};
+use weft_proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use weft_proto::resource::v1::Resource;
+use weft_proto::trace::v1::{status, ResourceSpans, ScopeSpans, Span, Status};
+
+use super::config::TailSamplingConfig;
+use super::window::{to_logs, to_traces, Output, Window};
+use super::*;
+use crate::component::BuildContext;
+use crate::telemetry::Telemetry;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn config(yaml: &str) -> TailSamplingConfig {
+    let value: serde_yaml::Value = serde_yaml::from_str(yaml).expect("yaml");
+    let mut diags = Diagnostics::new();
+    let cfg = weft_config::decode_component::<TailSamplingConfig>(
+        &value,
+        &ConfigPath::root().key("processors").key("tail_sampling"),
+        &mut diags,
+    );
+    assert!(!diags.has_errors(), "{diags}");
+    cfg.expect("decoded")
+}
+
+const POLICIES: &str = "
+decision_wait: 10s
+policies:
+  - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}
+  - {name: slow, type: latency, latency: {threshold_ms: 1000}}
+  - {name: error-logs, type: log_severity, log_severity: {min_severity: ERROR}}
+";
+
+fn ctx(t: &Telemetry) -> BuildContext {
+    BuildContext {
+        id: ComponentId::new("tail_sampling", None),
+        kind: Kind::Processor,
+        telemetry: t.clone(),
+        health: Default::default(),
+        shared: Default::default(),
+    }
+}
+
+fn window(yaml: &str) -> (Window, Telemetry) {
+    let t = Telemetry::new();
+    let cfg = config(yaml);
+    let policies = policy::Policies::new(&cfg.policies).expect("policies");
+    let metrics = super::metrics::WindowMetrics::new(&t, "tail_sampling");
+    (Window::new(Arc::new(cfg), policies, metrics), t)
+}
+
+fn tid(n: u8) -> Vec<u8> {
+    let mut id = vec![0u8; 16];
+    id[0] = 0xab;
+    id[15] = n;
+    id
+}
+
+fn sid(n: u8) -> Vec<u8> {
+    vec![n; 8]
+}
+
+fn kv(key: &str, v: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A span of trace `t`, span `s` (root when `parent` is 0), lasting `ms`, with `code`.
+fn span(t: u8, s: u8, parent: u8, ms: u64, code: status::StatusCode) -> Span {
+    Span {
+        trace_id: tid(t),
+        span_id: sid(s),
+        parent_span_id: if parent == 0 { vec![] } else { sid(parent) },
+        name: format!("op-{s}"),
+        start_time_unix_nano: 1_000_000_000,
+        end_time_unix_nano: 1_000_000_000 + ms * 1_000_000,
+        status: Some(Status {
+            code: code as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn traces(spans: Vec<Span>) -> Traces {
+    Traces {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", "checkout")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn log(t: Option<u8>, s: u8, severity: i32, body: &str) -> LogRecord {
+    LogRecord {
+        trace_id: t.map(tid).unwrap_or_default(),
+        span_id: if t.is_some() { sid(s) } else { vec![] },
+        severity_number: severity,
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(body.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn logs(records: Vec<LogRecord>) -> Logs {
+    Logs {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", "checkout")],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+const OK: status::StatusCode = status::StatusCode::Ok;
+const ERR: status::StatusCode = status::StatusCode::Error;
+const INFO: i32 = 9;
+const ERROR: i32 = 17;
+
+fn span_ids(out: &Output) -> Vec<(u8, u8)> {
+    let mut ids: Vec<(u8, u8)> = out
+        .spans
+        .iter()
+        .map(|s| (s.span.trace_id[15], s.span.span_id[0]))
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+fn bodies(out: &Output) -> Vec<String> {
+    let mut b: Vec<String> = out
+        .logs
+        .iter()
+        .map(
+            |l| match l.record.body.as_ref().and_then(|b| b.value.as_ref()) {
+                Some(any_value::Value::StringValue(s)) => s.clone(),
+                _ => String::new(),
+            },
+        )
+        .collect();
+    b.sort();
+    b
+}
+
+fn attr<'a>(record: &'a LogRecord, key: &str) -> Option<&'a any_value::Value> {
+    record
+        .attributes
+        .iter()
+        .find(|a| a.key == key)
+        .and_then(|a| a.value.as_ref())
+        .and_then(|v| v.value.as_ref())
+}
+
+#[test]
+fn an_error_trace_is_kept_whole_with_its_logs_enriched_and_an_ok_trace_is_dropped() {
+    let (w, t) = window(POLICIES);
+    let t0 = Instant::now();
+    let out = w.ingest_spans(
+        traces(vec![
+            span(1, 1, 0, 50, OK),
+            span(1, 2, 1, 10, ERR),
+            span(2, 3, 0, 20, OK),
+        ]),
+        t0,
+    );
+    assert!(out.is_empty(), "nothing leaves before the decision");
+    let out = w.ingest_logs(
+        logs(vec![
+            log(Some(1), 2, INFO, "db failed soon"),
+            log(Some(2), 3, INFO, "fine"),
+        ]),
+        t0,
+    );
+    assert!(out.is_empty());
+    assert_eq!(w.trace_count(), 2);
+
+    assert!(
+        w.tick(t0 + WAIT - Duration::from_millis(1)).is_empty(),
+        "not due yet"
+    );
+    let out = w.tick(t0 + WAIT);
+    assert_eq!(span_ids(&out), [(1, 1), (1, 2)]);
+    assert_eq!(bodies(&out), ["db failed soon"]);
+    let record = &out.logs[0].record;
+    assert_eq!(
+        attr(record, "weft.sampled"),
+        Some(&any_value::Value::BoolValue(true))
+    );
+    assert_eq!(
+        attr(record, "weft.policy"),
+        Some(&any_value::Value::StringValue("errors".into()))
+    );
+    assert_eq!(
+        attr(record, "weft.root_service"),
+        Some(&any_value::Value::StringValue("checkout".into()))
+    );
+    assert_eq!(
+        attr(record, "weft.root_operation"),
+        Some(&any_value::Value::StringValue("op-1".into()))
+    );
+    assert_eq!(
+        attr(record, "weft.trace_duration_ms"),
+        Some(&any_value::Value::IntValue(50))
+    );
+    assert_eq!(
+        attr(record, "weft.trace_error"),
+        Some(&any_value::Value::BoolValue(true))
+    );
+    assert_eq!(
+        attr(record, "weft.span_count"),
+        Some(&any_value::Value::IntValue(2))
+    );
+    assert_eq!(w.trace_count(), 0);
+    assert_eq!(w.byte_count(), 0, "every byte accounted for is released");
+    let exposition = t.encode();
+    assert!(exposition.contains("otelcol_processor_tail_sampling_count_traces_sampled_total{processor=\"tail_sampling\",policy=\"errors\",sampled=\"true\"} 1"), "{exposition}");
+}
+
+#[test]
+fn a_slow_trace_is_kept_by_latency() {
+    let (w, _) = window(POLICIES);
+    let t0 = Instant::now();
+    w.ingest_spans(
+        traces(vec![span(3, 1, 0, 1500, OK), span(3, 2, 1, 5, OK)]),
+        t0,
+    );
+    let out = w.tick(t0 + WAIT);
+    assert_eq!(span_ids(&out), [(3, 1), (3, 2)]);
+    assert_eq!(out.decided, [(tid(3).try_into().unwrap(), true)]);
+}
+
+#[test]
+fn an_error_log_keeps_a_trace_whose_spans_are_all_ok() {
+    let (w, _) = window(POLICIES);
+    let t0 = Instant::now();
+    w.ingest_spans(traces(vec![span(4, 1, 0, 20, OK)]), t0);
+    w.ingest_logs(
+        logs(vec![
+            log(Some(4), 1, ERROR, "payment declined"),
+            log(Some(4), 1, INFO, "retrying"),
+        ]),
+        t0,
+    );
+    let out = w.tick(t0 + WAIT);
+    assert_eq!(span_ids(&out), [(4, 1)]);
+    assert_eq!(bodies(&out), ["payment declined", "retrying"]);
+    assert_eq!(
+        attr(&out.logs[0].record, "weft.policy"),
+        Some(&any_value::Value::StringValue("error-logs".into()))
+    );
+}
+
+#[test]
+fn logs_before_the_first_span_open_the_trace_and_its_wait_starts_then() {
+    let (w, _) = window(POLICIES);
+    let t0 = Instant::now();
+    w.ingest_logs(logs(vec![log(Some(5), 1, INFO, "early")]), t0);
+    w.ingest_spans(
+        traces(vec![span(5, 1, 0, 10, ERR)]),
+        t0 + Duration::from_secs(3),
+    );
+    assert!(w.tick(t0 + WAIT - Duration::from_millis(1)).is_empty());
+    let out = w.tick(t0 + WAIT);
+    assert_eq!(span_ids(&out), [(5, 1)]);
+    assert_eq!(bodies(&out), ["early"]);
+}
+
+#[test]
+fn logs_without_a_trace_pass_at_once_or_are_dropped() {
+    let (w, t) = window(POLICIES);
+    let out = w.ingest_logs(logs(vec![log(None, 0, INFO, "cron tick")]), Instant::now());
+    assert_eq!(bodies(&out), ["cron tick"]);
+    assert!(
+        attr(&out.logs[0].record, "weft.sampled").is_none(),
+        "pass-through logs are untouched"
+    );
+    assert_eq!(w.trace_count(), 0);
+    assert_eq!(
+        t.counter_value(
+            "weft_processor_tail_sampling_log_records",
+            &[
+                ("processor", "tail_sampling"),
+                ("outcome", "passed_without_trace")
+            ]
+        ),
+        1
+    );
+
+    let (w, _) = window(&format!("{POLICIES}\nlogs_without_trace: drop"));
+    assert!(w
+        .ingest_logs(logs(vec![log(None, 0, INFO, "cron tick")]), Instant::now())
+        .is_empty());
+}
+
+#[test]
+fn late_spans_and_logs_follow_the_cached_decision() {
+    let (w, _) = window(&format!("{POLICIES}\nkeep_logs_at_or_above: WARN"));
+    let t0 = Instant::now();
+    w.ingest_spans(
+        traces(vec![span(6, 1, 0, 10, ERR), span(7, 2, 0, 10, OK)]),
+        t0,
+    );
+    w.tick(t0 + WAIT);
+    let later = t0 + WAIT + Duration::from_secs(5);
+
+    // Kept trace: a late span and a late log go straight on, the log enriched.
+    let out = w.ingest_spans(traces(vec![span(6, 9, 1, 1, OK)]), later);
+    assert_eq!(span_ids(&out), [(6, 9)]);
+    let out = w.ingest_logs(logs(vec![log(Some(6), 9, INFO, "late for kept")]), later);
+    assert_eq!(bodies(&out), ["late for kept"]);
+    assert_eq!(
+        attr(&out.logs[0].record, "weft.policy"),
+        Some(&any_value::Value::StringValue("errors".into()))
+    );
+
+    // Dropped trace: late items are dropped, except logs at or above keep_logs_at_or_above.
+    assert!(w
+        .ingest_spans(traces(vec![span(7, 9, 2, 1, OK)]), later)
+        .is_empty());
+    let out = w.ingest_logs(
+        logs(vec![
+            log(Some(7), 2, INFO, "late info"),
+            log(Some(7), 2, 13, "late warning"),
+        ]),
+        later,
+    );
+    assert_eq!(bodies(&out), ["late warning"]);
+    assert_eq!(
+        attr(&out.logs[0].record, "weft.sampled"),
+        Some(&any_value::Value::BoolValue(false))
+    );
+    assert_eq!(w.trace_count(), 0, "no late item opened a new entry");
+}
+
+#[test]
+fn without_a_cache_a_late_span_opens_a_new_entry() {
+    let (w, _) = window(&format!(
+        "{POLICIES}\ndecision_cache: {{sampled_cache_size: 0, non_sampled_cache_size: 0}}"
+    ));
+    let t0 = Instant::now();
+    w.ingest_spans(traces(vec![span(8, 1, 0, 10, ERR)]), t0);
+    assert_eq!(span_ids(&w.tick(t0 + WAIT)), [(8, 1)]);
+    let out = w.ingest_spans(traces(vec![span(8, 2, 1, 10, OK)]), t0 + WAIT);
+    assert!(out.is_empty());
+    assert_eq!(
+        w.trace_count(),
+        1,
+        "the late span waits for a decision of its own"
+    );
+    assert!(
+        w.tick(t0 + WAIT * 2).is_empty(),
+        "alone, it is an OK trace and is dropped"
+    );
+}
+
+#[test]
+fn a_dropped_trace_keeps_only_logs_at_or_above_the_configured_severity() {
+    let (w, _) = window(&format!("{POLICIES}\nkeep_logs_at_or_above: 13"));
+    let t0 = Instant::now();
+    w.ingest_spans(traces(vec![span(9, 1, 0, 10, OK)]), t0);
+    w.ingest_logs(
+        logs(vec![
+            log(Some(9), 1, INFO, "info"),
+            log(Some(9), 1, 14, "warn2"),
+        ]),
+        t0,
+    );
+    let out = w.tick(t0 + WAIT);
+    assert!(out.spans.is_empty());
+    assert_eq!(bodies(&out), ["warn2"]);
+}
+
+#[test]
+fn overflow_by_count_decides_the_oldest_early() {
+    let (w, t) = window(&format!("{POLICIES}\nnum_traces: 2"));
+    let t0 = Instant::now();
+    w.ingest_spans(traces(vec![span(10, 1, 0, 10, ERR)]), t0);
+    w.ingest_spans(
+        traces(vec![span(11, 2, 0, 10, OK)]),
+        t0 + Duration::from_secs(1),
+    );
+    let out = w.ingest_spans(
+        traces(vec![span(12, 3, 0, 10, ERR)]),
+        t0 + Duration::from_secs(2),
+    );
+    assert_eq!(
+        span_ids(&out),
+        [(10, 1)],
+        "the oldest trace was decided (and kept) early"
+    );
+    assert_eq!(w.trace_count(), 2);
+    assert_eq!(
+        t.counter_value(
+            "weft_processor_tail_sampling_decisions",
+            &[
+                ("processor", "tail_sampling"),
+                ("sampled", "true"),
+                ("reason", "num_traces")
+            ]
+        ),
+        1
+    );
+    // The rest are decided on time, and the early one is not decided twice.
+    let out = w.tick(t0 + Duration::from_secs(2) + WAIT);
+    assert_eq!(span_ids(&out), [(12, 3)]);
+    assert_eq!(out.decided.len(), 2);
+}
+
+#[test]
+fn overflow_by_bytes_decides_the_oldest_early() {
+    let (w, t) = window(&format!("{POLICIES}\nmax_bytes: 1MiB"));
+    let t0 = Instant::now();
+    let mut big = span(13, 1, 0, 10, ERR);
+    big.attributes = vec![kv("blob", &"x".repeat(700 * 1024))];
+    w.ingest_spans(traces(vec![big.clone()]), t0);
+    big.trace_id = tid(14);
+    let out = w.ingest_spans(traces(vec![big]), t0 + Duration::from_secs(1));
+    assert_eq!(span_ids(&out), [(13, 1)]);
+    assert!(w.byte_count() < 1024 * 1024);
+    assert_eq!(
+        t.counter_value(
+            "weft_processor_tail_sampling_decisions",
+            &[
+                ("processor", "tail_sampling"),
+                ("sampled", "true"),
+                ("reason", "max_bytes")
+            ]
+        ),
+        1
+    );
+}
+
+#[test]
+fn a_huge_trace_is_decided_at_once_instead_of_starving_the_rest() {
+    let (w, _) = window(&format!("{POLICIES}\nmaximum_trace_size_bytes: 4096"));
+    let t0 = Instant::now();
+    w.ingest_spans(traces(vec![span(16, 1, 0, 10, OK)]), t0);
+    let many: Vec<Span> = (2..100).map(|s| span(15, s, 1, 1, ERR)).collect();
+    let out = w.ingest_spans(traces(many), t0);
+    assert!(
+        !out.spans.is_empty(),
+        "decided as soon as it passed 4096 bytes"
+    );
+    assert!(out.spans.iter().all(|s| s.span.trace_id == tid(15)));
+    assert_eq!(w.trace_count(), 1, "the small trace still waits");
+}
+
+#[test]
+fn root_received_shortens_the_wait() {
+    let (w, _) = window(&format!(
+        "{POLICIES}\ndecision_wait_after_root_received: 2s"
+    ));
+    let t0 = Instant::now();
+    w.ingest_spans(traces(vec![span(17, 2, 1, 10, ERR)]), t0);
+    w.ingest_spans(
+        traces(vec![span(17, 1, 0, 10, OK)]),
+        t0 + Duration::from_secs(1),
+    );
+    assert!(w.tick(t0 + Duration::from_millis(2999)).is_empty());
+    assert_eq!(
+        span_ids(&w.tick(t0 + Duration::from_secs(3))),
+        [(17, 1), (17, 2)]
+    );
+    assert!(w.tick(t0 + WAIT).is_empty(), "not decided twice");
+}
+
+#[test]
+fn logs_become_events_on_their_span() {
+    let (w, _) = window(&format!("{POLICIES}\nattach_logs_as_span_events: true"));
+    let t0 = Instant::now();
+    w.ingest_spans(
+        traces(vec![span(18, 1, 0, 10, ERR), span(18, 2, 1, 5, OK)]),
+        t0,
+    );
+    let mut record = log(Some(18), 2, ERROR, "card declined");
+    record.severity_text = "ERROR".into();
+    record.time_unix_nano = 1_000_000_123;
+    record.attributes = vec![kv("biz_order_id", "o-1")];
+    w.ingest_logs(
+        logs(vec![record, log(Some(18), 99, INFO, "span not in trace")]),
+        t0,
+    );
+    let out = w.tick(t0 + WAIT);
+    let child = out.spans.iter().find(|s| s.span.span_id == sid(2)).unwrap();
+    assert_eq!(child.span.events.len(), 1);
+    let event = &child.span.events[0];
+    assert_eq!(event.name, "card declined");
+    assert_eq!(event.time_unix_nano, 1_000_000_123);
+    assert!(event.attributes.iter().any(|a| a.key == "log.severity"));
+    assert!(event.attributes.iter().any(|a| a.key == "biz_order_id"));
+    let root = out.spans.iter().find(|s| s.span.span_id == sid(1)).unwrap();
+    assert!(root.span.events.is_empty());
+    assert_eq!(out.logs.len(), 2, "the logs themselves are still exported");
+}
+
+#[test]
+fn flush_all_decides_or_drops_what_is_pending() {
+    let (w, _) = window(POLICIES);
+    let t0 = Instant::now();
+    w.ingest_spans(
+        traces(vec![span(19, 1, 0, 10, ERR), span(20, 2, 0, 10, OK)]),
+        t0,
+    );
+    let out = w.flush_all(t0, false);
+    assert_eq!(span_ids(&out), [(19, 1)]);
+    assert_eq!(out.decided.len(), 2);
+
+    let (w, t) = window(POLICIES);
+    w.ingest_spans(traces(vec![span(19, 1, 0, 10, ERR)]), t0);
+    assert!(w.flush_all(t0, true).is_empty());
+    assert_eq!(w.trace_count(), 0);
+    assert_eq!(
+        t.counter_value(
+            "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early",
+            &[("processor", "tail_sampling")]
+        ),
+        1
+    );
+}
+
+#[test]
+fn released_items_regroup_by_resource_and_scope() {
+    let (w, _) = window(POLICIES);
+    let t0 = Instant::now();
+    let mut two = traces(vec![span(21, 1, 0, 10, ERR)]);
+    two.merge(traces(vec![span(21, 2, 1, 10, OK)]));
+    w.ingest_spans(two, t0);
+    let out = w.tick(t0 + WAIT);
+    let req = to_traces(out.spans);
+    assert_eq!(
+        req.resource_spans.len(),
+        2,
+        "one ResourceSpans per origin batch"
+    );
+    assert_eq!(req.item_count(), 2);
+    assert!(to_logs(Vec::new()).resource_logs.is_empty());
+}
+
+#[test]
+fn config_errors_have_paths() {
+    let value: serde_yaml::Value = serde_yaml::from_str(
+        "decision_wait: 0s\nnum_traces: 0\npolicies: []\nkeep_logs_at_or_above: LOUD",
+    )
+    .unwrap();
+    let mut diags = Diagnostics::new();
+    let path = ConfigPath::root().key("processors").key("tail_sampling");
+    weft_config::decode_component::<TailSamplingConfig>(&value, &path, &mut diags);
+    let text = diags.to_string();
+    for expected in [
+        "processors::tail_sampling::decision_wait: must be greater than 0",
+        "processors::tail_sampling::num_traces: must be at least 1",
+        "processors::tail_sampling::policies: at least one policy is required",
+        "processors::tail_sampling::keep_logs_at_or_above: invalid severity \"LOUD\"",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+/// Records what reaches it; refuses while `refuse` is set.
+#[derive(Default)]
+struct Sink<T> {
+    got: Mutex<Vec<T>>,
+    refuse: Mutex<bool>,
+}
+
+#[async_trait]
+impl<T: Payload> Consumer<T> for Sink<T> {
+    async fn consume(&self, data: T) -> Result<(), ConsumeError> {
+        if *self.refuse.lock() {
+            return Err(ConsumeError::unavailable("full", Duration::from_secs(1)));
+        }
+        self.got.lock().push(data);
+        Ok(())
+    }
+}
+
+impl<T: Payload> Sink<T> {
+    fn items(&self) -> usize {
+        self.got.lock().iter().map(Payload::item_count).sum()
+    }
+}
+
+struct ManualClock(Mutex<Instant>);
+
+impl ManualClock {
+    fn advance(&self, d: Duration) {
+        *self.0.lock() += d;
+    }
+}
+
+#[tokio::test]
+async fn one_instance_serves_both_pipelines_and_a_refusing_next_stage_loses_nothing() {
+    let t = Telemetry::new();
+    let ctx = ctx(&t);
+    let clock = Arc::new(ManualClock(Mutex::new(Instant::now())));
+    let c = clock.clone();
+    let core =
+        Arc::new(TailSampling::new(&ctx, config(POLICIES), Arc::new(move || *c.0.lock())).unwrap());
+    let span_sink = Arc::new(Sink::<Traces>::default());
+    let log_sink = Arc::new(Sink::<Logs>::default());
+    assert!(core.traces_next.set(span_sink.clone()).is_ok());
+    assert!(core.logs_next.set(log_sink.clone()).is_ok());
+    core.users.store(2, std::sync::atomic::Ordering::SeqCst);
+    let traces_side = Side(core.clone());
+    let logs_side = Side(core.clone());
+
+    Consumer::<Traces>::consume(&traces_side, traces(vec![span(30, 1, 0, 10, ERR)]))
+        .await
+        .unwrap();
+    Consumer::<Logs>::consume(&logs_side, logs(vec![log(Some(30), 1, ERROR, "boom")]))
+        .await
+        .unwrap();
+    *span_sink.refuse.lock() = true;
+    clock.advance(WAIT);
+    core.tick().await;
+    assert_eq!(
+        span_sink.items(),
+        0,
+        "refused: the spans wait in the outbox"
+    );
+    assert_eq!(log_sink.items(), 1, "logs went on");
+    *span_sink.refuse.lock() = false;
+    core.tick().await;
+    assert_eq!(span_sink.items(), 1, "retried on the next tick");
+
+    // Pending traces are decided at the last pipeline's shutdown.
+    Consumer::<Traces>::consume(&traces_side, traces(vec![span(31, 1, 0, 10, ERR)]))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    traces_side.shutdown(deadline).await.unwrap();
+    assert_eq!(
+        span_sink.items(),
+        1,
+        "the first pipeline's shutdown does not flush"
+    );
+    logs_side.shutdown(deadline).await.unwrap();
+    assert_eq!(span_sink.items(), 2, "the last one does");
+}
+
+#[test]
+fn the_shared_instance_is_one_per_id() {
+    let t = Telemetry::new();
+    let ctx = ctx(&t);
+    let cfg = config(POLICIES);
+    let a = TailSampling::shared(&ctx, &cfg).unwrap();
+    let b = TailSampling::shared(&ctx, &cfg).unwrap();
+    assert!(Arc::ptr_eq(&a, &b));
+}
