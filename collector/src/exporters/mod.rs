@@ -1,5 +1,6 @@
-//! Exporters: where data leaves Weft. Each is a [`helper::Sender`] wrapped in the shared
-//! queue, retry and timeout layers.
+//! Exporters: where data leaves Weft. The network exporters (`otlp`, `otlphttp`) are a
+//! [`helper::Sender`] wrapped in the shared queue, retry and timeout layers; `debug` and
+//! `file` write synchronously, so an acknowledged batch is already printed or buffered.
 pub mod debug;
 pub mod file;
 pub mod helper;

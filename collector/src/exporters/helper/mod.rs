@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use weft_config::{ComponentId, ConfigPath, Diagnostics, Duration as CfgDuration};
 
+use crate::component::Component;
 use crate::pipeline::Payload;
 use crate::telemetry::{ExporterMetrics, Telemetry};
 
@@ -172,6 +173,65 @@ pub fn build<T: Payload>(
     let timed = TimeoutSender::new(sender, timeout);
     let retrying = RetrySender::new(id.to_string(), timed, retry.clone(), metrics.clone());
     Arc::new(QueueSender::new(id.to_string(), retrying, queue, metrics))
+}
+
+/// The [`BuiltExporter`](crate::component::BuiltExporter) of a queued exporter: each
+/// signal's queue is that signal's consumer, and the queues start and stop together.
+pub fn built(
+    traces: Option<Arc<QueueSender<crate::pipeline::Traces>>>,
+    logs: Option<Arc<QueueSender<crate::pipeline::Logs>>>,
+) -> crate::component::BuiltExporter {
+    let mut components: Vec<Arc<dyn Component>> = Vec::new();
+    if let Some(t) = &traces {
+        components.push(t.clone());
+    }
+    if let Some(l) = &logs {
+        components.push(l.clone());
+    }
+    crate::component::BuiltExporter {
+        traces: traces.map(|t| t as Arc<dyn crate::pipeline::Consumer<_>>),
+        logs: logs.map(|l| l as Arc<dyn crate::pipeline::Consumer<_>>),
+        component: Arc::new(ComponentGroup::new(components)),
+    }
+}
+
+/// Several components started and stopped as one: an exporter's per-signal queues, which
+/// [`BuiltExporter`](crate::component::BuiltExporter) reports as a single component.
+///
+/// `start` starts each in order and fails at the first failure; `shutdown` stops all of them
+/// concurrently (each against the same deadline) and reports every failure.
+pub struct ComponentGroup {
+    components: Vec<Arc<dyn Component>>,
+}
+
+impl ComponentGroup {
+    pub fn new(components: Vec<Arc<dyn Component>>) -> Self {
+        Self { components }
+    }
+}
+
+#[async_trait]
+impl Component for ComponentGroup {
+    async fn start(&self) -> anyhow::Result<()> {
+        for c in &self.components {
+            c.start().await?;
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&self, deadline: std::time::Instant) -> anyhow::Result<()> {
+        let results =
+            futures::future::join_all(self.components.iter().map(|c| c.shutdown(deadline))).await;
+        let errors: Vec<String> = results
+            .into_iter()
+            .filter_map(|r| r.err().map(|e| format!("{e:#}")))
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("{}", errors.join("; "))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -34,6 +34,9 @@ pub struct QueueSender<T: Payload> {
 struct QueueState<T> {
     tx: Option<mpsc::Sender<T>>,
     rx: Option<mpsc::Receiver<T>>,
+    /// The receiver the workers share once started, kept to count what is left when the
+    /// shutdown deadline passes.
+    shared_rx: Option<Arc<tokio::sync::Mutex<mpsc::Receiver<T>>>>,
     workers: Vec<JoinHandle<()>>,
 }
 
@@ -80,6 +83,7 @@ impl<T: Payload> QueueSender<T> {
             state: Mutex::new(QueueState {
                 tx,
                 rx,
+                shared_rx: None,
                 workers: Vec::new(),
             }),
             give_up: CancellationToken::new(),
@@ -101,7 +105,10 @@ impl<T: Payload> Consumer<T> for QueueSender<T> {
                 Ok(()) => Ok(()),
                 Err(e) if e.is_retryable() => Err(ConsumeError::unavailable(
                     format!("exporter {} could not send: {e}", self.exporter),
-                    FULL_QUEUE_RETRY_AFTER,
+                    match e.retry {
+                        super::Retry::After(d) => d,
+                        _ => FULL_QUEUE_RETRY_AFTER,
+                    },
                 )),
                 Err(e) => Err(ConsumeError::Permanent(format!(
                     "exporter {}: {e}",
@@ -148,20 +155,26 @@ impl<T: Payload> Component for QueueSender<T> {
             return Ok(());
         };
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        state.shared_rx = Some(rx.clone());
         for _ in 0..self.num_consumers {
             let rx = rx.clone();
             let retry = self.retry.clone();
             let give_up = self.give_up.clone();
-            let queue_size = self.metrics.queue_size.clone();
+            let metrics = self.metrics.clone();
             state.workers.push(tokio::spawn(async move {
                 loop {
                     let next = {
                         let mut rx = rx.lock().await;
                         let next = rx.recv().await;
-                        queue_size.set(rx.len() as i64);
+                        metrics.queue_size.set(rx.len() as i64);
                         next
                     };
                     let Some(batch) = next else { break };
+                    if give_up.is_cancelled() {
+                        // Past the shutdown deadline: count what is left instead of trying it.
+                        metrics.send_failed.inc_by(batch.item_count() as u64);
+                        continue;
+                    }
                     // Failures are logged and counted by the retry layer.
                     let _ = retry.deliver(&batch, &give_up).await;
                 }
@@ -173,26 +186,67 @@ impl<T: Payload> Component for QueueSender<T> {
     /// Stops taking data and sends what is queued until `deadline`; after it, what is left
     /// is dropped and counted as failed (issue: a persistent queue keeps it across restarts).
     async fn shutdown(&self, deadline: Instant) -> anyhow::Result<()> {
-        let workers = {
+        let (workers, shared_rx, unstarted_rx) = {
             let mut state = self.state.lock();
             state.tx = None; // closing the channel lets workers finish once it is empty
-            std::mem::take(&mut state.workers)
+            (
+                std::mem::take(&mut state.workers),
+                state.shared_rx.take(),
+                state.rx.take(),
+            )
         };
+        // Never started: nothing will send what was queued.
+        if let Some(mut rx) = unstarted_rx {
+            let left = drain_items(&mut rx);
+            if left > 0 {
+                self.metrics.send_failed.inc_by(left);
+                self.metrics.queue_size.set(0);
+                anyhow::bail!(
+                    "exporter {}: dropped {left} {} queued before the exporter was started",
+                    self.exporter,
+                    T::ITEM
+                );
+            }
+        }
         if workers.is_empty() {
+            // The queue is disabled: in-flight synchronous sends stop retrying now.
+            self.give_up.cancel();
             return Ok(());
         }
+        let aborts: Vec<_> = workers.iter().map(|w| w.abort_handle()).collect();
         let all = futures::future::join_all(workers);
         tokio::pin!(all);
         let remaining = deadline.saturating_duration_since(Instant::now());
         if tokio::time::timeout(remaining, &mut all).await.is_err() {
+            // Workers stop retrying, and count (rather than send) what is still queued.
             self.give_up.cancel();
-            let _ = tokio::time::timeout(Duration::from_secs(1), all).await;
+            if tokio::time::timeout(Duration::from_secs(1), all)
+                .await
+                .is_err()
+            {
+                // A worker stuck in a send: abort it and count what the others left behind.
+                aborts.iter().for_each(|a| a.abort());
+                if let Some(rx) = shared_rx {
+                    let left = drain_items(&mut *rx.lock().await);
+                    self.metrics.send_failed.inc_by(left);
+                }
+            }
+            self.metrics.queue_size.set(0);
             anyhow::bail!(
-                "exporter {}: queue not drained by the shutdown deadline",
+                "exporter {}: queue not drained by the shutdown deadline; the rest was dropped",
                 self.exporter
             );
         }
         self.metrics.queue_size.set(0);
         Ok(())
     }
+}
+
+/// Empties a closed queue, returning how many items it held.
+fn drain_items<T: Payload>(rx: &mut mpsc::Receiver<T>) -> u64 {
+    let mut items = 0;
+    while let Ok(batch) = rx.try_recv() {
+        items += batch.item_count() as u64;
+    }
+    items
 }

@@ -1,9 +1,10 @@
 //! The timeout and retry layers.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rand::Rng;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{ExportError, Retry, RetrySettings, Sender};
@@ -93,8 +94,10 @@ impl<S> RetrySender<S> {
                 Retry::Never => None,
                 _ if !self.settings.enabled => None,
                 Retry::Backoff => Some(jitter(interval, self.settings.randomization_factor)),
+                // As the Collector's retry sender: the backend's delay, but never less than
+                // the backoff would have waited (a `Retry-After: 0` must not spin).
                 Retry::After(d) => {
-                    Some(d.max(jitter(interval, self.settings.randomization_factor).min(d)))
+                    Some(d.max(jitter(interval, self.settings.randomization_factor)))
                 }
             };
             let max_elapsed = self.settings.max_elapsed_time.get();

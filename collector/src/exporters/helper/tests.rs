@@ -1,1 +1,474 @@
+//! The queue → retry → timeout layers, against a scripted [`Sender`] and tokio's paused clock:
+//! every delay asserted here is the virtual time the layers asked for, not wall time.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use tokio::time::Instant;
+use weft_config::{ComponentId, Duration as CfgDuration};
+use weft_proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+use super::*;
+use crate::component::Component;
+use crate::pipeline::{ConsumeError, Consumer, Refusal, Traces};
+
+/// A backend that answers each attempt with the next scripted result (then `Ok` once the
+/// script runs out, or `always` when set) and records when each attempt happened.
+#[derive(Clone, Default)]
+struct Scripted {
+    inner: Arc<ScriptState>,
+}
+
+#[derive(Default)]
+struct ScriptState {
+    results: Mutex<VecDeque<Result<(), ExportError>>>,
+    always: Mutex<Option<ExportError>>,
+    attempts: Mutex<Vec<Instant>>,
+    delivered: Mutex<Vec<Traces>>,
+}
+
+impl Scripted {
+    fn new(results: Vec<Result<(), ExportError>>) -> Self {
+        let s = Self::default();
+        *s.inner.results.lock() = results.into();
+        s
+    }
+
+    fn failing_forever(error: ExportError) -> Self {
+        let s = Self::default();
+        *s.inner.always.lock() = Some(error);
+        s
+    }
+
+    fn attempts(&self) -> Vec<Instant> {
+        self.inner.attempts.lock().clone()
+    }
+
+    fn delivered(&self) -> usize {
+        self.inner.delivered.lock().len()
+    }
+}
+
+#[async_trait]
+impl Sender<Traces> for Scripted {
+    async fn send(&self, data: &Traces) -> Result<(), ExportError> {
+        self.inner.attempts.lock().push(Instant::now());
+        if let Some(e) = self.inner.always.lock().clone() {
+            return Err(e);
+        }
+        let next = self.inner.results.lock().pop_front().unwrap_or(Ok(()));
+        if next.is_ok() {
+            self.inner.delivered.lock().push(data.clone());
+        }
+        next
+    }
+}
+
+/// Never answers: stands for a backend that hangs.
+struct Hanging;
+
+#[async_trait]
+impl Sender<Traces> for Hanging {
+    async fn send(&self, _data: &Traces) -> Result<(), ExportError> {
+        futures::future::pending().await
+    }
+}
+
+fn spans(n: usize) -> Traces {
+    Traces {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span::default(); n],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn id() -> ComponentId {
+    ComponentId::new("otlp", Some("test"))
+}
+
+/// Deterministic backoff: 1 s, then ×2, capped at 8 s, giving up after 60 s.
+fn retry_settings() -> RetrySettings {
+    RetrySettings {
+        enabled: true,
+        initial_interval: CfgDuration::from_secs(1),
+        randomization_factor: 0.0,
+        multiplier: 2.0,
+        max_interval: CfgDuration::from_secs(8),
+        max_elapsed_time: CfgDuration::from_secs(60),
+    }
+}
+
+fn no_queue() -> QueueSettings {
+    QueueSettings {
+        enabled: false,
+        ..QueueSettings::default()
+    }
+}
+
+fn counter(t: &Telemetry, name: &str) -> u64 {
+    t.counter_value(name, &[("exporter", "otlp/test")])
+}
+
+fn far_deadline() -> std::time::Instant {
+    std::time::Instant::now() + Duration::from_secs(3600)
+}
+
+/// Seconds between consecutive attempts.
+fn gaps(attempts: &[Instant]) -> Vec<Duration> {
+    attempts.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn full_queue_refuses_with_unavailable_and_counts_enqueue_failed() {
+    let t = Telemetry::new();
+    let backend = Scripted::default();
+    let queue = QueueSettings {
+        enabled: true,
+        num_consumers: 1,
+        queue_size: 1,
+    };
+    // Not started: nothing takes batches out of the queue.
+    let q = build(
+        &id(),
+        &t,
+        backend.clone(),
+        Duration::ZERO,
+        &retry_settings(),
+        &queue,
+    );
+    q.consume(spans(3)).await.expect("the first batch fits");
+    let err = q.consume(spans(2)).await.expect_err("the queue is full");
+    match err {
+        ConsumeError::Refused {
+            refusal,
+            message,
+            retry_after,
+        } => {
+            assert_eq!(refusal, Refusal::Unavailable);
+            assert!(message.contains("full"), "{message}");
+            assert!(retry_after > Duration::ZERO);
+        }
+        other => panic!("expected a retryable refusal, got {other:?}"),
+    }
+    assert_eq!(counter(&t, "otelcol_exporter_enqueue_failed_spans"), 2);
+    assert!(t.encode().contains(
+        "otelcol_exporter_queue_capacity{exporter=\"otlp/test\",data_type=\"traces\"} 1"
+    ));
+
+    // Once started, the queued batch goes out and shutdown finds the queue empty.
+    q.start().await.unwrap();
+    q.shutdown(far_deadline()).await.unwrap();
+    assert_eq!(backend.delivered(), 1);
+    assert_eq!(counter(&t, "otelcol_exporter_sent_spans"), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retryable_errors_are_retried_with_exponential_backoff() {
+    let t = Telemetry::new();
+    let backend = Scripted::new(vec![
+        Err(ExportError::retryable("connection refused")),
+        Err(ExportError::retryable("connection refused")),
+        Ok(()),
+    ]);
+    let q = build(
+        &id(),
+        &t,
+        backend.clone(),
+        Duration::ZERO,
+        &retry_settings(),
+        &no_queue(),
+    );
+    q.consume(spans(4))
+        .await
+        .expect("delivered on the third attempt");
+    let attempts = backend.attempts();
+    assert_eq!(attempts.len(), 3);
+    assert_eq!(
+        gaps(&attempts),
+        [Duration::from_secs(1), Duration::from_secs(2)]
+    );
+    assert_eq!(counter(&t, "otelcol_exporter_sent_spans"), 4);
+    assert_eq!(counter(&t, "otelcol_exporter_send_failed_spans"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn permanent_errors_are_not_retried() {
+    let t = Telemetry::new();
+    let backend = Scripted::new(vec![Err(ExportError::permanent("HTTP 400: bad span"))]);
+    let q = build(
+        &id(),
+        &t,
+        backend.clone(),
+        Duration::ZERO,
+        &retry_settings(),
+        &no_queue(),
+    );
+    let err = q.consume(spans(2)).await.expect_err("permanent");
+    assert!(
+        matches!(&err, ConsumeError::Permanent(m) if m.contains("bad span")),
+        "{err:?}"
+    );
+    assert_eq!(backend.attempts().len(), 1);
+    assert_eq!(counter(&t, "otelcol_exporter_send_failed_spans"), 2);
+    assert_eq!(counter(&t, "otelcol_exporter_sent_spans"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttle_delay_from_the_backend_is_honoured() {
+    let t = Telemetry::new();
+    let backend = Scripted::new(vec![
+        Err(ExportError::throttled("slow down", Duration::from_secs(10))),
+        // A zero delay (`Retry-After: 0`) still waits the backoff instead of spinning.
+        Err(ExportError::throttled("slow down", Duration::ZERO)),
+        Ok(()),
+    ]);
+    let q = build(
+        &id(),
+        &t,
+        backend.clone(),
+        Duration::ZERO,
+        &retry_settings(),
+        &no_queue(),
+    );
+    q.consume(spans(1)).await.unwrap();
+    let attempts = backend.attempts();
+    assert_eq!(attempts.len(), 3);
+    let gaps = gaps(&attempts);
+    assert!(gaps[0] >= Duration::from_secs(10), "{gaps:?}");
+    // The second backoff interval is 2 s (1 s × multiplier 2).
+    assert_eq!(gaps[1], Duration::from_secs(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_elapsed_time_gives_up_and_counts_send_failed() {
+    let t = Telemetry::new();
+    let backend = Scripted::failing_forever(ExportError::retryable("unavailable"));
+    let retry = RetrySettings {
+        initial_interval: CfgDuration::from_secs(1),
+        multiplier: 1.0,
+        max_interval: CfgDuration::from_secs(1),
+        max_elapsed_time: CfgDuration::from_secs(5),
+        ..retry_settings()
+    };
+    let q = build(
+        &id(),
+        &t,
+        backend.clone(),
+        Duration::ZERO,
+        &retry,
+        &no_queue(),
+    );
+    let started = Instant::now();
+    let err = q.consume(spans(7)).await.expect_err("gave up");
+    assert!(
+        err.is_retryable(),
+        "a transient failure stays retryable upstream"
+    );
+    let attempts = backend.attempts();
+    // Attempts at 0..=5 s; a sixth retry would end after max_elapsed_time.
+    assert_eq!(attempts.len(), 6);
+    assert_eq!(*attempts.last().unwrap() - started, Duration::from_secs(5));
+    assert_eq!(counter(&t, "otelcol_exporter_send_failed_spans"), 7);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_disabled_returns_the_first_failure() {
+    let t = Telemetry::new();
+    let backend = Scripted::failing_forever(ExportError::retryable("unavailable"));
+    let retry = RetrySettings {
+        enabled: false,
+        ..retry_settings()
+    };
+    let q = build(
+        &id(),
+        &t,
+        backend.clone(),
+        Duration::ZERO,
+        &retry,
+        &no_queue(),
+    );
+    let err = q.consume(spans(1)).await.expect_err("no retries");
+    assert!(err.is_retryable());
+    assert_eq!(backend.attempts().len(), 1);
+    assert_eq!(counter(&t, "otelcol_exporter_send_failed_spans"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn disabled_queue_is_synchronous_and_maps_errors() {
+    let t = Telemetry::new();
+    let retry = RetrySettings {
+        enabled: false,
+        ..retry_settings()
+    };
+    let backend = Scripted::new(vec![
+        Ok(()),
+        Err(ExportError::throttled("429", Duration::from_secs(7))),
+        Err(ExportError::permanent("400")),
+    ]);
+    let q = build(
+        &id(),
+        &t,
+        backend.clone(),
+        Duration::ZERO,
+        &retry,
+        &no_queue(),
+    );
+    // Not even started: a disabled queue sends in the caller's task.
+    q.consume(spans(1)).await.unwrap();
+    assert_eq!(backend.delivered(), 1, "sent before consume returned");
+    match q.consume(spans(1)).await {
+        Err(ConsumeError::Refused {
+            refusal,
+            retry_after,
+            ..
+        }) => {
+            assert_eq!(refusal, Refusal::Unavailable);
+            assert_eq!(retry_after, Duration::from_secs(7));
+        }
+        other => panic!("expected a refusal carrying the throttle delay, got {other:?}"),
+    }
+    assert!(matches!(
+        q.consume(spans(1)).await,
+        Err(ConsumeError::Permanent(_))
+    ));
+    assert_eq!(counter(&t, "otelcol_exporter_sent_spans"), 1);
+    assert_eq!(counter(&t, "otelcol_exporter_send_failed_spans"), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_drains_the_queue() {
+    let t = Telemetry::new();
+    // One transient failure on the way: draining includes retrying.
+    let backend = Scripted::new(vec![Err(ExportError::retryable("blip"))]);
+    let queue = QueueSettings {
+        enabled: true,
+        num_consumers: 2,
+        queue_size: 10,
+    };
+    let q = build(
+        &id(),
+        &t,
+        backend.clone(),
+        Duration::ZERO,
+        &retry_settings(),
+        &queue,
+    );
+    for _ in 0..5 {
+        q.consume(spans(2)).await.unwrap();
+    }
+    q.start().await.unwrap();
+    q.shutdown(far_deadline()).await.unwrap();
+    assert_eq!(backend.delivered(), 5);
+    assert_eq!(counter(&t, "otelcol_exporter_sent_spans"), 10);
+    assert!(
+        q.consume(spans(1)).await.is_err(),
+        "a stopped exporter refuses data rather than dropping it"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_deadline_drops_and_counts_what_is_left() {
+    let t = Telemetry::new();
+    let backend = Scripted::failing_forever(ExportError::retryable("down"));
+    let queue = QueueSettings {
+        enabled: true,
+        num_consumers: 1,
+        queue_size: 10,
+    };
+    let q = build(
+        &id(),
+        &t,
+        backend.clone(),
+        Duration::ZERO,
+        &retry_settings(),
+        &queue,
+    );
+    for _ in 0..3 {
+        q.consume(spans(2)).await.unwrap();
+    }
+    q.start().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let err = q.shutdown(deadline).await.expect_err("not drained");
+    assert!(err.to_string().contains("shutdown deadline"), "{err}");
+    // The batch being retried and the two still queued are all counted as failed.
+    assert_eq!(counter(&t, "otelcol_exporter_send_failed_spans"), 6);
+    assert_eq!(counter(&t, "otelcol_exporter_sent_spans"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_attempt_is_bounded_by_the_timeout() {
+    let t = Telemetry::new();
+    let retry = RetrySettings {
+        enabled: false,
+        ..retry_settings()
+    };
+    let q = build(
+        &id(),
+        &t,
+        Hanging,
+        Duration::from_secs(5),
+        &retry,
+        &no_queue(),
+    );
+    let started = Instant::now();
+    let err = q.consume(spans(1)).await.expect_err("timed out");
+    assert!(err.is_retryable());
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn built_exporter_starts_and_stops_both_signals() {
+    let t = Telemetry::new();
+    let backend = Scripted::default();
+    let traces = build(
+        &id(),
+        &t,
+        backend.clone(),
+        Duration::ZERO,
+        &retry_settings(),
+        &QueueSettings::default(),
+    );
+    let exporter = built(Some(traces), None);
+    assert!(exporter.logs.is_none());
+    let consumer = exporter.traces.expect("traces requested");
+    exporter.component.start().await.unwrap();
+    consumer.consume(spans(3)).await.unwrap();
+    exporter.component.shutdown(far_deadline()).await.unwrap();
+    assert_eq!(backend.delivered(), 1);
+}
+
+#[test]
+fn settings_validation_reports_each_problem_with_its_path() {
+    let path = weft_config::ConfigPath::root().key("exporters").key("otlp");
+    let mut diags = weft_config::Diagnostics::new();
+    QueueSettings {
+        enabled: true,
+        num_consumers: 0,
+        queue_size: 0,
+    }
+    .validate(&path.key("sending_queue"), &mut diags);
+    RetrySettings {
+        randomization_factor: 2.0,
+        max_interval: CfgDuration::from_millis(1),
+        ..RetrySettings::default()
+    }
+    .validate(&path.key("retry_on_failure"), &mut diags);
+    let text = diags.to_string();
+    assert_eq!(diags.errors().count(), 4, "{text}");
+    for key in [
+        "sending_queue::num_consumers",
+        "sending_queue::queue_size",
+        "retry_on_failure::randomization_factor",
+        "retry_on_failure::max_interval",
+    ] {
+        assert!(text.contains(key), "{key} missing from {text}");
+    }
+}

@@ -1,0 +1,251 @@
+//! The `file` exporter: writes every batch to a file, as the Collector's fileexporter does —
+//! one OTLP/JSON export request per line, or length-prefixed protobuf — with optional
+//! size-based rotation.
+//!
+//! There is no sending queue: `consume` returns once the batch is in the file's buffer, so an
+//! acknowledged batch is on its way to disk, and a write error goes back to the caller as a
+//! retryable refusal instead of being dropped. The buffer is flushed every `flush_interval`
+//! and at shutdown. Traces and logs of one exporter share the file.
+
+mod config;
+#[cfg(test)]
+mod tests;
+mod writer;
+
+use std::io;
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use weft_config::Signal;
+
+pub use config::{Config, Format, Rotation};
+use writer::{Policy, RotatingFile};
+
+use crate::component::{BuildContext, BuiltExporter, Component, ExporterFactory, Stability};
+use crate::exporters::otlp::OtlpSignal;
+use crate::pipeline::{ConsumeError, Consumer, Logs, Traces};
+use crate::telemetry::ExporterMetrics;
+
+/// How long a caller is asked to wait after a failed write.
+const WRITE_FAILED_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+pub fn factory() -> ExporterFactory {
+    ExporterFactory::new::<Config>(
+        "file",
+        Stability::Beta,
+        "Writes traces and logs to a file as OTLP/JSON lines (or length-prefixed protobuf), with rotation by size",
+        build,
+    )
+}
+
+fn build(ctx: BuildContext, cfg: &Config, signals: &[Signal]) -> anyhow::Result<BuiltExporter> {
+    let shared = Arc::new(Shared {
+        exporter: ctx.id_str(),
+        path: cfg.path.clone(),
+        format: cfg.format,
+        policy: cfg.rotation.as_ref().map(|r| Policy {
+            max_bytes: if r.max_megabytes == 0 {
+                100
+            } else {
+                r.max_megabytes
+            } * 1024
+                * 1024,
+            max_backups: r.max_backups as usize,
+            max_age: (r.max_days > 0).then(|| Duration::from_secs(r.max_days * 24 * 3600)),
+            localtime: r.localtime,
+        }),
+        append: cfg.append,
+        flush_interval: cfg.flush_interval.get(),
+        file: Mutex::new(None),
+        flusher: Mutex::new(None),
+    });
+    Ok(BuiltExporter {
+        traces: signals.contains(&Signal::Traces).then(|| {
+            Arc::new(FileConsumer::<Traces>::new(&ctx, shared.clone())) as Arc<dyn Consumer<Traces>>
+        }),
+        logs: signals.contains(&Signal::Logs).then(|| {
+            Arc::new(FileConsumer::<Logs>::new(&ctx, shared.clone())) as Arc<dyn Consumer<Logs>>
+        }),
+        component: Arc::new(FileExporter { shared }),
+    })
+}
+
+/// What the per-signal consumers and the lifecycle share.
+struct Shared {
+    exporter: String,
+    path: PathBuf,
+    format: Format,
+    policy: Option<Policy>,
+    append: bool,
+    flush_interval: Duration,
+    /// Open between start and shutdown. Locked only on blocking threads.
+    file: Mutex<Option<RotatingFile>>,
+    /// The periodic flush task and its stop signal.
+    flusher: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
+}
+
+impl Shared {
+    /// Blocking: appends one record (and flushes when `flush_interval` is 0).
+    fn write(&self, record: &[u8]) -> io::Result<()> {
+        let mut file = self.file.lock();
+        let file = file.as_mut().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotConnected, "the exporter is not running")
+        })?;
+        file.write_record(record)?;
+        if self.flush_interval.is_zero() {
+            file.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Blocking: writes out what is buffered.
+    fn flush(&self) -> io::Result<()> {
+        match self.file.lock().as_mut() {
+            Some(file) => file.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One batch as the file holds it.
+fn encode<T: OtlpSignal>(format: Format, data: &T) -> Vec<u8> {
+    match format {
+        Format::Json => {
+            let mut line = data.encode_json();
+            line.push(b'\n');
+            line
+        }
+        Format::Proto => {
+            let len = data.encoded_len();
+            let mut record = Vec::with_capacity(4 + len);
+            record.extend_from_slice(&(len as u32).to_be_bytes());
+            data.encode(&mut record)
+                .expect("a Vec with enough capacity takes any message");
+            record
+        }
+    }
+}
+
+struct FileConsumer<T> {
+    shared: Arc<Shared>,
+    metrics: ExporterMetrics,
+    _signal: PhantomData<fn() -> T>,
+}
+
+impl<T: OtlpSignal> FileConsumer<T> {
+    fn new(ctx: &BuildContext, shared: Arc<Shared>) -> Self {
+        let id = ctx.id_str();
+        Self {
+            shared,
+            metrics: ExporterMetrics::new(&ctx.telemetry, &id, T::ITEM, T::SIGNAL.as_str()),
+            _signal: PhantomData,
+        }
+    }
+}
+
+#[async_trait]
+impl<T: OtlpSignal> Consumer<T> for FileConsumer<T> {
+    async fn consume(&self, data: T) -> Result<(), ConsumeError> {
+        let items = data.item_count() as u64;
+        let shared = self.shared.clone();
+        let format = shared.format;
+        // Encoding and writing are blocking work: keep them off the async workers.
+        let result = tokio::task::spawn_blocking(move || shared.write(&encode(format, &data)))
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(format!("the write task failed: {e}"))));
+        match result {
+            Ok(()) => {
+                self.metrics.sent.inc_by(items);
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.send_failed.inc_by(items);
+                let message = format!(
+                    "exporter {} cannot write to \"{}\": {e}; check that the disk has space and Weft may write there",
+                    self.shared.exporter,
+                    self.shared.path.display()
+                );
+                tracing::error!(component = %self.shared.exporter, error = %e, path = %self.shared.path.display(), "{message}");
+                Err(ConsumeError::unavailable(message, WRITE_FAILED_RETRY_AFTER))
+            }
+        }
+    }
+}
+
+/// Opens the file at start, flushes it periodically, flushes and closes it at shutdown.
+struct FileExporter {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl Component for FileExporter {
+    async fn start(&self) -> anyhow::Result<()> {
+        let shared = self.shared.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            RotatingFile::open(&shared.path, shared.policy.clone(), shared.append)
+        })
+        .await?;
+        let file = opened.map_err(|e| {
+            anyhow::anyhow!(
+                "exporter {}: cannot open \"{}\" for writing: {e}",
+                self.shared.exporter,
+                self.shared.path.display()
+            )
+        })?;
+        *self.shared.file.lock() = Some(file);
+        if !self.shared.flush_interval.is_zero() {
+            let stop = CancellationToken::new();
+            let task = tokio::spawn(flush_periodically(self.shared.clone(), stop.clone()));
+            *self.shared.flusher.lock() = Some((stop, task));
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&self, _deadline: Instant) -> anyhow::Result<()> {
+        let flusher = self.shared.flusher.lock().take();
+        if let Some((stop, task)) = flusher {
+            stop.cancel();
+            let _ = task.await;
+        }
+        let shared = self.shared.clone();
+        let closed = tokio::task::spawn_blocking(move || match shared.file.lock().take() {
+            // Dropping the writer after a failed flush would lose the buffer silently.
+            Some(mut file) => file.flush(),
+            None => Ok(()),
+        })
+        .await?;
+        closed.map_err(|e| {
+            anyhow::anyhow!(
+                "exporter {}: could not write the last data to \"{}\": {e}",
+                self.shared.exporter,
+                self.shared.path.display()
+            )
+        })
+    }
+}
+
+async fn flush_periodically(shared: Arc<Shared>, stop: CancellationToken) {
+    let period = shared.flush_interval;
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let s = shared.clone();
+        let result = tokio::task::spawn_blocking(move || s.flush()).await;
+        if let Ok(Err(e)) = result {
+            tracing::error!(
+                component = %shared.exporter, error = %e, path = %shared.path.display(),
+                "cannot write buffered data to the file; will try again"
+            );
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The `otlphttp` exporter: OTLP over HTTP (reqwest), protobuf or JSON bodies, behind the
+//! shared queue → retry → timeout layers of [`crate::exporters::helper`].
+//!
+//! Answers are classified as the OTLP/HTTP spec says: 429, 502, 503 and 504 are retryable,
+//! 429 and 503 after the server's `Retry-After` (seconds or an HTTP date) when it sends one;
+//! every other non-2xx status is permanent, with the server's `google.rpc.Status` message in
+//! the error. A request that never got an answer (connection refused, reset) is retryable.
+
+mod config;
+#[cfg(test)]
+mod tests;
+
+use std::io::Write;
+use std::marker::PhantomData;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER,
+};
+use http::StatusCode;
+use prost::Message;
+use weft_config::Signal;
+
+pub use config::{Config, Encoding};
+
+use crate::component::{BuildContext, BuiltExporter, ExporterFactory, Stability};
+use crate::exporters::helper::{self, ExportError, Sender};
+use crate::exporters::otlp::{error_chain, Compression, OtlpSignal, PartialSuccess};
+use crate::pipeline::{Logs, Traces};
+use crate::telemetry::Telemetry;
+
+const PROTOBUF: &str = "application/x-protobuf";
+const JSON: &str = "application/json";
+/// How much of a response body is read: enough for any Status or partial-success answer.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+pub fn factory() -> ExporterFactory {
+    ExporterFactory::new::<Config>(
+        "otlphttp",
+        Stability::Beta,
+        "Sends traces and logs to an OTLP/HTTP endpoint (protobuf or JSON), with a sending queue and retries",
+        build,
+    )
+}
+
+fn build(ctx: BuildContext, cfg: &Config, signals: &[Signal]) -> anyhow::Result<BuiltExporter> {
+    let id = ctx.id_str();
+    let client = http_client(cfg).map_err(|e| anyhow::anyhow!("exporter {id}: {e:#}"))?;
+    let headers = header_map(cfg);
+    let timeout = cfg.timeout.get();
+    let url = |own: &str, path: &str, signal: &str| {
+        cfg.signal_url(own, path).ok_or_else(|| {
+            anyhow::anyhow!(
+                "exporter {id} is used in a {signal} pipeline but has no URL for it: set endpoint or {signal}_endpoint"
+            )
+        })
+    };
+    let traces = if signals.contains(&Signal::Traces) {
+        let sender = HttpSender::<Traces>::new(
+            &ctx.telemetry,
+            &id,
+            client.clone(),
+            url(&cfg.traces_endpoint, Traces::HTTP_PATH, "traces")?,
+            headers.clone(),
+            cfg,
+        );
+        Some(helper::build(
+            &ctx.id,
+            &ctx.telemetry,
+            sender,
+            timeout,
+            &cfg.retry_on_failure,
+            &cfg.sending_queue,
+        ))
+    } else {
+        None
+    };
+    let logs = if signals.contains(&Signal::Logs) {
+        let sender = HttpSender::<Logs>::new(
+            &ctx.telemetry,
+            &id,
+            client,
+            url(&cfg.logs_endpoint, Logs::HTTP_PATH, "logs")?,
+            headers,
+            cfg,
+        );
+        Some(helper::build(
+            &ctx.id,
+            &ctx.telemetry,
+            sender,
+            timeout,
+            &cfg.retry_on_failure,
+            &cfg.sending_queue,
+        ))
+    } else {
+        None
+    };
+    Ok(helper::built(traces, logs))
+}
+
+/// The client for `cfg`, with its TLS files read now.
+fn http_client(cfg: &Config) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("weft/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10));
+    let loaded = cfg.tls.load()?;
+    if let Some(ca) = loaded.ca {
+        // As in the Collector: a configured CA replaces the built-in roots.
+        let cert = reqwest::Certificate::from_pem(&ca)
+            .map_err(|e| anyhow::anyhow!("tls::ca_file: not a PEM certificate: {e}"))?;
+        builder = builder
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(cert);
+    }
+    if let Some((cert, key)) = loaded.identity {
+        let mut pem = cert;
+        pem.push(b'\n');
+        pem.extend_from_slice(&key);
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+            anyhow::anyhow!("tls::cert_file/key_file: not a PEM certificate and key: {e}")
+        })?;
+        builder = builder.identity(identity);
+    }
+    if cfg.tls.insecure_skip_verify {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    Ok(builder.build()?)
+}
+
+/// `headers` as an HTTP header map; validation already rejected what cannot be converted.
+fn header_map(cfg: &Config) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (k, v) in &cfg.headers {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            map.insert(k, v);
+        }
+    }
+    map
+}
+
+/// One POST per attempt.
+pub(crate) struct HttpSender<T> {
+    client: reqwest::Client,
+    url: String,
+    headers: HeaderMap,
+    compression: Compression,
+    encoding: Encoding,
+    partial: PartialSuccess,
+    _signal: PhantomData<fn() -> T>,
+}
+
+impl<T: OtlpSignal> HttpSender<T> {
+    fn new(
+        telemetry: &Telemetry,
+        exporter: &str,
+        client: reqwest::Client,
+        url: String,
+        headers: HeaderMap,
+        cfg: &Config,
+    ) -> Self {
+        Self {
+            client,
+            url,
+            headers,
+            compression: cfg.compression,
+            encoding: cfg.encoding,
+            partial: PartialSuccess::new(telemetry, exporter, T::ITEM),
+            _signal: PhantomData,
+        }
+    }
+
+    fn body(&self, data: &T) -> Result<Vec<u8>, ExportError> {
+        let raw = match self.encoding {
+            Encoding::Proto => data.encode_to_vec(),
+            Encoding::Json => data.encode_json(),
+        };
+        compress(raw, self.compression)
+            .map_err(|e| ExportError::permanent(format!("cannot compress the request body: {e}")))
+    }
+
+    /// Logs and counts a partial success in a 2xx answer; an undecodable body is ignored.
+    fn check_partial_success(&self, content_type: &str, body: &[u8]) {
+        if body.is_empty() {
+            return;
+        }
+        let response = if content_type.starts_with(JSON) {
+            T::decode_json_response(body).map_err(|e| e.to_string())
+        } else {
+            T::Response::decode(body).map_err(|e| e.to_string())
+        };
+        match response {
+            Ok(r) => {
+                if let Some((rejected, message)) = T::partial_success(&r) {
+                    self.partial.report(rejected, message);
+                }
+            }
+            Err(e) => tracing::debug!(
+                url = %self.url, error = %e,
+                "could not decode the success response body; ignoring it"
+            ),
+        }
+    }
+}
+
+#[async_trait]
+impl<T: OtlpSignal> Sender<T> for HttpSender<T> {
+    async fn send(&self, data: &T) -> Result<(), ExportError> {
+        let body = self.body(data)?;
+        let content_type = match self.encoding {
+            Encoding::Proto => PROTOBUF,
+            Encoding::Json => JSON,
+        };
+        let mut request = self
+            .client
+            .post(&self.url)
+            .headers(self.headers.clone())
+            .header(CONTENT_TYPE, content_type);
+        if let Some(encoding) = content_encoding(self.compression) {
+            request = request.header(CONTENT_ENCODING, encoding);
+        }
+        let response = request.body(body).send().await.map_err(|e| {
+            ExportError::retryable(format!("cannot send to {}: {}", self.url, error_chain(&e)))
+        })?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let response_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = read_limited(response).await;
+        if status.is_success() {
+            self.check_partial_success(&response_type, &body);
+            return Ok(());
+        }
+        let message = format!(
+            "{} answered HTTP {status}: {}",
+            self.url,
+            error_detail(&response_type, &body)
+        );
+        Err(classify(
+            status,
+            retry_after.as_deref(),
+            SystemTime::now(),
+            message,
+        ))
+    }
+}
+
+/// The OTLP/HTTP spec's retry rules for a non-2xx answer.
+pub(crate) fn classify(
+    status: StatusCode,
+    retry_after: Option<&str>,
+    now: SystemTime,
+    message: String,
+) -> ExportError {
+    match status.as_u16() {
+        429 | 503 => match retry_after.and_then(|v| parse_retry_after(v, now)) {
+            Some(delay) => ExportError::throttled(message, delay),
+            None => ExportError::retryable(message),
+        },
+        502 | 504 => ExportError::retryable(message),
+        _ => ExportError::permanent(message),
+    }
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date; a date in the past means no wait.
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The message of an error answer: its `google.rpc.Status` (protobuf or JSON, by content
+/// type), else the start of its text.
+fn error_detail(content_type: &str, body: &[u8]) -> String {
+    let status = if content_type.starts_with(PROTOBUF) {
+        weft_proto::status::Status::decode(body).ok()
+    } else if content_type.starts_with(JSON) {
+        weft_proto::otlp_json::decode_status(body).ok()
+    } else {
+        None
+    };
+    if let Some(s) = status.filter(|s| !s.message.is_empty()) {
+        return s.message;
+    }
+    let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
+    let text = text.trim();
+    if text.is_empty() {
+        "(no message in the response body)".to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+async fn read_limited(mut response: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MAX_RESPONSE_BYTES - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_RESPONSE_BYTES {
+            break;
+        }
+    }
+    body
+}
+
+fn content_encoding(c: Compression) -> Option<&'static str> {
+    match c {
+        Compression::Gzip => Some("gzip"),
+        Compression::Zstd => Some("zstd"),
+        Compression::None => None,
+    }
+}
+
+fn compress(raw: Vec<u8>, c: Compression) -> std::io::Result<Vec<u8>> {
+    match c {
+        Compression::None => Ok(raw),
+        Compression::Gzip => {
+            let mut enc = flate2::write::GzEncoder::new(
+                Vec::with_capacity(raw.len() / 4),
+                flate2::Compression::fast(),
+            );
+            enc.write_all(&raw)?;
+            enc.finish()
+        }
+        Compression::Zstd => zstd::encode_all(raw.as_slice(), 0),
+    }
+}
