@@ -97,7 +97,7 @@ impl Weft {
             .stderr(log)
             .spawn()
             .context("starting weft")?;
-        let mut weft = Self { child: Some(child), dir, log_path };
+        let weft = Self { child: Some(child), dir, log_path };
         for addr in ready {
             if let Err(e) = wait_for_port(*addr, Duration::from_secs(30)) {
                 let log = weft.log();
@@ -219,4 +219,29 @@ pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) ->
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A plain HTTP/1.0 GET on loopback; returns the status code and body.
+pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    use std::io::Write;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .context("status line")?
+        .parse()?;
+    Ok((status, body.to_string()))
+}
+
+/// The value of one sample in a Prometheus text exposition, e.g.
+/// `otelcol_receiver_accepted_spans_total{receiver="otlp",transport="grpc"}`.
+pub fn metric_value(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.split_whitespace().next()?.parse().ok())
 }

@@ -1,0 +1,224 @@
+//! OTLP/gRPC: `TraceService/Export` and `LogsService/Export` on one tonic server.
+//!
+//! The services are written against tonic's server machinery directly instead of the
+//! generated `*ServiceServer`s, for one reason: the generated servers decode inside tonic's
+//! codec, on the async worker thread, and report undecodable bytes as INTERNAL. Here the codec
+//! hands over the raw (already decompressed, size-checked) message bytes, and
+//! [`SignalReceiver::receive`] decodes them itself: off-thread when large, and answering
+//! INVALID_ARGUMENT for bad data as the OTLP specification asks.
+//!
+//! tonic reports a message over `max_decoding_message_size` as OUT_OF_RANGE; gRPC (and the
+//! Collector) answer RESOURCE_EXHAUSTED, so [`ExportService`] rewrites that one status.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use futures::future::BoxFuture;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::body::Body;
+use tonic::codec::{BufferSettings, Codec, CompressionEncoding, DecodeBuf, Decoder};
+use tonic::server::{Grpc, NamedService, UnaryService};
+use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
+use tonic_prost::ProstEncoder;
+
+use super::answer::Answer;
+use super::compression::Encoding;
+use super::receive::{Format, OtlpSignal, SignalReceiver};
+use crate::pipeline::{Logs, Traces};
+
+/// A codec whose requests are the message bytes as received and whose responses are prost
+/// messages.
+struct RawCodec<R>(PhantomData<fn() -> R>);
+
+impl<R> Default for RawCodec<R> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<R: prost::Message + Send + 'static> Codec for RawCodec<R> {
+    type Encode = R;
+    type Decode = Bytes;
+    type Encoder = ProstEncoder<R>;
+    type Decoder = RawDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstEncoder::new(BufferSettings::default())
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawDecoder
+    }
+}
+
+/// Takes the whole message as `Bytes` (tonic's buffer is split off, not copied).
+struct RawDecoder;
+
+impl Decoder for RawDecoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+/// One OTLP export service (`T` picks traces or logs).
+pub(crate) struct ExportService<T: OtlpSignal> {
+    receiver: Arc<SignalReceiver<T>>,
+    /// `max_recv_msg_size_mib` in bytes, enforced by tonic on the compressed and the
+    /// decompressed message.
+    max_message: usize,
+}
+
+impl<T: OtlpSignal> Clone for ExportService<T> {
+    fn clone(&self) -> Self {
+        Self {
+            receiver: self.receiver.clone(),
+            max_message: self.max_message,
+        }
+    }
+}
+
+impl<T: OtlpSignal> ExportService<T> {
+    pub(crate) fn new(receiver: Arc<SignalReceiver<T>>, max_message: usize) -> Self {
+        Self {
+            receiver,
+            max_message,
+        }
+    }
+}
+
+impl<T: OtlpSignal> NamedService for ExportService<T> {
+    const NAME: &'static str = T::GRPC_SERVICE;
+}
+
+impl<T: OtlpSignal> tower::Service<http::Request<Body>> for ExportService<T> {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        if request.uri().path() != T::GRPC_EXPORT_PATH {
+            let message = format!(
+                "unknown method {}: {} only has Export",
+                request.uri().path(),
+                T::GRPC_SERVICE
+            );
+            return Box::pin(async move { Ok(tonic::Status::unimplemented(message).into_http()) });
+        }
+        let this = self.clone();
+        Box::pin(async move {
+            let mut grpc = Grpc::new(RawCodec::<T::Response>::default())
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd)
+                .send_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Zstd)
+                .max_decoding_message_size(this.max_message);
+            let response = grpc.unary(ExportMethod(this.receiver), request).await;
+            Ok(oversize_is_resource_exhausted(response, this.max_message))
+        })
+    }
+}
+
+/// Turns tonic's OUT_OF_RANGE for an oversized message (the only OUT_OF_RANGE these services
+/// produce) into RESOURCE_EXHAUSTED. Errors before the handler runs are "trailers-only"
+/// responses, so the status is in the headers.
+fn oversize_is_resource_exhausted(
+    response: http::Response<Body>,
+    limit: usize,
+) -> http::Response<Body> {
+    let out_of_range = response
+        .headers()
+        .get(tonic::Status::GRPC_STATUS)
+        .is_some_and(|v| v.as_bytes() == b"11");
+    if !out_of_range {
+        return response;
+    }
+    let original = tonic::Status::from_header_map(response.headers())
+        .map(|s| s.message().to_string())
+        .unwrap_or_default();
+    tracing::debug!(component = "otlp", transport = "grpc", error = %original, "request rejected");
+    tonic::Status::resource_exhausted(format!(
+        "{original} (max_recv_msg_size_mib allows {} MiB): send smaller batches",
+        limit / (1024 * 1024)
+    ))
+    .into_http()
+}
+
+/// The `Export` handler: decode, check, hand to the pipeline, answer.
+struct ExportMethod<T: OtlpSignal>(Arc<SignalReceiver<T>>);
+
+impl<T: OtlpSignal> UnaryService<Bytes> for ExportMethod<T> {
+    type Response = T::Response;
+    type Future = BoxFuture<'static, Result<tonic::Response<T::Response>, tonic::Status>>;
+
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+        let receiver = self.0.clone();
+        Box::pin(async move {
+            // tonic already decompressed and bounded the message: no limit to apply here.
+            let body = request.into_inner();
+            match receiver
+                .receive(body, Encoding::Identity, Format::Protobuf, usize::MAX)
+                .await
+            {
+                Ok(response) => Ok(tonic::Response::new(response)),
+                Err(rejection) => {
+                    let answer = Answer::of(&rejection);
+                    tracing::debug!(
+                        component = "otlp",
+                        transport = "grpc",
+                        code = ?answer.grpc,
+                        error = %answer.message,
+                        "request rejected"
+                    );
+                    Err(answer.grpc_status())
+                }
+            }
+        })
+    }
+}
+
+/// The services for the signals this receiver feeds; the others answer UNIMPLEMENTED.
+pub(crate) fn routes(
+    traces: Option<Arc<SignalReceiver<Traces>>>,
+    logs: Option<Arc<SignalReceiver<Logs>>>,
+    max_message: usize,
+) -> Routes {
+    let mut builder = Routes::builder();
+    if let Some(traces) = traces {
+        builder.add_service(ExportService::new(traces, max_message));
+    }
+    if let Some(logs) = logs {
+        builder.add_service(ExportService::new(logs, max_message));
+    }
+    builder.routes()
+}
+
+/// Serves `routes` on `listener` until `stop`, then finishes in-flight calls.
+pub(crate) fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    max_concurrent_streams: u32,
+    stop: CancellationToken,
+) -> impl Future<Output = Result<(), tonic::transport::Error>> {
+    let mut builder = Server::builder();
+    if max_concurrent_streams > 0 {
+        builder = builder.max_concurrent_streams(max_concurrent_streams);
+    }
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    builder
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+}

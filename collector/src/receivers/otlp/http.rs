@@ -1,0 +1,723 @@
+//! OTLP/HTTP: `POST {traces_url_path}` and `POST {logs_url_path}`, protobuf or JSON.
+//!
+//! Checks run cheapest first: path (404), method (405), `Content-Type` (415),
+//! `Content-Encoding` (400), body size as sent (413), then decompression bounded by the same
+//! limit (413), decoding and checking (400), and finally the pipeline (429/503/400).
+//! Every error answer carries a `google.rpc.Status` saying what was wrong, encoded like the
+//! request (protobuf for `application/x-protobuf`, JSON otherwise).
+//!
+//! Routing is an exact match done here rather than by axum's router: the paths come from
+//! the configuration and must not be read as route patterns.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use bytes::{Bytes, BytesMut};
+use http::header::{ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http_body_util::BodyExt;
+use prost::Message;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use weft_proto::otlp_json;
+use weft_proto::status::Status as RpcStatus;
+
+use super::answer::{code_for_http, Answer};
+use super::compression::Encoding;
+use super::receive::{Format, OtlpSignal, Rejection, SignalReceiver};
+use crate::pipeline::{Logs, Traces};
+
+/// What the HTTP server serves: the configured paths and the signals this receiver feeds.
+pub(crate) struct HttpRoutes {
+    pub(crate) traces: Option<Arc<SignalReceiver<Traces>>>,
+    pub(crate) logs: Option<Arc<SignalReceiver<Logs>>>,
+    pub(crate) traces_path: String,
+    pub(crate) logs_path: String,
+    /// `max_request_body_size`: the body as sent, and again its decompressed size.
+    pub(crate) limit: usize,
+}
+
+/// The axum application of the receiver.
+pub(crate) fn router(routes: Arc<HttpRoutes>) -> Router {
+    Router::new().fallback(dispatch).with_state(routes)
+}
+
+/// Serves `router` on `listener` until `stop`, then finishes in-flight requests.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+}
+
+async fn dispatch(State(routes): State<Arc<HttpRoutes>>, request: Request) -> Response {
+    let path = request.uri().path();
+    let format = request_format(request.headers());
+    if path == routes.traces_path {
+        match &routes.traces {
+            Some(receiver) => export(receiver, routes.limit, request).await,
+            None => not_served(format, path, "traces"),
+        }
+    } else if path == routes.logs_path {
+        match &routes.logs {
+            Some(receiver) => export(receiver, routes.limit, request).await,
+            None => not_served(format, path, "logs"),
+        }
+    } else {
+        let message = format!(
+            "nothing is served at {path}: OTLP/HTTP exports go to {} (traces) and {} (logs)",
+            routes.traces_path, routes.logs_path
+        );
+        error_answer(
+            StatusCode::NOT_FOUND,
+            format.unwrap_or(Format::Json),
+            message,
+        )
+    }
+}
+
+fn not_served(format: Option<Format>, path: &str, signal: &str) -> Response {
+    let message =
+        format!("nothing is served at {path}: this receiver is not in any {signal} pipeline");
+    error_answer(
+        StatusCode::NOT_FOUND,
+        format.unwrap_or(Format::Json),
+        message,
+    )
+}
+
+/// The body format named by `Content-Type`, parameters (`; charset=utf-8`) ignored.
+fn request_format(headers: &HeaderMap) -> Option<Format> {
+    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let media = value.split(';').next()?.trim();
+    if media.eq_ignore_ascii_case("application/x-protobuf") {
+        Some(Format::Protobuf)
+    } else if media.eq_ignore_ascii_case("application/json") {
+        Some(Format::Json)
+    } else {
+        None
+    }
+}
+
+async fn export<T: OtlpSignal>(
+    receiver: &SignalReceiver<T>,
+    limit: usize,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let format = request_format(&parts.headers);
+    if parts.method != Method::POST {
+        let message = format!(
+            "method {} is not allowed on {}: OTLP/HTTP exports are POSTed",
+            parts.method,
+            parts.uri.path()
+        );
+        let mut response = error_answer(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format.unwrap_or(Format::Json),
+            message,
+        );
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let Some(format) = format else {
+        let got = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let message = match got {
+            Some(got) => format!(
+                "unsupported Content-Type {got:?}: send application/x-protobuf or application/json"
+            ),
+            None => "no Content-Type: send application/x-protobuf or application/json".to_string(),
+        };
+        return error_answer(StatusCode::UNSUPPORTED_MEDIA_TYPE, Format::Json, message);
+    };
+    let encoding_header = parts
+        .headers
+        .get(CONTENT_ENCODING)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let encoding = match Encoding::from_header(encoding_header.as_deref()) {
+        Ok(e) => e,
+        Err(message) => return error_answer(StatusCode::BAD_REQUEST, format, message),
+    };
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let body = match read_body(body, limit, declared).await {
+        Ok(body) => body,
+        Err(rejection) => return rejection_answer(&rejection, format),
+    };
+    match receiver.receive(body, encoding, format, limit).await {
+        Ok(response) => {
+            let bytes = match format {
+                Format::Protobuf => response.encode_to_vec(),
+                Format::Json => T::encode_response_json(&response),
+            };
+            answer(StatusCode::OK, format, bytes)
+        }
+        Err(rejection) => rejection_answer(&rejection, format),
+    }
+}
+
+/// Reads the body, refusing it once it is over `limit`. A refused body is drained (up to
+/// another `limit` bytes, without keeping it) so the client reads the 413 instead of a reset
+/// connection; beyond that the connection is closed.
+async fn read_body(
+    mut body: Body,
+    limit: usize,
+    declared: Option<u64>,
+) -> Result<Bytes, Rejection> {
+    let too_large = || {
+        Rejection::TooLarge(format!(
+            "the request body is larger than max_request_body_size ({limit} bytes): send smaller batches"
+        ))
+    };
+    if let Some(declared) = declared {
+        if declared > limit as u64 {
+            if declared - limit as u64 <= limit as u64 {
+                drain(body, declared).await;
+            }
+            return Err(too_large());
+        }
+    }
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| Rejection::invalid(format!("cannot read the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len();
+        if total > limit {
+            drain(body, limit as u64).await;
+            return Err(too_large());
+        }
+        chunks.push(data);
+    }
+    Ok(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.swap_remove(0),
+        _ => {
+            let mut all = BytesMut::with_capacity(total);
+            for c in chunks {
+                all.extend_from_slice(&c);
+            }
+            all.freeze()
+        }
+    })
+}
+
+/// Reads and drops up to `budget` more bytes of `body`.
+async fn drain(mut body: Body, budget: u64) {
+    let mut seen = 0u64;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Ok(data) = frame.into_data() {
+            seen += data.len() as u64;
+            if seen > budget {
+                return;
+            }
+        }
+    }
+}
+
+fn answer(status: StatusCode, format: Format, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    response
+}
+
+fn encode_status(format: Format, status: &RpcStatus) -> Vec<u8> {
+    match format {
+        Format::Protobuf => status.encode_to_vec(),
+        Format::Json => otlp_json::encode_status(status),
+    }
+}
+
+/// An error answer not caused by a [`Rejection`] (routing, content negotiation).
+fn error_answer(status: StatusCode, format: Format, message: String) -> Response {
+    tracing::debug!(component = "otlp", transport = "http", status = status.as_u16(), error = %message, "request rejected");
+    let rpc = RpcStatus::new(code_for_http(status), message);
+    answer(status, format, encode_status(format, &rpc))
+}
+
+fn rejection_answer(rejection: &Rejection, format: Format) -> Response {
+    let a = Answer::of(rejection);
+    tracing::debug!(component = "otlp", transport = "http", status = a.http.as_u16(), error = %a.message, "request rejected");
+    let mut response = answer(a.http, format, encode_status(format, &a.rpc_status()));
+    if let Some(secs) = a.retry_after_secs() {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::time::Duration;
+
+    use tower::ServiceExt;
+    use weft_proto::collector::trace::v1::ExportTraceServiceRequest;
+    use weft_proto::status::code;
+
+    use super::super::answer::{RetryInfo, RETRY_INFO_TYPE_URL};
+    use super::super::test_support::{logs, spans, Behaviour, TestConsumer};
+    use super::*;
+    use crate::telemetry::{ReceiverMetrics, Telemetry};
+
+    const LIMIT: usize = 64 * 1024;
+
+    struct Setup {
+        app: Router,
+        telemetry: Telemetry,
+        traces: Arc<TestConsumer<Traces>>,
+        logs: Arc<TestConsumer<Logs>>,
+    }
+
+    fn setup(behaviour: Behaviour) -> Setup {
+        let telemetry = Telemetry::new();
+        let traces = Arc::new(TestConsumer::new(behaviour.clone()));
+        let logs = Arc::new(TestConsumer::new(behaviour));
+        let routes = HttpRoutes {
+            traces: Some(Arc::new(SignalReceiver::new(
+                traces.clone(),
+                ReceiverMetrics::new(&telemetry, "otlp", "http", "spans"),
+            ))),
+            logs: Some(Arc::new(SignalReceiver::new(
+                logs.clone(),
+                ReceiverMetrics::new(&telemetry, "otlp", "http", "log_records"),
+            ))),
+            traces_path: "/v1/traces".into(),
+            logs_path: "/v1/logs".into(),
+            limit: LIMIT,
+        };
+        Setup {
+            app: router(Arc::new(routes)),
+            telemetry,
+            traces,
+            logs,
+        }
+    }
+
+    fn post(path: &str, content_type: &str, body: impl Into<Body>) -> http::Request<Body> {
+        http::Request::post(path)
+            .header(CONTENT_TYPE, content_type)
+            .body(body.into())
+            .unwrap()
+    }
+
+    struct Reply {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+    }
+
+    impl Reply {
+        /// The `google.rpc.Status` body, decoded by the answer's Content-Type.
+        fn rpc(&self) -> RpcStatus {
+            match self.headers[CONTENT_TYPE].to_str().unwrap() {
+                "application/x-protobuf" => RpcStatus::decode(&self.body[..]).unwrap(),
+                "application/json" => otlp_json::decode_status(&self.body).unwrap(),
+                other => panic!("unexpected content type {other}"),
+            }
+        }
+    }
+
+    async fn call(app: &Router, request: http::Request<Body>) -> Reply {
+        let response = app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[tokio::test]
+    async fn protobuf_traces_are_accepted_and_counted() {
+        let s = setup(Behaviour::Accept);
+        let request = spans(3);
+        let reply = call(
+            &s.app,
+            post(
+                "/v1/traces",
+                "application/x-protobuf",
+                request.encode_to_vec(),
+            ),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.headers[CONTENT_TYPE], "application/x-protobuf");
+        assert!(reply.body.is_empty(), "an empty ExportTraceServiceResponse");
+        assert_eq!(s.traces.received(), vec![request]);
+        assert_eq!(
+            s.telemetry.counter_value(
+                "otelcol_receiver_accepted_spans",
+                &[("receiver", "otlp"), ("transport", "http")]
+            ),
+            3
+        );
+    }
+
+    #[tokio::test]
+    async fn json_logs_are_accepted_with_a_json_answer() {
+        let s = setup(Behaviour::Accept);
+        let request = logs(2);
+        let body = otlp_json::encode_logs(&request);
+        let reply = call(
+            &s.app,
+            post("/v1/logs", "application/json; charset=utf-8", body),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.headers[CONTENT_TYPE], "application/json");
+        assert_eq!(&reply.body[..], b"{}");
+        assert_eq!(s.logs.received(), vec![request]);
+        assert_eq!(
+            s.telemetry.counter_value(
+                "otelcol_receiver_accepted_log_records",
+                &[("receiver", "otlp"), ("transport", "http")]
+            ),
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn compressed_bodies_are_accepted() {
+        let s = setup(Behaviour::Accept);
+        let raw = spans(1).encode_to_vec();
+        let bodies = [
+            ("gzip", gzip(&raw)),
+            ("zstd", zstd::encode_all(&raw[..], 3).unwrap()),
+            ("deflate", {
+                let mut e = flate2::write::ZlibEncoder::new(Vec::new(), Default::default());
+                e.write_all(&raw).unwrap();
+                e.finish().unwrap()
+            }),
+            ("identity", raw.clone()),
+        ];
+        for (encoding, body) in bodies {
+            let mut request = post("/v1/traces", "application/x-protobuf", body);
+            request
+                .headers_mut()
+                .insert(CONTENT_ENCODING, HeaderValue::from_static(encoding));
+            let reply = call(&s.app, request).await;
+            assert_eq!(reply.status, StatusCode::OK, "{encoding}");
+        }
+        assert_eq!(s.traces.received().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn the_error_answer_table() {
+        let s = setup(Behaviour::Accept);
+        let mut bad_id = spans(1);
+        bad_id.resource_spans[0].scope_spans[0].spans[0].trace_id = vec![1, 2, 3];
+        let proto = "application/x-protobuf";
+        let json = "application/json";
+        // (request, status, google.rpc code, answer content type, text the message contains)
+        let rows: Vec<(http::Request<Body>, u16, i32, &str, &str)> = vec![
+            (
+                post("/v1/traces", proto, &b"\xff\xff\xff"[..]),
+                400,
+                code::INVALID_ARGUMENT,
+                proto,
+                "cannot decode the body as a protobuf ExportTraceServiceRequest",
+            ),
+            (
+                post("/v1/traces", json, "{not json"),
+                400,
+                code::INVALID_ARGUMENT,
+                json,
+                "cannot decode the body as an OTLP/JSON ExportTraceServiceRequest",
+            ),
+            (
+                post("/v1/traces", proto, bad_id.encode_to_vec()),
+                400,
+                code::INVALID_ARGUMENT,
+                proto,
+                "trace_id must be 16 bytes, got 3",
+            ),
+            (
+                post(
+                    "/v1/logs",
+                    json,
+                    r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"0102"}]}]}]}"#,
+                ),
+                400,
+                code::INVALID_ARGUMENT,
+                json,
+                "traceId",
+            ),
+            (
+                post("/v1/traces", "text/plain", "hello"),
+                415,
+                code::INVALID_ARGUMENT,
+                json,
+                "unsupported Content-Type \"text/plain\"",
+            ),
+            (
+                http::Request::post("/v1/traces")
+                    .body(Body::empty())
+                    .unwrap(),
+                415,
+                code::INVALID_ARGUMENT,
+                json,
+                "no Content-Type",
+            ),
+            (
+                http::Request::get("/v1/traces")
+                    .header(CONTENT_TYPE, proto)
+                    .body(Body::empty())
+                    .unwrap(),
+                405,
+                code::UNIMPLEMENTED,
+                proto,
+                "method GET is not allowed on /v1/traces",
+            ),
+            (
+                http::Request::put("/v1/logs").body(Body::empty()).unwrap(),
+                405,
+                code::UNIMPLEMENTED,
+                json,
+                "method PUT is not allowed",
+            ),
+            (
+                post("/v1/metrics", proto, Body::empty()),
+                404,
+                code::NOT_FOUND,
+                proto,
+                "nothing is served at /v1/metrics",
+            ),
+            (
+                post("/v1/traces/", json, Body::empty()),
+                404,
+                code::NOT_FOUND,
+                json,
+                "nothing is served at /v1/traces/",
+            ),
+            (
+                {
+                    let mut r = post("/v1/traces", proto, spans(1).encode_to_vec());
+                    r.headers_mut()
+                        .insert(CONTENT_ENCODING, HeaderValue::from_static("br"));
+                    r
+                },
+                400,
+                code::INVALID_ARGUMENT,
+                proto,
+                "unsupported Content-Encoding \"br\"",
+            ),
+            (
+                {
+                    let mut r = post("/v1/traces", proto, &b"not gzip"[..]);
+                    r.headers_mut()
+                        .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                    r
+                },
+                400,
+                code::INVALID_ARGUMENT,
+                proto,
+                "cannot decompress the gzip body",
+            ),
+            (
+                post("/v1/traces", proto, vec![0u8; LIMIT + 1]),
+                413,
+                code::RESOURCE_EXHAUSTED,
+                proto,
+                "larger than max_request_body_size (65536 bytes)",
+            ),
+            (
+                {
+                    let mut r = post("/v1/traces", json, gzip(&vec![b' '; LIMIT + 1]));
+                    r.headers_mut()
+                        .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                    r
+                },
+                413,
+                code::RESOURCE_EXHAUSTED,
+                json,
+                "decompresses to more than max_request_body_size (65536 bytes)",
+            ),
+        ];
+        for (request, status, rpc_code, content_type, text) in rows {
+            let what = format!("{} {}", request.method(), request.uri());
+            let reply = call(&s.app, request).await;
+            assert_eq!(reply.status.as_u16(), status, "{what}: {:?}", reply.body);
+            assert_eq!(reply.headers[CONTENT_TYPE], content_type, "{what}");
+            let rpc = reply.rpc();
+            assert_eq!(rpc.code, rpc_code, "{what}: {rpc:?}");
+            assert!(rpc.message.contains(text), "{what}: {:?}", rpc.message);
+            if status == 405 {
+                assert_eq!(reply.headers[ALLOW], "POST");
+            }
+        }
+        assert!(s.traces.received().is_empty());
+        assert!(s.logs.received().is_empty());
+        // The invalid-id request held one span: counted as refused.
+        assert_eq!(
+            s.telemetry.counter_value(
+                "otelcol_receiver_refused_spans",
+                &[("receiver", "otlp"), ("transport", "http")]
+            ),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_over_the_limit_is_refused() {
+        let s = setup(Behaviour::Accept);
+        // No Content-Length: the limit is found while reading.
+        let chunks: Vec<Result<Bytes, std::io::Error>> = (0..3)
+            .map(|_| Ok(Bytes::from(vec![0u8; LIMIT / 2])))
+            .collect();
+        let body = Body::from_stream(futures::stream::iter(chunks));
+        let reply = call(&s.app, post("/v1/traces", "application/x-protobuf", body)).await;
+        assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(reply.rpc().code, code::RESOURCE_EXHAUSTED);
+    }
+
+    #[tokio::test]
+    async fn pipeline_refusals_carry_retry_after() {
+        let rows = [
+            (
+                Behaviour::Unavailable(Duration::from_millis(2500)),
+                503,
+                code::UNAVAILABLE,
+                "3",
+            ),
+            (
+                Behaviour::Exhausted(Duration::from_secs(7)),
+                429,
+                code::RESOURCE_EXHAUSTED,
+                "7",
+            ),
+        ];
+        for (behaviour, status, rpc_code, retry_after) in rows {
+            let s = setup(behaviour);
+            let reply = call(
+                &s.app,
+                post(
+                    "/v1/traces",
+                    "application/x-protobuf",
+                    spans(2).encode_to_vec(),
+                ),
+            )
+            .await;
+            assert_eq!(reply.status.as_u16(), status);
+            assert_eq!(reply.headers[RETRY_AFTER], retry_after);
+            let rpc = reply.rpc();
+            assert_eq!(rpc.code, rpc_code);
+            assert_eq!(rpc.message, "refused by the test consumer");
+            assert_eq!(rpc.details[0].type_url, RETRY_INFO_TYPE_URL);
+            let info = RetryInfo::decode(&rpc.details[0].value[..]).unwrap();
+            assert!(info.retry_delay.is_some());
+            assert_eq!(
+                s.telemetry.counter_value(
+                    "otelcol_receiver_refused_spans",
+                    &[("receiver", "otlp"), ("transport", "http")]
+                ),
+                2
+            );
+            assert_eq!(
+                s.telemetry.counter_value(
+                    "otelcol_receiver_accepted_spans",
+                    &[("receiver", "otlp"), ("transport", "http")]
+                ),
+                0
+            );
+        }
+        // The same over JSON: the body is a JSON Status.
+        let s = setup(Behaviour::Exhausted(Duration::from_secs(1)));
+        let reply = call(
+            &s.app,
+            post(
+                "/v1/logs",
+                "application/json",
+                otlp_json::encode_logs(&logs(1)),
+            ),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(reply.headers[RETRY_AFTER], "1");
+        assert_eq!(reply.rpc().code, code::RESOURCE_EXHAUSTED);
+    }
+
+    #[tokio::test]
+    async fn a_permanent_pipeline_error_is_a_400() {
+        let s = setup(Behaviour::Permanent);
+        let reply = call(
+            &s.app,
+            post(
+                "/v1/traces",
+                "application/x-protobuf",
+                spans(1).encode_to_vec(),
+            ),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        assert!(reply.headers.get(RETRY_AFTER).is_none());
+        assert_eq!(reply.rpc().message, "rejected by the test consumer");
+    }
+
+    #[tokio::test]
+    async fn an_empty_export_succeeds_without_reaching_the_pipeline() {
+        let s = setup(Behaviour::Unavailable(Duration::from_secs(1)));
+        let empty = ExportTraceServiceRequest::default();
+        let reply = call(
+            &s.app,
+            post(
+                "/v1/traces",
+                "application/x-protobuf",
+                empty.encode_to_vec(),
+            ),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(s.traces.received().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_signal_without_a_pipeline_is_not_served() {
+        let telemetry = Telemetry::new();
+        let traces = Arc::new(TestConsumer::<Traces>::new(Behaviour::Accept));
+        let app = router(Arc::new(HttpRoutes {
+            traces: Some(Arc::new(SignalReceiver::new(
+                traces,
+                ReceiverMetrics::new(&telemetry, "otlp", "http", "spans"),
+            ))),
+            logs: None,
+            traces_path: "/t".into(),
+            logs_path: "/l".into(),
+            limit: LIMIT,
+        }));
+        let reply = call(&app, post("/l", "application/json", "{}")).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND);
+        assert!(reply.rpc().message.contains("not in any logs pipeline"));
+        let reply = call(&app, post("/t", "application/json", "{}")).await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+}
