@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/config").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/config")
+        .join(name)
 }
 
 fn validate(name: &str) -> Output {
@@ -23,7 +25,11 @@ fn validate(name: &str) -> Output {
 fn errors_of(name: &str) -> Vec<String> {
     let out = validate(name);
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(1), "{name} must be rejected with exit 1:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{name} must be rejected with exit 1:\n{stderr}"
+    );
     stderr.lines().map(str::to_string).collect()
 }
 
@@ -42,7 +48,9 @@ fn a_collector_config_is_valid_and_unused_components_are_warnings() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("configuration is valid"));
     assert!(
-        stderr.contains("warning: exporters::debug/unused: exporter \"debug/unused\" is defined but not used"),
+        stderr.contains(
+            "warning: exporters::debug/unused: exporter \"debug/unused\" is defined but not used"
+        ),
         "{stderr}"
     );
 }
@@ -50,7 +58,10 @@ fn a_collector_config_is_valid_and_unused_components_are_warnings() {
 #[test]
 fn a_typo_names_the_mapping_and_the_expected_key() {
     let lines = errors_of("typo_key.yaml");
-    assert_reported(&lines, "error: receivers::otlp: unknown field \"protocls\", expected");
+    assert_reported(
+        &lines,
+        "error: receivers::otlp: unknown field \"protocls\", expected",
+    );
     assert_reported(&lines, "\"protocols\"");
 }
 
@@ -66,7 +77,10 @@ fn a_bad_enum_lists_the_allowed_values() {
 #[test]
 fn a_bad_duration_shows_the_expected_form() {
     let lines = errors_of("bad_duration.yaml");
-    assert_reported(&lines, "error: processors::batch::timeout: invalid duration \"5 parsecs\"");
+    assert_reported(
+        &lines,
+        "error: processors::batch::timeout: invalid duration \"5 parsecs\"",
+    );
     assert_reported(&lines, "like \"5s\"");
 }
 
@@ -100,7 +114,12 @@ fn an_env_var_set_for_the_process_is_expanded() {
         .env("WEFT_FIXTURE_UNSET_ENDPOINT", "127.0.0.1:14317")
         .output()
         .expect("weft runs");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -115,11 +134,23 @@ fn a_bad_address_is_reported() {
 #[test]
 fn several_errors_are_reported_at_once() {
     let lines = errors_of("several_errors.yaml");
-    assert_reported(&lines, "error: receivers::otlp::protocols::grpc: unknown field \"endpont\"");
-    assert_reported(&lines, "error: processors::batch::timeout: invalid duration \"soon\"");
+    assert_reported(
+        &lines,
+        "error: receivers::otlp::protocols::grpc: unknown field \"endpont\"",
+    );
+    assert_reported(
+        &lines,
+        "error: processors::batch::timeout: invalid duration \"soon\"",
+    );
     assert_reported(&lines, "error: processors::memory_limiter");
-    assert_reported(&lines, "error: exporters::debug::verbosity: unknown variant \"chatty\"");
-    assert_reported(&lines, "error: service::pipelines::traces::receivers[1]: references receiver \"zipkin\"");
+    assert_reported(
+        &lines,
+        "error: exporters::debug::verbosity: unknown variant \"chatty\"",
+    );
+    assert_reported(
+        &lines,
+        "error: service::pipelines::traces::receivers[1]: references receiver \"zipkin\"",
+    );
     assert_reported(&lines, "configuration is invalid: 5 error(s)");
 }
 
@@ -130,18 +161,41 @@ fn a_missing_file_is_exit_2() {
         .output()
         .expect("weft runs");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file /nonexistent/weft.yaml"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("cannot read config file /nonexistent/weft.yaml"));
 }
 
 #[test]
 fn the_default_config_is_valid_and_components_are_listed() {
-    let out = Command::new(env!("CARGO_BIN_EXE_weft")).arg("validate").output().expect("weft runs");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = Command::new(env!("CARGO_BIN_EXE_weft")).arg("components").output().expect("weft runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .arg("validate")
+        .output()
+        .expect("weft runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .arg("components")
+        .output()
+        .expect("weft runs");
     let listing = String::from_utf8_lossy(&out.stdout);
-    for name in ["otlp", "batch", "memory_limiter", "otlphttp", "debug", "file", "health_check"] {
+    for name in [
+        "otlp",
+        "batch",
+        "memory_limiter",
+        "otlphttp",
+        "debug",
+        "file",
+        "health_check",
+    ] {
         assert!(listing.contains(name), "{name} missing from:\n{listing}");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_weft")).arg("--version").output().expect("weft runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .arg("--version")
+        .output()
+        .expect("weft runs");
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("weft "));
 }

@@ -126,9 +126,11 @@ fn expand_str(input: &str, env: &dyn EnvLookup) -> Result<Expanded, String> {
 fn resolve(body: &str, env: &dyn EnvLookup) -> Result<String, String> {
     let (scheme, spec) = match body.split_once(':') {
         Some((scheme, spec)) if scheme == "env" => (scheme, spec),
-        Some((scheme, _)) if is_var_name(scheme) => return Err(format!(
+        Some((scheme, _)) if is_var_name(scheme) => {
+            return Err(format!(
             "unsupported reference \"${{{body}}}\": unknown scheme \"{scheme}\", expected \"env\""
-        )),
+        ))
+        }
         // `${VAR}` and `${VAR:-default}` without a scheme: the Collector's older form.
         _ => ("env", body),
     };

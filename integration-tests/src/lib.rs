@@ -83,7 +83,11 @@ impl Weft {
     }
 
     /// As [`Weft::start`], in a directory the caller prepared (config paths may point into it).
-    pub fn start_in(dir: tempfile::TempDir, config: &str, ready: &[SocketAddr]) -> anyhow::Result<Self> {
+    pub fn start_in(
+        dir: tempfile::TempDir,
+        config: &str,
+        ready: &[SocketAddr],
+    ) -> anyhow::Result<Self> {
         let config_path = dir.path().join("weft.yaml");
         std::fs::write(&config_path, config)?;
         let log_path = dir.path().join("weft.log");
@@ -97,7 +101,11 @@ impl Weft {
             .stderr(log)
             .spawn()
             .context("starting weft")?;
-        let weft = Self { child: Some(child), dir, log_path };
+        let weft = Self {
+            child: Some(child),
+            dir,
+            log_path,
+        };
         for addr in ready {
             if let Err(e) = wait_for_port(*addr, Duration::from_secs(30)) {
                 let log = weft.log();
@@ -241,7 +249,11 @@ pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
 /// The value of one sample in a Prometheus text exposition, e.g.
 /// `otelcol_receiver_accepted_spans_total{receiver="otlp",transport="grpc"}`.
 pub fn metric_value(exposition: &str, series: &str) -> Option<f64> {
-    exposition
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.split_whitespace().next()?.parse().ok())
+    exposition.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
 }

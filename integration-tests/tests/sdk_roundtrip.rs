@@ -18,7 +18,11 @@ struct Ports {
 
 impl Ports {
     fn new() -> Self {
-        Self { grpc: free_port(), http: free_port(), metrics: free_port() }
+        Self {
+            grpc: free_port(),
+            http: free_port(),
+            metrics: free_port(),
+        }
     }
     fn ready(&self) -> Vec<SocketAddr> {
         vec![
@@ -113,7 +117,9 @@ fn any_to_json(v: &AnyValue) -> Json {
         Some(any_value::Value::BoolValue(b)) => json!(b),
         Some(any_value::Value::IntValue(i)) => json!(i),
         Some(any_value::Value::DoubleValue(d)) => json!(d),
-        Some(any_value::Value::ArrayValue(a)) => Json::Array(a.values.iter().map(any_to_json).collect()),
+        Some(any_value::Value::ArrayValue(a)) => {
+            Json::Array(a.values.iter().map(any_to_json).collect())
+        }
         Some(any_value::Value::KvlistValue(kv)) => attrs_to_json(&kv.values),
         Some(any_value::Value::BytesValue(b)) => json!(hex::encode(b)),
         Some(any_value::Value::StringValueStrindex(i)) => json!(format!("strindex:{i}")),
@@ -125,7 +131,12 @@ fn attrs_to_json(attrs: &[KeyValue]) -> Json {
     Json::Object(
         attrs
             .iter()
-            .map(|kv| (kv.key.clone(), kv.value.as_ref().map(any_to_json).unwrap_or(Json::Null)))
+            .map(|kv| {
+                (
+                    kv.key.clone(),
+                    kv.value.as_ref().map(any_to_json).unwrap_or(Json::Null),
+                )
+            })
             .collect(),
     )
 }
@@ -146,11 +157,15 @@ fn read_lines(path: &std::path::Path) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// One received item: its fields as JSON, its resource attributes, its scope name.
+type Received = Vec<(Json, Json, String)>;
+
 /// Checks the sink's files against the SDK manifests: each item exactly once, intact.
 fn verify(dir: &std::path::Path, manifests: &[Json]) {
-    let mut spans: HashMap<(String, String), Vec<(Json, Json, String)>> = HashMap::new();
+    let mut spans: HashMap<(String, String), Received> = HashMap::new();
     for line in read_lines(&dir.join("traces.jsonl")) {
-        let req = weft_proto::otlp_json::decode_traces(&line).expect("file exporter writes OTLP/JSON");
+        let req =
+            weft_proto::otlp_json::decode_traces(&line).expect("file exporter writes OTLP/JSON");
         for rs in &req.resource_spans {
             let resource = attrs_to_json(&rs.resource.clone().unwrap_or_default().attributes);
             for ss in &rs.scope_spans {
@@ -177,9 +192,10 @@ fn verify(dir: &std::path::Path, manifests: &[Json]) {
             }
         }
     }
-    let mut logs: HashMap<(String, String, String, Json), Vec<(Json, Json, String)>> = HashMap::new();
+    let mut logs: HashMap<(String, String, String, Json), Received> = HashMap::new();
     for line in read_lines(&dir.join("logs.jsonl")) {
-        let req = weft_proto::otlp_json::decode_logs(&line).expect("file exporter writes OTLP/JSON");
+        let req =
+            weft_proto::otlp_json::decode_logs(&line).expect("file exporter writes OTLP/JSON");
         for rl in &req.resource_logs {
             let resource = attrs_to_json(&rl.resource.clone().unwrap_or_default().attributes);
             for sl in &rl.scope_logs {
@@ -195,9 +211,14 @@ fn verify(dir: &std::path::Path, manifests: &[Json]) {
                         "attributes": attrs_to_json(&r.attributes),
                     });
                     let service = resource.get("service.name").cloned().unwrap_or(Json::Null);
-                    logs.entry((hex::encode(&r.trace_id), hex::encode(&r.span_id), body.to_string(), service))
-                        .or_default()
-                        .push((got, resource.clone(), scope.clone()));
+                    logs.entry((
+                        hex::encode(&r.trace_id),
+                        hex::encode(&r.span_id),
+                        body.to_string(),
+                        service,
+                    ))
+                    .or_default()
+                    .push((got, resource.clone(), scope.clone()));
                 }
             }
         }
@@ -208,13 +229,29 @@ fn verify(dir: &std::path::Path, manifests: &[Json]) {
     for m in manifests {
         for s in m["spans"].as_array().expect("spans") {
             expected_spans += 1;
-            let key = (s["trace_id"].as_str().unwrap().to_string(), s["span_id"].as_str().unwrap().to_string());
+            let key = (
+                s["trace_id"].as_str().unwrap().to_string(),
+                s["span_id"].as_str().unwrap().to_string(),
+            );
             let found = spans.get(&key).map(Vec::as_slice).unwrap_or_default();
-            assert_eq!(found.len(), 1, "span {key:?} must arrive exactly once, arrived {} times", found.len());
+            assert_eq!(
+                found.len(),
+                1,
+                "span {key:?} must arrive exactly once, arrived {} times",
+                found.len()
+            );
             let (got, resource, scope) = &found[0];
             for field in [
-                "trace_id", "span_id", "parent_span_id", "name", "kind", "status_code", "status_message",
-                "attributes", "start_time_unix_nano", "end_time_unix_nano",
+                "trace_id",
+                "span_id",
+                "parent_span_id",
+                "name",
+                "kind",
+                "status_code",
+                "status_message",
+                "attributes",
+                "start_time_unix_nano",
+                "end_time_unix_nano",
             ] {
                 assert_eq!(got[field], s[field], "span {key:?} field {field}");
             }
@@ -231,9 +268,21 @@ fn verify(dir: &std::path::Path, manifests: &[Json]) {
                 service,
             );
             let found = logs.get(&key).map(Vec::as_slice).unwrap_or_default();
-            assert_eq!(found.len(), 1, "log {key:?} must arrive exactly once, arrived {} times", found.len());
+            assert_eq!(
+                found.len(),
+                1,
+                "log {key:?} must arrive exactly once, arrived {} times",
+                found.len()
+            );
             let (got, resource, scope) = &found[0];
-            for field in ["trace_id", "span_id", "body", "severity_number", "severity_text", "attributes"] {
+            for field in [
+                "trace_id",
+                "span_id",
+                "body",
+                "severity_number",
+                "severity_text",
+                "attributes",
+            ] {
                 assert_eq!(got[field], l[field], "log {key:?} field {field}");
             }
             assert_eq!(scope, l["scope"].as_str().unwrap(), "log {key:?} scope");
@@ -244,7 +293,10 @@ fn verify(dir: &std::path::Path, manifests: &[Json]) {
     let got_logs: usize = logs.values().map(Vec::len).sum();
     assert_eq!(got_spans, expected_spans, "no extra spans");
     assert_eq!(got_logs, expected_logs, "no extra logs");
-    assert!(expected_spans >= 90 && expected_logs >= 100, "the clients emitted a real workload");
+    assert!(
+        expected_spans >= 90 && expected_logs >= 100,
+        "the clients emitted a real workload"
+    );
 }
 
 fn roundtrip(exporter: impl Fn(&Ports) -> String) {
@@ -252,26 +304,58 @@ fn roundtrip(exporter: impl Fn(&Ports) -> String) {
     let sink_dir = tempfile::tempdir().unwrap();
     let out_dir = sink_dir.path().join("out");
     std::fs::create_dir_all(&out_dir).unwrap();
-    let sink = Weft::start_in(sink_dir, &sink_config(&sink_ports, &out_dir), &sink_ports.ready()).unwrap();
+    let sink = Weft::start_in(
+        sink_dir,
+        &sink_config(&sink_ports, &out_dir),
+        &sink_ports.ready(),
+    )
+    .unwrap();
 
     let fwd_ports = Ports::new();
-    let fwd = Weft::start(&forwarder_config(&fwd_ports, &exporter(&sink_ports)), &fwd_ports.ready()).unwrap();
+    let fwd = Weft::start(
+        &forwarder_config(&fwd_ports, &exporter(&sink_ports)),
+        &fwd_ports.ready(),
+    )
+    .unwrap();
 
     let mut manifests = Vec::new();
     for (protocol, endpoint, service, seed) in [
-        ("grpc", format!("http://127.0.0.1:{}", fwd_ports.grpc), "checkout", "11"),
-        ("http", format!("http://127.0.0.1:{}", fwd_ports.http), "payments", "12"),
+        (
+            "grpc",
+            format!("http://127.0.0.1:{}", fwd_ports.grpc),
+            "checkout",
+            "11",
+        ),
+        (
+            "http",
+            format!("http://127.0.0.1:{}", fwd_ports.http),
+            "payments",
+            "12",
+        ),
     ] {
         let manifest_path = out_dir.join(format!("manifest-{protocol}.json"));
         let out = run_python_client(
             "emit.py",
             &[
-                "--endpoint", &endpoint, "--protocol", protocol, "--traces", "30", "--service", service,
-                "--seed", seed, "--out", manifest_path.to_str().unwrap(),
+                "--endpoint",
+                &endpoint,
+                "--protocol",
+                protocol,
+                "--traces",
+                "30",
+                "--service",
+                service,
+                "--seed",
+                seed,
+                "--out",
+                manifest_path.to_str().unwrap(),
             ],
         )
         .unwrap_or_else(|e| panic!("{e}\n--- forwarder log ---\n{}", fwd.log()));
-        assert!(!out.contains("Failed to export"), "the SDK reported a failed export:\n{out}");
+        assert!(
+            !out.contains("Failed to export"),
+            "the SDK reported a failed export:\n{out}"
+        );
         let text = std::fs::read_to_string(&manifest_path).unwrap();
         manifests.push(serde_json::from_str::<Json>(&text).unwrap());
     }
@@ -284,8 +368,22 @@ fn roundtrip(exporter: impl Fn(&Ports) -> String) {
         let spans = manifest["spans"].as_array().unwrap().len() as f64;
         let logs = manifest["logs"].as_array().unwrap().len() as f64;
         let series = |name: &str| format!("{name}{{receiver=\"otlp\",transport=\"{transport}\"}}");
-        assert_eq!(metric_value(&exposition, &series("otelcol_receiver_accepted_spans_total")), Some(spans), "{exposition}");
-        assert_eq!(metric_value(&exposition, &series("otelcol_receiver_accepted_log_records_total")), Some(logs), "{exposition}");
+        assert_eq!(
+            metric_value(
+                &exposition,
+                &series("otelcol_receiver_accepted_spans_total")
+            ),
+            Some(spans),
+            "{exposition}"
+        );
+        assert_eq!(
+            metric_value(
+                &exposition,
+                &series("otelcol_receiver_accepted_log_records_total")
+            ),
+            Some(logs),
+            "{exposition}"
+        );
     }
 
     // SIGTERM flushes the batch processor and drains the exporter into the sink; then the

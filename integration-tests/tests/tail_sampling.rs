@@ -90,7 +90,11 @@ fn exported_logs(dir: &Path) -> Vec<ExportedLog> {
                         .into_iter()
                         .filter_map(|kv| Some((kv.key, kv.value?.value?)))
                         .collect();
-                    out.push(ExportedLog { trace_id: hex::encode(&r.trace_id), body, attributes });
+                    out.push(ExportedLog {
+                        trace_id: hex::encode(&r.trace_id),
+                        body,
+                        attributes,
+                    });
                 }
             }
         }
@@ -110,18 +114,32 @@ fn run(policies: &str, client_args: &[&str], expect_kept_spans: usize) -> Run {
     let metrics = free_port();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_path_buf();
-    let weft = Weft::start(&config(grpc, metrics, &out, policies), &[SocketAddr::from(([127, 0, 0, 1], grpc))]).unwrap();
+    let weft = Weft::start(
+        &config(grpc, metrics, &out, policies),
+        &[SocketAddr::from(([127, 0, 0, 1], grpc))],
+    )
+    .unwrap();
     let manifest_path = out.join("manifest.json");
     let endpoint = format!("http://127.0.0.1:{grpc}");
-    let mut args = vec!["--endpoint", &endpoint, "--out", manifest_path.to_str().unwrap()];
+    let mut args = vec![
+        "--endpoint",
+        &endpoint,
+        "--out",
+        manifest_path.to_str().unwrap(),
+    ];
     args.extend_from_slice(client_args);
-    let client = run_python_client("emit_traffic.py", &args).unwrap_or_else(|e| panic!("{e}\n{}", weft.log()));
+    let client = run_python_client("emit_traffic.py", &args)
+        .unwrap_or_else(|e| panic!("{e}\n{}", weft.log()));
     assert!(!client.contains("Failed to export"), "{client}");
     // Decisions come from the decision tick (decision_wait: 2s), not from shutdown.
     let reached = eventually(Duration::from_secs(60), || {
         (exported_spans(&out).len() >= expect_kept_spans).then_some(())
     });
-    assert!(reached.is_some(), "kept spans did not arrive in time\n{}", weft.log());
+    assert!(
+        reached.is_some(),
+        "kept spans did not arrive in time\n{}",
+        weft.log()
+    );
     let (status, log) = weft.terminate().unwrap();
     assert!(status.success(), "{log}");
     let manifest = serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
@@ -146,20 +164,42 @@ fn check_exact(run: &Run, kept_categories: &[&str]) {
             .iter()
             .map(|s| (id.to_string(), s.as_str().unwrap().to_string()))
             .collect();
-        let got_spans: HashSet<(String, String)> = spans.iter().filter(|(tid, _)| tid == id).cloned().collect();
-        let mut expected_logs: Vec<&str> = t["logs"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+        let got_spans: HashSet<(String, String)> =
+            spans.iter().filter(|(tid, _)| tid == id).cloned().collect();
+        let mut expected_logs: Vec<&str> = t["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap())
+            .collect();
         let mut got_logs: Vec<&ExportedLog> = logs.iter().filter(|l| l.trace_id == id).collect();
         if kept_categories.contains(&category) {
             kept += 1;
-            assert_eq!(got_spans, expected_spans, "kept {category} trace {id}: every span, once");
+            assert_eq!(
+                got_spans, expected_spans,
+                "kept {category} trace {id}: every span, once"
+            );
             expected_logs.sort_unstable();
             let mut bodies: Vec<&str> = got_logs.iter().map(|l| l.body.as_str()).collect();
             bodies.sort_unstable();
-            assert_eq!(bodies, expected_logs, "kept {category} trace {id}: every log, once");
+            assert_eq!(
+                bodies, expected_logs,
+                "kept {category} trace {id}: every log, once"
+            );
             got_logs.sort_by(|a, b| a.body.cmp(&b.body));
             for l in &got_logs {
-                assert_eq!(l.attributes.get("weft.sampled"), Some(&any_value::Value::BoolValue(true)), "{id}");
-                assert!(matches!(l.attributes.get("weft.policy"), Some(any_value::Value::StringValue(_))), "{id}");
+                assert_eq!(
+                    l.attributes.get("weft.sampled"),
+                    Some(&any_value::Value::BoolValue(true)),
+                    "{id}"
+                );
+                assert!(
+                    matches!(
+                        l.attributes.get("weft.policy"),
+                        Some(any_value::Value::StringValue(_))
+                    ),
+                    "{id}"
+                );
                 assert_eq!(
                     l.attributes.get("weft.root_service"),
                     Some(&any_value::Value::StringValue("frontend".into()))
@@ -170,14 +210,28 @@ fn check_exact(run: &Run, kept_categories: &[&str]) {
                 );
             }
         } else {
-            assert!(got_spans.is_empty(), "dropped {category} trace {id}: no span may arrive");
-            assert!(got_logs.is_empty(), "dropped {category} trace {id}: no log may arrive");
+            assert!(
+                got_spans.is_empty(),
+                "dropped {category} trace {id}: no span may arrive"
+            );
+            assert!(
+                got_logs.is_empty(),
+                "dropped {category} trace {id}: no log may arrive"
+            );
         }
     }
     assert!(kept > 0);
-    let orphans: Vec<&str> = run.manifest["orphan_logs"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    let orphans: Vec<&str> = run.manifest["orphan_logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
     for body in &orphans {
-        let n = logs.iter().filter(|l| l.trace_id.is_empty() && l.body == *body).count();
+        let n = logs
+            .iter()
+            .filter(|l| l.trace_id.is_empty() && l.body == *body)
+            .count();
         assert_eq!(n, 1, "log without a trace {body:?} passes exactly once");
     }
     let expected_logs: usize = traces
@@ -193,11 +247,28 @@ fn check_exact(run: &Run, kept_categories: &[&str]) {
 fn exactly_the_error_and_slow_traces_arrive_with_every_span_and_log() {
     let policies = "      - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}\n      - {name: slow, type: latency, latency: {threshold_ms: 1000}}";
     // 600 traces: 48 with an error span, 42 slow; 3 spans each.
-    let run = run(policies, &["--traces", "600", "--error-share", "0.08", "--slow-share", "0.07"], 90 * 3);
-    let counts = run.manifest["traces"].as_array().unwrap().iter().fold(HashMap::new(), |mut m, t| {
-        *m.entry(t["category"].as_str().unwrap().to_string()).or_insert(0) += 1;
-        m
-    });
+    let run = run(
+        policies,
+        &[
+            "--traces",
+            "600",
+            "--error-share",
+            "0.08",
+            "--slow-share",
+            "0.07",
+        ],
+        90 * 3,
+    );
+    let counts =
+        run.manifest["traces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .fold(HashMap::new(), |mut m, t| {
+                *m.entry(t["category"].as_str().unwrap().to_string())
+                    .or_insert(0) += 1;
+                m
+            });
     assert_eq!(counts.get("error"), Some(&48));
     assert_eq!(counts.get("slow"), Some(&42));
     check_exact(&run, &["error", "slow"]);
@@ -205,10 +276,20 @@ fn exactly_the_error_and_slow_traces_arrive_with_every_span_and_log() {
 
 #[test]
 fn an_error_log_alone_keeps_a_trace_whose_spans_are_all_ok() {
-    let policies = "      - {name: error-logs, type: log_severity, log_severity: {min_severity: ERROR}}";
+    let policies =
+        "      - {name: error-logs, type: log_severity, log_severity: {min_severity: ERROR}}";
     let run = run(
         policies,
-        &["--traces", "60", "--error-share", "0", "--slow-share", "0", "--log-error-share", "0.1"],
+        &[
+            "--traces",
+            "60",
+            "--error-share",
+            "0",
+            "--slow-share",
+            "0",
+            "--log-error-share",
+            "0.1",
+        ],
         6 * 3,
     );
     check_exact(&run, &["log_error"]);
@@ -216,5 +297,6 @@ fn an_error_log_alone_keeps_a_trace_whose_spans_are_all_ok() {
     assert!(logs
         .iter()
         .filter(|l| !l.trace_id.is_empty())
-        .all(|l| l.attributes.get("weft.policy") == Some(&any_value::Value::StringValue("error-logs".into()))));
+        .all(|l| l.attributes.get("weft.policy")
+            == Some(&any_value::Value::StringValue("error-logs".into()))));
 }
