@@ -301,15 +301,10 @@ fn verify(dir: &std::path::Path, manifests: &[Json]) {
 
 fn roundtrip(exporter: impl Fn(&Ports) -> String) {
     let sink_ports = Ports::new();
-    let sink_dir = tempfile::tempdir().unwrap();
-    let out_dir = sink_dir.path().join("out");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let sink = Weft::start_in(
-        sink_dir,
-        &sink_config(&sink_ports, &out_dir),
-        &sink_ports.ready(),
-    )
-    .unwrap();
+    // The files outlive the sink process (whose own temp dir goes with it).
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().to_path_buf();
+    let sink = Weft::start(&sink_config(&sink_ports, &out_dir), &sink_ports.ready()).unwrap();
 
     let fwd_ports = Ports::new();
     let fwd = Weft::start(
