@@ -199,3 +199,32 @@ fn the_default_config_is_valid_and_components_are_listed() {
         .expect("weft runs");
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("weft "));
 }
+
+#[test]
+fn every_shipped_example_config_is_valid() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("config/ exists") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+                .args(["validate", "--config"])
+                .arg(&path)
+                .output()
+                .expect("weft runs");
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}:\n{}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 1,
+        "no example configs found in {}",
+        dir.display()
+    );
+}

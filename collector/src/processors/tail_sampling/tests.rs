@@ -674,3 +674,28 @@ fn the_shared_instance_is_one_per_id() {
     let b = TailSampling::shared(&ctx, &cfg).unwrap();
     assert!(Arc::ptr_eq(&a, &b));
 }
+
+#[test]
+fn attribute_policies_decide_on_fully_decoded_spans_and_scalar_ones_do_not_need_them() {
+    let (w, _) = window(
+        "decision_wait: 10s\npolicies:\n  - {name: vip, type: string_attribute, string_attribute: {key: tier, values: [gold]}}",
+    );
+    let t0 = Instant::now();
+    let mut gold = span(40, 1, 0, 10, OK);
+    gold.attributes = vec![kv("tier", "gold")];
+    let mut bronze = span(41, 2, 0, 10, OK);
+    bronze.attributes = vec![kv("tier", "bronze")];
+    w.ingest_spans(traces(vec![gold, bronze]), t0);
+    let out = w.tick(t0 + WAIT);
+    assert_eq!(span_ids(&out), [(40, 1)]);
+    assert_eq!(
+        out.spans[0].span.attributes,
+        vec![kv("tier", "gold")],
+        "exported whole"
+    );
+
+    let cfg = config(POLICIES);
+    assert!(!window::policies_read_attributes(&cfg.policies));
+    let cfg = config("policies:\n  - {name: a, type: and, and: {and_sub_policy: [{name: b, type: log_body, log_body: {values: [x]}}]}}");
+    assert!(window::policies_read_attributes(&cfg.policies));
+}

@@ -81,11 +81,149 @@ impl Output {
     }
 }
 
+/// A trace waiting for its decision. Spans and logs are held protobuf-encoded: a decoded
+/// span is a tree of small allocations about 3x its encoded size, an encoded one is a single
+/// allocation of exactly its size. They are decoded once, when the trace is decided.
 struct Entry {
     first_seen: Instant,
-    data: TraceData,
+    spans: Vec<Held>,
+    logs: Vec<Held>,
     bytes: usize,
     has_root: bool,
+}
+
+/// One item as it waits: where it came from, and its protobuf encoding.
+struct Held {
+    origin: Arc<Origin>,
+    encoded: Box<[u8]>,
+}
+
+impl Held {
+    fn new(origin: Arc<Origin>, item: &impl Message) -> Self {
+        Self {
+            origin,
+            encoded: item.encode_to_vec().into_boxed_slice(),
+        }
+    }
+}
+
+/// The fields of a span that policies not reading attributes look at; decoding into it skips
+/// everything else without allocating (field numbers from opentelemetry/proto/trace/v1).
+#[derive(Clone, PartialEq, prost::Message)]
+struct SpanScalars {
+    #[prost(string, tag = "3")]
+    trace_state: String,
+    #[prost(bytes = "vec", tag = "4")]
+    parent_span_id: Vec<u8>,
+    #[prost(fixed64, tag = "7")]
+    start_time_unix_nano: u64,
+    #[prost(fixed64, tag = "8")]
+    end_time_unix_nano: u64,
+    #[prost(message, optional, tag = "15")]
+    status: Option<weft_proto::trace::v1::Status>,
+}
+
+/// The same for log records (opentelemetry/proto/logs/v1).
+#[derive(Clone, PartialEq, prost::Message)]
+struct LogScalars {
+    #[prost(int32, tag = "2")]
+    severity_number: i32,
+    #[prost(string, tag = "3")]
+    severity_text: String,
+}
+
+/// Whether any policy reads span or log attributes or log bodies, which only a full decode
+/// provides. Without such a policy, most traces (the dropped ones) are decided on scalars.
+pub fn policies_read_attributes(policies: &[super::policy::PolicyConfig]) -> bool {
+    use super::policy::PolicyType as T;
+    policies.iter().any(|p| {
+        matches!(
+            p.policy_type,
+            Some(
+                T::StringAttribute
+                    | T::NumericAttribute
+                    | T::BooleanAttribute
+                    | T::LogBody
+                    | T::LogAttribute
+            )
+        ) || p
+            .and
+            .as_ref()
+            .is_some_and(|a| policies_read_attributes(&a.and_sub_policy))
+            || p.drop
+                .as_ref()
+                .is_some_and(|d| policies_read_attributes(&d.drop_sub_policy))
+            || p.composite
+                .as_ref()
+                .is_some_and(|c| policies_read_attributes(&c.composite_sub_policy))
+    })
+}
+
+impl Entry {
+    /// The trace with only what scalar policies read (status, times, parent, trace state,
+    /// severity): cheap, and enough to decide every trace when no policy reads attributes.
+    fn scalars(&self, trace_id: TraceKey) -> TraceData {
+        let spans = self
+            .spans
+            .iter()
+            .map(|h| {
+                let s = SpanScalars::decode(&h.encoded[..])
+                    .expect("held spans were encoded by this window");
+                SpanEntry {
+                    origin: h.origin.clone(),
+                    span: weft_proto::trace::v1::Span {
+                        trace_id: trace_id.to_vec(),
+                        trace_state: s.trace_state,
+                        parent_span_id: s.parent_span_id,
+                        start_time_unix_nano: s.start_time_unix_nano,
+                        end_time_unix_nano: s.end_time_unix_nano,
+                        status: s.status,
+                        ..Default::default()
+                    },
+                }
+            })
+            .collect();
+        let logs = self
+            .logs
+            .iter()
+            .map(|h| {
+                let l = LogScalars::decode(&h.encoded[..])
+                    .expect("held logs were encoded by this window");
+                LogEntry {
+                    origin: h.origin.clone(),
+                    record: weft_proto::logs::v1::LogRecord {
+                        severity_number: l.severity_number,
+                        severity_text: l.severity_text,
+                        ..Default::default()
+                    },
+                }
+            })
+            .collect();
+        TraceData {
+            trace_id,
+            spans,
+            logs,
+        }
+    }
+
+    /// The trace as policies and exporters need it: every held item decoded.
+    fn materialize(self, trace_id: TraceKey) -> TraceData {
+        let decode_span = |h: Held| SpanEntry {
+            span: weft_proto::trace::v1::Span::decode(&h.encoded[..])
+                .expect("held spans were encoded by this window"),
+            origin: h.origin,
+        };
+        let decode_log = |h: Held| LogEntry {
+            record: weft_proto::logs::v1::LogRecord::decode(&h.encoded[..])
+                .expect("held logs were encoded by this window"),
+            origin: h.origin,
+        };
+        TraceData {
+            trace_id,
+            spans: self.spans.into_iter().map(decode_span).collect(),
+            logs: self.logs.into_iter().map(decode_log).collect(),
+        }
+    }
 }
 
 /// A remembered decision.
@@ -148,6 +286,8 @@ pub struct Window {
     traces: AtomicUsize,
     bytes: AtomicUsize,
     keep_severity: Option<i32>,
+    /// Decide on fully decoded traces (some policy reads attributes or bodies).
+    full_decode: bool,
     pub(super) metrics: WindowMetrics,
 }
 
@@ -179,7 +319,9 @@ impl Window {
             .keep_logs_at_or_above
             .as_ref()
             .and_then(|s| s.resolve().ok());
+        let full_decode = policies_read_attributes(&cfg.policies);
         Self {
+            full_decode,
             cfg,
             policies,
             shards,
@@ -257,10 +399,11 @@ impl Window {
                     }
                     None => {}
                 }
-                let size = entry.span.encoded_len();
+                let held = Held::new(entry.origin, &entry.span);
+                let size = held.encoded.len();
                 let trace = self.entry(&mut shard, key, now, &mut opened);
                 trace.bytes += size;
-                trace.data.spans.push(entry);
+                trace.spans.push(held);
                 self.bytes.fetch_add(size, Ordering::Relaxed);
                 if is_root && !trace.has_root {
                     trace.has_root = true;
@@ -350,11 +493,12 @@ impl Window {
                     }
                     None => {}
                 }
-                let size = entry.record.encoded_len();
+                let held = Held::new(entry.origin, &entry.record);
+                let size = held.encoded.len();
                 self.metrics.logs_joined.inc();
                 let trace = self.entry(&mut shard, key, now, &mut opened);
                 trace.bytes += size;
-                trace.data.logs.push(entry);
+                trace.logs.push(held);
                 self.bytes.fetch_add(size, Ordering::Relaxed);
                 if self.too_big(trace) {
                     out.append(self.decide_locked(
@@ -455,10 +599,8 @@ impl Window {
             opened.push((key, now));
             Entry {
                 first_seen: now,
-                data: TraceData {
-                    trace_id: key,
-                    ..Default::default()
-                },
+                spans: Vec::new(),
+                logs: Vec::new(),
                 bytes: 0,
                 has_root: false,
             }
@@ -521,17 +663,35 @@ impl Window {
             return Output::default();
         };
         self.release(&entry);
+        let first_seen = entry.first_seen;
+        let held_logs = entry.logs.len();
         let started = std::time::Instant::now();
-        let verdict = self.policies.decide(&entry.data, now);
+        let (verdict, data) = if self.full_decode {
+            let data = entry.materialize(key);
+            (self.policies.decide(&data, now), data)
+        } else {
+            let verdict = self.policies.decide(&entry.scalars(key), now);
+            // Kept traces are exported whole; dropped ones only need the logs that
+            // keep_logs_at_or_above rescues.
+            let data = if verdict.sampled || self.keep_severity.is_some() {
+                entry.materialize(key)
+            } else {
+                TraceData {
+                    trace_id: key,
+                    spans: Vec::new(),
+                    logs: Vec::new(),
+                }
+            };
+            (verdict, data)
+        };
         self.metrics
             .decision_latency
             .observe(started.elapsed().as_secs_f64() * 1e6);
-        self.metrics.decision_delay.observe(
-            now.saturating_duration_since(entry.first_seen)
-                .as_secs_f64(),
-        );
+        self.metrics
+            .decision_delay
+            .observe(now.saturating_duration_since(first_seen).as_secs_f64());
         self.metrics.record_verdict(&verdict, reason);
-        let summary = Arc::new(Summary::of(&entry.data, &verdict));
+        let summary = Arc::new(Summary::of(&data, &verdict));
         if verdict.sampled {
             shard.kept.insert(
                 key,
@@ -543,7 +703,7 @@ impl Window {
         } else {
             shard.dropped.insert(key, Cached::Dropped { at: now });
         }
-        self.release_output(entry.data, &verdict, summary, key)
+        self.release_output(data, held_logs, &verdict, summary, key)
     }
 
     fn release(&self, entry: &Entry) {
@@ -555,6 +715,7 @@ impl Window {
     fn release_output(
         &self,
         data: TraceData,
+        held_logs: usize,
         verdict: &Verdict,
         summary: Arc<Summary>,
         key: TraceKey,
@@ -577,7 +738,6 @@ impl Window {
             }
             self.metrics.logs_kept.inc_by(out.logs.len() as u64);
         } else {
-            let total = logs.len();
             out.logs = logs.into_iter().filter(|l| self.keeps_anyway(l)).collect();
             for log in &mut out.logs {
                 Summary::unsampled().enrich(&self.cfg.enrichment, &mut log.record, false);
@@ -587,7 +747,7 @@ impl Window {
                 .inc_by(out.logs.len() as u64);
             self.metrics
                 .logs_dropped
-                .inc_by((total - out.logs.len()) as u64);
+                .inc_by((held_logs - out.logs.len()) as u64);
         }
         out
     }
