@@ -30,6 +30,7 @@ impl Registry {
                 exporters::otlphttp::factory(),
                 exporters::debug::factory(),
                 exporters::file::factory(),
+                exporters::elasticsearch::factory(),
             ],
             extensions: vec![extensions::health_check::factory()],
         }

@@ -2,6 +2,7 @@
 //! [`helper::Sender`] wrapped in the shared queue, retry and timeout layers; `debug` and
 //! `file` write synchronously, so an acknowledged batch is already printed or buffered.
 pub mod debug;
+pub mod elasticsearch;
 pub mod file;
 pub mod helper;
 pub mod otlp;

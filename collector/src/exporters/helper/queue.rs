@@ -93,6 +93,24 @@ impl<T: Payload> QueueSender<T> {
     fn queued(&self, tx: &mpsc::Sender<T>) -> i64 {
         (tx.max_capacity() - tx.capacity()) as i64
     }
+
+    /// Queues `data` without waiting, or gives it back when the queue cannot take it (full,
+    /// shutting down, or disabled), so a caller that buffers in front of the queue keeps it
+    /// instead of losing it. Nothing is counted as failed: the caller still owns the batch.
+    pub fn try_enqueue(&self, data: T) -> Result<(), T> {
+        let Some(tx) = self.state.lock().tx.clone() else {
+            return Err(data);
+        };
+        match tx.try_send(data) {
+            Ok(()) => {
+                self.metrics.queue_size.set(self.queued(&tx));
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(d) | mpsc::error::TrySendError::Closed(d)) => {
+                Err(d)
+            }
+        }
+    }
 }
 
 #[async_trait]
