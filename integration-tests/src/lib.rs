@@ -257,3 +257,58 @@ pub fn metric_value(exposition: &str, series: &str) -> Option<f64> {
             .ok()
     })
 }
+
+/// Where the local real backends listen (written by `scripts/services.sh up`).
+#[derive(Clone, Debug)]
+pub struct Services {
+    /// `host:port` of Jaeger's OTLP gRPC receiver.
+    pub jaeger_otlp_grpc: String,
+    /// Base URL of Jaeger's query API.
+    pub jaeger_query_url: String,
+    /// Base URL of OpenSearch.
+    pub opensearch_url: String,
+}
+
+/// Starts (once per test process, idempotently) the local Jaeger v2 and OpenSearch with the
+/// project's own script, and reads their addresses. `make test` starts them before the tests
+/// and stops them after; run alone, a test leaves them running for the next one
+/// (`make services-down` stops them).
+pub fn services() -> Services {
+    static SERVICES: OnceLock<Services> = OnceLock::new();
+    SERVICES
+        .get_or_init(|| {
+            let root = workspace_root();
+            let status = Command::new("bash")
+                .arg(root.join("scripts").join("services.sh"))
+                .arg("up")
+                .current_dir(&root)
+                .status()
+                .expect("scripts/services.sh runs");
+            assert!(status.success(), "scripts/services.sh up failed");
+            let env = std::fs::read_to_string(root.join("target/services/env"))
+                .expect("target/services/env written by services.sh up");
+            let get = |key: &str| -> String {
+                env.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{key}=")))
+                    .unwrap_or_else(|| panic!("{key} missing from target/services/env:\n{env}"))
+                    .trim()
+                    .to_string()
+            };
+            Services {
+                jaeger_otlp_grpc: get("JAEGER_OTLP_GRPC"),
+                jaeger_query_url: get("JAEGER_QUERY_URL"),
+                opensearch_url: get("OPENSEARCH_URL"),
+            }
+        })
+        .clone()
+}
+
+/// A name no other test run uses (for OpenSearch indices shared by every test).
+pub fn unique_name(prefix: &str) -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
