@@ -88,7 +88,7 @@ impl Transport {
             .collect::<Vec<_>>();
         anyhow::ensure!(!endpoints.is_empty(), "no endpoints configured");
         Ok(Self {
-            client: http_client(cfg)?,
+            client: cfg.tls.http_client()?,
             endpoints,
             next: AtomicUsize::new(0),
             headers: header_map(cfg)?,
@@ -192,35 +192,6 @@ impl Transport {
             last_answer,
         })
     }
-}
-
-/// The client for `cfg`, with its TLS files read now.
-fn http_client(cfg: &Config) -> anyhow::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("weft/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(10));
-    let loaded = cfg.tls.load()?;
-    if let Some(ca) = loaded.ca {
-        // As in the Collector: a configured CA replaces the built-in roots.
-        let cert = reqwest::Certificate::from_pem(&ca)
-            .map_err(|e| anyhow::anyhow!("tls::ca_file: not a PEM certificate: {e}"))?;
-        builder = builder
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(cert);
-    }
-    if let Some((cert, key)) = loaded.identity {
-        let mut pem = cert;
-        pem.push(b'\n');
-        pem.extend_from_slice(&key);
-        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
-            anyhow::anyhow!("tls::cert_file/key_file: not a PEM certificate and key: {e}")
-        })?;
-        builder = builder.identity(identity);
-    }
-    if cfg.tls.insecure_skip_verify {
-        builder = builder.danger_accept_invalid_certs(true);
-    }
-    Ok(builder.build()?)
 }
 
 /// `headers` plus the `Authorization` header of the configured method, marked sensitive so

@@ -131,6 +131,36 @@ impl TlsClientSettings {
             identity: cert.zip(key),
         })
     }
+
+    /// An HTTP client (for `otlphttp` and `elasticsearch`) trusting `ca_file` (instead of the
+    /// system roots, as the Collector does), presenting `cert_file`/`key_file`, and skipping
+    /// verification only with `insecure_skip_verify`. Files are read now.
+    pub fn http_client(&self) -> anyhow::Result<reqwest::Client> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("weft/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(std::time::Duration::from_secs(10));
+        let loaded = self.load()?;
+        if let Some(ca) = loaded.ca {
+            let cert = reqwest::Certificate::from_pem(&ca)
+                .map_err(|e| anyhow::anyhow!("tls::ca_file: not a PEM certificate: {e}"))?;
+            builder = builder
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(cert);
+        }
+        if let Some((cert, key)) = loaded.identity {
+            let mut pem = cert;
+            pem.push(b'\n');
+            pem.extend_from_slice(&key);
+            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                anyhow::anyhow!("tls::cert_file/key_file: not a PEM certificate and key: {e}")
+            })?;
+            builder = builder.identity(identity);
+        }
+        if self.insecure_skip_verify {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        Ok(builder.build()?)
+    }
 }
 
 /// PEM material read from [`TlsClientSettings`]' files.

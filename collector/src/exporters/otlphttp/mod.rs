@@ -46,7 +46,10 @@ pub fn factory() -> ExporterFactory {
 
 fn build(ctx: BuildContext, cfg: &Config, signals: &[Signal]) -> anyhow::Result<BuiltExporter> {
     let id = ctx.id_str();
-    let client = http_client(cfg).map_err(|e| anyhow::anyhow!("exporter {id}: {e:#}"))?;
+    let client = cfg
+        .tls
+        .http_client()
+        .map_err(|e| anyhow::anyhow!("exporter {id}: {e:#}"))?;
     let headers = header_map(cfg);
     let timeout = cfg.timeout.get();
     let url = |own: &str, path: &str, signal: &str| {
@@ -97,35 +100,6 @@ fn build(ctx: BuildContext, cfg: &Config, signals: &[Signal]) -> anyhow::Result<
         None
     };
     Ok(helper::built(traces, logs))
-}
-
-/// The client for `cfg`, with its TLS files read now.
-fn http_client(cfg: &Config) -> anyhow::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("weft/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(10));
-    let loaded = cfg.tls.load()?;
-    if let Some(ca) = loaded.ca {
-        // As in the Collector: a configured CA replaces the built-in roots.
-        let cert = reqwest::Certificate::from_pem(&ca)
-            .map_err(|e| anyhow::anyhow!("tls::ca_file: not a PEM certificate: {e}"))?;
-        builder = builder
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(cert);
-    }
-    if let Some((cert, key)) = loaded.identity {
-        let mut pem = cert;
-        pem.push(b'\n');
-        pem.extend_from_slice(&key);
-        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
-            anyhow::anyhow!("tls::cert_file/key_file: not a PEM certificate and key: {e}")
-        })?;
-        builder = builder.identity(identity);
-    }
-    if cfg.tls.insecure_skip_verify {
-        builder = builder.danger_accept_invalid_certs(true);
-    }
-    Ok(builder.build()?)
 }
 
 /// `headers` as an HTTP header map; validation already rejected what cannot be converted.

@@ -172,7 +172,7 @@ async fn one_attempt(addr: SocketAddr, t: &Telemetry) -> Result<(), ExportError>
     let sender = HttpSender::<Traces>::new(
         t,
         "otlphttp",
-        http_client(&cfg).unwrap(),
+        cfg.tls.http_client().unwrap(),
         format!("http://{addr}/v1/traces"),
         header_map(&cfg),
         &cfg,

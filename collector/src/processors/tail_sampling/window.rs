@@ -753,18 +753,24 @@ impl Window {
     }
 }
 
-/// Regroups released items into OTLP requests: one ResourceSpans / ResourceLogs per origin.
-pub fn to_traces(spans: Vec<SpanEntry>) -> Traces {
-    use weft_proto::trace::v1::{ResourceSpans, ScopeSpans};
-    let mut groups: Vec<(Arc<Origin>, Vec<weft_proto::trace::v1::Span>)> = Vec::new();
+/// Items in order, grouped by the batch (resource and scope) they arrived in.
+fn group_by_origin<T>(items: impl Iterator<Item = (Arc<Origin>, T)>) -> Vec<(Arc<Origin>, Vec<T>)> {
+    let mut groups: Vec<(Arc<Origin>, Vec<T>)> = Vec::new();
     let mut index: HashMap<*const Origin, usize> = HashMap::new();
-    for SpanEntry { origin, span } in spans {
+    for (origin, item) in items {
         let slot = *index.entry(Arc::as_ptr(&origin)).or_insert_with(|| {
             groups.push((origin.clone(), Vec::new()));
             groups.len() - 1
         });
-        groups[slot].1.push(span);
+        groups[slot].1.push(item);
     }
+    groups
+}
+
+/// Regroups released spans into an OTLP request: one ResourceSpans per origin batch.
+pub fn to_traces(spans: Vec<SpanEntry>) -> Traces {
+    use weft_proto::trace::v1::{ResourceSpans, ScopeSpans};
+    let groups = group_by_origin(spans.into_iter().map(|e| (e.origin, e.span)));
     Traces {
         resource_spans: groups
             .into_iter()
@@ -781,18 +787,10 @@ pub fn to_traces(spans: Vec<SpanEntry>) -> Traces {
     }
 }
 
-/// See [`to_traces`].
+/// Regroups released logs into an OTLP request: one ResourceLogs per origin batch.
 pub fn to_logs(logs: Vec<LogEntry>) -> Logs {
     use weft_proto::logs::v1::{ResourceLogs, ScopeLogs};
-    let mut groups: Vec<(Arc<Origin>, Vec<weft_proto::logs::v1::LogRecord>)> = Vec::new();
-    let mut index: HashMap<*const Origin, usize> = HashMap::new();
-    for LogEntry { origin, record } in logs {
-        let slot = *index.entry(Arc::as_ptr(&origin)).or_insert_with(|| {
-            groups.push((origin.clone(), Vec::new()));
-            groups.len() - 1
-        });
-        groups[slot].1.push(record);
-    }
+    let groups = group_by_origin(logs.into_iter().map(|e| (e.origin, e.record)));
     Logs {
         resource_logs: groups
             .into_iter()
