@@ -3,20 +3,27 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export WEFT_BIN := $(CURDIR)/target/debug/weft
 
-.PHONY: run build test lint fmt bench python-env clean-cache
+.PHONY: run run-default build test lint fmt bench python-env clean-cache
 
-## run: build Weft and run it on its default configuration (OTLP on 4317/4318, debug output)
-run: build
-	@echo "Weft listens for OTLP on localhost:4317 (gRPC) and localhost:4318 (HTTP)."
-	@echo "Health: http://localhost:13133/   Metrics: http://localhost:8888/metrics   Ctrl-C stops it."
+## run: the demo: Weft + local Jaeger + OpenSearch + a demo shop sending traces and logs
+run:
+	@bash scripts/demo.sh
+
+## run-default: Weft alone on its embedded default configuration (OTLP in, debug output)
+run-default: build
 	$(WEFT_BIN)
 
 build:
 	$(CARGO) build -p weft --bin weft
 
-## test: every test, integration tests included (real SDK clients in a cached venv)
+## test: every test, integration tests included (real SDK clients in a cached venv, real
+## Jaeger and OpenSearch started here and stopped afterwards)
 test: build python-env
-	$(CARGO) test --workspace --no-fail-fast
+	@started=0; bash scripts/services.sh status >/dev/null 2>&1 || started=1; \
+	bash scripts/services.sh up || exit 1; \
+	$(CARGO) test --workspace --no-fail-fast; status=$$?; \
+	if [ $$started = 1 ]; then bash scripts/services.sh down; fi; \
+	exit $$status
 
 python-env:
 	@bash scripts/python-env.sh >/dev/null
@@ -34,3 +41,12 @@ bench:
 
 clean-cache:
 	rm -rf $${WEFT_CACHE:-$$HOME/.cache/weft}
+
+## services-up: install (cached) and start local Jaeger v2 and OpenSearch; addresses in target/services/env
+.PHONY: services-up services-down
+services-up:
+	@bash scripts/services.sh up
+
+## services-down: stop them
+services-down:
+	@bash scripts/services.sh down

@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{json, Value as Json};
-use weft_integration_tests::{eventually, free_port, run_python_client, services, unique_name, Services, Weft};
+use weft_integration_tests::{
+    eventually, free_port, run_python_client, services, unique_name, Services, Weft,
+};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -45,10 +47,18 @@ async fn jaeger_spans(s: &Services, trace_id: &str) -> BTreeSet<String> {
 async fn search(s: &Services, index: &str, query: &str) -> Vec<Json> {
     let url = format!("{}/{index}/_search", s.opensearch_url);
     let body = json!({"query": {"query_string": {"query": query}}, "size": 1000});
-    let resp = http().post(&url).json(&body).send().await.expect("opensearch answers");
+    let resp = http()
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .expect("opensearch answers");
     let status = resp.status();
     let body: Json = resp.json().await.expect("opensearch answers JSON");
-    assert!(status.is_success(), "search {query} on {index}: {status} {body}");
+    assert!(
+        status.is_success(),
+        "search {query} on {index}: {status} {body}"
+    );
     body["hits"]["hits"]
         .as_array()
         .cloned()
@@ -61,7 +71,11 @@ async fn search(s: &Services, index: &str, query: &str) -> Vec<Json> {
 async fn refresh(s: &Services, index: &str) {
     let url = format!("{}/{index}/_refresh", s.opensearch_url);
     let resp = http().post(&url).send().await.expect("opensearch answers");
-    assert!(resp.status().is_success(), "refresh {index}: {}", resp.status());
+    assert!(
+        resp.status().is_success(),
+        "refresh {index}: {}",
+        resp.status()
+    );
 }
 
 fn grpc_ready(port: u16) -> Vec<SocketAddr> {
@@ -124,12 +138,21 @@ service:
     run_python_client(
         "emit_traffic.py",
         &[
-            "--endpoint", &endpoint, "--traces", "200", "--error-share", "0.08", "--slow-share", "0.07",
-            "--out", manifest_path.to_str().unwrap(),
+            "--endpoint",
+            &endpoint,
+            "--traces",
+            "200",
+            "--error-share",
+            "0.08",
+            "--slow-share",
+            "0.07",
+            "--out",
+            manifest_path.to_str().unwrap(),
         ],
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", weft.log()));
-    let manifest: Json = serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    let manifest: Json =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
     let traces = manifest["traces"].as_array().unwrap().clone();
     let kept: Vec<&Json> = traces
         .iter()
@@ -138,11 +161,18 @@ service:
     assert_eq!(kept.len(), 16 + 14);
 
     // The decision tick (decision_wait: 2s) sends kept spans to Jaeger while weft runs.
-    let last = kept.last().unwrap()["trace_id"].as_str().unwrap().to_string();
+    let last = kept.last().unwrap()["trace_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let arrived = eventually(Duration::from_secs(60), || {
         (!rt.block_on(jaeger_spans(&s, &last)).is_empty()).then_some(())
     });
-    assert!(arrived.is_some(), "kept trace {last} never reached Jaeger\n{}", weft.log());
+    assert!(
+        arrived.is_some(),
+        "kept trace {last} never reached Jaeger\n{}",
+        weft.log()
+    );
     let (status, log) = weft.terminate().unwrap();
     assert!(status.success(), "{log}");
 
@@ -152,45 +182,88 @@ service:
         for t in &traces {
             let id = t["trace_id"].as_str().unwrap();
             let category = t["category"].as_str().unwrap();
-            let expected_spans: BTreeSet<String> =
-                t["spans"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+            let expected_spans: BTreeSet<String> = t["spans"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect();
             let in_jaeger = jaeger_spans(&s, id).await;
             let docs = search(&s, &index, &format!("trace_id:\"{id}\"")).await;
-            let mut bodies: Vec<String> = docs.iter().map(|d| d["message"].as_str().unwrap_or_default().to_string()).collect();
+            let mut bodies: Vec<String> = docs
+                .iter()
+                .map(|d| d["message"].as_str().unwrap_or_default().to_string())
+                .collect();
             bodies.sort();
             if matches!(category, "error" | "slow") {
-                assert_eq!(in_jaeger, expected_spans, "kept {category} trace {id}: all its spans in Jaeger");
-                let mut expected: Vec<String> =
-                    t["logs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+                assert_eq!(
+                    in_jaeger, expected_spans,
+                    "kept {category} trace {id}: all its spans in Jaeger"
+                );
+                let mut expected: Vec<String> = t["logs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect();
                 expected.sort();
-                assert_eq!(bodies, expected, "kept {category} trace {id}: exactly its logs in OpenSearch");
+                assert_eq!(
+                    bodies, expected,
+                    "kept {category} trace {id}: exactly its logs in OpenSearch"
+                );
                 for d in &docs {
                     assert_eq!(d["weft.sampled"], json!(true), "{d}");
                     assert_eq!(d["weft.root_service"], json!("frontend"), "{d}");
                     assert_eq!(d["weft.root_operation"], json!("GET /checkout"), "{d}");
                     let policy = d["weft.policy"].as_str().unwrap_or_default();
-                    let expected_policy = if category == "error" { "errors" } else { "slow" };
+                    let expected_policy = if category == "error" {
+                        "errors"
+                    } else {
+                        "slow"
+                    };
                     assert_eq!(policy, expected_policy, "{d}");
                     assert_eq!(d["service.name"], json!("frontend"));
                     assert_eq!(d["span_id"].as_str().map(str::len), Some(16));
                 }
             } else {
-                assert!(in_jaeger.is_empty(), "dropped trace {id} must not be in Jaeger");
-                assert!(docs.is_empty(), "dropped trace {id}: no log in OpenSearch, found {docs:?}");
+                assert!(
+                    in_jaeger.is_empty(),
+                    "dropped trace {id} must not be in Jaeger"
+                );
+                assert!(
+                    docs.is_empty(),
+                    "dropped trace {id}: no log in OpenSearch, found {docs:?}"
+                );
             }
         }
         for body in manifest["orphan_logs"].as_array().unwrap() {
             let body = body.as_str().unwrap();
             let docs = search(&s, &index, &format!("message:\"{body}\"")).await;
-            let exact: Vec<&Json> = docs.iter().filter(|d| d["message"] == json!(body)).collect();
-            assert_eq!(exact.len(), 1, "log without a trace {body:?} is indexed once");
+            let exact: Vec<&Json> = docs
+                .iter()
+                .filter(|d| d["message"] == json!(body))
+                .collect();
+            assert_eq!(
+                exact.len(),
+                1,
+                "log without a trace {body:?} is indexed once"
+            );
             assert!(exact[0].get("trace_id").is_none());
         }
         // The installed index template maps the ids as keywords, so term queries work.
         let url = format!("{}/{index}/_mapping", s.opensearch_url);
         let mapping: Json = http().get(&url).send().await.unwrap().json().await.unwrap();
-        let (_, m) = mapping.as_object().unwrap().iter().next().expect("one index");
-        assert_eq!(m["mappings"]["properties"]["trace_id"]["type"], json!("keyword"), "{m}");
+        let (_, m) = mapping
+            .as_object()
+            .unwrap()
+            .iter()
+            .next()
+            .expect("one index");
+        assert_eq!(
+            m["mappings"]["properties"]["trace_id"]["type"],
+            json!("keyword"),
+            "{m}"
+        );
     });
 }
 
@@ -226,7 +299,16 @@ service:
     let endpoint = format!("http://127.0.0.1:{grpc}");
     run_python_client(
         "emit.py",
-        &["--endpoint", &endpoint, "--protocol", "grpc", "--traces", "5", "--out", manifest_path.to_str().unwrap()],
+        &[
+            "--endpoint",
+            &endpoint,
+            "--protocol",
+            "grpc",
+            "--traces",
+            "5",
+            "--out",
+            manifest_path.to_str().unwrap(),
+        ],
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", weft.log()));
     let (status, log) = weft.terminate().unwrap();
@@ -253,23 +335,43 @@ fn flat_documents_in_date_pattern_indices() {
         refresh(&s, &format!("{prefix}-*")).await;
         let url = format!("{}/_cat/indices/{prefix}-*?format=json", s.opensearch_url);
         let indices: Json = http().get(&url).send().await.unwrap().json().await.unwrap();
-        let names: Vec<&str> = indices.as_array().unwrap().iter().filter_map(|i| i["index"].as_str()).collect();
+        let names: Vec<&str> = indices
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["index"].as_str())
+            .collect();
         assert!(!names.is_empty());
         for name in &names {
             let date = name.strip_prefix(&format!("{prefix}-")).unwrap();
             let parts: Vec<&str> = date.split('.').collect();
-            assert!(parts.len() == 3 && parts[0].len() == 4 && parts[1].len() == 2 && parts[2].len() == 2, "{name}");
+            assert!(
+                parts.len() == 3
+                    && parts[0].len() == 4
+                    && parts[1].len() == 2
+                    && parts[2].len() == 2,
+                "{name}"
+            );
         }
         let all = search(&s, &format!("{prefix}-*"), "*").await;
         assert_eq!(all.len(), manifest_logs(&m).len(), "every log indexed once");
-        let traced = manifest_logs(&m).into_iter().find(|l| !l["trace_id"].as_str().unwrap().is_empty()).unwrap();
+        let traced = manifest_logs(&m)
+            .into_iter()
+            .find(|l| !l["trace_id"].as_str().unwrap().is_empty())
+            .unwrap();
         let tid = traced["trace_id"].as_str().unwrap();
         let docs = search(&s, &format!("{prefix}-*"), &format!("trace_id:\"{tid}\"")).await;
         assert!(!docs.is_empty());
-        let d = docs.iter().find(|d| d["message"] == traced["body"]).expect("the log by its body");
+        let d = docs
+            .iter()
+            .find(|d| d["message"] == traced["body"])
+            .expect("the log by its body");
         assert_eq!(d["span_id"], traced["span_id"]);
         assert_eq!(d["severity_text"], traced["severity_text"]);
-        assert_eq!(d["level"], json!(traced["severity_text"].as_str().unwrap().to_lowercase()));
+        assert_eq!(
+            d["level"],
+            json!(traced["severity_text"].as_str().unwrap().to_lowercase())
+        );
         assert_eq!(d["service.name"], json!("checkout"));
         assert!(d["@timestamp"].is_string());
         let biz = search(&s, &format!("{prefix}-*"), "biz_user_id:*").await;
@@ -292,17 +394,39 @@ fn ecs_documents_in_a_data_stream() {
     runtime().block_on(async {
         let url = format!("{}/_data_stream/{stream}", s.opensearch_url);
         let resp = http().get(&url).send().await.unwrap();
-        assert!(resp.status().is_success(), "data stream {stream} exists: {}", resp.status());
+        assert!(
+            resp.status().is_success(),
+            "data stream {stream} exists: {}",
+            resp.status()
+        );
         refresh(&s, &stream).await;
         let all = search(&s, &stream, "*").await;
         assert_eq!(all.len(), manifest_logs(&m).len(), "every log indexed once");
-        let traced = manifest_logs(&m).into_iter().find(|l| !l["trace_id"].as_str().unwrap().is_empty()).unwrap();
+        let traced = manifest_logs(&m)
+            .into_iter()
+            .find(|l| !l["trace_id"].as_str().unwrap().is_empty())
+            .unwrap();
         let tid = traced["trace_id"].as_str().unwrap();
         let docs = search(&s, &stream, &format!("trace.id:\"{tid}\"")).await;
-        let d = docs.iter().find(|d| d["message"] == traced["body"]).expect("the log by its body");
-        assert_eq!(d["span"]["id"].as_str().or(d["span.id"].as_str()), traced["span_id"].as_str());
+        let d = docs
+            .iter()
+            .find(|d| d["message"] == traced["body"])
+            .expect("the log by its body");
+        assert_eq!(
+            d["span"]["id"].as_str().or(d["span.id"].as_str()),
+            traced["span_id"].as_str()
+        );
         let level = d["log"]["level"].as_str().or(d["log.level"].as_str());
-        assert_eq!(level, Some(traced["severity_text"].as_str().unwrap().to_lowercase().as_str()));
+        assert_eq!(
+            level,
+            Some(
+                traced["severity_text"]
+                    .as_str()
+                    .unwrap()
+                    .to_lowercase()
+                    .as_str()
+            )
+        );
         let service = d["service"]["name"].as_str().or(d["service.name"].as_str());
         assert_eq!(service, Some("checkout"));
         let ids: HashSet<&str> = all.iter().filter_map(|d| d["message"].as_str()).collect();
