@@ -39,8 +39,20 @@ fmt:
 bench:
 	$(CARGO) bench -p weft-benches
 
+## bench-compare: Weft vs the Go OpenTelemetry Collector (~20-25 min; builds and caches the peer; not part of test)
+##   quick run: make bench-compare BENCH_ARGS="--duration 10 --search-duration 5 --repeats 1"
+.PHONY: bench-compare
+bench-compare:
+	@bash scripts/bench-compare.sh
+
 clean-cache:
 	rm -rf $${WEFT_CACHE:-$$HOME/.cache/weft}
+
+## fuzz: the cargo-fuzz targets (fuzz/) for FUZZ_SECONDS in all (default 60); fails on a crash
+.PHONY: fuzz
+FUZZ_SECONDS ?= 60
+fuzz:
+	@bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 ## services-up: install (cached) and start local Jaeger v2 and OpenSearch; addresses in target/services/env
 .PHONY: services-up services-down

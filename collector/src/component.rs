@@ -83,6 +83,11 @@ pub struct SharedInstances {
 }
 
 impl SharedInstances {
+    /// The instance for `id`, if one was made (and is a `T`).
+    pub fn get<T: Any + Send + Sync>(&self, id: &ComponentId) -> Option<Arc<T>> {
+        self.inner.lock().get(id).cloned()?.downcast::<T>().ok()
+    }
+
     /// The instance for `id`, created by `make` on first use.
     pub fn get_or_try_insert<T: Any + Send + Sync>(
         &self,

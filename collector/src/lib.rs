@@ -12,6 +12,7 @@ pub mod pipeline;
 pub mod processors;
 pub mod receivers;
 pub mod registry;
+pub mod secret;
 pub mod service;
 pub mod telemetry;
 

@@ -32,7 +32,11 @@ impl Registry {
                 exporters::file::factory(),
                 exporters::elasticsearch::factory(),
             ],
-            extensions: vec![extensions::health_check::factory()],
+            extensions: vec![
+                extensions::bearertokenauth::factory(),
+                extensions::file_storage::factory(),
+                extensions::health_check::factory(),
+            ],
         }
     }
 

@@ -67,6 +67,7 @@ pub fn load_config(text: &str, env: &dyn EnvLookup, registry: &Registry) -> Load
             }
         }
     }
+    check_extension_references(&doc, &mut diagnostics);
     let configs = decoded
         .into_iter()
         .map(|(kind, id, cfg)| ((kind, id), cfg))
@@ -75,6 +76,64 @@ pub fn load_config(text: &str, env: &dyn EnvLookup, registry: &Registry) -> Load
         doc,
         diagnostics,
         configs,
+    }
+}
+
+/// Keys that name an extension from inside a component's section, as the Collector's
+/// `auth: { authenticator: <id> }` and `sending_queue: { storage: <id> }`.
+const EXTENSION_REFERENCE_KEYS: &[&str] = &["authenticator", "storage"];
+
+/// Every [`EXTENSION_REFERENCE_KEYS`] value in a receiver or exporter section must name an
+/// extension that is defined and listed in `service::extensions` (only listed extensions
+/// run). Reported at the referencing key; a value that is not an id is left to the
+/// component's own validation.
+fn check_extension_references(doc: &Document, diags: &mut Diagnostics) {
+    fn walk(
+        value: &serde_yaml::Value,
+        path: &weft_config::ConfigPath,
+        doc: &Document,
+        diags: &mut Diagnostics,
+    ) {
+        match value {
+            serde_yaml::Value::Mapping(map) => {
+                for (k, v) in map {
+                    let Some(key) = k.as_str() else { continue };
+                    let at = path.key(key);
+                    match (EXTENSION_REFERENCE_KEYS.contains(&key), v.as_str()) {
+                        (true, Some(name)) => check(name, &at, doc, diags),
+                        _ => walk(v, &at, doc, diags),
+                    }
+                }
+            }
+            serde_yaml::Value::Sequence(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    walk(v, &path.index(i), doc, diags);
+                }
+            }
+            serde_yaml::Value::Tagged(t) => walk(&t.value, path, doc, diags),
+            _ => {}
+        }
+    }
+    fn check(name: &str, path: &weft_config::ConfigPath, doc: &Document, diags: &mut Diagnostics) {
+        let Ok(id) = name.parse::<ComponentId>() else {
+            return;
+        };
+        if doc.find(Kind::Extension, &id).is_none() {
+            diags.error(
+                path,
+                format!("references extension \"{id}\" which is not defined under extensions"),
+            );
+        } else if !doc.service_extensions.contains(&id) {
+            diags.error(
+                path,
+                format!("references extension \"{id}\" which is not listed in service::extensions: add it there so it runs"),
+            );
+        }
+    }
+    for kind in [Kind::Receiver, Kind::Exporter] {
+        for section in doc.sections(kind) {
+            walk(&section.value, &section.path, doc, diags);
+        }
     }
 }
 

@@ -228,3 +228,10 @@ fn every_shipped_example_config_is_valid() {
         dir.display()
     );
 }
+
+#[test]
+fn a_sending_queue_storage_must_name_a_running_extension() {
+    let lines = errors_of("undefined_storage.yaml");
+    assert_reported(&lines, "error: exporters::otlp::sending_queue::storage:");
+    assert_reported(&lines, "file_storage/missing");
+}

@@ -312,3 +312,65 @@ pub fn unique_name(prefix: &str) -> String {
         .unwrap_or_default();
     format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
 }
+
+impl Weft {
+    /// As [`Weft::start_in`], with extra environment variables for the `weft` process (for
+    /// `${env:…}` references in `config`), leaving the test process's own environment alone.
+    pub fn start_in_with_env(
+        dir: tempfile::TempDir,
+        config: &str,
+        ready: &[SocketAddr],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let config_path = dir.path().join("weft.yaml");
+        std::fs::write(&config_path, config)?;
+        let log_path = dir.path().join("weft.log");
+        let log = std::fs::File::create(&log_path)?;
+        let mut command = Command::new(weft_binary());
+        command
+            .arg("--config")
+            .arg(&config_path)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().context("starting weft")?;
+        let weft = Self {
+            child: Some(child),
+            dir,
+            log_path,
+        };
+        for addr in ready {
+            if let Err(e) = wait_for_port(*addr, Duration::from_secs(30)) {
+                let log = weft.log();
+                bail!("weft did not come up: {e}\n--- weft log ---\n{log}");
+            }
+        }
+        Ok(weft)
+    }
+}
+
+/// Runs `weft validate --config <config>` with `env` added; returns the exit code and
+/// everything it printed (stdout then stderr).
+pub fn weft_validate(config: &str, env: &[(&str, &str)]) -> anyhow::Result<(i32, String)> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("weft.yaml");
+    std::fs::write(&path, config)?;
+    let mut command = Command::new(weft_binary());
+    command.arg("validate").arg("--config").arg(&path);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let out = command.output().context("running weft validate")?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
+}

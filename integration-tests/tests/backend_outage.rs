@@ -12,7 +12,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value as Json};
-use weft_integration_tests::{eventually, free_port, run_python_client, unique_name, workspace_root, Weft};
+use weft_integration_tests::{
+    eventually, free_port, run_python_client, unique_name, workspace_root, Weft,
+};
 
 /// Runs `scripts/services.sh <args>` and returns its KEY=VALUE lines.
 fn services(args: &[&str]) -> HashMap<String, String> {
@@ -58,7 +60,11 @@ fn client() -> reqwest::Client {
 
 /// Span ids as Jaeger returns them, with repeats (a duplicate would show twice).
 async fn jaeger_span_ids(query: &str, trace_id: &str) -> Vec<String> {
-    let Ok(resp) = client().get(format!("{query}/api/traces/{trace_id}")).send().await else {
+    let Ok(resp) = client()
+        .get(format!("{query}/api/traces/{trace_id}"))
+        .send()
+        .await
+    else {
         return Vec::new();
     };
     if !resp.status().is_success() {
@@ -75,9 +81,17 @@ async fn jaeger_span_ids(query: &str, trace_id: &str) -> Vec<String> {
 }
 
 async fn log_bodies(opensearch: &str, index: &str, trace_id: &str) -> Vec<String> {
-    let _ = client().post(format!("{opensearch}/{index}/_refresh")).send().await;
+    let _ = client()
+        .post(format!("{opensearch}/{index}/_refresh"))
+        .send()
+        .await;
     let query = json!({"query": {"query_string": {"query": format!("trace_id:\"{trace_id}\"")}}, "size": 1000});
-    let Ok(resp) = client().post(format!("{opensearch}/{index}/_search")).json(&query).send().await else {
+    let Ok(resp) = client()
+        .post(format!("{opensearch}/{index}/_search"))
+        .json(&query)
+        .send()
+        .await
+    else {
         return Vec::new();
     };
     let body: Json = resp.json().await.unwrap_or_default();
@@ -97,8 +111,20 @@ fn send(grpc: u16, dir: &Path, name: &str, seed: &str, weft: &Weft) -> Json {
     run_python_client(
         "emit_traffic.py",
         &[
-            "--endpoint", &endpoint, "--traces", "60", "--error-share", "0.1", "--slow-share", "0.1",
-            "--orphan-logs", "0", "--seed", seed, "--out", manifest.to_str().unwrap(),
+            "--endpoint",
+            &endpoint,
+            "--traces",
+            "60",
+            "--error-share",
+            "0.1",
+            "--slow-share",
+            "0.1",
+            "--orphan-logs",
+            "0",
+            "--seed",
+            seed,
+            "--out",
+            manifest.to_str().unwrap(),
         ],
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", weft.log()));
@@ -164,7 +190,10 @@ service:
     std::thread::sleep(Duration::from_secs(30));
     let os2 = services(&["start-opensearch", b]);
     let jg2 = services(&["start-jaeger", b, "--persistent"]);
-    assert_eq!(os2["OPENSEARCH_URL"], opensearch, "restarted on the same address");
+    assert_eq!(
+        os2["OPENSEARCH_URL"], opensearch,
+        "restarted on the same address"
+    );
     assert_eq!(jg2["JAEGER_OTLP_GRPC"], jg["JAEGER_OTLP_GRPC"]);
     manifests.push(send(grpc, dir.path(), "after", "3", &weft));
 
@@ -173,15 +202,28 @@ service:
         .flat_map(|m| m["traces"].as_array().cloned().unwrap_or_default())
         .filter(|t| matches!(t["category"].as_str(), Some("error" | "slow")))
         .map(|t| {
-            let spans = t["spans"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
-            let mut logs: Vec<String> = t["logs"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
+            let spans = t["spans"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect();
+            let mut logs: Vec<String> = t["logs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect();
             logs.sort();
             (t["trace_id"].as_str().unwrap().to_string(), spans, logs)
         })
         .collect();
     assert_eq!(kept.len(), 3 * 12);
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let all_there = eventually(Duration::from_secs(120), || {
         rt.block_on(async {
             for (id, spans, logs) in &kept {
@@ -203,7 +245,11 @@ service:
             for (id, spans, logs) in &kept {
                 let got = jaeger_span_ids(&jaeger_query, id).await;
                 let bodies = log_bodies(&opensearch, &index, id).await;
-                assert_eq!(got.len(), spans.len(), "trace {id}: spans in Jaeger {got:?}, want {spans:?}\n{log}");
+                assert_eq!(
+                    got.len(),
+                    spans.len(),
+                    "trace {id}: spans in Jaeger {got:?}, want {spans:?}\n{log}"
+                );
                 assert_eq!(&bodies, logs, "trace {id}: logs in OpenSearch\n{log}");
             }
         });

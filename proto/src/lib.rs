@@ -1,10 +1,11 @@
 //! OTLP types for Weft: the `opentelemetry-proto` messages (re-exported at
-//! the crate root), id helpers, request validation, `google.rpc.Status` and
+//! the crate root), id helpers, request validation and its limits, `google.rpc.Status` and
 //! the OTLP/JSON codec.
 
 pub use opentelemetry_proto::tonic::*;
 
 pub mod ids;
+pub mod limits;
 pub mod otlp_json;
 pub mod status;
 pub mod validate;

@@ -1,17 +1,22 @@
 //! Semantic validation of decoded OTLP requests.
 //!
-//! Protobuf (and lenient JSON) decoding accepts ids of any length; these
-//! checks reject requests whose ids cannot be valid W3C trace context.
+//! Protobuf (and lenient JSON) decoding accepts ids of any length and any number of
+//! attributes; these checks reject requests whose ids cannot be valid W3C trace context and
+//! requests over the [`Limits`] (attribute counts, key and value lengths, `AnyValue` depth).
+//! Every error names the offending field by its protobuf path and, for a limit, the limit.
 
 use crate::collector::logs::v1::ExportLogsServiceRequest;
 use crate::collector::trace::v1::ExportTraceServiceRequest;
+use crate::common::v1::{InstrumentationScope, KeyValue};
+use crate::limits::{check_attributes, check_body, Limits, Violation};
 use crate::logs::v1::LogRecord;
+use crate::resource::v1::Resource;
 use crate::trace::v1::{span::Link, Span};
 
 const TRACE_ID_LEN: usize = 16;
 const SPAN_ID_LEN: usize = 8;
 
-/// A request contained data that violates the OTLP data model.
+/// A request contained data that violates the OTLP data model or a [`Limits`] limit.
 ///
 /// `path` uses the protobuf field names, e.g.
 /// `resource_spans[0].scope_spans[0].spans[2]`.
@@ -22,32 +27,39 @@ pub struct InvalidData {
     pub message: String,
 }
 
-/// Checks every span: `trace_id` is 16 bytes and `span_id` is 8 bytes, both
-/// not all zeros; `parent_span_id` is empty or 8 bytes; link ids are 16/8
-/// bytes. Returns the first problem found.
+/// A problem inside one item: the path relative to it (`""`, `.links[1]`,
+/// `.attributes[2].value`, ...) and what is wrong. Built only on failure.
+type Problem = (String, String);
+
+/// [`validate_traces_with`] the default [`Limits`].
 pub fn validate_traces(req: &ExportTraceServiceRequest) -> Result<(), InvalidData> {
-    for (r, rs) in req.resource_spans.iter().enumerate() {
-        for (s, ss) in rs.scope_spans.iter().enumerate() {
-            for (i, span) in ss.spans.iter().enumerate() {
-                check_span(span).map_err(|(suffix, message)| InvalidData {
-                    path: format!("resource_spans[{r}].scope_spans[{s}].spans[{i}]{suffix}"),
-                    message,
-                })?;
-            }
-        }
-    }
-    Ok(())
+    validate_traces_with(req, &Limits::default())
 }
 
-/// Checks every log record: `trace_id` is empty or 16 bytes, `span_id` is
-/// empty or 8 bytes. Returns the first problem found.
+/// [`validate_logs_with`] the default [`Limits`].
 pub fn validate_logs(req: &ExportLogsServiceRequest) -> Result<(), InvalidData> {
-    for (r, rl) in req.resource_logs.iter().enumerate() {
-        for (s, sl) in rl.scope_logs.iter().enumerate() {
-            for (i, record) in sl.log_records.iter().enumerate() {
-                check_log_record(record).map_err(|message| InvalidData {
-                    path: format!("resource_logs[{r}].scope_logs[{s}].log_records[{i}]"),
-                    message,
+    validate_logs_with(req, &Limits::default())
+}
+
+/// Checks every span: `trace_id` is 16 bytes and `span_id` is 8 bytes, both not all zeros;
+/// `parent_span_id` is empty or 8 bytes; link ids are 16/8 bytes. Checks every attribute list
+/// (resource, scope, span, event, link) against `limits`. Returns the first problem found.
+pub fn validate_traces_with(
+    req: &ExportTraceServiceRequest,
+    limits: &Limits,
+) -> Result<(), InvalidData> {
+    for (r, rs) in req.resource_spans.iter().enumerate() {
+        check_resource(rs.resource.as_ref(), limits)
+            .map_err(|p| at(format_args!("resource_spans[{r}]"), p))?;
+        for (s, ss) in rs.scope_spans.iter().enumerate() {
+            check_scope(ss.scope.as_ref(), limits)
+                .map_err(|p| at(format_args!("resource_spans[{r}].scope_spans[{s}]"), p))?;
+            for (i, span) in ss.spans.iter().enumerate() {
+                check_span(span, limits).map_err(|p| {
+                    at(
+                        format_args!("resource_spans[{r}].scope_spans[{s}].spans[{i}]"),
+                        p,
+                    )
                 })?;
             }
         }
@@ -55,14 +67,87 @@ pub fn validate_logs(req: &ExportLogsServiceRequest) -> Result<(), InvalidData> 
     Ok(())
 }
 
-/// On error returns a path suffix (relative to the span) and a message.
-fn check_span(span: &Span) -> Result<(), (String, String)> {
+/// Checks every log record: `trace_id` is empty or 16 bytes, `span_id` is empty or 8 bytes;
+/// every attribute list (resource, scope, record) and every body against `limits`. Returns
+/// the first problem found.
+pub fn validate_logs_with(
+    req: &ExportLogsServiceRequest,
+    limits: &Limits,
+) -> Result<(), InvalidData> {
+    for (r, rl) in req.resource_logs.iter().enumerate() {
+        check_resource(rl.resource.as_ref(), limits)
+            .map_err(|p| at(format_args!("resource_logs[{r}]"), p))?;
+        for (s, sl) in rl.scope_logs.iter().enumerate() {
+            check_scope(sl.scope.as_ref(), limits)
+                .map_err(|p| at(format_args!("resource_logs[{r}].scope_logs[{s}]"), p))?;
+            for (i, record) in sl.log_records.iter().enumerate() {
+                check_log_record(record, limits).map_err(|p| {
+                    at(
+                        format_args!("resource_logs[{r}].scope_logs[{s}].log_records[{i}]"),
+                        p,
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn at(prefix: std::fmt::Arguments<'_>, (suffix, message): Problem) -> InvalidData {
+    InvalidData {
+        path: format!("{prefix}{suffix}"),
+        message,
+    }
+}
+
+/// `field` is the attribute list's path relative to the item, e.g. `.events[2].attributes`.
+fn attributes(
+    field: std::fmt::Arguments<'_>,
+    list: &[KeyValue],
+    limits: &Limits,
+) -> Result<(), Problem> {
+    check_attributes(list, limits)
+        .map_err(|Violation { suffix, message }| (format!("{field}{suffix}"), message))
+}
+
+fn check_resource(resource: Option<&Resource>, limits: &Limits) -> Result<(), Problem> {
+    match resource {
+        Some(resource) => attributes(
+            format_args!(".resource.attributes"),
+            &resource.attributes,
+            limits,
+        ),
+        None => Ok(()),
+    }
+}
+
+fn check_scope(scope: Option<&InstrumentationScope>, limits: &Limits) -> Result<(), Problem> {
+    match scope {
+        Some(scope) => attributes(format_args!(".scope.attributes"), &scope.attributes, limits),
+        None => Ok(()),
+    }
+}
+
+fn check_span(span: &Span, limits: &Limits) -> Result<(), Problem> {
     let at_span = |message| (String::new(), message);
     required_id("trace_id", &span.trace_id, TRACE_ID_LEN).map_err(at_span)?;
     required_id("span_id", &span.span_id, SPAN_ID_LEN).map_err(at_span)?;
     optional_id("parent_span_id", &span.parent_span_id, SPAN_ID_LEN).map_err(at_span)?;
+    attributes(format_args!(".attributes"), &span.attributes, limits)?;
+    for (e, event) in span.events.iter().enumerate() {
+        attributes(
+            format_args!(".events[{e}].attributes"),
+            &event.attributes,
+            limits,
+        )?;
+    }
     for (l, link) in span.links.iter().enumerate() {
         check_link(link).map_err(|message| (format!(".links[{l}]"), message))?;
+        attributes(
+            format_args!(".links[{l}].attributes"),
+            &link.attributes,
+            limits,
+        )?;
     }
     Ok(())
 }
@@ -72,9 +157,16 @@ fn check_link(link: &Link) -> Result<(), String> {
     exact_len("span_id", &link.span_id, SPAN_ID_LEN)
 }
 
-fn check_log_record(record: &LogRecord) -> Result<(), String> {
-    optional_id("trace_id", &record.trace_id, TRACE_ID_LEN)?;
-    optional_id("span_id", &record.span_id, SPAN_ID_LEN)
+fn check_log_record(record: &LogRecord, limits: &Limits) -> Result<(), Problem> {
+    let at_record = |message| (String::new(), message);
+    optional_id("trace_id", &record.trace_id, TRACE_ID_LEN).map_err(at_record)?;
+    optional_id("span_id", &record.span_id, SPAN_ID_LEN).map_err(at_record)?;
+    attributes(format_args!(".attributes"), &record.attributes, limits)?;
+    match &record.body {
+        Some(body) => check_body(body, limits)
+            .map_err(|Violation { suffix, message }| (format!(".body{suffix}"), message)),
+        None => Ok(()),
+    }
 }
 
 fn exact_len(field: &str, id: &[u8], len: usize) -> Result<(), String> {

@@ -35,6 +35,11 @@ use decode::Path;
 
 /// Maximum nesting of `arrayValue`/`kvlistValue` inside an `AnyValue`.
 ///
+/// A decode-time ceiling that bounds the decoder's recursion; the receiver's configured
+/// limit ([`crate::limits::Limits::max_depth`], default 31) is enforced after decoding by
+/// [`crate::validate::validate_traces_with`] / [`crate::validate::validate_logs_with`], and
+/// is clamped to this.
+///
 /// Note that serde_json's own recursion limit (128 JSON levels) is kept on,
 /// and every AnyValue nesting level costs at least three JSON levels, so a
 /// document usually hits that limit (reported as invalid JSON) first.

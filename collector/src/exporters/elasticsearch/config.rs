@@ -9,7 +9,6 @@
 //! `retry` has run out inside one attempt).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -98,40 +97,8 @@ impl Default for Config {
     }
 }
 
-/// A configured credential. `Debug` and `Display` never show it, so a config dumped into a
-/// log or an error message does not leak it; [`Secret::expose`] is the one way to read it.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    /// The secret itself, for building a request header.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            f.write_str("\"\"")
-        } else {
-            f.write_str("[REDACTED]")
-        }
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[REDACTED]")
-    }
-}
+/// Credentials are [`crate::secret::Secret`]s: never shown in logs or diagnostics.
+pub use crate::secret::Secret;
 
 /// `compression`: of the request bodies. Elasticsearch accepts gzip only.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]

@@ -167,14 +167,13 @@ fn signal<T: EsSignal>(
         _signal: PhantomData,
     };
     let queue_settings = cfg.queue_settings();
-    let queue = helper::build(
-        &ctx.id,
-        &ctx.telemetry,
+    let queue = helper::build_queued(
+        ctx,
         sender,
         cfg.timeout.get(),
         &cfg.retry_on_failure,
         &queue_settings,
-    );
+    )?;
     let (consumer, component): (Arc<dyn Consumer<T>>, Arc<dyn Component>) =
         if queue_settings.enabled && !cfg.flush.interval.is_zero() {
             let batcher = Arc::new(Batcher::new(

@@ -1200,6 +1200,7 @@ fn buffered_with_queue(
             enabled: true,
             num_consumers: 1,
             queue_size,
+            storage: None,
         },
     );
     let metrics =

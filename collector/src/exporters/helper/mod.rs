@@ -8,6 +8,7 @@
 //! retrying ([`ExportError::retryable`], [`ExportError::throttled`]) or not
 //! ([`ExportError::permanent`]). Everything upstream asks the error.
 
+mod persistent;
 mod queue;
 mod retry;
 
@@ -23,6 +24,7 @@ use crate::component::Component;
 use crate::pipeline::Payload;
 use crate::telemetry::{ExporterMetrics, Telemetry};
 
+pub use persistent::FileQueue;
 pub use queue::QueueSender;
 pub use retry::{RetrySender, TimeoutSender};
 
@@ -88,6 +90,9 @@ pub struct QueueSettings {
     pub num_consumers: usize,
     /// Batches the queue holds; when full, new data is refused with a retryable answer.
     pub queue_size: usize,
+    /// A `file_storage` extension id: the queue is then kept on disk and survives restarts
+    /// and crashes (see [`FileQueue`]).
+    pub storage: Option<String>,
 }
 
 impl Default for QueueSettings {
@@ -96,6 +101,7 @@ impl Default for QueueSettings {
             enabled: true,
             num_consumers: 10,
             queue_size: 1000,
+            storage: None,
         }
     }
 }
@@ -133,6 +139,11 @@ impl QueueSettings {
         }
         if self.enabled && self.queue_size == 0 {
             diags.error(&path.key("queue_size"), "must be at least 1");
+        }
+        if let Some(storage) = &self.storage {
+            if let Err(e) = storage.parse::<ComponentId>() {
+                diags.error(&path.key("storage"), e);
+            }
         }
     }
 }
@@ -173,6 +184,43 @@ pub fn build<T: Payload>(
     let timed = TimeoutSender::new(sender, timeout);
     let retrying = RetrySender::new(id.to_string(), timed, retry.clone(), metrics.clone());
     Arc::new(QueueSender::new(id.to_string(), retrying, queue, metrics))
+}
+
+/// As [`build`], for an exporter being built: a `sending_queue.storage` naming a
+/// `file_storage` extension puts the queue on disk, in its own folder for this exporter and
+/// signal.
+pub fn build_queued<T: Payload>(
+    ctx: &crate::component::BuildContext,
+    sender: impl Sender<T>,
+    timeout: Duration,
+    retry: &RetrySettings,
+    queue: &QueueSettings,
+) -> anyhow::Result<Arc<QueueSender<T>>> {
+    let metrics = ExporterMetrics::new(&ctx.telemetry, &ctx.id_str(), T::ITEM, T::SIGNAL.as_str());
+    let file = match (&queue.storage, queue.enabled) {
+        (Some(storage), true) => {
+            let storage_id: ComponentId = storage
+                .parse()
+                .map_err(|e| anyhow::anyhow!("sending_queue::storage: {e}"))?;
+            let storage = crate::extensions::file_storage::FileStorage::lookup(&ctx.shared, &storage_id)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "sending_queue::storage: extension \"{storage_id}\" is not running: define it under extensions and list it in service::extensions"
+                    )
+                })?;
+            Some(storage.queue(&ctx.id, T::SIGNAL.as_str(), queue.queue_size)?)
+        }
+        _ => None,
+    };
+    let timed = TimeoutSender::new(sender, timeout);
+    let retrying = RetrySender::new(ctx.id_str(), timed, retry.clone(), metrics.clone());
+    Ok(Arc::new(QueueSender::with_storage(
+        ctx.id_str(),
+        retrying,
+        queue,
+        metrics,
+        file,
+    )))
 }
 
 /// The [`BuiltExporter`](crate::component::BuiltExporter) of a queued exporter: each

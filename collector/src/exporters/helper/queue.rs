@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::persistent::{FileQueue, PushError};
 use super::{QueueSettings, RetrySender, Sender};
 use crate::component::Component;
 use crate::pipeline::{ConsumeError, Consumer, Payload};
@@ -26,6 +27,8 @@ pub struct QueueSender<T: Payload> {
     num_consumers: usize,
     /// False when `sending_queue.enabled` is false: every batch is sent in the caller's task.
     queued: bool,
+    /// With `sending_queue.storage`: the on-disk queue used instead of the in-memory channel.
+    file: Option<Arc<FileQueue>>,
     state: Mutex<QueueState<T>>,
     /// Cancelled at the shutdown deadline: workers stop retrying and drop what is left.
     give_up: CancellationToken,
@@ -67,7 +70,24 @@ impl<T: Payload> QueueSender<T> {
         settings: &QueueSettings,
         metrics: ExporterMetrics,
     ) -> Self {
-        let (tx, rx) = if settings.enabled {
+        Self::with_storage(exporter, retry, settings, metrics, None)
+    }
+
+    /// A queue kept in `file` (a persistent queue) when given, else in memory.
+    pub fn with_storage<S: Sender<T>>(
+        exporter: String,
+        retry: RetrySender<S>,
+        settings: &QueueSettings,
+        metrics: ExporterMetrics,
+        file: Option<Arc<FileQueue>>,
+    ) -> Self {
+        let file = file.filter(|_| settings.enabled);
+        let retry = retry.with_persistent_queue(file.is_some());
+        if let Some(f) = &file {
+            metrics.queue_capacity.set(settings.queue_size as i64);
+            metrics.queue_size.set(f.len() as i64);
+        }
+        let (tx, rx) = if settings.enabled && file.is_none() {
             let (tx, rx) = mpsc::channel(settings.queue_size.max(1));
             metrics.queue_capacity.set(settings.queue_size as i64);
             (Some(tx), Some(rx))
@@ -80,6 +100,7 @@ impl<T: Payload> QueueSender<T> {
             metrics,
             num_consumers: settings.num_consumers.max(1),
             queued: settings.enabled,
+            file,
             state: Mutex::new(QueueState {
                 tx,
                 rx,
@@ -98,6 +119,15 @@ impl<T: Payload> QueueSender<T> {
     /// shutting down, or disabled), so a caller that buffers in front of the queue keeps it
     /// instead of losing it. Nothing is counted as failed: the caller still owns the batch.
     pub fn try_enqueue(&self, data: T) -> Result<(), T> {
+        if let Some(file) = &self.file {
+            return match file.push(&data.encode_to_vec()) {
+                Ok(()) => {
+                    self.metrics.queue_size.set(file.len() as i64);
+                    Ok(())
+                }
+                Err(_) => Err(data),
+            };
+        }
         let Some(tx) = self.state.lock().tx.clone() else {
             return Err(data);
         };
@@ -134,6 +164,23 @@ impl<T: Payload> Consumer<T> for QueueSender<T> {
                 ))),
             };
         }
+        if let Some(file) = &self.file {
+            // Acknowledged only once written to the segment file.
+            return match file.push(&data.encode_to_vec()) {
+                Ok(()) => {
+                    self.metrics.queue_size.set(file.len() as i64);
+                    Ok(())
+                }
+                Err(e) => {
+                    self.metrics.enqueue_failed.inc_by(items);
+                    let reason = match e {
+                        PushError::Closed => format!("exporter {} is shutting down", self.exporter),
+                        e => format!("exporter {}: {e}", self.exporter),
+                    };
+                    Err(ConsumeError::unavailable(reason, FULL_QUEUE_RETRY_AFTER))
+                }
+            };
+        }
         let tx = self.state.lock().tx.clone();
         let Some(tx) = tx else {
             self.metrics.enqueue_failed.inc_by(items);
@@ -168,6 +215,10 @@ impl<T: Payload> Consumer<T> for QueueSender<T> {
 #[async_trait]
 impl<T: Payload> Component for QueueSender<T> {
     async fn start(&self) -> anyhow::Result<()> {
+        if let Some(file) = &self.file {
+            self.start_file_workers(file.clone());
+            return Ok(());
+        }
         let mut state = self.state.lock();
         let Some(rx) = state.rx.take() else {
             return Ok(());
@@ -204,6 +255,9 @@ impl<T: Payload> Component for QueueSender<T> {
     /// Stops taking data and sends what is queued until `deadline`; after it, what is left
     /// is dropped and counted as failed (issue: a persistent queue keeps it across restarts).
     async fn shutdown(&self, deadline: Instant) -> anyhow::Result<()> {
+        if let Some(file) = &self.file {
+            return self.shutdown_file(file, deadline).await;
+        }
         let (workers, shared_rx, unstarted_rx) = {
             let mut state = self.state.lock();
             state.tx = None; // closing the channel lets workers finish once it is empty
@@ -256,6 +310,71 @@ impl<T: Payload> Component for QueueSender<T> {
             );
         }
         self.metrics.queue_size.set(0);
+        Ok(())
+    }
+}
+
+impl<T: Payload> QueueSender<T> {
+    fn start_file_workers(&self, file: Arc<FileQueue>) {
+        if !file.is_empty() {
+            tracing::info!(
+                component = %self.exporter, batches = file.len(),
+                "resuming the persistent queue left by the previous run"
+            );
+        }
+        let mut state = self.state.lock();
+        for _ in 0..self.num_consumers {
+            let file = file.clone();
+            let retry = self.retry.clone();
+            let give_up = self.give_up.clone();
+            let metrics = self.metrics.clone();
+            let exporter = self.exporter.clone();
+            state.workers.push(tokio::spawn(async move {
+                loop {
+                    let next = tokio::select! {
+                        next = file.pop() => next,
+                        _ = give_up.cancelled() => None,
+                    };
+                    let Some((ticket, bytes)) = next else { break };
+                    metrics.queue_size.set(file.len() as i64);
+                    let batch = match T::decode(&bytes[..]) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            tracing::error!(component = %exporter, error = %e, "an unreadable batch in the persistent queue is skipped");
+                            file.done(ticket);
+                            continue;
+                        }
+                    };
+                    match retry.deliver(&batch, &give_up).await {
+                        // Delivered, or given up for good (counted by the retry layer).
+                        Ok(()) => file.done(ticket),
+                        Err(_) if give_up.is_cancelled() => break, // stays on disk
+                        Err(_) => file.done(ticket),
+                    }
+                }
+            }));
+        }
+    }
+
+    /// Persistent queue: stop taking data, keep sending until `deadline`, then stop; what
+    /// was not delivered stays on disk for the next start (nothing is counted as dropped).
+    async fn shutdown_file(&self, file: &FileQueue, deadline: Instant) -> anyhow::Result<()> {
+        file.close();
+        let workers = std::mem::take(&mut self.state.lock().workers);
+        let all = futures::future::join_all(workers);
+        tokio::pin!(all);
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if tokio::time::timeout(remaining, &mut all).await.is_err() {
+            self.give_up.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(1), all).await;
+        }
+        let left = file.len();
+        if left > 0 {
+            tracing::info!(
+                component = %self.exporter, batches = left,
+                "undelivered batches stay in the persistent queue until the next start"
+            );
+        }
         Ok(())
     }
 }

@@ -48,6 +48,9 @@ pub struct RetrySender<S> {
     inner: S,
     settings: RetrySettings,
     metrics: ExporterMetrics,
+    /// The batch also sits in a persistent queue: giving up at the shutdown deadline keeps
+    /// it there for the next start instead of dropping it.
+    persistent: bool,
 }
 
 impl<S> RetrySender<S> {
@@ -62,11 +65,18 @@ impl<S> RetrySender<S> {
             inner,
             settings,
             metrics,
+            persistent: false,
         }
     }
 }
 
 impl<S> RetrySender<S> {
+    /// Marks the batches this layer delivers as also held by a persistent queue.
+    pub fn with_persistent_queue(mut self, persistent: bool) -> Self {
+        self.persistent = persistent;
+        self
+    }
+
     /// Delivers `data`, retrying as configured, until it succeeds, fails permanently, runs out
     /// of `max_elapsed_time`, or `give_up` is cancelled (the shutdown deadline).
     pub async fn deliver<T: Payload>(
@@ -125,6 +135,13 @@ impl<S> RetrySender<S> {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = give_up.cancelled() => {
+                    if self.persistent {
+                        tracing::warn!(
+                            component = %self.exporter, error = %err, kept_items = items,
+                            "shutdown deadline passed while the backend was failing; the batch stays in the persistent queue for the next start"
+                        );
+                        return Err(err);
+                    }
                     self.metrics.send_failed.inc_by(items);
                     tracing::error!(
                         component = %self.exporter, error = %err, dropped_items = items,

@@ -133,6 +133,7 @@ async fn full_queue_refuses_with_unavailable_and_counts_enqueue_failed() {
         enabled: true,
         num_consumers: 1,
         queue_size: 1,
+        storage: None,
     };
     // Not started: nothing takes batches out of the queue.
     let q = build(
@@ -351,6 +352,7 @@ async fn shutdown_drains_the_queue() {
         enabled: true,
         num_consumers: 2,
         queue_size: 10,
+        storage: None,
     };
     let q = build(
         &id(),
@@ -381,6 +383,7 @@ async fn shutdown_deadline_drops_and_counts_what_is_left() {
         enabled: true,
         num_consumers: 1,
         queue_size: 10,
+        storage: None,
     };
     let q = build(
         &id(),
@@ -453,6 +456,7 @@ fn settings_validation_reports_each_problem_with_its_path() {
         enabled: true,
         num_consumers: 0,
         queue_size: 0,
+        storage: None,
     }
     .validate(&path.key("sending_queue"), &mut diags);
     RetrySettings {

@@ -58,42 +58,46 @@ fn build(ctx: BuildContext, cfg: &Config, signals: &[Signal]) -> anyhow::Result<
         Compression::None => None,
     };
     let timeout = cfg.timeout.get();
-    let traces = signals.contains(&Signal::Traces).then(|| {
-        let sender = GrpcSender::<Traces>::new(
-            &ctx.telemetry,
-            &id,
-            shared.clone(),
-            headers.clone(),
-            compression,
-            timeout,
-        );
-        helper::build(
-            &ctx.id,
-            &ctx.telemetry,
-            sender,
-            timeout,
-            &cfg.retry_on_failure,
-            &cfg.sending_queue,
-        )
-    });
-    let logs = signals.contains(&Signal::Logs).then(|| {
-        let sender = GrpcSender::<Logs>::new(
-            &ctx.telemetry,
-            &id,
-            shared.clone(),
-            headers.clone(),
-            compression,
-            timeout,
-        );
-        helper::build(
-            &ctx.id,
-            &ctx.telemetry,
-            sender,
-            timeout,
-            &cfg.retry_on_failure,
-            &cfg.sending_queue,
-        )
-    });
+    let traces = signals
+        .contains(&Signal::Traces)
+        .then(|| {
+            let sender = GrpcSender::<Traces>::new(
+                &ctx.telemetry,
+                &id,
+                shared.clone(),
+                headers.clone(),
+                compression,
+                timeout,
+            );
+            helper::build_queued(
+                &ctx,
+                sender,
+                timeout,
+                &cfg.retry_on_failure,
+                &cfg.sending_queue,
+            )
+        })
+        .transpose()?;
+    let logs = signals
+        .contains(&Signal::Logs)
+        .then(|| {
+            let sender = GrpcSender::<Logs>::new(
+                &ctx.telemetry,
+                &id,
+                shared.clone(),
+                headers.clone(),
+                compression,
+                timeout,
+            );
+            helper::build_queued(
+                &ctx,
+                sender,
+                timeout,
+                &cfg.retry_on_failure,
+                &cfg.sending_queue,
+            )
+        })
+        .transpose()?;
     Ok(helper::built(traces, logs))
 }
 

@@ -68,14 +68,13 @@ fn build(ctx: BuildContext, cfg: &Config, signals: &[Signal]) -> anyhow::Result<
             headers.clone(),
             cfg,
         );
-        Some(helper::build(
-            &ctx.id,
-            &ctx.telemetry,
+        Some(helper::build_queued(
+            &ctx,
             sender,
             timeout,
             &cfg.retry_on_failure,
             &cfg.sending_queue,
-        ))
+        )?)
     } else {
         None
     };
@@ -88,14 +87,13 @@ fn build(ctx: BuildContext, cfg: &Config, signals: &[Signal]) -> anyhow::Result<
             headers,
             cfg,
         );
-        Some(helper::build(
-            &ctx.id,
-            &ctx.telemetry,
+        Some(helper::build_queued(
+            &ctx,
             sender,
             timeout,
             &cfg.retry_on_failure,
             &cfg.sending_queue,
-        ))
+        )?)
     } else {
         None
     };

@@ -1,4 +1,5 @@
-//! The `otlp` receiver's configuration: the OpenTelemetry Collector's `otlpreceiver` keys.
+//! The `otlp` receiver's configuration: the OpenTelemetry Collector's `otlpreceiver` keys,
+//! plus Weft's connection limits.
 //!
 //! ```yaml
 //! receivers:
@@ -8,20 +9,39 @@
 //!         endpoint: localhost:4317
 //!         max_recv_msg_size_mib: 4
 //!         max_concurrent_streams: 0    # 0 = no limit
+//!         tls: { cert_file: …, key_file: …, client_ca_file: …, min_version: "1.2" }
+//!         auth: { authenticator: bearertokenauth }
+//!         keepalive:
+//!           server_parameters: { time: 2h, timeout: 20s, max_connection_age: …, max_connection_age_grace: … }
+//!         max_connections: 1000        # Weft: 0 = no limit
+//!         handshake_timeout: 20s       # Weft: TLS + HTTP/2 handshake; 0 = none
 //!       http:
 //!         endpoint: localhost:4318
 //!         traces_url_path: /v1/traces
 //!         logs_url_path: /v1/logs
 //!         max_request_body_size: 20971520
+//!         tls: { … }                   # as for grpc
+//!         auth: { authenticator: bearertokenauth }
+//!         read_header_timeout: 10s     # Collector: 1m
+//!         read_timeout: 30s            # the body, once the headers are in; Collector: 0 (none)
+//!         idle_timeout: 1m
+//!         max_connections: 1000        # Weft: 0 = no limit
 //! ```
 //!
-//! Collector keys Weft does not implement yet (`tls`, `auth`, `keepalive`, `cors`, …) are
+//! Collector keys Weft does not implement yet (`cors`, `write_timeout`, `middlewares`, …) are
 //! accepted by the parser only to be reported as "not supported yet": silently ignoring a
-//! `tls:` section would serve plaintext to someone who asked for TLS.
+//! setting would serve something other than what was asked for. Keys whose absence cannot
+//! weaken anything (`keepalive::enforcement_policy`, `tls::reload_interval`) are accepted
+//! with a warning.
 
 use serde::Deserialize;
 use serde_yaml::Value;
-use weft_config::{present, ByteSize, ComponentConfig, ConfigPath, Diagnostics, Endpoint};
+use weft_config::{
+    present, ByteSize, ComponentConfig, ComponentId, ConfigPath, Diagnostics,
+    Duration as CfgDuration, Endpoint,
+};
+
+pub use super::tls::TlsServerSettings;
 
 /// gRPC's own default message limit, and the Collector's default for `max_recv_msg_size_mib`.
 pub const DEFAULT_MAX_RECV_MSG_SIZE_MIB: u64 = 4;
@@ -29,6 +49,19 @@ pub const DEFAULT_MAX_RECV_MSG_SIZE_MIB: u64 = 4;
 pub const MAX_RECV_MSG_SIZE_MIB_LIMIT: u64 = 4095;
 /// The Collector's `confighttp` default body limit: 20 MiB.
 pub const DEFAULT_MAX_REQUEST_BODY_SIZE: u64 = 20 * 1024 * 1024;
+/// Weft's default cap on open connections, per protocol. Raise it for a gateway that many
+/// SDKs connect to; each connection costs some buffers (tens of KiB) and a file descriptor.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
+/// Weft's default `handshake_timeout` on gRPC: the TLS handshake and the HTTP/2 connection
+/// preface must arrive within it. (grpc-go's fixed equivalent is 120 s.)
+pub const DEFAULT_HANDSHAKE_TIMEOUT: CfgDuration = CfgDuration::from_secs(20);
+/// Weft's default `read_header_timeout`: tighter than the Collector's 1 m, since a client
+/// that takes longer than this to send its headers is either broken or a slowloris.
+pub const DEFAULT_READ_HEADER_TIMEOUT: CfgDuration = CfgDuration::from_secs(10);
+/// Weft's default `read_timeout` (for the body): the Collector has none (0).
+pub const DEFAULT_READ_TIMEOUT: CfgDuration = CfgDuration::from_secs(30);
+/// The Collector's `confighttp` default `idle_timeout`.
+pub const DEFAULT_IDLE_TIMEOUT: CfgDuration = CfgDuration::from_secs(60);
 
 /// `receivers::otlp`.
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +80,102 @@ pub struct Protocols {
     pub http: Option<HttpConfig>,
 }
 
+/// `auth` of either protocol: which authenticator extension checks each request.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// The id of an authenticator extension (`bearertokenauth`, `bearertokenauth/name`),
+    /// which must be listed in `service::extensions`.
+    pub authenticator: String,
+    /// Collector HTTP key (query parameters as credentials): not supported.
+    request_params: Option<Value>,
+}
+
+impl AuthSettings {
+    /// The referenced extension id, once validated.
+    pub fn authenticator_id(&self) -> Option<ComponentId> {
+        self.authenticator.parse().ok()
+    }
+
+    fn validate(&self, path: &ConfigPath, diags: &mut Diagnostics) {
+        if self.authenticator.is_empty() {
+            diags.error(
+                &path.key("authenticator"),
+                "name the authenticator extension, e.g. authenticator: bearertokenauth",
+            );
+        } else if let Err(e) = self.authenticator.parse::<ComponentId>() {
+            diags.error(&path.key("authenticator"), e);
+        }
+        if self.request_params.is_some() {
+            not_supported(diags, path, "request_params");
+        }
+    }
+}
+
+/// `keepalive` of `protocols::grpc` (the Collector's `configgrpc.KeepaliveServerConfig`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcKeepalive {
+    #[serde(deserialize_with = "present")]
+    pub server_parameters: Option<KeepaliveServerParameters>,
+    /// Rules for clients' pings; Weft accepts every ping, so this is ignored (with a warning).
+    enforcement_policy: Option<Value>,
+}
+
+/// `keepalive::server_parameters`. Unset or 0 means the gRPC default (no limit, no pings).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeepaliveServerParameters {
+    /// Not enforced (see `max_connection_age`); accepted with a warning.
+    pub max_connection_idle: Option<CfgDuration>,
+    /// Connections are closed (gracefully: GOAWAY) once this old.
+    pub max_connection_age: Option<CfgDuration>,
+    /// How long in-flight calls get after `max_connection_age` before the connection is cut.
+    pub max_connection_age_grace: Option<CfgDuration>,
+    /// Ping a connection after this long without activity.
+    pub time: Option<CfgDuration>,
+    /// Close the connection when a ping is not answered within this (default 20 s).
+    pub timeout: Option<CfgDuration>,
+}
+
+fn nonzero(d: Option<CfgDuration>) -> Option<std::time::Duration> {
+    d.filter(|d| !d.is_zero()).map(CfgDuration::get)
+}
+
+impl KeepaliveServerParameters {
+    pub fn max_connection_age(&self) -> Option<std::time::Duration> {
+        nonzero(self.max_connection_age)
+    }
+    pub fn max_connection_age_grace(&self) -> Option<std::time::Duration> {
+        nonzero(self.max_connection_age_grace)
+    }
+    pub fn time(&self) -> Option<std::time::Duration> {
+        nonzero(self.time)
+    }
+    pub fn timeout(&self) -> Option<std::time::Duration> {
+        nonzero(self.timeout)
+    }
+}
+
+impl GrpcKeepalive {
+    fn validate(&self, path: &ConfigPath, diags: &mut Diagnostics) {
+        if self.enforcement_policy.is_some() {
+            diags.warning(
+                &path.key("enforcement_policy"),
+                "accepted and ignored: Weft answers every client ping",
+            );
+        }
+        if let Some(p) = &self.server_parameters {
+            if nonzero(p.max_connection_idle).is_some() {
+                diags.warning(
+                    &path.key("server_parameters").key("max_connection_idle"),
+                    "not enforced by Weft yet: use max_connection_age to bound how long a connection lives",
+                );
+            }
+        }
+    }
+}
+
 /// `receivers::otlp::protocols::grpc`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -61,12 +190,20 @@ pub struct GrpcConfig {
     pub max_concurrent_streams: u32,
     /// Client metadata is not propagated yet: only `false` is accepted.
     pub include_metadata: bool,
+    /// Present: serve gRPC over TLS only.
     #[serde(deserialize_with = "present")]
-    pub tls: Option<Value>,
+    pub tls: Option<TlsServerSettings>,
+    /// Present: every call must pass the named authenticator (else UNAUTHENTICATED).
     #[serde(deserialize_with = "present")]
-    pub auth: Option<Value>,
+    pub auth: Option<AuthSettings>,
     #[serde(deserialize_with = "present")]
-    pub keepalive: Option<Value>,
+    pub keepalive: Option<GrpcKeepalive>,
+    /// Weft: open connections at most; a connection beyond it is closed at once (counted in
+    /// `weft_receiver_connections_refused`). 0 means no limit.
+    pub max_connections: usize,
+    /// Weft: the TLS handshake and the HTTP/2 connection preface must be complete this long
+    /// after the connection was accepted, else it is closed. 0 means no limit.
+    pub handshake_timeout: CfgDuration,
     #[serde(deserialize_with = "present")]
     pub read_buffer_size: Option<Value>,
     #[serde(deserialize_with = "present")]
@@ -86,6 +223,8 @@ impl Default for GrpcConfig {
             tls: None,
             auth: None,
             keepalive: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             read_buffer_size: None,
             write_buffer_size: None,
             middlewares: None,
@@ -102,6 +241,11 @@ impl GrpcConfig {
             self.max_recv_msg_size_mib.min(MAX_RECV_MSG_SIZE_MIB_LIMIT)
         };
         usize::try_from(mib * 1024 * 1024).unwrap_or(usize::MAX)
+    }
+
+    /// `handshake_timeout`, `None` when 0.
+    pub fn handshake_timeout(&self) -> Option<std::time::Duration> {
+        nonzero(Some(self.handshake_timeout))
     }
 
     fn validate(&self, path: &ConfigPath, diags: &mut Diagnostics) {
@@ -126,10 +270,16 @@ impl GrpcConfig {
         if self.include_metadata {
             not_supported(diags, path, "include_metadata");
         }
+        if let Some(tls) = &self.tls {
+            tls.validate(&path.key("tls"), diags);
+        }
+        if let Some(auth) = &self.auth {
+            auth.validate(&path.key("auth"), diags);
+        }
+        if let Some(keepalive) = &self.keepalive {
+            keepalive.validate(&path.key("keepalive"), diags);
+        }
         let unsupported = [
-            ("tls", &self.tls),
-            ("auth", &self.auth),
-            ("keepalive", &self.keepalive),
             ("read_buffer_size", &self.read_buffer_size),
             ("write_buffer_size", &self.write_buffer_size),
             ("middlewares", &self.middlewares),
@@ -157,10 +307,24 @@ pub struct HttpConfig {
     pub max_request_body_size: ByteSize,
     /// Client metadata is not propagated yet: only `false` is accepted.
     pub include_metadata: bool,
+    /// Present: serve HTTPS only.
     #[serde(deserialize_with = "present")]
-    pub tls: Option<Value>,
+    pub tls: Option<TlsServerSettings>,
+    /// Present: every request must pass the named authenticator (else 401).
     #[serde(deserialize_with = "present")]
-    pub auth: Option<Value>,
+    pub auth: Option<AuthSettings>,
+    /// The time a client has to send a request's headers (for a new connection: from the
+    /// accept, TLS handshake included). 0 means `read_timeout` is used; both 0, no limit.
+    pub read_header_timeout: CfgDuration,
+    /// The time a client has to send a request's body once its headers are in (a Weft
+    /// reading of the Collector's key, which also counts the headers). 0 means no limit.
+    pub read_timeout: CfgDuration,
+    /// A connection without a request in flight for this long is closed. 0 means
+    /// `read_timeout` is used; both 0, no limit.
+    pub idle_timeout: CfgDuration,
+    /// Weft: open connections at most; a connection beyond it is closed at once (counted in
+    /// `weft_receiver_connections_refused`). 0 means no limit.
+    pub max_connections: usize,
     #[serde(deserialize_with = "present")]
     pub cors: Option<Value>,
     #[serde(deserialize_with = "present")]
@@ -170,13 +334,7 @@ pub struct HttpConfig {
     #[serde(deserialize_with = "present")]
     pub compression_algorithms: Option<Value>,
     #[serde(deserialize_with = "present")]
-    pub read_timeout: Option<Value>,
-    #[serde(deserialize_with = "present")]
-    pub read_header_timeout: Option<Value>,
-    #[serde(deserialize_with = "present")]
     pub write_timeout: Option<Value>,
-    #[serde(deserialize_with = "present")]
-    pub idle_timeout: Option<Value>,
     #[serde(deserialize_with = "present")]
     pub middlewares: Option<Value>,
     #[serde(deserialize_with = "present")]
@@ -195,14 +353,15 @@ impl Default for HttpConfig {
             include_metadata: false,
             tls: None,
             auth: None,
+            read_header_timeout: DEFAULT_READ_HEADER_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             cors: None,
             keepalive: None,
             response_headers: None,
             compression_algorithms: None,
-            read_timeout: None,
-            read_header_timeout: None,
             write_timeout: None,
-            idle_timeout: None,
             middlewares: None,
             metrics_url_path: None,
             profiles_url_path: None,
@@ -230,6 +389,22 @@ impl HttpConfig {
         absolute(&self.logs_url_path)
     }
 
+    /// The header deadline, as Go's `http.Server` derives it: `read_header_timeout`, else
+    /// `read_timeout`, else none.
+    pub fn header_timeout(&self) -> Option<std::time::Duration> {
+        nonzero(Some(self.read_header_timeout)).or_else(|| self.body_timeout())
+    }
+
+    /// The body deadline: `read_timeout`, none when 0.
+    pub fn body_timeout(&self) -> Option<std::time::Duration> {
+        nonzero(Some(self.read_timeout))
+    }
+
+    /// The idle deadline: `idle_timeout`, else `read_timeout`, else none.
+    pub fn idle_timeout(&self) -> Option<std::time::Duration> {
+        nonzero(Some(self.idle_timeout)).or_else(|| self.body_timeout())
+    }
+
     fn validate(&self, path: &ConfigPath, diags: &mut Diagnostics) {
         for (key, value) in [
             ("traces_url_path", &self.traces_url_path),
@@ -254,17 +429,24 @@ impl HttpConfig {
         if self.include_metadata {
             not_supported(diags, path, "include_metadata");
         }
+        if let Some(tls) = &self.tls {
+            tls.validate(&path.key("tls"), diags);
+        }
+        if let Some(auth) = &self.auth {
+            auth.validate(&path.key("auth"), diags);
+        }
+        if self.header_timeout().is_none() {
+            diags.warning(
+                &path.key("read_header_timeout"),
+                "0 with read_timeout 0: a client may hold a connection forever without sending a request",
+            );
+        }
         let unsupported = [
-            ("tls", &self.tls),
-            ("auth", &self.auth),
             ("cors", &self.cors),
             ("keepalive", &self.keepalive),
             ("response_headers", &self.response_headers),
             ("compression_algorithms", &self.compression_algorithms),
-            ("read_timeout", &self.read_timeout),
-            ("read_header_timeout", &self.read_header_timeout),
             ("write_timeout", &self.write_timeout),
-            ("idle_timeout", &self.idle_timeout),
             ("middlewares", &self.middlewares),
             ("metrics_url_path", &self.metrics_url_path),
             ("profiles_url_path", &self.profiles_url_path),
@@ -382,18 +564,120 @@ mod tests {
     #[test]
     fn every_problem_is_reported_with_its_path() {
         let (_, msgs) = decode(
-            "protocols:\n  grpc:\n    transport: unix\n    max_recv_msg_size_mib: 5000\n    tls:\n      cert_file: x\n    keepalive:\n  http:\n    cors: {}\n    include_metadata: true\n    traces_url_path: /same\n    logs_url_path: same\n",
+            "protocols:\n  grpc:\n    transport: unix\n    max_recv_msg_size_mib: 5000\n    tls:\n      cert_file: x\n    auth:\n    keepalive:\n      enforcement_policy: {min_time: 1s}\n    read_buffer_size: 1\n  http:\n    cors: {}\n    include_metadata: true\n    traces_url_path: /same\n    logs_url_path: same\n    auth: {authenticator: 'bad id'}\n    write_timeout: 1s\n",
         );
         let expected = [
             "error: receivers::otlp::protocols::grpc::transport: unsupported transport \"unix\": only \"tcp\" is supported",
             "error: receivers::otlp::protocols::grpc::max_recv_msg_size_mib: 5000 MiB is more than a gRPC message can hold: expected at most 4095",
-            "error: receivers::otlp::protocols::grpc::tls: \"tls\" is not supported yet by Weft's otlp receiver: remove it",
-            "error: receivers::otlp::protocols::grpc::keepalive: \"keepalive\" is not supported yet by Weft's otlp receiver: remove it",
+            "error: receivers::otlp::protocols::grpc::tls::key_file: a TLS server needs its private key: set key_file next to cert_file",
+            "error: receivers::otlp::protocols::grpc::auth::authenticator: name the authenticator extension, e.g. authenticator: bearertokenauth",
+            "warning: receivers::otlp::protocols::grpc::keepalive::enforcement_policy: accepted and ignored: Weft answers every client ping",
+            "error: receivers::otlp::protocols::grpc::read_buffer_size: \"read_buffer_size\" is not supported yet by Weft's otlp receiver: remove it",
             "error: receivers::otlp::protocols::http::logs_url_path: \"/same\" is also traces_url_path: traces and logs need different paths",
             "error: receivers::otlp::protocols::http::include_metadata: \"include_metadata\" is not supported yet by Weft's otlp receiver: remove it",
+            "error: receivers::otlp::protocols::http::auth::authenticator: invalid component id \"bad id\": the type must start with a letter and hold only letters, digits and '_'",
             "error: receivers::otlp::protocols::http::cors: \"cors\" is not supported yet by Weft's otlp receiver: remove it",
+            "error: receivers::otlp::protocols::http::write_timeout: \"write_timeout\" is not supported yet by Weft's otlp receiver: remove it",
         ];
         assert_eq!(msgs, expected);
+    }
+
+    #[test]
+    fn security_and_connection_settings_are_read() {
+        let (c, msgs) = decode(
+            "protocols:\n  grpc:\n    tls: {cert_file: s.crt, key_file: s.key, client_ca_file: ca.crt, min_version: '1.3'}\n    auth: {authenticator: bearertokenauth/in}\n    keepalive:\n      server_parameters: {time: 30s, timeout: 5s, max_connection_age: 1h, max_connection_age_grace: 1m}\n    max_connections: 50\n    handshake_timeout: 2s\n  http:\n    tls: {cert_file: s.crt, key_file: s.key}\n    auth: {authenticator: bearertokenauth}\n    read_header_timeout: 3s\n    read_timeout: 4s\n    idle_timeout: 5s\n    max_connections: 0\n",
+        );
+        assert!(msgs.is_empty(), "{msgs:?}");
+        let c = c.unwrap();
+        let grpc = c.protocols.grpc.unwrap();
+        let tls = grpc.tls.as_ref().unwrap();
+        assert_eq!(tls.cert_file.as_ref().unwrap().to_str(), Some("s.crt"));
+        assert_eq!(
+            tls.client_ca_file.as_ref().unwrap().to_str(),
+            Some("ca.crt")
+        );
+        assert_eq!(tls.min_version, "1.3");
+        assert_eq!(
+            grpc.auth.as_ref().unwrap().authenticator_id(),
+            Some(ComponentId::new("bearertokenauth", Some("in")))
+        );
+        let sp = grpc
+            .keepalive
+            .as_ref()
+            .unwrap()
+            .server_parameters
+            .as_ref()
+            .unwrap();
+        assert_eq!(sp.time(), Some(std::time::Duration::from_secs(30)));
+        assert_eq!(sp.timeout(), Some(std::time::Duration::from_secs(5)));
+        assert_eq!(
+            sp.max_connection_age(),
+            Some(std::time::Duration::from_secs(3600))
+        );
+        assert_eq!(
+            sp.max_connection_age_grace(),
+            Some(std::time::Duration::from_secs(60))
+        );
+        assert_eq!(grpc.max_connections, 50);
+        assert_eq!(
+            grpc.handshake_timeout(),
+            Some(std::time::Duration::from_secs(2))
+        );
+        let http = c.protocols.http.unwrap();
+        assert!(http.tls.is_some());
+        assert_eq!(
+            http.header_timeout(),
+            Some(std::time::Duration::from_secs(3))
+        );
+        assert_eq!(http.body_timeout(), Some(std::time::Duration::from_secs(4)));
+        assert_eq!(http.idle_timeout(), Some(std::time::Duration::from_secs(5)));
+        assert_eq!(http.max_connections, 0);
+    }
+
+    #[test]
+    fn connection_defaults() {
+        let (c, _) = decode("protocols:\n  grpc:\n  http:\n");
+        let c = c.unwrap();
+        let grpc = c.protocols.grpc.unwrap();
+        assert!(grpc.tls.is_none() && grpc.auth.is_none() && grpc.keepalive.is_none());
+        assert_eq!(grpc.max_connections, 1000);
+        assert_eq!(
+            grpc.handshake_timeout(),
+            Some(std::time::Duration::from_secs(20))
+        );
+        let http = c.protocols.http.unwrap();
+        assert_eq!(
+            http.header_timeout(),
+            Some(std::time::Duration::from_secs(10))
+        );
+        assert_eq!(
+            http.body_timeout(),
+            Some(std::time::Duration::from_secs(30))
+        );
+        assert_eq!(
+            http.idle_timeout(),
+            Some(std::time::Duration::from_secs(60))
+        );
+        assert_eq!(http.max_connections, 1000);
+        // 0 falls back as Go's http.Server does; both 0 is allowed with a warning.
+        let (c, msgs) =
+            decode("protocols:\n  http:\n    read_header_timeout: 0\n    idle_timeout: 0\n");
+        assert!(msgs.is_empty(), "{msgs:?}");
+        let http = c.unwrap().protocols.http.unwrap();
+        assert_eq!(
+            http.header_timeout(),
+            Some(std::time::Duration::from_secs(30))
+        );
+        assert_eq!(
+            http.idle_timeout(),
+            Some(std::time::Duration::from_secs(30))
+        );
+        let (_, msgs) =
+            decode("protocols:\n  http:\n    read_header_timeout: 0\n    read_timeout: 0\n");
+        assert_eq!(
+            msgs,
+            ["warning: receivers::otlp::protocols::http::read_header_timeout: 0 with read_timeout 0: a client may hold a connection forever without sending a request"]
+        );
     }
 
     #[test]

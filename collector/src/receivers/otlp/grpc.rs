@@ -9,6 +9,12 @@
 //!
 //! tonic reports a message over `max_decoding_message_size` as OUT_OF_RANGE; gRPC (and the
 //! Collector) answer RESOURCE_EXHAUSTED, so [`ExportService`] rewrites that one status.
+//!
+//! With `auth`, each call's metadata (its HTTP/2 headers) goes through the authenticator
+//! before the message is read: a call without valid credentials is answered UNAUTHENTICATED
+//! and nothing reaches the pipeline. Connections come from the receiver's accept loop (see
+//! `listener`: connection cap, TLS, handshake deadline); tonic runs HTTP/2 on them with the
+//! `keepalive::server_parameters` pings and connection ages.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,19 +24,23 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
 use futures::future::BoxFuture;
-use tokio::net::TcpListener;
+use futures::StreamExt;
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
 use tonic::codec::{BufferSettings, Codec, CompressionEncoding, DecodeBuf, Decoder};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::service::Routes;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tonic_prost::ProstEncoder;
 
 use super::answer::Answer;
 use super::compression::Encoding;
+use super::listener::Conn;
 use super::receive::{Format, OtlpSignal, SignalReceiver};
+use crate::extensions::auth::ServerAuthenticator;
 use crate::pipeline::{Logs, Traces};
 
 /// A codec whose requests are the message bytes as received and whose responses are prost
@@ -76,6 +86,14 @@ pub(crate) struct ExportService<T: OtlpSignal> {
     /// `max_recv_msg_size_mib` in bytes, enforced by tonic on the compressed and the
     /// decompressed message.
     max_message: usize,
+    auth: Option<Arc<GrpcAuth>>,
+}
+
+/// The authenticator of the gRPC server, and where its refusals are counted.
+pub(crate) struct GrpcAuth {
+    pub(crate) authenticator: Arc<dyn ServerAuthenticator>,
+    /// `weft_receiver_requests_refused{reason="unauthenticated"}`.
+    pub(crate) refused: Counter,
 }
 
 impl<T: OtlpSignal> Clone for ExportService<T> {
@@ -83,15 +101,21 @@ impl<T: OtlpSignal> Clone for ExportService<T> {
         Self {
             receiver: self.receiver.clone(),
             max_message: self.max_message,
+            auth: self.auth.clone(),
         }
     }
 }
 
 impl<T: OtlpSignal> ExportService<T> {
-    pub(crate) fn new(receiver: Arc<SignalReceiver<T>>, max_message: usize) -> Self {
+    pub(crate) fn new(
+        receiver: Arc<SignalReceiver<T>>,
+        max_message: usize,
+        auth: Option<Arc<GrpcAuth>>,
+    ) -> Self {
         Self {
             receiver,
             max_message,
+            auth,
         }
     }
 }
@@ -117,6 +141,15 @@ impl<T: OtlpSignal> tower::Service<http::Request<Body>> for ExportService<T> {
                 T::GRPC_SERVICE
             );
             return Box::pin(async move { Ok(tonic::Status::unimplemented(message).into_http()) });
+        }
+        if let Some(auth) = &self.auth {
+            if let Err(message) = auth.authenticator.authenticate(request.headers()) {
+                auth.refused.inc();
+                tracing::debug!(component = "otlp", transport = "grpc", code = ?tonic::Code::Unauthenticated, error = %message, "request rejected");
+                return Box::pin(
+                    async move { Ok(tonic::Status::unauthenticated(message).into_http()) },
+                );
+            }
         }
         let this = self.clone();
         Box::pin(async move {
@@ -195,29 +228,57 @@ pub(crate) fn routes(
     traces: Option<Arc<SignalReceiver<Traces>>>,
     logs: Option<Arc<SignalReceiver<Logs>>>,
     max_message: usize,
+    auth: Option<Arc<GrpcAuth>>,
 ) -> Routes {
     let mut builder = Routes::builder();
     if let Some(traces) = traces {
-        builder.add_service(ExportService::new(traces, max_message));
+        builder.add_service(ExportService::new(traces, max_message, auth.clone()));
     }
     if let Some(logs) = logs {
-        builder.add_service(ExportService::new(logs, max_message));
+        builder.add_service(ExportService::new(logs, max_message, auth));
     }
     builder.routes()
 }
 
-/// Serves `routes` on `listener` until `stop`, then finishes in-flight calls.
+/// HTTP/2 settings of the gRPC server.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct GrpcServerSettings {
+    /// 0: no limit.
+    pub(crate) max_concurrent_streams: u32,
+    /// `keepalive::server_parameters::time`: ping after this long without activity.
+    pub(crate) keepalive_time: Option<std::time::Duration>,
+    /// `…::timeout`: close the connection when a ping is not answered within this.
+    pub(crate) keepalive_timeout: Option<std::time::Duration>,
+    /// `…::max_connection_age`: GOAWAY once a connection is this old.
+    pub(crate) max_connection_age: Option<std::time::Duration>,
+    /// `…::max_connection_age_grace`: then cut it after this much more.
+    pub(crate) max_connection_age_grace: Option<std::time::Duration>,
+}
+
+/// Serves `routes` on the connections from `incoming` until `stop`, then finishes in-flight
+/// calls.
 pub(crate) fn serve(
-    listener: TcpListener,
+    incoming: mpsc::Receiver<Conn>,
     routes: Routes,
-    max_concurrent_streams: u32,
+    settings: GrpcServerSettings,
     stop: CancellationToken,
 ) -> impl Future<Output = Result<(), tonic::transport::Error>> {
     let mut builder = Server::builder();
-    if max_concurrent_streams > 0 {
-        builder = builder.max_concurrent_streams(max_concurrent_streams);
+    if settings.max_concurrent_streams > 0 {
+        builder = builder.max_concurrent_streams(settings.max_concurrent_streams);
     }
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    if let Some(time) = settings.keepalive_time {
+        builder = builder
+            .http2_keepalive_interval(Some(time))
+            .http2_keepalive_timeout(settings.keepalive_timeout);
+    }
+    if let Some(age) = settings.max_connection_age {
+        builder = builder.max_connection_age(age);
+    }
+    if let Some(grace) = settings.max_connection_age_grace {
+        builder = builder.max_connection_age_grace(grace);
+    }
+    let incoming = ReceiverStream::new(incoming).map(Ok::<_, std::io::Error>);
     builder
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())

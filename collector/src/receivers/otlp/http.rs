@@ -8,27 +8,54 @@
 //!
 //! Routing is an exact match done here rather than by axum's router: the paths come from
 //! the configuration and must not be read as route patterns.
+//!
+//! With `auth`, the authenticator runs before anything else: a request without valid
+//! credentials gets 401 (with `WWW-Authenticate` and a `google.rpc.Status` UNAUTHENTICATED
+//! body) whatever its path, its body is not read beyond a small drain, and nothing reaches
+//! the pipeline. `read_timeout` bounds the time to receive the body once the headers are in:
+//! a body still arriving then gets 408 and the connection is closed.
+//!
+//! The server itself ([`serve`]) runs each connection from the receiver's accept loop (see
+//! `listener`) with hyper, enforcing `read_header_timeout` on every request's headers and
+//! `idle_timeout` between requests, and finishes in-flight requests on shutdown.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::{Bytes, BytesMut};
-use http::header::{ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{
+    ALLOW, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
+    WWW_AUTHENTICATE,
+};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use prost::Message;
-use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 use weft_proto::otlp_json;
-use weft_proto::status::Status as RpcStatus;
+use weft_proto::status::{code, Status as RpcStatus};
 
 use super::answer::{code_for_http, Answer};
 use super::compression::Encoding;
+use super::listener::{Activity, Conn};
 use super::receive::{Format, OtlpSignal, Rejection, SignalReceiver};
+use super::RequestRefusals;
+use crate::extensions::auth::ServerAuthenticator;
 use crate::pipeline::{Logs, Traces};
+
+/// How much of an unauthenticated request's body is read (and dropped) so the client reads
+/// the 401 instead of a connection reset; beyond that the connection is closed. Go's
+/// `net/http` drains the same amount.
+const UNAUTHENTICATED_DRAIN: u64 = 256 * 1024;
 
 /// What the HTTP server serves: the configured paths and the signals this receiver feeds.
 pub(crate) struct HttpRoutes {
@@ -38,6 +65,11 @@ pub(crate) struct HttpRoutes {
     pub(crate) logs_path: String,
     /// `max_request_body_size`: the body as sent, and again its decompressed size.
     pub(crate) limit: usize,
+    /// The authenticator named by `auth::authenticator`, if any.
+    pub(crate) auth: Option<Arc<dyn ServerAuthenticator>>,
+    /// `read_timeout`: the time to receive the body once the headers are in.
+    pub(crate) read_timeout: Option<Duration>,
+    pub(crate) refusals: RequestRefusals,
 }
 
 /// The axum application of the receiver.
@@ -45,28 +77,154 @@ pub(crate) fn router(routes: Arc<HttpRoutes>) -> Router {
     Router::new().fallback(dispatch).with_state(routes)
 }
 
-/// Serves `router` on `listener` until `stop`, then finishes in-flight requests.
+/// The per-connection deadlines of the HTTP server.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConnTimeouts {
+    /// `read_header_timeout`, for every request after the first (the first one is bounded
+    /// by the accept loop's handshake deadline).
+    pub(crate) header: Option<Duration>,
+    /// `idle_timeout`: no request in flight for this long closes the connection.
+    pub(crate) idle: Option<Duration>,
+}
+
+/// Serves `router` on the connections from `incoming` until `stop`, then lets every
+/// connection finish its in-flight requests (idle ones close at once) before returning.
 pub(crate) async fn serve(
-    listener: TcpListener,
+    mut incoming: mpsc::Receiver<Conn>,
     router: Router,
+    timeouts: ConnTimeouts,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.header);
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+    // Each connection task holds a sender; `recv` returns `None` once all are gone.
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    loop {
+        let conn = tokio::select! {
+            _ = stop.cancelled() => break,
+            conn = incoming.recv() => match conn {
+                Some(conn) => conn,
+                None => break,
+            },
+        };
+        tokio::spawn(serve_connection(
+            conn,
+            builder.clone(),
+            router.clone(),
+            timeouts,
+            stop.clone(),
+            done_tx.clone(),
+        ));
+    }
+    drop(incoming);
+    drop(done_tx);
+    let _ = done_rx.recv().await;
+    Ok(())
+}
+
+/// Runs one connection until the client closes it, it fails (a timeout included), it was
+/// idle for `idle_timeout`, or the server stops (gracefully: in-flight requests finish).
+async fn serve_connection(
+    conn: Conn,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    router: Router,
+    timeouts: ConnTimeouts,
+    stop: CancellationToken,
+    _done: mpsc::Sender<()>,
+) {
+    let peer = conn.peer();
+    let proven = conn.proof_handle();
+    let activity = Arc::new(Activity::default());
+    let accepted = Instant::now();
+    let service = {
+        let activity = activity.clone();
+        hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            // The headers are in: the connection proved itself (ends the handshake deadline).
+            proven.store(true, Ordering::Release);
+            let in_flight = activity.begin();
+            let router = router.clone();
+            async move {
+                let response = router.oneshot(request).await;
+                drop(in_flight);
+                response
+            }
+        })
+    };
+    let connection = builder.serve_connection(TokioIo::new(conn), service);
+    tokio::pin!(connection);
+    let mut closing = false;
+    loop {
+        // While a request is in flight, look again one idle period later.
+        let idle_check = match (closing, timeouts.idle) {
+            (false, Some(t)) => Some(
+                activity
+                    .idle_deadline(accepted, t)
+                    .unwrap_or_else(|| Instant::now() + t),
+            ),
+            _ => None,
+        };
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(component = "otlp", transport = "http", peer = %peer, error = %e, "connection closed");
+                }
+                return;
+            }
+            _ = stop.cancelled(), if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            _ = sleep_until(idle_check), if idle_check.is_some() => {
+                let idle = timeouts
+                    .idle
+                    .and_then(|t| activity.idle_deadline(accepted, t))
+                    .is_some_and(|at| Instant::now() >= at);
+                if idle {
+                    tracing::debug!(component = "otlp", transport = "http", peer = %peer, "closing an idle connection (idle_timeout)");
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn dispatch(State(routes): State<Arc<HttpRoutes>>, request: Request) -> Response {
-    let path = request.uri().path();
     let format = request_format(request.headers());
+    if let Some(auth) = &routes.auth {
+        if let Err(message) = auth.authenticate(request.headers()) {
+            routes.refusals.unauthenticated.inc();
+            return unauthenticated(
+                message,
+                auth.challenge(),
+                format.unwrap_or(Format::Json),
+                request.into_body(),
+                routes.read_timeout,
+            )
+            .await;
+        }
+    }
+    let path = request.uri().path();
     if path == routes.traces_path {
         match &routes.traces {
-            Some(receiver) => export(receiver, routes.limit, request).await,
+            Some(receiver) => export(receiver, &routes, request).await,
             None => not_served(format, path, "traces"),
         }
     } else if path == routes.logs_path {
         match &routes.logs {
-            Some(receiver) => export(receiver, routes.limit, request).await,
+            Some(receiver) => export(receiver, &routes, request).await,
             None => not_served(format, path, "logs"),
         }
     } else {
@@ -107,9 +265,10 @@ fn request_format(headers: &HeaderMap) -> Option<Format> {
 
 async fn export<T: OtlpSignal>(
     receiver: &SignalReceiver<T>,
-    limit: usize,
+    routes: &HttpRoutes,
     request: Request,
 ) -> Response {
+    let limit = routes.limit;
     let (parts, body) = request.into_parts();
     let format = request_format(&parts.headers);
     if parts.method != Method::POST {
@@ -154,7 +313,18 @@ async fn export<T: OtlpSignal>(
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let body = match read_body(body, limit, declared).await {
+    let read = read_body(body, limit, declared);
+    let body = match routes.read_timeout {
+        Some(t) => match tokio::time::timeout(t, read).await {
+            Ok(read) => read,
+            Err(_) => {
+                routes.refusals.read_timeout.inc();
+                return body_timeout_answer(format, t);
+            }
+        },
+        None => read.await,
+    };
+    let body = match body {
         Ok(body) => body,
         Err(rejection) => return rejection_answer(&rejection, format),
     };
@@ -255,6 +425,57 @@ fn error_answer(status: StatusCode, format: Format, message: String) -> Response
     answer(status, format, encode_status(format, &rpc))
 }
 
+/// 401 for a request the authenticator refused. Up to [`UNAUTHENTICATED_DRAIN`] bytes of its
+/// body are read and dropped (within `read_timeout`) so the client reads the answer; the
+/// connection is closed after it.
+async fn unauthenticated(
+    message: String,
+    challenge: String,
+    format: Format,
+    body: Body,
+    read_timeout: Option<Duration>,
+) -> Response {
+    tracing::debug!(component = "otlp", transport = "http", status = 401, error = %message, "request rejected");
+    let drain = drain(body, UNAUTHENTICATED_DRAIN);
+    match read_timeout {
+        Some(t) => {
+            let _ = tokio::time::timeout(t, drain).await;
+        }
+        None => drain.await,
+    }
+    let rpc = RpcStatus::new(code::UNAUTHENTICATED, message);
+    let mut response = answer(
+        StatusCode::UNAUTHORIZED,
+        format,
+        encode_status(format, &rpc),
+    );
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(WWW_AUTHENTICATE, v);
+    }
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// 408 for a body that did not arrive within `read_timeout`; the connection is closed.
+fn body_timeout_answer(format: Format, timeout: Duration) -> Response {
+    let message = format!(
+        "the request body did not arrive within read_timeout ({timeout:?}): send faster or raise read_timeout"
+    );
+    tracing::debug!(component = "otlp", transport = "http", status = 408, error = %message, "request rejected");
+    let rpc = RpcStatus::new(code::DEADLINE_EXCEEDED, message);
+    let mut response = answer(
+        StatusCode::REQUEST_TIMEOUT,
+        format,
+        encode_status(format, &rpc),
+    );
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 fn rejection_answer(rejection: &Rejection, format: Format) -> Response {
     let a = Answer::of(rejection);
     tracing::debug!(component = "otlp", transport = "http", status = a.http.as_u16(), error = %a.message, "request rejected");
@@ -272,9 +493,8 @@ mod tests {
     use std::io::Write;
     use std::time::Duration;
 
-    use tower::ServiceExt;
+    use futures::StreamExt;
     use weft_proto::collector::trace::v1::ExportTraceServiceRequest;
-    use weft_proto::status::code;
 
     use super::super::answer::{RetryInfo, RETRY_INFO_TYPE_URL};
     use super::super::test_support::{logs, spans, Behaviour, TestConsumer};
@@ -282,6 +502,7 @@ mod tests {
     use crate::telemetry::{ReceiverMetrics, Telemetry};
 
     const LIMIT: usize = 64 * 1024;
+    const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
     struct Setup {
         app: Router,
@@ -291,6 +512,10 @@ mod tests {
     }
 
     fn setup(behaviour: Behaviour) -> Setup {
+        setup_with_auth(behaviour, None)
+    }
+
+    fn setup_with_auth(behaviour: Behaviour, auth: Option<Arc<dyn ServerAuthenticator>>) -> Setup {
         let telemetry = Telemetry::new();
         let traces = Arc::new(TestConsumer::new(behaviour.clone()));
         let logs = Arc::new(TestConsumer::new(behaviour));
@@ -306,6 +531,9 @@ mod tests {
             traces_path: "/v1/traces".into(),
             logs_path: "/v1/logs".into(),
             limit: LIMIT,
+            auth,
+            read_timeout: Some(READ_TIMEOUT),
+            refusals: RequestRefusals::new(&telemetry, "otlp", "http"),
         };
         Setup {
             app: router(Arc::new(routes)),
@@ -713,11 +941,119 @@ mod tests {
             traces_path: "/t".into(),
             logs_path: "/l".into(),
             limit: LIMIT,
+            auth: None,
+            read_timeout: None,
+            refusals: RequestRefusals::new(&telemetry, "otlp", "http"),
         }));
         let reply = call(&app, post("/l", "application/json", "{}")).await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND);
         assert!(reply.rpc().message.contains("not in any logs pipeline"));
         let reply = call(&app, post("/t", "application/json", "{}")).await;
         assert_eq!(reply.status, StatusCode::OK);
+    }
+
+    /// Accepts `Authorization: Bearer good` only.
+    struct Bearer;
+    impl ServerAuthenticator for Bearer {
+        fn authenticate(&self, headers: &HeaderMap) -> Result<(), String> {
+            match headers.get("authorization").map(|v| v.as_bytes()) {
+                Some(b"Bearer good") => Ok(()),
+                Some(_) => Err("the credentials in the authorization header are not valid".into()),
+                None => Err("missing credentials".into()),
+            }
+        }
+        fn challenge(&self) -> String {
+            "Bearer".into()
+        }
+    }
+
+    #[tokio::test]
+    async fn without_valid_credentials_nothing_is_accepted() {
+        let s = setup_with_auth(Behaviour::Accept, Some(Arc::new(Bearer)));
+        let body = spans(2).encode_to_vec();
+        let rows = [
+            (None, "application/x-protobuf", "missing credentials"),
+            (Some("Bearer bad"), "application/x-protobuf", "not valid"),
+            (Some("Bearer bad"), "application/json", "not valid"),
+        ];
+        for (token, content_type, text) in rows {
+            let mut request = post("/v1/traces", content_type, body.clone());
+            if let Some(token) = token {
+                request
+                    .headers_mut()
+                    .insert("authorization", HeaderValue::from_static(token));
+            }
+            let reply = call(&s.app, request).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+            assert_eq!(reply.headers[WWW_AUTHENTICATE], "Bearer");
+            assert_eq!(reply.headers[CONTENT_TYPE], content_type);
+            let rpc = reply.rpc();
+            assert_eq!(rpc.code, code::UNAUTHENTICATED);
+            assert!(rpc.message.contains(text), "{:?}", rpc.message);
+        }
+        // Even a path that does not exist answers 401: nothing is learnt without credentials.
+        let reply = call(&s.app, post("/nope", "application/json", "{}")).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        assert!(s.traces.received().is_empty());
+        let labels = [
+            ("receiver", "otlp"),
+            ("transport", "http"),
+            ("reason", "unauthenticated"),
+        ];
+        assert_eq!(
+            s.telemetry
+                .counter_value("weft_receiver_requests_refused", &labels),
+            4
+        );
+        assert_eq!(
+            s.telemetry.counter_value(
+                "otelcol_receiver_accepted_spans",
+                &[("receiver", "otlp"), ("transport", "http")]
+            ),
+            0
+        );
+
+        let mut request = post("/v1/traces", "application/x-protobuf", body);
+        request
+            .headers_mut()
+            .insert("authorization", HeaderValue::from_static("Bearer good"));
+        let reply = call(&s.app, request).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(s.traces.received().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_slower_than_read_timeout_gets_408() {
+        let s = setup(Behaviour::Accept);
+        // The headers are in, but the body never finishes.
+        let chunks =
+            futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from_static(b"\x0a"))])
+                .chain(futures::stream::pending());
+        let request = post(
+            "/v1/traces",
+            "application/x-protobuf",
+            Body::from_stream(chunks),
+        );
+        let reply = call(&s.app, request).await;
+        assert_eq!(reply.status, StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(reply.headers[CONNECTION], "close");
+        let rpc = reply.rpc();
+        assert_eq!(rpc.code, code::DEADLINE_EXCEEDED);
+        assert!(
+            rpc.message.contains("read_timeout (30s)"),
+            "{}",
+            rpc.message
+        );
+        assert!(s.traces.received().is_empty());
+        let labels = [
+            ("receiver", "otlp"),
+            ("transport", "http"),
+            ("reason", "read_timeout"),
+        ];
+        assert_eq!(
+            s.telemetry
+                .counter_value("weft_receiver_requests_refused", &labels),
+            1
+        );
     }
 }

@@ -8,19 +8,31 @@
 //!   the receiver metrics, shared by both transports;
 //! - `answer`: the OTLP answer for every kind of rejection, including the retry delay that
 //!   turns a full pipeline into backpressure;
-//! - `compression`: `Content-Encoding` decoding with a hard output cap.
+//! - `compression`: `Content-Encoding` decoding with a hard output cap;
+//! - `listener`: the accept loop both servers share: `max_connections`, the TLS handshake
+//!   and the handshake deadline that closes connections too slow to start;
+//! - `tls`: the `tls` keys and the rustls server configuration.
 //!
 //! Contract: a request is answered with success only after the pipeline's `consume`
-//! returned `Ok`; every other outcome is an error answer the client can act on.
+//! returned `Ok`; every other outcome is an error answer the client can act on. With `auth`,
+//! a request is only looked at once the authenticator accepted it.
+//!
+//! Weft's own metrics here, next to the Collector's `otelcol_receiver_*`:
+//! `weft_receiver_connections_refused{receiver,transport}` (over `max_connections`),
+//! `weft_receiver_tls_handshakes_failed{receiver,transport}`, and
+//! `weft_receiver_requests_refused{receiver,transport,reason}` with reason
+//! `unauthenticated` or `read_timeout`.
 
 mod answer;
 mod compression;
 pub mod config;
 mod grpc;
 mod http;
+mod listener;
 mod receive;
 #[cfg(test)]
 mod test_support;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,16 +41,20 @@ use std::time::Instant;
 use anyhow::Context;
 use async_trait::async_trait;
 use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use weft_config::Signal;
 
 use crate::component::{BuildContext, Component, ReceiverConsumers, ReceiverFactory, Stability};
+use crate::extensions::auth::{self, ServerAuthenticator};
 use crate::pipeline::{Logs, Traces};
 use crate::service::Health;
 use crate::telemetry::{ReceiverMetrics, Telemetry};
 pub use config::OtlpReceiverConfig;
+use config::{AuthSettings, TlsServerSettings};
+use listener::{ListenerMetrics, ListenerSettings, Proof};
 use receive::{OtlpSignal, SignalReceiver};
 
 pub fn factory() -> ReceiverFactory {
@@ -51,17 +67,85 @@ pub fn factory() -> ReceiverFactory {
     )
 }
 
+/// How one server accepts connections, before it listens (TLS files are read at start).
+struct Accepting {
+    /// `receivers::<id>::protocols::<grpc|http>::tls`, for error messages.
+    tls_section: String,
+    tls: Option<TlsServerSettings>,
+    max_connections: usize,
+    handshake_timeout: Option<std::time::Duration>,
+    metrics: ListenerMetrics,
+}
+
 /// The gRPC server as configured, before it listens.
 struct GrpcPlan {
     endpoint: String,
-    max_concurrent_streams: u32,
+    settings: grpc::GrpcServerSettings,
     routes: tonic::service::Routes,
+    accepting: Accepting,
 }
 
 /// The HTTP server as configured, before it listens.
 struct HttpPlan {
     endpoint: String,
     router: axum::Router,
+    timeouts: http::ConnTimeouts,
+    accepting: Accepting,
+}
+
+/// The refusal counters of requests turned away before decoding:
+/// `weft_receiver_requests_refused{receiver,transport,reason}`.
+#[derive(Clone)]
+pub(crate) struct RequestRefusals {
+    /// No or wrong credentials (reason `unauthenticated`).
+    pub(crate) unauthenticated: Counter,
+    /// The body did not arrive within `read_timeout` (reason `read_timeout`).
+    pub(crate) read_timeout: Counter,
+}
+
+impl RequestRefusals {
+    pub(crate) fn new(t: &Telemetry, receiver: &str, transport: &str) -> Self {
+        let counter = |reason: &str| {
+            t.counter(
+                "weft_receiver_requests_refused",
+                "Requests refused before their data was read, by reason",
+                &[
+                    ("receiver", receiver),
+                    ("transport", transport),
+                    ("reason", reason),
+                ],
+            )
+        };
+        Self {
+            unauthenticated: counter("unauthenticated"),
+            read_timeout: counter("read_timeout"),
+        }
+    }
+}
+
+/// The authenticator `auth` names, as extensions registered it when they were built (they
+/// are built before receivers).
+fn authenticator(
+    ctx: &BuildContext,
+    auth: &Option<AuthSettings>,
+    protocol: &str,
+) -> anyhow::Result<Option<Arc<dyn ServerAuthenticator>>> {
+    let Some(settings) = auth else {
+        return Ok(None);
+    };
+    let key = format!(
+        "receivers::{}::protocols::{protocol}::auth::authenticator",
+        ctx.id
+    );
+    let id = settings
+        .authenticator_id()
+        .with_context(|| format!("{key}: {:?} is not a component id", settings.authenticator))?;
+    let found = auth::lookup(&ctx.shared, &id).with_context(|| {
+        format!(
+            "{key}: extension \"{id}\" is not running or is not an authenticator: define it under extensions and list it in service::extensions (Weft's authenticator is bearertokenauth)"
+        )
+    })?;
+    Ok(Some(found))
 }
 
 /// The servers while they run.
@@ -107,25 +191,72 @@ impl OtlpReceiver {
             next.traces.is_some() || next.logs.is_some(),
             "receiver {id} is in no traces or logs pipeline"
         );
-        let grpc = cfg.protocols.grpc.as_ref().map(|g| GrpcPlan {
-            endpoint: g.endpoint.to_socket_string(),
-            max_concurrent_streams: g.max_concurrent_streams,
-            routes: grpc::routes(
-                signal_receiver::<Traces>(&next.traces, &ctx.telemetry, &id, "grpc"),
-                signal_receiver::<Logs>(&next.logs, &ctx.telemetry, &id, "grpc"),
-                g.max_recv_msg_size(),
-            ),
-        });
-        let http = cfg.protocols.http.as_ref().map(|h| HttpPlan {
-            endpoint: h.endpoint.to_socket_string(),
-            router: http::router(Arc::new(http::HttpRoutes {
-                traces: signal_receiver::<Traces>(&next.traces, &ctx.telemetry, &id, "http"),
-                logs: signal_receiver::<Logs>(&next.logs, &ctx.telemetry, &id, "http"),
-                traces_path: h.traces_path(),
-                logs_path: h.logs_path(),
-                limit: h.body_limit(),
-            })),
-        });
+        let grpc = match &cfg.protocols.grpc {
+            None => None,
+            Some(g) => {
+                let auth = authenticator(&ctx, &g.auth, "grpc")?.map(|authenticator| {
+                    Arc::new(grpc::GrpcAuth {
+                        authenticator,
+                        refused: RequestRefusals::new(&ctx.telemetry, &id, "grpc").unauthenticated,
+                    })
+                });
+                let keepalive = g
+                    .keepalive
+                    .as_ref()
+                    .and_then(|k| k.server_parameters.as_ref());
+                Some(GrpcPlan {
+                    endpoint: g.endpoint.to_socket_string(),
+                    settings: grpc::GrpcServerSettings {
+                        max_concurrent_streams: g.max_concurrent_streams,
+                        keepalive_time: keepalive.and_then(|k| k.time()),
+                        keepalive_timeout: keepalive.and_then(|k| k.timeout()),
+                        max_connection_age: keepalive.and_then(|k| k.max_connection_age()),
+                        max_connection_age_grace: keepalive
+                            .and_then(|k| k.max_connection_age_grace()),
+                    },
+                    routes: grpc::routes(
+                        signal_receiver::<Traces>(&next.traces, &ctx.telemetry, &id, "grpc"),
+                        signal_receiver::<Logs>(&next.logs, &ctx.telemetry, &id, "grpc"),
+                        g.max_recv_msg_size(),
+                        auth,
+                    ),
+                    accepting: Accepting {
+                        tls_section: format!("receivers::{id}::protocols::grpc::tls"),
+                        tls: g.tls.clone(),
+                        max_connections: g.max_connections,
+                        handshake_timeout: g.handshake_timeout(),
+                        metrics: ListenerMetrics::new(&ctx.telemetry, &id, "grpc"),
+                    },
+                })
+            }
+        };
+        let http = match &cfg.protocols.http {
+            None => None,
+            Some(h) => Some(HttpPlan {
+                endpoint: h.endpoint.to_socket_string(),
+                router: http::router(Arc::new(http::HttpRoutes {
+                    traces: signal_receiver::<Traces>(&next.traces, &ctx.telemetry, &id, "http"),
+                    logs: signal_receiver::<Logs>(&next.logs, &ctx.telemetry, &id, "http"),
+                    traces_path: h.traces_path(),
+                    logs_path: h.logs_path(),
+                    limit: h.body_limit(),
+                    auth: authenticator(&ctx, &h.auth, "http")?,
+                    read_timeout: h.body_timeout(),
+                    refusals: RequestRefusals::new(&ctx.telemetry, &id, "http"),
+                })),
+                timeouts: http::ConnTimeouts {
+                    header: h.header_timeout(),
+                    idle: h.idle_timeout(),
+                },
+                accepting: Accepting {
+                    tls_section: format!("receivers::{id}::protocols::http::tls"),
+                    tls: h.tls.clone(),
+                    max_connections: h.max_connections,
+                    handshake_timeout: h.header_timeout(),
+                    metrics: ListenerMetrics::new(&ctx.telemetry, &id, "http"),
+                },
+            }),
+        };
         anyhow::ensure!(
             grpc.is_some() || http.is_some(),
             "receiver {id} has no protocol configured"
@@ -160,6 +291,31 @@ impl OtlpReceiver {
         })
     }
 
+    /// The accept loop's settings, reading the TLS files now. `alpn` is what TLS offers.
+    fn listener_settings(
+        &self,
+        accepting: &Accepting,
+        transport: &'static str,
+        proof: Proof,
+        alpn: &[&[u8]],
+    ) -> anyhow::Result<ListenerSettings> {
+        let tls = match &accepting.tls {
+            Some(tls) => Some(tokio_rustls::TlsAcceptor::from(
+                tls.load(&accepting.tls_section, alpn)?,
+            )),
+            None => None,
+        };
+        Ok(ListenerSettings {
+            receiver: self.id.clone(),
+            transport,
+            max_connections: accepting.max_connections,
+            tls,
+            handshake_timeout: accepting.handshake_timeout,
+            proof,
+            metrics: accepting.metrics.clone(),
+        })
+    }
+
     /// Runs a server until it ends; a server that fails while Weft runs makes it unhealthy.
     fn spawn<E: std::fmt::Display>(
         &self,
@@ -179,8 +335,9 @@ impl OtlpReceiver {
 
 #[async_trait]
 impl Component for OtlpReceiver {
-    /// Binds every configured endpoint first (so a port in use fails the start with nothing
-    /// left half-running), then serves.
+    /// Reads the TLS files and binds every configured endpoint first (so a missing
+    /// certificate or a port in use fails the start with nothing left half-running), then
+    /// serves.
     async fn start(&self) -> anyhow::Result<()> {
         let grpc = self.grpc.lock().take();
         let http = self.http.lock().take();
@@ -189,6 +346,24 @@ impl Component for OtlpReceiver {
             "receiver {} was already started",
             self.id
         );
+        let grpc_accept = match &grpc {
+            Some(plan) => Some(self.listener_settings(
+                &plan.accepting,
+                "grpc",
+                Proof::Http2Preface,
+                &[b"h2"],
+            )?),
+            None => None,
+        };
+        let http_accept = match &http {
+            Some(plan) => Some(self.listener_settings(
+                &plan.accepting,
+                "http",
+                Proof::FirstRequest,
+                &[b"h2", b"http/1.1"],
+            )?),
+            None => None,
+        };
         let grpc_listener = match &grpc {
             Some(plan) => Some(self.bind("gRPC", &plan.endpoint).await?),
             None => None,
@@ -199,25 +374,31 @@ impl Component for OtlpReceiver {
         };
         let stop = CancellationToken::new();
         let mut tasks = Vec::new();
-        if let (Some(plan), Some(listener)) = (grpc, grpc_listener) {
+        if let (Some(plan), Some(listener), Some(accept)) = (grpc, grpc_listener, grpc_accept) {
             let addr = listener.local_addr()?;
             *self.grpc_addr.lock() = Some(addr);
+            let tls = accept.tls.is_some();
+            let (incoming, accept_task) =
+                listener::spawn_accept_loop(listener, accept, stop.clone());
+            tasks.push(("gRPC accept loop", accept_task));
             tasks.push(self.spawn(
                 "gRPC",
-                grpc::serve(
-                    listener,
-                    plan.routes,
-                    plan.max_concurrent_streams,
-                    stop.clone(),
-                ),
+                grpc::serve(incoming, plan.routes, plan.settings, stop.clone()),
             ));
-            tracing::info!(component = "otlp", id = %self.id, address = %addr, "receiving OTLP/gRPC");
+            tracing::info!(component = "otlp", id = %self.id, address = %addr, tls, "receiving OTLP/gRPC");
         }
-        if let (Some(plan), Some(listener)) = (http, http_listener) {
+        if let (Some(plan), Some(listener), Some(accept)) = (http, http_listener, http_accept) {
             let addr = listener.local_addr()?;
             *self.http_addr.lock() = Some(addr);
-            tasks.push(self.spawn("HTTP", http::serve(listener, plan.router, stop.clone())));
-            tracing::info!(component = "otlp", id = %self.id, address = %addr, "receiving OTLP/HTTP");
+            let tls = accept.tls.is_some();
+            let (incoming, accept_task) =
+                listener::spawn_accept_loop(listener, accept, stop.clone());
+            tasks.push(("HTTP accept loop", accept_task));
+            tasks.push(self.spawn(
+                "HTTP",
+                http::serve(incoming, plan.router, plan.timeouts, stop.clone()),
+            ));
+            tracing::info!(component = "otlp", id = %self.id, address = %addr, tls, "receiving OTLP/HTTP");
         }
         *self.running.lock() = Some(Running { stop, tasks });
         Ok(())

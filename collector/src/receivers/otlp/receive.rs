@@ -1,6 +1,12 @@
 //! What both transports share: turning a request body into a batch, handing it to the
 //! pipeline, counting the outcome, and the [`Rejection`] that says why a request failed.
 //!
+//! Every request is checked after decoding and before the pipeline, the same way on both
+//! transports: ids, then the [`Limits`] (attribute counts, key and value lengths, `AnyValue`
+//! depth); a request over a limit is refused whole with INVALID_ARGUMENT / 400 and a message
+//! naming the field and the limit. A body nested too deeply to decode at all (protobuf's
+//! recursion limit) gets the same answer, never a stack overflow.
+//!
 //! Decoding is CPU work proportional to the body; above [`BLOCKING_THRESHOLD`] (and whenever
 //! the body must be decompressed) it runs on tokio's blocking pool so a few large exports do
 //! not stall every other connection on the async worker threads.
@@ -10,6 +16,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use weft_proto::collector::logs::v1::ExportLogsServiceResponse;
 use weft_proto::collector::trace::v1::ExportTraceServiceResponse;
+use weft_proto::limits::{self, Limits};
 use weft_proto::{otlp_json, validate};
 
 use super::compression::{decompress, Encoding};
@@ -49,9 +56,10 @@ pub(crate) trait OtlpSignal: Payload {
     /// The gRPC method path of `Export`.
     const GRPC_EXPORT_PATH: &'static str;
 
-    fn decode_json(bytes: &[u8]) -> Result<Self, String>;
-    /// Checks what protobuf cannot (id lengths), naming the offending field.
-    fn check(&self) -> Result<(), String>;
+    /// On error: the message, and whether the document nested too deeply.
+    fn decode_json(bytes: &[u8]) -> Result<Self, (String, bool)>;
+    /// Checks what protobuf cannot (id lengths) and the [`Limits`], naming the offending field.
+    fn check(&self, limits: &Limits) -> Result<(), String>;
     fn encode_response_json(response: &Self::Response) -> Vec<u8>;
 }
 
@@ -62,11 +70,12 @@ impl OtlpSignal for Traces {
     const GRPC_EXPORT_PATH: &'static str =
         "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
-    fn decode_json(bytes: &[u8]) -> Result<Self, String> {
-        otlp_json::decode_traces(bytes).map_err(|e| e.to_string())
+    fn decode_json(bytes: &[u8]) -> Result<Self, (String, bool)> {
+        otlp_json::decode_traces(bytes)
+            .map_err(|e| (e.to_string(), limits::is_json_depth_error(&e)))
     }
-    fn check(&self) -> Result<(), String> {
-        validate::validate_traces(self).map_err(|e| e.to_string())
+    fn check(&self, limits: &Limits) -> Result<(), String> {
+        validate::validate_traces_with(self, limits).map_err(|e| e.to_string())
     }
     fn encode_response_json(response: &Self::Response) -> Vec<u8> {
         otlp_json::encode_trace_response(response)
@@ -80,11 +89,11 @@ impl OtlpSignal for Logs {
     const GRPC_EXPORT_PATH: &'static str =
         "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
-    fn decode_json(bytes: &[u8]) -> Result<Self, String> {
-        otlp_json::decode_logs(bytes).map_err(|e| e.to_string())
+    fn decode_json(bytes: &[u8]) -> Result<Self, (String, bool)> {
+        otlp_json::decode_logs(bytes).map_err(|e| (e.to_string(), limits::is_json_depth_error(&e)))
     }
-    fn check(&self) -> Result<(), String> {
-        validate::validate_logs(self).map_err(|e| e.to_string())
+    fn check(&self, limits: &Limits) -> Result<(), String> {
+        validate::validate_logs_with(self, limits).map_err(|e| e.to_string())
     }
     fn encode_response_json(response: &Self::Response) -> Vec<u8> {
         otlp_json::encode_logs_response(response)
@@ -124,23 +133,42 @@ impl Rejection {
     }
 }
 
-/// Decodes and checks one request body; the whole of it runs on one thread.
-pub(crate) fn decode<T: OtlpSignal>(bytes: &[u8], format: Format) -> Result<T, Rejection> {
+/// Decodes and checks one request body against `limits`; the whole of it runs on one thread.
+pub(crate) fn decode<T: OtlpSignal>(
+    bytes: &[u8],
+    format: Format,
+    limits: &Limits,
+) -> Result<T, Rejection> {
     let data = match format {
         Format::Protobuf => T::decode(bytes).map_err(|e| {
+            // prost's message for this one lists every field of the 100 levels it went down.
+            let reason = if limits::is_recursion_limit(&e) {
+                format!(
+                    "messages nest more than {} levels deep; {}",
+                    limits::PROTOBUF_RECURSION_LIMIT,
+                    limits::depth_hint(limits)
+                )
+            } else {
+                e.to_string()
+            };
             Rejection::invalid(format!(
-                "cannot decode the body as a protobuf {}: {e}",
+                "cannot decode the body as a protobuf {}: {reason}",
                 T::REQUEST
             ))
         })?,
-        Format::Json => T::decode_json(bytes).map_err(|e| {
+        Format::Json => T::decode_json(bytes).map_err(|(e, too_deep)| {
+            let hint = if too_deep {
+                format!(" ({})", limits::depth_hint(limits))
+            } else {
+                String::new()
+            };
             Rejection::invalid(format!(
-                "cannot decode the body as an OTLP/JSON {}: {e}",
+                "cannot decode the body as an OTLP/JSON {}: {e}{hint}",
                 T::REQUEST
             ))
         })?,
     };
-    data.check().map_err(|e| Rejection::Invalid {
+    data.check(limits).map_err(|e| Rejection::Invalid {
         message: format!("invalid {}: {e}", T::REQUEST),
         items: data.item_count(),
     })?;
@@ -160,15 +188,29 @@ pub(crate) async fn off_thread<R: Send + 'static>(
         .map_err(|e| Rejection::Internal(format!("decoding the request failed: {e}")))
 }
 
-/// One signal on one transport: where its batches go and where they are counted.
+/// One signal on one transport: where its batches go, where they are counted and what
+/// [`Limits`] they must respect.
 pub(crate) struct SignalReceiver<T: Payload> {
     pub(crate) next: Arc<dyn Consumer<T>>,
     pub(crate) metrics: ReceiverMetrics,
+    pub(crate) limits: Limits,
 }
 
 impl<T: OtlpSignal> SignalReceiver<T> {
+    /// A receiver enforcing the default [`Limits`].
     pub(crate) fn new(next: Arc<dyn Consumer<T>>, metrics: ReceiverMetrics) -> Self {
-        Self { next, metrics }
+        Self {
+            next,
+            metrics,
+            limits: Limits::default(),
+        }
+    }
+
+    /// Enforces `limits` instead of the defaults (from the receiver's configuration).
+    #[allow(dead_code)] // Until the configuration has the keys.
+    pub(crate) fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Decompresses (bounded by `limit` bytes), decodes and checks `body`, then hands it to
@@ -181,9 +223,10 @@ impl<T: OtlpSignal> SignalReceiver<T> {
         limit: usize,
     ) -> Result<T::Response, Rejection> {
         let heavy = encoding != Encoding::Identity || body.len() > BLOCKING_THRESHOLD;
+        let limits = self.limits;
         let decoded = off_thread(heavy, move || {
             let raw = decompress(body, encoding, limit)?;
-            decode::<T>(&raw, format)
+            decode::<T>(&raw, format, &limits)
         })
         .await
         .and_then(|r| r);
@@ -211,5 +254,272 @@ impl<T: OtlpSignal> SignalReceiver<T> {
                 Err(Rejection::Pipeline(e))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The limits on the shared path: what both transports answer for a request over one.
+
+    use prost::Message;
+    use weft_proto::common::v1::{any_value, AnyValue, KeyValue};
+
+    use super::super::answer::Answer;
+    use super::super::test_support::{logs, spans, Behaviour, TestConsumer};
+    use super::*;
+    use crate::telemetry::Telemetry;
+
+    struct Setup<T: OtlpSignal> {
+        receiver: SignalReceiver<T>,
+        consumer: Arc<TestConsumer<T>>,
+        telemetry: Telemetry,
+    }
+
+    fn setup<T: OtlpSignal>(item: &str) -> Setup<T> {
+        let telemetry = Telemetry::new();
+        let consumer = Arc::new(TestConsumer::<T>::new(Behaviour::Accept));
+        let receiver = SignalReceiver::new(
+            consumer.clone() as Arc<dyn Consumer<T>>,
+            ReceiverMetrics::new(&telemetry, "otlp", "grpc", item),
+        );
+        Setup {
+            receiver,
+            consumer,
+            telemetry,
+        }
+    }
+
+    impl<T: OtlpSignal> Setup<T> {
+        async fn send(&self, body: Vec<u8>, format: Format) -> Result<T::Response, Rejection> {
+            self.receiver
+                .receive(body.into(), Encoding::Identity, format, usize::MAX)
+                .await
+        }
+
+        fn refused(&self, item: &str) -> u64 {
+            self.telemetry.counter_value(
+                &format!("otelcol_receiver_refused_{item}"),
+                &[("receiver", "otlp"), ("transport", "grpc")],
+            )
+        }
+    }
+
+    fn attributes(n: usize) -> Vec<KeyValue> {
+        (0..n)
+            .map(|i| KeyValue {
+                key: format!("k{i}"),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::IntValue(i as i64)),
+                }),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    /// The rejection's answer must be INVALID_ARGUMENT / 400 carrying `message`.
+    fn assert_invalid(rejection: &Rejection, message: &str) {
+        let answer = Answer::of(rejection);
+        assert_eq!(answer.grpc, tonic::Code::InvalidArgument, "{rejection:?}");
+        assert_eq!(answer.http.as_u16(), 400, "{rejection:?}");
+        assert_eq!(answer.message, message);
+    }
+
+    #[tokio::test]
+    async fn too_many_attributes_are_refused_on_both_encodings() {
+        let s = setup::<Traces>("spans");
+        let mut at_limit = spans(2);
+        at_limit.resource_spans[0].scope_spans[0].spans[1].attributes = attributes(128);
+        for body in [
+            at_limit.encode_to_vec(),
+            otlp_json::encode_traces(&at_limit),
+        ] {
+            let format = if body[0] == b'{' {
+                Format::Json
+            } else {
+                Format::Protobuf
+            };
+            s.send(body, format).await.unwrap();
+        }
+        assert_eq!(s.consumer.received().len(), 2);
+
+        let mut over = spans(2);
+        over.resource_spans[0].scope_spans[0].spans[1].attributes = attributes(5000);
+        for (body, format) in [
+            (over.encode_to_vec(), Format::Protobuf),
+            (otlp_json::encode_traces(&over), Format::Json),
+        ] {
+            let rejection = s.send(body, format).await.unwrap_err();
+            assert_invalid(
+                &rejection,
+                "invalid ExportTraceServiceRequest: resource_spans[0].scope_spans[0].spans[1]\
+                 .attributes: 5000 attributes, the limit is 128",
+            );
+        }
+        // Nothing reached the pipeline; both spans of each request are counted as refused.
+        assert_eq!(s.consumer.received().len(), 2);
+        assert_eq!(s.refused("spans"), 4);
+    }
+
+    #[tokio::test]
+    async fn configured_limits_apply_to_logs() {
+        let mut s = setup::<Logs>("log_records");
+        s.receiver = s.receiver.with_limits(Limits {
+            max_value_bytes: 8,
+            ..Limits::default()
+        });
+        let mut request = logs(1);
+        request.resource_logs[0].scope_logs[0].log_records[0].attributes = vec![KeyValue {
+            key: "user.name".into(),
+            value: None,
+            ..Default::default()
+        }];
+        let rejection = s
+            .send(request.encode_to_vec(), Format::Protobuf)
+            .await
+            .unwrap_err();
+        assert_invalid(
+            &rejection,
+            "invalid ExportLogsServiceRequest: resource_logs[0].scope_logs[0].log_records[0]\
+             .attributes[0].key: key of 9 bytes, the limit is 8 bytes",
+        );
+        assert_eq!(s.refused("log_records"), 1);
+        assert!(s.consumer.received().is_empty());
+    }
+
+    fn varint(mut n: usize, out: &mut Vec<u8>) {
+        while n >= 0x80 {
+            out.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+
+    /// A length-delimited protobuf field.
+    fn field(tag: u32, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(body.len() + 8);
+        varint(((tag << 3) | 2) as usize, &mut out);
+        varint(body.len(), &mut out);
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// An encoded `AnyValue` nesting `levels` arrays, built as bytes: prost could neither
+    /// encode nor drop a value this deep without overflowing the stack.
+    fn deep_any_value(levels: usize) -> Vec<u8> {
+        let mut v = field(1, b"leaf");
+        for _ in 0..levels {
+            v = field(5, &field(1, &v)); // AnyValue.array_value.values[0]
+        }
+        v
+    }
+
+    /// A trace request whose span has the attribute "k" = `value`, and a logs request whose
+    /// record has the body `value` (both encoded `AnyValue`s).
+    fn requests_holding(value: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let kv = [field(1, b"k"), field(2, value)].concat();
+        let span = [field(1, &[1; 16]), field(2, &[2; 8]), field(9, &kv)].concat();
+        let traces = field(1, &field(2, &field(2, &span)));
+        let logs = field(1, &field(2, &field(2, &field(5, value))));
+        (traces, logs)
+    }
+
+    #[tokio::test]
+    async fn ten_thousand_levels_of_protobuf_get_invalid_argument() {
+        let message = "messages nest more than 100 levels deep; AnyValue values may nest at \
+                       most 20 array_value/kvlist_value levels";
+        let t = setup::<Traces>("spans");
+        let l = setup::<Logs>("log_records");
+        // 200 levels is a small body decoded inline; 10 000 goes to the blocking pool.
+        for levels in [200, 10_000] {
+            let (traces, logs) = requests_holding(&deep_any_value(levels));
+            assert_eq!(traces.len() > BLOCKING_THRESHOLD, levels == 10_000);
+            let rejection = t.send(traces, Format::Protobuf).await.unwrap_err();
+            assert_invalid(
+                &rejection,
+                &format!(
+                    "cannot decode the body as a protobuf ExportTraceServiceRequest: {message}"
+                ),
+            );
+            let rejection = l.send(logs, Format::Protobuf).await.unwrap_err();
+            assert_invalid(
+                &rejection,
+                &format!(
+                    "cannot decode the body as a protobuf ExportLogsServiceRequest: {message}"
+                ),
+            );
+        }
+        assert!(t.consumer.received().is_empty() && l.consumer.received().is_empty());
+
+        // Decodable but over the limit: the validator names the place.
+        let (traces, _) = requests_holding(&deep_any_value(21));
+        let rejection = t.send(traces, Format::Protobuf).await.unwrap_err();
+        let answer = Answer::of(&rejection);
+        assert_eq!(answer.grpc, tonic::Code::InvalidArgument);
+        assert!(
+            answer.message.ends_with(
+                "attribute \"k\": array_value/kvlist_value nested more than 20 levels deep, \
+                 the limit is 20"
+            ),
+            "{}",
+            answer.message
+        );
+        assert_eq!(t.refused("spans"), 1);
+    }
+
+    #[tokio::test]
+    async fn deep_json_gets_invalid_argument_with_the_limit() {
+        // Decodable, but over the default depth of 20: the validator's answer.
+        let mut value = r#"{"stringValue":"x"}"#.to_string();
+        for _ in 0..21 {
+            value = format!(r#"{{"arrayValue":{{"values":[{value}]}}}}"#);
+        }
+        let doc = format!(
+            r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{value}}}]}}]}}]}}"#
+        );
+        let s = setup::<Logs>("log_records");
+        let rejection = s.send(doc.into_bytes(), Format::Json).await.unwrap_err();
+        let answer = Answer::of(&rejection);
+        assert_eq!(answer.grpc, tonic::Code::InvalidArgument);
+        assert!(
+            answer.message.starts_with(
+                "invalid ExportLogsServiceRequest: resource_logs[0].scope_logs[0]\
+                 .log_records[0].body.array_value.values[0]"
+            ),
+            "{}",
+            answer.message
+        );
+        assert!(
+            answer.message.ends_with(
+                "array_value/kvlist_value nested more than 20 levels deep, the limit is 20"
+            ),
+            "{}",
+            answer.message
+        );
+        assert_eq!(s.refused("log_records"), 1);
+
+        // Too deep for JSON itself: the decoder's answer, with the limit.
+        let deep = format!(
+            r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{}{}}}]}}]}}]}}"#,
+            r#"{"arrayValue":{"values":["#.repeat(10_000),
+            "]}}".repeat(10_000)
+        );
+        let rejection = s.send(deep.into_bytes(), Format::Json).await.unwrap_err();
+        let answer = Answer::of(&rejection);
+        assert_eq!(answer.http.as_u16(), 400);
+        assert!(
+            answer.message.starts_with(
+                "cannot decode the body as an OTLP/JSON ExportLogsServiceRequest: invalid JSON: \
+                 recursion limit exceeded"
+            ),
+            "{}",
+            answer.message
+        );
+        assert!(
+            answer
+                .message
+                .ends_with("(AnyValue values may nest at most 20 array_value/kvlist_value levels)"),
+            "{}",
+            answer.message
+        );
     }
 }

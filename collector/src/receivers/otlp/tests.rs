@@ -1,11 +1,13 @@
 //! The receiver as a running component: real gRPC and HTTP servers on 127.0.0.1:0.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use prost::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 use tonic::codec::{BufferSettings, Codec, CompressionEncoding, EncodeBuf, Encoder};
 use tonic::Code;
@@ -13,13 +15,14 @@ use weft_config::{ComponentId, Kind};
 use weft_proto::collector::logs::v1::logs_service_client::LogsServiceClient;
 use weft_proto::collector::trace::v1::trace_service_client::TraceServiceClient;
 use weft_proto::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use weft_proto::common::v1::{any_value, AnyValue, KeyValue};
 use weft_proto::status::Status as RpcStatus;
 
 use super::answer::{ProtoDuration, RetryInfo, RETRY_INFO_TYPE_URL};
-use super::config::{GrpcConfig, HttpConfig, OtlpReceiverConfig, Protocols};
+use super::config::{AuthSettings, GrpcConfig, HttpConfig, OtlpReceiverConfig, Protocols};
 use super::test_support::{logs, spans, Behaviour, TestConsumer};
+use super::tls::test_certs::{pki, Pki};
 use super::*;
+use crate::component::SharedInstances;
 use crate::pipeline::{ConsumeError, Consumer};
 
 fn context(telemetry: &Telemetry) -> BuildContext {
@@ -94,18 +97,11 @@ impl Running {
     }
 }
 
-/// A trace export of about `bytes` bytes: one span with a large attribute.
+/// A trace export of about `bytes` bytes: one span with a long name (attribute values are
+/// bounded on their own, see `weft_proto::limits`; a span name only by the message size).
 fn big_request(bytes: usize) -> ExportTraceServiceRequest {
     let mut req = spans(1);
-    req.resource_spans[0].scope_spans[0].spans[0]
-        .attributes
-        .push(KeyValue {
-            key: "payload".into(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue("x".repeat(bytes))),
-            }),
-            ..Default::default()
-        });
+    req.resource_spans[0].scope_spans[0].spans[0].name = "x".repeat(bytes);
     req
 }
 
@@ -438,4 +434,515 @@ async fn shutdown_gives_up_at_the_deadline() {
     assert!(tokio::time::Instant::now() >= tokio::time::Instant::from_std(deadline));
     gate.release.add_permits(1);
     let _ = call.await.unwrap();
+}
+
+// ---- TLS, mTLS, bearer auth, slow clients -------------------------------------------------
+
+/// Writes the test PKI into `dir`: ca.crt, server.crt/key, client.crt/key.
+fn write_pki(dir: &Path, pki: &Pki) {
+    for (name, pem) in [
+        ("ca.crt", &pki.ca_pem),
+        ("server.crt", &pki.server_cert_pem),
+        ("server.key", &pki.server_key_pem),
+        ("client.crt", &pki.client_cert_pem),
+        ("client.key", &pki.client_key_pem),
+    ] {
+        std::fs::write(dir.join(name), pem).unwrap();
+    }
+}
+
+fn server_tls(dir: &Path, mtls: bool) -> TlsServerSettings {
+    TlsServerSettings {
+        cert_file: Some(dir.join("server.crt")),
+        key_file: Some(dir.join("server.key")),
+        client_ca_file: mtls.then(|| dir.join("ca.crt")),
+        ..TlsServerSettings::default()
+    }
+}
+
+fn both(grpc: GrpcConfig, http: HttpConfig) -> OtlpReceiverConfig {
+    OtlpReceiverConfig {
+        protocols: Protocols {
+            grpc: Some(GrpcConfig {
+                endpoint: local(),
+                ..grpc
+            }),
+            http: Some(HttpConfig {
+                endpoint: local(),
+                ..http
+            }),
+        },
+    }
+}
+
+async fn start_with(cfg: &OtlpReceiverConfig, shared: SharedInstances) -> Running {
+    let telemetry = Telemetry::new();
+    let traces = Arc::new(TestConsumer::<Traces>::new(Behaviour::Accept));
+    let consumers = ReceiverConsumers {
+        traces: Some(traces.clone()),
+        logs: None,
+    };
+    let ctx = BuildContext {
+        shared,
+        ..context(&telemetry)
+    };
+    let receiver = OtlpReceiver::new(ctx, cfg, consumers).unwrap();
+    receiver.start().await.unwrap();
+    Running {
+        receiver,
+        telemetry,
+        traces,
+    }
+}
+
+/// A TLS gRPC client trusting the test CA, optionally presenting the client certificate.
+async fn tls_channel(
+    addr: std::net::SocketAddr,
+    pki: &Pki,
+    identity: bool,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    let mut tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(&pki.ca_pem))
+        .domain_name("localhost");
+    if identity {
+        tls = tls.identity(tonic::transport::Identity::from_pem(
+            &pki.client_cert_pem,
+            &pki.client_key_pem,
+        ));
+    }
+    tonic::transport::Channel::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(tls)?
+        .connect()
+        .await
+}
+
+/// An HTTPS client trusting the test CA only, optionally presenting the client certificate.
+fn https_client(pki: &Pki, identity: bool) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap());
+    if identity {
+        let pem = format!("{}\n{}", pki.client_cert_pem, pki.client_key_pem);
+        b = b.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+    }
+    b.build().unwrap()
+}
+
+async fn post_traces(
+    client: &reqwest::Client,
+    url: String,
+) -> Result<reqwest::Response, reqwest::Error> {
+    client
+        .post(url)
+        .header("content-type", "application/x-protobuf")
+        .body(spans(1).encode_to_vec())
+        .send()
+        .await
+}
+
+#[tokio::test]
+async fn tls_on_both_protocols_and_plaintext_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    write_pki(dir.path(), &pki);
+    let cfg = both(
+        GrpcConfig {
+            tls: Some(server_tls(dir.path(), false)),
+            ..GrpcConfig::default()
+        },
+        HttpConfig {
+            tls: Some(server_tls(dir.path(), false)),
+            ..HttpConfig::default()
+        },
+    );
+    let r = start_with(&cfg, SharedInstances::default()).await;
+    let grpc = r.receiver.grpc_address().unwrap();
+    let http = r.receiver.http_address().unwrap();
+
+    let channel = tls_channel(grpc, &pki, false).await.unwrap();
+    TraceServiceClient::new(channel)
+        .export(spans(2))
+        .await
+        .unwrap();
+    let response = post_traces(
+        &https_client(&pki, false),
+        format!("https://{http}/v1/traces"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(r.traces.received().len(), 2);
+
+    // Plaintext on the TLS ports gets no answer.
+    let plain = TraceServiceClient::connect(format!("http://{grpc}")).await;
+    if let Ok(mut client) = plain {
+        assert!(client.export(spans(1)).await.is_err());
+    }
+    assert!(
+        post_traces(&reqwest::Client::new(), format!("http://{http}/v1/traces"))
+            .await
+            .is_err()
+    );
+    assert_eq!(r.traces.received().len(), 2);
+    let failed = r.telemetry.counter_value(
+        "weft_receiver_tls_handshakes_failed",
+        &[("receiver", "otlp"), ("transport", "http")],
+    );
+    assert!(failed >= 1, "{failed}");
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn mtls_requires_a_client_certificate_from_the_client_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    write_pki(dir.path(), &pki);
+    let cfg = both(
+        GrpcConfig {
+            tls: Some(server_tls(dir.path(), true)),
+            ..GrpcConfig::default()
+        },
+        HttpConfig {
+            tls: Some(server_tls(dir.path(), true)),
+            ..HttpConfig::default()
+        },
+    );
+    let r = start_with(&cfg, SharedInstances::default()).await;
+    let grpc = r.receiver.grpc_address().unwrap();
+    let url = format!("https://{}/v1/traces", r.receiver.http_address().unwrap());
+
+    // Without a certificate: refused on both.
+    if let Ok(channel) = tls_channel(grpc, &pki, false).await {
+        assert!(TraceServiceClient::new(channel)
+            .export(spans(1))
+            .await
+            .is_err());
+    }
+    assert!(post_traces(&https_client(&pki, false), url.clone())
+        .await
+        .is_err());
+    // A certificate from another CA: refused too.
+    let stranger = super::tls::test_certs::pki();
+    let foreign = Pki {
+        ca_pem: pki.ca_pem.clone(),
+        client_cert_pem: stranger.client_cert_pem.clone(),
+        client_key_pem: stranger.client_key_pem.clone(),
+        ..stranger
+    };
+    assert!(post_traces(&https_client(&foreign, true), url.clone())
+        .await
+        .is_err());
+    assert!(r.traces.received().is_empty());
+
+    // With the client certificate: accepted on both.
+    let channel = tls_channel(grpc, &pki, true).await.unwrap();
+    TraceServiceClient::new(channel)
+        .export(spans(1))
+        .await
+        .unwrap();
+    let response = post_traces(&https_client(&pki, true), url).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(r.traces.received().len(), 2);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_certificate_fails_the_start_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = both(
+        GrpcConfig::default(),
+        HttpConfig {
+            tls: Some(server_tls(dir.path(), false)),
+            ..HttpConfig::default()
+        },
+    );
+    let telemetry = Telemetry::new();
+    let consumers = ReceiverConsumers {
+        traces: Some(Arc::new(TestConsumer::<Traces>::new(Behaviour::Accept))),
+        logs: None,
+    };
+    let receiver = OtlpReceiver::new(context(&telemetry), &cfg, consumers).unwrap();
+    let e = format!("{:#}", receiver.start().await.unwrap_err());
+    assert!(
+        e.starts_with("receivers::otlp::protocols::http::tls::cert_file: cannot read ")
+            && e.contains("server.crt"),
+        "{e}"
+    );
+    // Nothing was left listening.
+    assert!(receiver.grpc_address().is_none());
+}
+
+/// Builds and starts a real `bearertokenauth` extension with `token`.
+async fn bearer_extension(shared: &SharedInstances, token: &str) -> Arc<dyn Component> {
+    let factory = crate::extensions::bearertokenauth::factory();
+    let value: serde_yaml::Value = serde_yaml::from_str(&format!("token: {token}")).unwrap();
+    let mut diags = weft_config::Diagnostics::new();
+    let cfg = factory
+        .info
+        .decode(&value, &weft_config::ConfigPath::root(), &mut diags)
+        .unwrap();
+    let ctx = BuildContext {
+        id: ComponentId::new("bearertokenauth", None),
+        kind: Kind::Extension,
+        telemetry: Telemetry::new(),
+        health: Health::default(),
+        shared: shared.clone(),
+    };
+    let ext = factory.build(ctx, &cfg).unwrap();
+    ext.start().await.unwrap();
+    ext
+}
+
+fn with_auth() -> Option<AuthSettings> {
+    serde_yaml::from_str("authenticator: bearertokenauth").unwrap()
+}
+
+#[tokio::test]
+async fn bearer_auth_on_both_protocols() {
+    let shared = SharedInstances::default();
+    let _ext = bearer_extension(&shared, "s3cret").await;
+    let cfg = both(
+        GrpcConfig {
+            auth: with_auth(),
+            ..GrpcConfig::default()
+        },
+        HttpConfig {
+            auth: with_auth(),
+            ..HttpConfig::default()
+        },
+    );
+    let r = start_with(&cfg, shared).await;
+    let grpc = r.receiver.grpc_address().unwrap();
+    let http = r.receiver.http_address().unwrap();
+
+    for token in [None, Some("Bearer wrong"), Some("s3cret")] {
+        let mut request = tonic::Request::new(spans(1));
+        if let Some(token) = token {
+            request
+                .metadata_mut()
+                .insert("authorization", token.parse().unwrap());
+        }
+        let status = TraceServiceClient::connect(format!("http://{grpc}"))
+            .await
+            .unwrap()
+            .export(request)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{token:?}");
+        assert!(!status.message().contains("wrong"), "{}", status.message());
+
+        let mut post = reqwest::Client::new()
+            .post(format!("http://{http}/v1/traces"))
+            .header("content-type", "application/x-protobuf")
+            .body(spans(1).encode_to_vec());
+        if let Some(token) = token {
+            post = post.header("authorization", token);
+        }
+        let response = post.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{token:?}");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    }
+    assert!(r.traces.received().is_empty());
+    for transport in ["grpc", "http"] {
+        let refused = r.telemetry.counter_value(
+            "weft_receiver_requests_refused",
+            &[
+                ("receiver", "otlp"),
+                ("transport", transport),
+                ("reason", "unauthenticated"),
+            ],
+        );
+        assert_eq!(refused, 3, "{transport}");
+    }
+
+    let mut request = tonic::Request::new(spans(1));
+    request
+        .metadata_mut()
+        .insert("authorization", "Bearer s3cret".parse().unwrap());
+    TraceServiceClient::connect(format!("http://{grpc}"))
+        .await
+        .unwrap()
+        .export(request)
+        .await
+        .unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("http://{http}/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .header("authorization", "Bearer s3cret")
+        .body(spans(1).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(r.traces.received().len(), 2);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn an_authenticator_that_is_not_running_fails_the_build() {
+    let cfg = both(
+        GrpcConfig {
+            auth: with_auth(),
+            ..GrpcConfig::default()
+        },
+        HttpConfig::default(),
+    );
+    let telemetry = Telemetry::new();
+    let consumers = ReceiverConsumers {
+        traces: Some(Arc::new(TestConsumer::<Traces>::new(Behaviour::Accept))),
+        logs: None,
+    };
+    let e = OtlpReceiver::new(context(&telemetry), &cfg, consumers)
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        e,
+        "receivers::otlp::protocols::grpc::auth::authenticator: extension \"bearertokenauth\" is not running or is not an authenticator: define it under extensions and list it in service::extensions (Weft's authenticator is bearertokenauth)"
+    );
+}
+
+fn http_only(http: HttpConfig) -> OtlpReceiverConfig {
+    OtlpReceiverConfig {
+        protocols: Protocols {
+            grpc: None,
+            http: Some(HttpConfig {
+                endpoint: local(),
+                ..http
+            }),
+        },
+    }
+}
+
+/// Reads until the server closes the connection; returns what it sent.
+async fn read_to_close(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return all,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+const REQUEST_HEAD: &str =
+    "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n";
+
+#[tokio::test(start_paused = true)]
+async fn slow_headers_are_cut_off_at_read_header_timeout() {
+    let cfg = http_only(HttpConfig {
+        read_header_timeout: weft_config::Duration::from_secs(5),
+        ..HttpConfig::default()
+    });
+    let r = start_with(&cfg, SharedInstances::default()).await;
+    let addr = r.receiver.http_address().unwrap();
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // Byte by byte, one a second: never done within 5 s.
+    let start = tokio::time::Instant::now();
+    for b in REQUEST_HEAD.bytes() {
+        if slow.write_all(&[b]).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut probe = [0u8; 1];
+        if let Ok(Ok(0)) = tokio::time::timeout(Duration::ZERO, slow.read(&mut probe)).await {
+            break;
+        }
+    }
+    let answer = read_to_close(&mut slow).await;
+    assert!(answer.is_empty(), "{:?}", String::from_utf8_lossy(&answer));
+    assert!(tokio::time::Instant::now() - start < Duration::from_secs(10));
+    // Others are still served.
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .body(spans(1).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    r.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_connections_are_closed_at_idle_timeout() {
+    let cfg = http_only(HttpConfig {
+        read_header_timeout: weft_config::Duration::from_secs(600),
+        idle_timeout: weft_config::Duration::from_secs(5),
+        ..HttpConfig::default()
+    });
+    let r = start_with(&cfg, SharedInstances::default()).await;
+    let addr = r.receiver.http_address().unwrap();
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = spans(1).encode_to_vec();
+    conn.write_all(format!("{REQUEST_HEAD}Content-Length: {}\r\n\r\n", body.len()).as_bytes())
+        .await
+        .unwrap();
+    conn.write_all(&body).await.unwrap();
+    let answered_at = tokio::time::Instant::now();
+    let answer = read_to_close(&mut conn).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    let waited = tokio::time::Instant::now() - answered_at;
+    assert!(
+        waited >= Duration::from_secs(5) && waited < Duration::from_secs(600),
+        "{waited:?}"
+    );
+    assert_eq!(r.traces.received().len(), 1);
+    r.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_grpc_connection_without_a_handshake_is_closed() {
+    let cfg = OtlpReceiverConfig {
+        protocols: Protocols {
+            grpc: Some(GrpcConfig {
+                endpoint: local(),
+                handshake_timeout: weft_config::Duration::from_secs(3),
+                ..GrpcConfig::default()
+            }),
+            http: None,
+        },
+    };
+    let r = start_with(&cfg, SharedInstances::default()).await;
+    let addr = r.receiver.grpc_address().unwrap();
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let connected_at = tokio::time::Instant::now();
+    // The server's own SETTINGS may arrive; then the connection is closed.
+    let _ = read_to_close(&mut silent).await;
+    let waited = tokio::time::Instant::now() - connected_at;
+    assert!(waited >= Duration::from_secs(3), "{waited:?}");
+    // A real client still gets through.
+    r.traces_client().await.export(spans(1)).await.unwrap();
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn grpc_connections_over_the_cap_are_refused() {
+    let cfg = OtlpReceiverConfig {
+        protocols: Protocols {
+            grpc: Some(GrpcConfig {
+                endpoint: local(),
+                max_connections: 1,
+                ..GrpcConfig::default()
+            }),
+            http: None,
+        },
+    };
+    let r = start_with(&cfg, SharedInstances::default()).await;
+    let mut first = r.traces_client().await;
+    first.export(spans(1)).await.unwrap();
+    // The one slot is taken by `first`: another connection is closed at once.
+    let addr = r.receiver.grpc_address().unwrap();
+    let second = TraceServiceClient::connect(format!("http://{addr}")).await;
+    if let Ok(mut second) = second {
+        assert!(second.export(spans(1)).await.is_err());
+    }
+    assert!(r.grpc_counter("weft_receiver_connections_refused") >= 1);
+    // The first connection is still served.
+    first.export(spans(1)).await.unwrap();
+    assert_eq!(r.traces.received().len(), 2);
+    r.stop().await;
 }

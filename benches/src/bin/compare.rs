@@ -1,0 +1,1562 @@
+//! `weft-bench-compare`: Weft against the Go OpenTelemetry Collector, one after the other, same
+//! payloads, same procedure — the driver behind `make bench-compare`.
+//!
+//! For each scenario and each collector it
+//! 1. searches the highest rate (spans/s) sustained with no refusal and no loss: a short
+//!    as-fast-as-accepted probe gives a starting point, the rate doubles until a trial fails,
+//!    then a few bisection steps narrow it (search trials last `--search-duration`);
+//! 2. runs `--repeats` measurements of `--duration` at the *common* rate (the lower of the two
+//!    maxima — the same offered load for both), alternating Weft and the Collector, and reports
+//!    medians of CPU seconds per million spans, peak RSS (VmHWM) and decision latency.
+//!
+//! Every trial starts the process under test afresh (so VmHWM is that trial's peak), resets the
+//! sink, runs `weft-loadgen`, waits for the window to drain, and checks the sink got exactly
+//! what should arrive. CPU is the process's own utime+stime from /proc, so the load generator
+//! and sink sharing the machine do not count against it; by default the process under test is
+//! pinned to CPU 1 and the load generator and sink to CPU 0 (`--sut-cpus`, `--aux-cpus`).
+//!
+//! It writes a marked section (table and SVG chart) into docs/BENCHMARKS.md, and its last line
+//! of output is `RESULT throughput_ratio=… rss_ratio=…` (scenario a).
+
+#![allow(clippy::print_stdout)]
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+use serde_json::Value;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "weft-bench-compare",
+    about = "Weft vs the OpenTelemetry Collector"
+)]
+struct Args {
+    /// Weft's release binary.
+    #[arg(long, default_value = "target/release/weft")]
+    weft_bin: PathBuf,
+    /// The Collector built from benches/peer.
+    #[arg(long)]
+    peer_bin: PathBuf,
+    /// The Collector release the peer is built at (for the report).
+    #[arg(long, default_value = "0.161.0")]
+    peer_version: String,
+    /// weft-loadgen (default: next to this binary).
+    #[arg(long)]
+    loadgen_bin: Option<PathBuf>,
+    /// weft-sink (default: next to this binary).
+    #[arg(long)]
+    sink_bin: Option<PathBuf>,
+    /// Seconds each measurement run sends for.
+    #[arg(long, default_value_t = 30.0)]
+    duration: f64,
+    /// Seconds each search trial sends for.
+    #[arg(long, default_value_t = 10.0)]
+    search_duration: f64,
+    /// Measurement runs per collector and scenario (medians are reported).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Seconds of the as-fast-as-accepted probe that seeds the search.
+    #[arg(long, default_value_t = 5.0)]
+    probe_duration: f64,
+    /// Starting rate of the search in spans/s; 0 = half the probe's accepted rate.
+    #[arg(long, default_value_t = 0.0)]
+    start_rate: f64,
+    /// Bisection steps after the first failing rate.
+    #[arg(long, default_value_t = 3)]
+    bisect_steps: usize,
+    /// Scenarios to run: a (traces, tail sampling), b (traces + logs), c (pass-through).
+    #[arg(long, default_value = "a,b,c")]
+    scenarios: String,
+    /// tail_sampling decision_wait, seconds.
+    #[arg(long, default_value_t = 5)]
+    decision_wait: u64,
+    /// tail_sampling num_traces.
+    #[arg(long, default_value_t = 200_000)]
+    num_traces: u64,
+    /// latency policy threshold_ms.
+    #[arg(long, default_value_t = 1000)]
+    latency_threshold_ms: u64,
+    /// batch send_batch_size.
+    #[arg(long, default_value_t = 8192)]
+    batch_size: u64,
+    /// batch timeout (Go duration).
+    #[arg(long, default_value = "200ms")]
+    batch_timeout: String,
+    /// memory_limiter limit_mib (spike_limit_mib is a quarter of it).
+    #[arg(long, default_value_t = 4096)]
+    limit_mib: u64,
+    /// CPUs the process under test is pinned to (taskset -c); empty = no pinning.
+    #[arg(long, default_value = "1")]
+    sut_cpus: String,
+    /// CPUs the load generator and sink are pinned to; empty = no pinning.
+    #[arg(long, default_value = "0")]
+    aux_cpus: String,
+    /// Load generator: requests in flight.
+    #[arg(long, default_value_t = 16)]
+    streams: usize,
+    /// Load generator: connections.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Load generator: whole traces per request.
+    #[arg(long, default_value_t = 20)]
+    traces_per_request: usize,
+    /// Load generator: share of error traces.
+    #[arg(long, default_value_t = 0.05)]
+    error_share: f64,
+    /// Load generator: share of slow traces.
+    #[arg(long, default_value_t = 0.05)]
+    slow_share: f64,
+    /// The document whose marked section is replaced.
+    #[arg(long, default_value = "docs/BENCHMARKS.md")]
+    markdown: PathBuf,
+    /// The chart written beside it.
+    #[arg(long, default_value = "docs/bench-compare.svg")]
+    svg: PathBuf,
+    /// Where configs, logs and metrics snapshots of every trial go.
+    #[arg(long, default_value = "target/bench-compare")]
+    workdir: PathBuf,
+    /// Seconds the peer's `go build` took (recorded by the script).
+    #[arg(long)]
+    peer_build_seconds: Option<f64>,
+    /// Seconds Weft's release build took (recorded by the script).
+    #[arg(long)]
+    weft_build_seconds: Option<f64>,
+    /// Print the results without touching docs/.
+    #[arg(long)]
+    no_write: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum System {
+    Weft,
+    Collector,
+}
+
+impl System {
+    fn name(self) -> &'static str {
+        match self {
+            System::Weft => "Weft",
+            System::Collector => "Collector",
+        }
+    }
+    fn slug(self) -> &'static str {
+        match self {
+            System::Weft => "weft",
+            System::Collector => "otelcol",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scenario {
+    /// Traces only, tail sampling.
+    A,
+    /// Traces and their logs; Weft decides both in one window, the Collector samples traces
+    /// and passes every log (it cannot correlate them).
+    B,
+    /// Traces, no sampling: memory_limiter + batch only.
+    C,
+}
+
+impl Scenario {
+    fn key(self) -> &'static str {
+        match self {
+            Scenario::A => "a",
+            Scenario::B => "b",
+            Scenario::C => "c",
+        }
+    }
+    fn title(self) -> &'static str {
+        match self {
+            Scenario::A => "a: traces, tail sampling",
+            Scenario::B => "b: traces + logs, tail sampling",
+            Scenario::C => "c: traces, pass-through",
+        }
+    }
+    fn logs(self) -> bool {
+        self == Scenario::B
+    }
+}
+
+/// The numbers of one run of one collector at one rate.
+#[derive(Clone, Debug, Default)]
+struct Trial {
+    rate: f64,
+    pass: bool,
+    reasons: Vec<String>,
+    achieved: f64,
+    spans: u64,
+    logs: u64,
+    cpu_s: f64,
+    /// Time the process was runnable but waited for a CPU taken by something else.
+    wait_s: f64,
+    wall_s: f64,
+    rss_mib: f64,
+    latency_p50_s: f64,
+    latency_p99_s: f64,
+    /// Weft's own decision-delay histogram: mean seconds.
+    weft_delay_mean_s: Option<f64>,
+}
+
+impl Trial {
+    /// Share of the time the process wanted a CPU that it spent waiting for one.
+    fn cpu_wait_share(&self) -> f64 {
+        if self.cpu_s + self.wait_s <= 0.0 {
+            0.0
+        } else {
+            self.wait_s / (self.cpu_s + self.wait_s)
+        }
+    }
+
+    fn cpu_per_mspans(&self) -> f64 {
+        if self.spans == 0 {
+            f64::NAN
+        } else {
+            self.cpu_s / (self.spans as f64 / 1e6)
+        }
+    }
+    /// Spans per CPU-second of the process under test: its throughput per core.
+    fn per_core(&self) -> f64 {
+        if self.cpu_s <= 0.0 {
+            f64::NAN
+        } else {
+            self.spans as f64 / self.cpu_s
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct SearchResult {
+    max_rate: Option<f64>,
+    /// The passing trial at `max_rate`.
+    at_max: Option<Trial>,
+    /// Rate, passed, share of time waiting for a CPU.
+    trials: Vec<(f64, bool, f64)>,
+}
+
+/// Medians over the measurement runs.
+#[derive(Clone, Debug, Default)]
+struct Measured {
+    rate: f64,
+    passed: usize,
+    runs: usize,
+    per_core: f64,
+    cpu_per_mspans: f64,
+    rss_mib: f64,
+    cpu_wait: f64,
+    latency_p50_s: f64,
+    latency_p99_s: f64,
+    weft_delay_mean_s: Option<f64>,
+    failures: Vec<String>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes, /proc and tiny HTTP
+// ---------------------------------------------------------------------------------------------
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_port(port: u16, timeout: Duration, child: &mut Child) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("the process exited before listening on {port}: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("nothing listened on 127.0.0.1:{port} within {timeout:?}")
+}
+
+/// `GET path` over HTTP/1.0 (so no chunked answers); returns the body.
+fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))
+        .with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    match text.split_once("\r\n\r\n") {
+        Some((head, body)) if head.contains(" 200 ") => Ok(body.to_string()),
+        Some((head, _)) => bail!(
+            "GET {path} on {port}: {}",
+            head.lines().next().unwrap_or("")
+        ),
+        None => bail!("GET {path} on {port}: no HTTP answer"),
+    }
+}
+
+fn clk_tck() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// utime + stime of `pid`, in seconds.
+fn cpu_seconds(pid: u32, tck: f64) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("unexpected /proc/pid/stat")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the command name: field 3 (state) is f[0], utime (14) is f[11], stime (15) f[12].
+    let utime: f64 = f.get(11).context("no utime")?.parse()?;
+    let stime: f64 = f.get(12).context("no stime")?.parse()?;
+    Ok((utime + stime) / tck)
+}
+
+/// Seconds the threads of `pid` spent runnable but waiting for a CPU (schedstat's second
+/// field, summed over threads): how much other work on the machine held the process back.
+fn runqueue_wait_seconds(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .sum::<f64>()
+        / 1e9
+}
+
+/// Peak resident set size (VmHWM) of `pid`, in MiB.
+fn peak_rss_mib(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .context("no VmHWM in /proc/pid/status")?;
+    let kb: f64 = line
+        .split_whitespace()
+        .nth(1)
+        .context("malformed VmHWM")?
+        .parse()?;
+    Ok(kb / 1024.0)
+}
+
+/// `cmd args…`, pinned with taskset when `cpus` is not empty.
+fn pinned(cpus: &str, bin: &Path) -> Command {
+    if cpus.is_empty() {
+        Command::new(bin)
+    } else {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg(cpus).arg(bin);
+        c
+    }
+}
+
+/// SIGTERM, then SIGKILL if it has not exited within 15 s.
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Sum of `<name>{…} value` samples in a Prometheus text exposition.
+fn prom_sum(text: &str, name: &str) -> Option<f64> {
+    let mut found = false;
+    let mut sum = 0.0;
+    for line in text.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let (metric, value) = match line.rsplit_once(' ') {
+            Some(x) => x,
+            None => continue,
+        };
+        let base = metric.split('{').next().unwrap_or(metric);
+        if base == name {
+            if let Ok(v) = value.trim().parse::<f64>() {
+                sum += v;
+                found = true;
+            }
+        }
+    }
+    found.then_some(sum)
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v.get(key).and_then(Value::as_f64).unwrap_or(0.0)
+}
+fn int(v: &Value, key: &str) -> u64 {
+    v.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configurations: the same settings, each in its collector's dialect
+// ---------------------------------------------------------------------------------------------
+
+fn config(sys: System, sc: Scenario, a: &Args, receiver: u16, metrics: u16, sink: u16) -> String {
+    let mut c = String::new();
+    let _ = write!(
+        c,
+        "# Written by weft-bench-compare ({} scenario {}).
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{receiver}
+processors:
+  memory_limiter:
+    check_interval: 1s
+    limit_mib: {limit}
+    spike_limit_mib: {spike}
+  batch:
+    send_batch_size: {bs}
+    timeout: {bt}
+",
+        sys.name(),
+        sc.key(),
+        limit = a.limit_mib,
+        spike = a.limit_mib / 4,
+        bs = a.batch_size,
+        bt = a.batch_timeout,
+    );
+    if sc != Scenario::C {
+        let _ = write!(
+            c,
+            "  tail_sampling:
+    decision_wait: {dw}s
+    num_traces: {nt}
+    expected_new_traces_per_sec: 10000
+    decision_cache:
+      sampled_cache_size: 0
+      non_sampled_cache_size: 0
+{weft_only}    policies:
+      - name: errors
+        type: status_code
+        status_code: {{status_codes: [ERROR]}}
+      - name: slow
+        type: latency
+        latency: {{threshold_ms: {lt}}}
+",
+            dw = a.decision_wait,
+            nt = a.num_traces,
+            lt = a.latency_threshold_ms,
+            // The Collector bounds its window by num_traces only; Weft's byte bound is off so
+            // both hold the same.
+            weft_only = if sys == System::Weft {
+                "    max_bytes: 0\n"
+            } else {
+                ""
+            },
+        );
+    }
+    let _ = write!(
+        c,
+        "exporters:
+  otlp:
+    endpoint: 127.0.0.1:{sink}
+    tls:
+      insecure: true
+    compression: none
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [{tp}]
+      exporters: [otlp]
+",
+        tp = if sc == Scenario::C {
+            "memory_limiter, batch"
+        } else {
+            "memory_limiter, tail_sampling, batch"
+        },
+    );
+    if sc.logs() {
+        let _ = write!(
+            c,
+            "    logs:
+      receivers: [otlp]
+      processors: [{lp}]
+      exporters: [otlp]
+",
+            lp = if sys == System::Weft {
+                "memory_limiter, tail_sampling, batch"
+            } else {
+                "memory_limiter, batch"
+            },
+        );
+    }
+    match sys {
+        System::Weft => {
+            let _ = write!(
+                c,
+                "  telemetry:
+    logs:
+      level: warn
+    metrics:
+      address: 127.0.0.1:{metrics}
+"
+            );
+        }
+        System::Collector => {
+            let _ = write!(
+                c,
+                "  telemetry:
+    logs:
+      level: warn
+    metrics:
+      level: normal
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: {metrics}
+"
+            );
+        }
+    }
+    c
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trials
+// ---------------------------------------------------------------------------------------------
+
+struct Bench {
+    a: Args,
+    loadgen: PathBuf,
+    sink_control: u16,
+    sink_grpc: u16,
+    tck: f64,
+    trial_no: usize,
+}
+
+impl Bench {
+    fn bin(&self, sys: System) -> &Path {
+        match sys {
+            System::Weft => &self.a.weft_bin,
+            System::Collector => &self.a.peer_bin,
+        }
+    }
+
+    fn run_trial(&mut self, sys: System, sc: Scenario, rate: f64, duration: f64) -> Trial {
+        self.trial_no += 1;
+        let n = self.trial_no;
+        match self.try_trial(sys, sc, rate, duration, n) {
+            Ok(t) => t,
+            Err(e) => Trial {
+                rate,
+                reasons: vec![format!("trial {n} could not run: {e:#}")],
+                ..Default::default()
+            },
+        }
+    }
+
+    fn try_trial(
+        &mut self,
+        sys: System,
+        sc: Scenario,
+        rate: f64,
+        duration: f64,
+        n: usize,
+    ) -> anyhow::Result<Trial> {
+        http_get(self.sink_control, "/reset").context("resetting the sink")?;
+        let receiver = free_port()?;
+        let metrics = free_port()?;
+        let stem = format!("{n:03}-{}-{}", sys.slug(), sc.key());
+        let cfg_path = self.a.workdir.join(format!("{stem}.yaml"));
+        std::fs::write(
+            &cfg_path,
+            config(sys, sc, &self.a, receiver, metrics, self.sink_grpc),
+        )?;
+        let log = std::fs::File::create(self.a.workdir.join(format!("{stem}.log")))?;
+        let mut child = pinned(&self.a.sut_cpus, self.bin(sys))
+            .arg("--config")
+            .arg(&cfg_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", self.bin(sys).display()))?;
+        let result = self.measure(
+            sys, sc, rate, duration, &mut child, receiver, metrics, &stem,
+        );
+        stop(&mut child);
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn measure(
+        &mut self,
+        sys: System,
+        sc: Scenario,
+        rate: f64,
+        duration: f64,
+        child: &mut Child,
+        receiver: u16,
+        metrics: u16,
+        stem: &str,
+    ) -> anyhow::Result<Trial> {
+        let pid = child.id();
+        wait_port(receiver, Duration::from_secs(30), child)?;
+        // Let the pipeline finish starting (the receiver listens before exporters connect).
+        std::thread::sleep(Duration::from_millis(1000));
+        let cpu0 = cpu_seconds(pid, self.tck)?;
+        let wait0 = runqueue_wait_seconds(pid);
+        let t0 = Instant::now();
+
+        let mut lg = pinned(&self.a.aux_cpus, &self.loadgen);
+        lg.arg("--endpoint")
+            .arg(format!("http://127.0.0.1:{receiver}"))
+            .arg("--rate")
+            .arg(rate.to_string())
+            .arg("--duration")
+            .arg(duration.to_string())
+            .arg("--streams")
+            .arg(self.a.streams.to_string())
+            .arg("--connections")
+            .arg(self.a.connections.to_string())
+            .arg("--traces-per-request")
+            .arg(self.a.traces_per_request.to_string())
+            .arg("--error-share")
+            .arg(self.a.error_share.to_string())
+            .arg("--slow-share")
+            .arg(self.a.slow_share.to_string())
+            .arg("--slow-ms")
+            .arg((self.a.latency_threshold_ms * 2).to_string());
+        if sc.logs() {
+            lg.arg("--logs");
+        }
+        let out = lg.output().context("running weft-loadgen")?;
+        if !out.status.success() {
+            bail!(
+                "weft-loadgen failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+            .context("weft-loadgen printed no JSON summary")?;
+
+        // What the sink must receive.
+        let (want_spans, want_logs, want_traces) = match (sys, sc) {
+            (_, Scenario::C) => (
+                int(&summary, "spans_accepted"),
+                0,
+                int(&summary, "traces_accepted"),
+            ),
+            (_, Scenario::A) => (int(&summary, "kept_spans"), 0, int(&summary, "kept_traces")),
+            (System::Weft, Scenario::B) => (
+                int(&summary, "kept_spans"),
+                int(&summary, "kept_logs"),
+                int(&summary, "kept_traces"),
+            ),
+            (System::Collector, Scenario::B) => (
+                int(&summary, "kept_spans"),
+                int(&summary, "logs_accepted"),
+                int(&summary, "kept_traces"),
+            ),
+        };
+
+        // Drain: the last traces are decided decision_wait after they arrived. Done when
+        // everything expected arrived, or when nothing more arrived for 2.5 s once the last
+        // decisions are due, or at the deadline.
+        let sent_end = Instant::now();
+        let due = Duration::from_secs(if sc == Scenario::C {
+            1
+        } else {
+            self.a.decision_wait + 2
+        });
+        let deadline = sent_end + due + Duration::from_secs(10);
+        let mut stats: Value;
+        let mut last = (u64::MAX, u64::MAX);
+        let mut last_change = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            stats = serde_json::from_str(&http_get(self.sink_control, "/stats")?)?;
+            let now_counts = (int(&stats, "spans"), int(&stats, "logs"));
+            if now_counts != last {
+                last = now_counts;
+                last_change = Instant::now();
+            }
+            let done = int(&stats, "spans") >= want_spans
+                && int(&stats, "logs") >= want_logs
+                && int(&stats, "traces_complete") >= want_traces;
+            let stalled =
+                sent_end.elapsed() >= due && last_change.elapsed() >= Duration::from_millis(2500);
+            if done || stalled || Instant::now() >= deadline {
+                break;
+            }
+        }
+        let cpu1 = cpu_seconds(pid, self.tck)?;
+        let wait1 = runqueue_wait_seconds(pid);
+        let wall = t0.elapsed().as_secs_f64();
+        let rss = peak_rss_mib(pid)?;
+        let metrics_text = http_get(metrics, "/metrics").unwrap_or_default();
+        let _ = std::fs::write(
+            self.a.workdir.join(format!("{stem}.metrics")),
+            &metrics_text,
+        );
+        let _ = std::fs::write(
+            self.a.workdir.join(format!("{stem}.json")),
+            format!("{{\"loadgen\":{summary},\"sink\":{stats}}}\n"),
+        );
+        let weft_delay_mean_s = if sys == System::Weft && sc != Scenario::C {
+            match (
+                prom_sum(
+                    &metrics_text,
+                    "weft_processor_tail_sampling_decision_delay_seconds_sum",
+                ),
+                prom_sum(
+                    &metrics_text,
+                    "weft_processor_tail_sampling_decision_delay_seconds_count",
+                ),
+            ) {
+                (Some(s), Some(c)) if c > 0.0 => Some(s / c),
+                _ => None,
+            }
+        } else {
+            None
+        };
+
+        let mut reasons = Vec::new();
+        let refused = int(&summary, "requests_refused");
+        let failed = int(&summary, "requests_failed");
+        if refused > 0 {
+            reasons.push(format!("{refused} requests refused"));
+        }
+        if failed > 0 {
+            reasons.push(format!("{failed} requests failed ({})", summary["errors"]));
+        }
+        let achieved = num(&summary, "achieved_spans_per_s");
+        if rate > 0.0 && achieved < 0.97 * rate {
+            reasons.push(format!(
+                "accepted {achieved:.0} spans/s of {rate:.0} offered"
+            ));
+        }
+        let got = (
+            int(&stats, "spans"),
+            int(&stats, "logs"),
+            int(&stats, "traces_complete"),
+        );
+        if got.0 != want_spans {
+            reasons.push(format!("sink got {} spans, expected {want_spans}", got.0));
+        }
+        if got.1 != want_logs {
+            reasons.push(format!("sink got {} logs, expected {want_logs}", got.1));
+        }
+        if got.2 != want_traces {
+            reasons.push(format!(
+                "sink got {} complete traces, expected {want_traces}",
+                got.2
+            ));
+        }
+        let partial = int(&stats, "traces_partial") + int(&stats, "traces_logs_mismatch");
+        if partial > 0 {
+            reasons.push(format!("{partial} traces arrived incomplete"));
+        }
+        Ok(Trial {
+            rate,
+            pass: rate > 0.0 && reasons.is_empty(),
+            reasons,
+            achieved,
+            spans: int(&summary, "spans_accepted"),
+            logs: int(&summary, "logs_accepted"),
+            cpu_s: cpu1 - cpu0,
+            wait_s: wait1 - wait0,
+            wall_s: wall,
+            rss_mib: rss,
+            latency_p50_s: num(&stats, "latency_ms_p50") / 1000.0,
+            latency_p99_s: num(&stats, "latency_ms_p99") / 1000.0,
+            weft_delay_mean_s,
+        })
+    }
+
+    fn log_trial(&self, sys: System, sc: Scenario, what: &str, t: &Trial) {
+        println!(
+            "  [{}] {:<9} {what:<8} rate {:>9.0} → {} | accepted {:>9.0} spans/s (+{} logs), cpu {:>6.2}s = {:>3.0}% of a core, waited for a CPU {:>3.0}% ({:>6.2} s/Mspans, {:>8.0} spans/s/core), peak RSS {:>7.1} MiB, latency p50 {:.2}s{}",
+            sc.key(),
+            sys.name(),
+            t.rate,
+            if t.pass { "PASS" } else { "FAIL" },
+            t.achieved,
+            t.logs,
+            t.cpu_s,
+            if t.wall_s > 0.0 { 100.0 * t.cpu_s / t.wall_s } else { 0.0 },
+            100.0 * t.cpu_wait_share(),
+            t.cpu_per_mspans(),
+            t.per_core(),
+            t.rss_mib,
+            t.latency_p50_s,
+            if t.reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" | {}", t.reasons.join("; "))
+            }
+        );
+    }
+
+    /// Both searches, stepped in lockstep (one Weft trial, one Collector trial, …) so that
+    /// whatever else loads the machine meanwhile weighs on both alike.
+    fn search_both(&mut self, sc: Scenario) -> [SearchResult; 2] {
+        let mut states = [
+            Search::new(self.a.start_rate, self.a.bisect_steps),
+            Search::new(self.a.start_rate, self.a.bisect_steps),
+        ];
+        loop {
+            let mut ran = false;
+            for (k, sys) in [System::Weft, System::Collector].into_iter().enumerate() {
+                let Some((rate, what)) = states[k].next() else {
+                    continue;
+                };
+                let duration = if what == "probe" {
+                    self.a.probe_duration
+                } else {
+                    self.a.search_duration
+                };
+                let t = self.run_trial(sys, sc, rate, duration);
+                self.log_trial(sys, sc, what, &t);
+                states[k].record(t);
+                ran = true;
+            }
+            if !ran {
+                break;
+            }
+        }
+        states.map(Search::result)
+    }
+
+    fn measure_at(&mut self, sc: Scenario, rate: f64) -> [Measured; 2] {
+        let mut runs: [Vec<Trial>; 2] = [Vec::new(), Vec::new()];
+        for i in 0..self.a.repeats {
+            for (k, sys) in [System::Weft, System::Collector].into_iter().enumerate() {
+                let t = self.run_trial(sys, sc, rate, self.a.duration);
+                self.log_trial(sys, sc, &format!("run {}", i + 1), &t);
+                runs[k].push(t);
+            }
+        }
+        runs.map(|ts| Measured {
+            rate,
+            passed: ts.iter().filter(|t| t.pass).count(),
+            runs: ts.len(),
+            per_core: median(ts.iter().map(Trial::per_core).collect()),
+            cpu_per_mspans: median(ts.iter().map(Trial::cpu_per_mspans).collect()),
+            rss_mib: median(ts.iter().map(|t| t.rss_mib).collect()),
+            cpu_wait: median(ts.iter().map(Trial::cpu_wait_share).collect()),
+            latency_p50_s: median(ts.iter().map(|t| t.latency_p50_s).collect()),
+            latency_p99_s: median(ts.iter().map(|t| t.latency_p99_s).collect()),
+            weft_delay_mean_s: {
+                let v: Vec<f64> = ts.iter().filter_map(|t| t.weft_delay_mean_s).collect();
+                (!v.is_empty()).then(|| median(v))
+            },
+            failures: ts
+                .iter()
+                .filter(|t| !t.pass)
+                .map(|t| t.reasons.join("; "))
+                .collect(),
+        })
+    }
+}
+
+/// The search for the highest passing rate, as a state machine so two can run in lockstep:
+/// an as-fast-as-accepted probe (unless a start rate is given) seeds the first rate at half
+/// its accepted rate; the rate doubles while trials pass (halves while they fail) until the
+/// first change of outcome, then `bisect` steps narrow the interval.
+struct Search {
+    probe_pending: bool,
+    rate: f64,
+    lo: Option<(f64, Trial)>,
+    hi: Option<f64>,
+    steps: usize,
+    bisect_left: usize,
+    done: bool,
+    trials: Vec<(f64, bool, f64)>,
+}
+
+impl Search {
+    fn new(start_rate: f64, bisect: usize) -> Self {
+        Search {
+            probe_pending: start_rate <= 0.0,
+            rate: start_rate,
+            lo: None,
+            hi: None,
+            steps: 0,
+            bisect_left: bisect,
+            done: false,
+            trials: Vec::new(),
+        }
+    }
+
+    /// The next trial's rate and kind, or `None` when the search is over.
+    fn next(&mut self) -> Option<(f64, &'static str)> {
+        if self.probe_pending {
+            return Some((0.0, "probe"));
+        }
+        if self.done {
+            return None;
+        }
+        match (&self.lo, self.hi) {
+            (Some((l, _)), Some(h)) => {
+                let mid = round_rate((l + h) / 2.0);
+                if self.bisect_left == 0 || mid <= *l || mid >= h {
+                    self.done = true;
+                    return None;
+                }
+                self.rate = mid;
+                Some((mid, "bisect"))
+            }
+            _ if self.steps >= 8 => {
+                self.done = true;
+                None
+            }
+            _ => Some((self.rate, "search")),
+        }
+    }
+
+    fn record(&mut self, t: Trial) {
+        if self.probe_pending {
+            self.probe_pending = false;
+            self.rate = round_rate((t.achieved * 0.5).max(2000.0));
+            return;
+        }
+        let bisecting = self.lo.is_some() && self.hi.is_some();
+        self.trials.push((self.rate, t.pass, t.cpu_wait_share()));
+        if bisecting {
+            self.bisect_left -= 1;
+        } else {
+            self.steps += 1;
+        }
+        if t.pass {
+            let r = self.rate;
+            self.lo = Some((r, t));
+            if self.hi.is_none() {
+                self.rate = round_rate(r * 2.0);
+            }
+        } else {
+            self.hi = Some(self.rate);
+            if self.lo.is_none() {
+                if self.rate <= 1000.0 {
+                    self.done = true;
+                }
+                self.rate = round_rate(self.rate / 2.0);
+            }
+        }
+    }
+
+    fn result(self) -> SearchResult {
+        let (max_rate, at_max) = match self.lo {
+            Some((r, t)) => (Some(r), Some(t)),
+            None => (None, None),
+        };
+        SearchResult {
+            max_rate,
+            at_max,
+            trials: self.trials,
+        }
+    }
+}
+
+/// Rates are kept to whole thousands of spans/s.
+fn round_rate(r: f64) -> f64 {
+    ((r / 1000.0).round() * 1000.0).max(1000.0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+// ---------------------------------------------------------------------------------------------
+
+struct ScenarioResult {
+    sc: Scenario,
+    search: [SearchResult; 2],
+    measured: [Measured; 2],
+}
+
+const BEGIN: &str = "<!-- bench-compare:begin -->";
+const END: &str = "<!-- bench-compare:end -->";
+
+fn fmt_k(x: f64) -> String {
+    if !x.is_finite() {
+        "—".to_string()
+    } else if x >= 1e6 {
+        format!("{:.2} M", x / 1e6)
+    } else {
+        format!("{:.0} K", x / 1e3)
+    }
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if a.is_finite() && b.is_finite() && b > 0.0 {
+        format!("{:.2}×", a / b)
+    } else {
+        "—".to_string()
+    }
+}
+
+fn cmd_out(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn markdown(
+    a: &Args,
+    results: &[ScenarioResult],
+    loadgen_payload: &str,
+    minutes: f64,
+    load: (&str, &str),
+) -> String {
+    let mut m = String::new();
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    let rev = cmd_out("git", &["rev-parse", "--short", "HEAD"]);
+    let dirty = if cmd_out("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty() {
+        ""
+    } else {
+        " (with uncommitted changes)"
+    };
+    let date = cmd_out("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let _ = writeln!(m, "{BEGIN}");
+    let _ = writeln!(
+        m,
+        "### Results — written by `make bench-compare`, replaced on each run\n"
+    );
+    let _ = writeln!(
+        m,
+        "Run {date} on {} CPUs ({cpu_model}), Weft {rev}{dirty} (release build) against the \
+         OpenTelemetry Collector v{} built from `benches/peer`. {:.0} minutes in all; \
+         load average {} at the start, {} at the end (other work shares the machine). \
+         Settings: measurement runs {}s × {} per collector, search trials {}s, decision_wait {}s, \
+         num_traces {}, policies status_code ERROR + latency ≥ {} ms, batch {} / {}, \
+         memory_limiter {} MiB, exporter compression none; process under test pinned to CPU {} \
+         and load generator + sink to CPU {}{}. Payload: {loadgen_payload}.\n",
+        cmd_out("nproc", &[]),
+        a.peer_version,
+        minutes,
+        load.0,
+        load.1,
+        a.duration,
+        a.repeats,
+        a.search_duration,
+        a.decision_wait,
+        a.num_traces,
+        a.latency_threshold_ms,
+        a.batch_size,
+        a.batch_timeout,
+        a.limit_mib,
+        if a.sut_cpus.is_empty() {
+            "—"
+        } else {
+            &a.sut_cpus
+        },
+        if a.aux_cpus.is_empty() {
+            "—"
+        } else {
+            &a.aux_cpus
+        },
+        match (a.weft_build_seconds, a.peer_build_seconds) {
+            (Some(w), Some(p)) => format!(
+                "; builds: Weft release {w:.0}s this run (incremental), Collector peer {p:.0}s \
+                 (`go build`, once, then cached)"
+            ),
+            (Some(w), None) => format!("; Weft release build {w:.0}s this run (incremental)"),
+            (None, Some(p)) => format!("; Collector peer build {p:.0}s (once, then cached)"),
+            _ => String::new(),
+        }
+    );
+    let _ = writeln!(
+        m,
+        "| scenario | | max sustained (search) | spans/s per core | CPU s / M spans | peak RSS | send → sink p50 / p99 | waited for CPU | runs passed |"
+    );
+    let _ = writeln!(m, "|---|---|---|---|---|---|---|---|---|");
+    for r in results {
+        for (k, sys) in [System::Weft, System::Collector].into_iter().enumerate() {
+            let me = &r.measured[k];
+            let label = if k == 0 {
+                r.sc.title().to_string()
+            } else {
+                String::new()
+            };
+            let sys_label = match (sys, r.sc) {
+                (System::Collector, Scenario::B) => {
+                    "Collector (logs not sampled: it cannot correlate them)"
+                }
+                _ => sys.name(),
+            };
+            let max = match (&r.search[k].max_rate, &r.search[k].at_max) {
+                (Some(x), Some(t)) => {
+                    format!("{}/s ({}/s per core)", fmt_k(*x), fmt_k(t.per_core()))
+                }
+                (Some(x), None) => format!("{}/s", fmt_k(*x)),
+                _ => "none passed".into(),
+            };
+            let _ = writeln!(
+                m,
+                "| {label} | {sys_label} | {max} | **{}** | {:.2} | **{:.0} MiB** | {:.2} s / {:.2} s | {:.0}% | {}/{} at {}/s |",
+                fmt_k(me.per_core),
+                me.cpu_per_mspans,
+                me.rss_mib,
+                me.latency_p50_s,
+                me.latency_p99_s,
+                me.cpu_wait * 100.0,
+                me.passed,
+                me.runs,
+                fmt_k(me.rate),
+            );
+        }
+    }
+    let _ = writeln!(m);
+    for r in results {
+        let (w, c) = (&r.measured[0], &r.measured[1]);
+        let _ = writeln!(
+            m,
+            "- **{}**: Weft ÷ Collector — throughput per core {}, peak RSS {}{}.",
+            r.sc.title(),
+            ratio(w.per_core, c.per_core),
+            ratio(w.rss_mib, c.rss_mib),
+            w.weft_delay_mean_s
+                .map(|d| format!("; Weft's own decision-delay histogram: mean {d:.2} s"))
+                .unwrap_or_default()
+        );
+        for (k, sys) in [System::Weft, System::Collector].into_iter().enumerate() {
+            let path: Vec<String> = r.search[k]
+                .trials
+                .iter()
+                .map(|(rate, pass, wait)| {
+                    format!(
+                        "{}{} (CPU wait {:.0}%)",
+                        fmt_k(*rate),
+                        if *pass { "✓" } else { "✗" },
+                        wait * 100.0
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                m,
+                "  - {} search (spans/s): {}",
+                sys.name(),
+                path.join(" → ")
+            );
+            if !r.measured[k].failures.is_empty() {
+                let _ = writeln!(
+                    m,
+                    "  - {} runs that failed: {}",
+                    sys.name(),
+                    r.measured[k].failures.join(" | ")
+                );
+            }
+        }
+    }
+    let svg_name = a
+        .svg
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let _ = writeln!(
+        m,
+        "\n![spans/s per core and peak RSS, Weft vs the Collector]({svg_name})\n"
+    );
+    let _ = writeln!(
+        m,
+        "Per-trial configs, logs, metrics snapshots and loadgen/sink JSON are in `{}/`.",
+        a.workdir.display()
+    );
+    let _ = writeln!(m, "{END}");
+    m
+}
+
+/// One chart of the SVG: title, the value plotted, and its unit ("K" = thousands).
+type Panel = (&'static str, fn(&Measured) -> f64, &'static str);
+
+/// A hand-written SVG: two grouped bar charts (spans/s per core; peak RSS), one group per
+/// scenario, Weft and the Collector side by side.
+fn svg(results: &[ScenarioResult]) -> String {
+    let (w, h) = (760.0, 300.0);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+    let panels: [Panel; 2] = [
+        (
+            "spans/s per core (higher is better)",
+            |m: &Measured| m.per_core,
+            "K",
+        ),
+        (
+            "peak RSS, MiB (lower is better)",
+            |m: &Measured| m.rss_mib,
+            "",
+        ),
+    ];
+    let colors = ["#2b7bba", "#e07b39"];
+    for (p, (title, value, unit)) in panels.iter().enumerate() {
+        let x0 = 20.0 + p as f64 * 380.0;
+        let (top, bottom) = (40.0, 250.0);
+        let max = results
+            .iter()
+            .flat_map(|r| r.measured.iter().map(value))
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, f64::max)
+            .max(1.0);
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="22" font-weight="bold">{title}</text>"#,
+            x0 + 10.0
+        );
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x0}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="#444"/>"##,
+            x0 + 340.0
+        );
+        let group_w = 340.0 / results.len().max(1) as f64;
+        for (g, r) in results.iter().enumerate() {
+            let gx = x0 + g as f64 * group_w;
+            for (k, m) in r.measured.iter().enumerate() {
+                let v = value(m);
+                let v = if v.is_finite() { v } else { 0.0 };
+                let bh = (bottom - top) * v / max;
+                let bx = gx + 12.0 + k as f64 * (group_w - 24.0) / 2.0;
+                let bw = (group_w - 24.0) / 2.0 - 4.0;
+                let label = if *unit == "K" {
+                    format!("{:.0}K", v / 1000.0)
+                } else {
+                    format!("{v:.0}")
+                };
+                let _ = writeln!(
+                    s,
+                    r#"<rect x="{bx:.1}" y="{:.1}" width="{bw:.1}" height="{bh:.1}" fill="{}"/><text x="{:.1}" y="{:.1}" text-anchor="middle">{label}</text>"#,
+                    bottom - bh,
+                    colors[k],
+                    bx + bw / 2.0,
+                    bottom - bh - 4.0
+                );
+            }
+            let _ = writeln!(
+                s,
+                r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+                gx + group_w / 2.0,
+                bottom + 16.0,
+                match r.sc {
+                    Scenario::A => "a: sampling",
+                    Scenario::B => "b: + logs",
+                    Scenario::C => "c: pass-through",
+                }
+            );
+        }
+    }
+    for (k, name) in ["Weft", "OpenTelemetry Collector"].iter().enumerate() {
+        let x = 40.0 + k as f64 * 120.0;
+        let _ = writeln!(
+            s,
+            r#"<rect x="{x}" y="280" width="12" height="12" fill="{}"/><text x="{}" y="290">{name}</text>"#,
+            colors[k],
+            x + 16.0
+        );
+    }
+    let _ = writeln!(s, "</svg>");
+    s
+}
+
+fn write_report(a: &Args, section: &str, chart: &str) -> anyhow::Result<()> {
+    let doc = std::fs::read_to_string(&a.markdown)
+        .with_context(|| format!("reading {}", a.markdown.display()))?;
+    let new = match (doc.find(BEGIN), doc.find(END)) {
+        (Some(b), Some(e)) if e > b => format!(
+            "{}{}{}",
+            &doc[..b],
+            section.trim_end(),
+            &doc[e + END.len()..]
+        ),
+        _ => format!(
+            "{}\n{}",
+            doc.trim_end_matches('\n').to_string() + "\n",
+            section
+        ),
+    };
+    std::fs::write(&a.markdown, new)?;
+    std::fs::write(&a.svg, chart)?;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let began = Instant::now();
+    let load_start = loadavg();
+    let here = std::env::current_exe()?;
+    let dir = here
+        .parent()
+        .context("no directory for the current binary")?;
+    let loadgen = a
+        .loadgen_bin
+        .clone()
+        .unwrap_or_else(|| dir.join("weft-loadgen"));
+    let sink_bin = a.sink_bin.clone().unwrap_or_else(|| dir.join("weft-sink"));
+    for (what, p) in [
+        ("Weft", &a.weft_bin),
+        ("the Collector peer", &a.peer_bin),
+        ("weft-loadgen", &loadgen),
+        ("weft-sink", &sink_bin),
+    ] {
+        anyhow::ensure!(p.exists(), "{what} not found at {}", p.display());
+    }
+    let scenarios: Vec<Scenario> = a
+        .scenarios
+        .split(',')
+        .map(|s| match s.trim() {
+            "a" => Ok(Scenario::A),
+            "b" => Ok(Scenario::B),
+            "c" => Ok(Scenario::C),
+            other => Err(anyhow::anyhow!(
+                "unknown scenario {other:?}: use a, b and/or c"
+            )),
+        })
+        .collect::<anyhow::Result<_>>()?;
+    std::fs::create_dir_all(&a.workdir)?;
+    // The trial files of an earlier run (NNN-system-scenario.*) would mix with this one's.
+    for entry in std::fs::read_dir(&a.workdir)?.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let ours = name.len() > 4
+            && name[..3].bytes().all(|b| b.is_ascii_digit())
+            && name.as_bytes()[3] == b'-';
+        if ours || name == "sink.log" {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+
+    let payload = Command::new(&loadgen)
+        .args([
+            "--describe",
+            "--logs",
+            "--traces-per-request",
+            &a.traces_per_request.to_string(),
+            "--error-share",
+            &a.error_share.to_string(),
+            "--slow-share",
+            &a.slow_share.to_string(),
+        ])
+        .output()
+        .context("describing the payload")?;
+    let payload: Value = serde_json::from_slice(&payload.stdout).unwrap_or(Value::Null);
+    let payload_text = format!(
+        "{} traces per request, {:.1} spans per trace over 3–5 services, {:.0} bytes per span \
+         encoded, {:.1} logs per span ({:.0} bytes each) in scenario b, {:.1}% of traces kept \
+         by the policies",
+        a.traces_per_request,
+        num(&payload, "spans_per_trace"),
+        num(&payload, "bytes_per_span"),
+        num(&payload, "logs_per_span"),
+        num(&payload, "bytes_per_log"),
+        num(&payload, "kept_trace_share") * 100.0
+    );
+
+    let sink_grpc = free_port()?;
+    let sink_control = free_port()?;
+    let mut sink = pinned(&a.aux_cpus, &sink_bin)
+        .arg("--grpc")
+        .arg(format!("127.0.0.1:{sink_grpc}"))
+        .arg("--control")
+        .arg(format!("127.0.0.1:{sink_control}"))
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(a.workdir.join("sink.log"))?)
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting weft-sink")?;
+    wait_port(sink_control, Duration::from_secs(10), &mut sink)?;
+
+    println!(
+        "bench-compare: scenarios {}, {} runs of {}s each per collector; payload: {payload_text}",
+        a.scenarios, a.repeats, a.duration
+    );
+    let mut bench = Bench {
+        loadgen,
+        sink_control,
+        sink_grpc,
+        tck: clk_tck(),
+        trial_no: 0,
+        a,
+    };
+    let mut results = Vec::new();
+    for sc in scenarios {
+        println!("scenario {}", sc.title());
+        let [sw, scol] = bench.search_both(sc);
+        let common = match (sw.max_rate, scol.max_rate) {
+            (Some(x), Some(y)) => x.min(y),
+            (Some(x), None) | (None, Some(x)) => x,
+            (None, None) => 1000.0,
+        };
+        println!(
+            "  max sustained: Weft {}, Collector {}; measuring both at {common:.0} spans/s",
+            sw.max_rate.map_or("none".into(), |r| format!("{r:.0}")),
+            scol.max_rate.map_or("none".into(), |r| format!("{r:.0}")),
+        );
+        let measured = bench.measure_at(sc, common);
+        results.push(ScenarioResult {
+            sc,
+            search: [sw, scol],
+            measured,
+        });
+    }
+    stop(&mut sink);
+
+    let minutes = began.elapsed().as_secs_f64() / 60.0;
+    let a = &bench.a;
+    let load_end = loadavg();
+    let section = markdown(
+        a,
+        &results,
+        &payload_text,
+        minutes,
+        (&load_start, &load_end),
+    );
+    println!("\n{section}");
+    if !a.no_write {
+        write_report(a, &section, &svg(&results))?;
+        println!("wrote {} and {}", a.markdown.display(), a.svg.display());
+    }
+    let (tr, rr) = results
+        .iter()
+        .find(|r| r.sc == Scenario::A)
+        .map(|r| {
+            (
+                r.measured[0].per_core / r.measured[1].per_core,
+                r.measured[0].rss_mib / r.measured[1].rss_mib,
+            )
+        })
+        .unwrap_or((f64::NAN, f64::NAN));
+    println!("RESULT throughput_ratio={tr:.2} rss_ratio={rr:.2}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> Args {
+        Args::parse_from(["weft-bench-compare", "--peer-bin", "/nonexistent"])
+    }
+
+    #[test]
+    fn the_collector_gets_an_unsampled_logs_pipeline_in_scenario_b() {
+        let a = args();
+        let weft: serde_yaml::Value =
+            serde_yaml::from_str(&config(System::Weft, Scenario::B, &a, 1, 2, 3)).unwrap();
+        let otel: serde_yaml::Value =
+            serde_yaml::from_str(&config(System::Collector, Scenario::B, &a, 1, 2, 3)).unwrap();
+        let procs = |v: &serde_yaml::Value, p: &str| {
+            v["service"]["pipelines"][p]["processors"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            procs(&weft, "logs"),
+            ["memory_limiter", "tail_sampling", "batch"]
+        );
+        assert_eq!(procs(&otel, "logs"), ["memory_limiter", "batch"]);
+        assert_eq!(procs(&otel, "traces"), procs(&weft, "traces"));
+        assert_eq!(
+            weft["processors"]["tail_sampling"]["policies"],
+            otel["processors"]["tail_sampling"]["policies"]
+        );
+        let pass: serde_yaml::Value =
+            serde_yaml::from_str(&config(System::Weft, Scenario::C, &a, 1, 2, 3)).unwrap();
+        assert!(pass["processors"]["tail_sampling"].is_null());
+    }
+
+    fn outcome(pass: bool, achieved: f64) -> Trial {
+        Trial {
+            pass,
+            achieved,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_search_probes_doubles_then_bisects() {
+        let mut s = Search::new(0.0, 2);
+        assert_eq!(s.next(), Some((0.0, "probe")));
+        s.record(outcome(false, 40_000.0));
+        // Sustainable up to 50 K: 20 K ✓, 40 K ✓, 80 K ✗, 60 K ✗, 50 K ✓.
+        let mut rates = Vec::new();
+        while let Some((rate, _)) = s.next() {
+            rates.push(rate);
+            s.record(outcome(rate <= 50_000.0, rate));
+        }
+        assert_eq!(rates, [20_000.0, 40_000.0, 80_000.0, 60_000.0, 50_000.0]);
+        assert_eq!(s.result().max_rate, Some(50_000.0));
+
+        // A first failure halves until a pass.
+        let mut s = Search::new(16_000.0, 0);
+        let mut rates = Vec::new();
+        while let Some((rate, _)) = s.next() {
+            rates.push(rate);
+            s.record(outcome(rate <= 5_000.0, rate));
+        }
+        assert_eq!(rates, [16_000.0, 8_000.0, 4_000.0]);
+        assert_eq!(s.result().max_rate, Some(4_000.0));
+    }
+
+    #[test]
+    fn medians_and_prometheus_sums() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, f64::NAN, 2.0, 3.0]), 2.5);
+        assert!(median(vec![]).is_nan());
+        let text = "# HELP x\nx_sum{processor=\"a\"} 1.5\nx_sum{processor=\"b\"} 2\nx_count 3\n";
+        assert_eq!(prom_sum(text, "x_sum"), Some(3.5));
+        assert_eq!(prom_sum(text, "x_count"), Some(3.0));
+        assert_eq!(prom_sum(text, "y"), None);
+        assert_eq!(round_rate(12_400.0), 12_000.0);
+    }
+}

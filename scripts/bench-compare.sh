@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# `make bench-compare`: Weft against the Go OpenTelemetry Collector, side by side (issue 6).
+#
+# 1. Builds the peer — the upstream Collector at one release, with exactly the components the
+#    comparison uses (benches/peer: main.go + go.mod/go.sum pinned) — into
+#    ${WEFT_CACHE:-~/.cache/weft}/bin/otelcol-peer-<version>, once; later runs reuse it.
+# 2. Builds Weft (release) and the harness (weft-loadgen, weft-sink, weft-bench-compare).
+# 3. Runs weft-bench-compare, which writes the results section of docs/BENCHMARKS.md and
+#    docs/bench-compare.svg, and whose last line is `RESULT throughput_ratio=… rss_ratio=…`.
+#
+# Arguments go to weft-bench-compare, e.g. a quick run:
+#   bash scripts/bench-compare.sh --duration 10 --search-duration 5 --repeats 1
+#   make bench-compare BENCH_ARGS="--scenarios a --repeats 1"
+# The full default run takes about 20-25 minutes on 2 cores. It is never part of `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PEER_VERSION=0.161.0
+CACHE="${WEFT_CACHE:-$HOME/.cache/weft}"
+PEER_BIN="$CACHE/bin/otelcol-peer-$PEER_VERSION"
+CARGO="${CARGO:-cargo}"
+
+if [[ ! -x "$PEER_BIN" ]]; then
+    command -v go >/dev/null || {
+        echo "bench-compare: Go is needed once to build the Collector peer (benches/peer); install Go >= 1.26" >&2
+        exit 1
+    }
+    mkdir -p "$CACHE/bin"
+    echo "bench-compare: building the OpenTelemetry Collector v$PEER_VERSION peer (first run only, a few minutes)..."
+    start=$(date +%s.%N)
+    (cd benches/peer && go build -trimpath -o "$PEER_BIN.tmp" .)
+    mv "$PEER_BIN.tmp" "$PEER_BIN"
+    end=$(date +%s.%N)
+    awk -v s="$start" -v e="$end" 'BEGIN { printf "%.0f\n", e - s }' >"$PEER_BIN.build-seconds"
+    echo "bench-compare: peer built in $(cat "$PEER_BIN.build-seconds") s -> $PEER_BIN"
+else
+    echo "bench-compare: reusing the cached peer $PEER_BIN"
+fi
+PEER_SECS=()
+if [[ -f "$PEER_BIN.build-seconds" ]]; then
+    PEER_SECS=(--peer-build-seconds "$(cat "$PEER_BIN.build-seconds")")
+fi
+
+echo "bench-compare: building Weft and the harness (release)..."
+start=$(date +%s.%N)
+"$CARGO" build --release -p weft --bin weft -p weft-benches --bins
+end=$(date +%s.%N)
+WEFT_SECS=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.0f", e - s }')
+
+# shellcheck disable=SC2086  # BENCH_ARGS is a list of flags on purpose
+exec target/release/weft-bench-compare \
+    --weft-bin target/release/weft \
+    --peer-bin "$PEER_BIN" \
+    --peer-version "$PEER_VERSION" \
+    --weft-build-seconds "$WEFT_SECS" \
+    "${PEER_SECS[@]}" \
+    ${BENCH_ARGS:-} "$@"
