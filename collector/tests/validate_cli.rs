@@ -235,3 +235,10 @@ fn a_sending_queue_storage_must_name_a_running_extension() {
     assert_reported(&lines, "error: exporters::otlp::sending_queue::storage:");
     assert_reported(&lines, "file_storage/missing");
 }
+
+#[test]
+fn receiver_limits_are_checked() {
+    let lines = errors_of("bad_limits.yaml");
+    assert_reported(&lines, "error: receivers::otlp::limits::max_attributes: must be at least 1");
+    assert_reported(&lines, "error: receivers::otlp::limits::max_any_value_depth: must be from 1 to 28");
+}

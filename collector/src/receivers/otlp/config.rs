@@ -68,6 +68,59 @@ pub const DEFAULT_IDLE_TIMEOUT: CfgDuration = CfgDuration::from_secs(60);
 #[serde(deny_unknown_fields, default)]
 pub struct OtlpReceiverConfig {
     pub protocols: Protocols,
+    /// What one request may carry; over a limit, the request is refused as invalid.
+    pub limits: LimitsConfig,
+}
+
+/// `receivers::otlp::limits` (a Weft key): bounds on what decoded data may hold, checked in
+/// both transports before anything reaches the pipeline.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Attributes on one span, event, link, log record, resource or scope.
+    pub max_attributes: usize,
+    /// Bytes of one attribute key or string/bytes value.
+    pub max_attribute_value_bytes: ByteSize,
+    /// Nesting of arrays and kvlists in attribute values and log bodies.
+    pub max_any_value_depth: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_attributes: weft_proto::limits::Limits::DEFAULT_MAX_ATTRIBUTES,
+            max_attribute_value_bytes: ByteSize(
+                weft_proto::limits::Limits::DEFAULT_MAX_VALUE_BYTES as u64,
+            ),
+            max_any_value_depth: weft_proto::limits::Limits::DEFAULT_MAX_DEPTH,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn limits(&self) -> weft_proto::limits::Limits {
+        weft_proto::limits::Limits {
+            max_attributes: self.max_attributes,
+            max_value_bytes: self.max_attribute_value_bytes.0 as usize,
+            max_depth: self.max_any_value_depth,
+        }
+    }
+
+    fn validate(&self, path: &ConfigPath, diags: &mut Diagnostics) {
+        if self.max_attributes == 0 {
+            diags.error(&path.key("max_attributes"), "must be at least 1");
+        }
+        if self.max_attribute_value_bytes.0 == 0 {
+            diags.error(&path.key("max_attribute_value_bytes"), "must be at least 1");
+        }
+        let decodable = weft_proto::limits::DECODABLE_ANY_VALUE_DEPTH;
+        if !(1..=decodable).contains(&self.max_any_value_depth) {
+            diags.error(
+                &path.key("max_any_value_depth"),
+                format!("must be from 1 to {decodable}: deeper values are refused by the decoders themselves"),
+            );
+        }
+    }
 }
 
 /// `receivers::otlp::protocols`: each protocol is on when its key is present.
@@ -476,6 +529,7 @@ fn not_supported(diags: &mut Diagnostics, path: &ConfigPath, key: &str) {
 
 impl ComponentConfig for OtlpReceiverConfig {
     fn validate(&self, path: &ConfigPath, diags: &mut Diagnostics) {
+        self.limits.validate(&path.key("limits"), diags);
         let protocols = path.key("protocols");
         if self.protocols.grpc.is_none() && self.protocols.http.is_none() {
             diags.error(

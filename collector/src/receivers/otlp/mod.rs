@@ -170,12 +170,16 @@ fn signal_receiver<T: OtlpSignal>(
     telemetry: &Telemetry,
     id: &str,
     transport: &str,
+    limits: weft_proto::limits::Limits,
 ) -> Option<Arc<SignalReceiver<T>>> {
     next.as_ref().map(|next| {
-        Arc::new(SignalReceiver::new(
-            next.clone(),
-            ReceiverMetrics::new(telemetry, id, transport, T::ITEM),
-        ))
+        Arc::new(
+            SignalReceiver::new(
+                next.clone(),
+                ReceiverMetrics::new(telemetry, id, transport, T::ITEM),
+            )
+            .with_limits(limits),
+        )
     })
 }
 
@@ -215,8 +219,20 @@ impl OtlpReceiver {
                             .and_then(|k| k.max_connection_age_grace()),
                     },
                     routes: grpc::routes(
-                        signal_receiver::<Traces>(&next.traces, &ctx.telemetry, &id, "grpc"),
-                        signal_receiver::<Logs>(&next.logs, &ctx.telemetry, &id, "grpc"),
+                        signal_receiver::<Traces>(
+                            &next.traces,
+                            &ctx.telemetry,
+                            &id,
+                            "grpc",
+                            cfg.limits.limits(),
+                        ),
+                        signal_receiver::<Logs>(
+                            &next.logs,
+                            &ctx.telemetry,
+                            &id,
+                            "grpc",
+                            cfg.limits.limits(),
+                        ),
                         g.max_recv_msg_size(),
                         auth,
                     ),
@@ -235,8 +251,20 @@ impl OtlpReceiver {
             Some(h) => Some(HttpPlan {
                 endpoint: h.endpoint.to_socket_string(),
                 router: http::router(Arc::new(http::HttpRoutes {
-                    traces: signal_receiver::<Traces>(&next.traces, &ctx.telemetry, &id, "http"),
-                    logs: signal_receiver::<Logs>(&next.logs, &ctx.telemetry, &id, "http"),
+                    traces: signal_receiver::<Traces>(
+                        &next.traces,
+                        &ctx.telemetry,
+                        &id,
+                        "http",
+                        cfg.limits.limits(),
+                    ),
+                    logs: signal_receiver::<Logs>(
+                        &next.logs,
+                        &ctx.telemetry,
+                        &id,
+                        "http",
+                        cfg.limits.limits(),
+                    ),
                     traces_path: h.traces_path(),
                     logs_path: h.logs_path(),
                     limit: h.body_limit(),

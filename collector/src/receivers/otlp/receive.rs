@@ -207,7 +207,6 @@ impl<T: OtlpSignal> SignalReceiver<T> {
     }
 
     /// Enforces `limits` instead of the defaults (from the receiver's configuration).
-    #[allow(dead_code)] // Until the configuration has the keys.
     pub(crate) fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self

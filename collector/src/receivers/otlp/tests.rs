@@ -49,6 +49,7 @@ fn grpc_config(max_mib: u64) -> OtlpReceiverConfig {
             }),
             http: None,
         },
+        limits: Default::default(),
     }
 }
 
@@ -328,6 +329,7 @@ async fn http_server_runs_next_to_grpc() {
                 ..HttpConfig::default()
             }),
         },
+        limits: Default::default(),
     };
     let r = start(&cfg, Behaviour::Accept, true).await;
     let addr = r.receiver.http_address().unwrap();
@@ -356,6 +358,7 @@ async fn a_port_in_use_fails_the_start_naming_the_endpoint() {
                 ..HttpConfig::default()
             }),
         },
+        limits: Default::default(),
     };
     let telemetry = Telemetry::new();
     let consumers = ReceiverConsumers {
@@ -472,6 +475,7 @@ fn both(grpc: GrpcConfig, http: HttpConfig) -> OtlpReceiverConfig {
                 ..http
             }),
         },
+        limits: Default::default(),
     }
 }
 
@@ -812,6 +816,7 @@ fn http_only(http: HttpConfig) -> OtlpReceiverConfig {
                 ..http
             }),
         },
+        limits: Default::default(),
     }
 }
 
@@ -905,6 +910,7 @@ async fn a_grpc_connection_without_a_handshake_is_closed() {
             }),
             http: None,
         },
+        limits: Default::default(),
     };
     let r = start_with(&cfg, SharedInstances::default()).await;
     let addr = r.receiver.grpc_address().unwrap();
@@ -930,6 +936,7 @@ async fn grpc_connections_over_the_cap_are_refused() {
             }),
             http: None,
         },
+        limits: Default::default(),
     };
     let r = start_with(&cfg, SharedInstances::default()).await;
     let mut first = r.traces_client().await;
