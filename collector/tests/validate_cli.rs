@@ -239,6 +239,12 @@ fn a_sending_queue_storage_must_name_a_running_extension() {
 #[test]
 fn receiver_limits_are_checked() {
     let lines = errors_of("bad_limits.yaml");
-    assert_reported(&lines, "error: receivers::otlp::limits::max_attributes: must be at least 1");
-    assert_reported(&lines, "error: receivers::otlp::limits::max_any_value_depth: must be from 1 to 28");
+    assert_reported(
+        &lines,
+        "error: receivers::otlp::limits::max_attributes: must be at least 1",
+    );
+    assert_reported(
+        &lines,
+        "error: receivers::otlp::limits::max_any_value_depth: must be from 1 to 28",
+    );
 }

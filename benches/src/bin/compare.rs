@@ -1044,6 +1044,7 @@ fn markdown(
     a: &Args,
     results: &[ScenarioResult],
     loadgen_payload: &str,
+    decode_ceiling: f64,
     minutes: f64,
     load: (&str, &str),
 ) -> String {
@@ -1193,6 +1194,18 @@ fn markdown(
                     r.measured[k].failures.join(" | ")
                 );
             }
+        }
+    }
+    if let Some(r) = results.iter().find(|r| r.sc == Scenario::A) {
+        if decode_ceiling > 0.0 {
+            let _ = writeln!(
+                m,
+                "- **Decode ceiling**: prost decodes this payload at {}/s per core (the same \
+                 CPU, measured by `weft-loadgen --describe`); Weft's scenario-a throughput per \
+                 core is {:.0}% of it.",
+                fmt_k(decode_ceiling),
+                100.0 * r.measured[0].per_core / decode_ceiling
+            );
         }
     }
     let svg_name = a
@@ -1373,7 +1386,8 @@ fn main() -> anyhow::Result<()> {
         }
     }
 
-    let payload = Command::new(&loadgen)
+    // Pinned like the process under test, so the ceiling is one core's.
+    let payload = pinned(&a.sut_cpus, &loadgen)
         .args([
             "--describe",
             "--logs",
@@ -1398,6 +1412,7 @@ fn main() -> anyhow::Result<()> {
         num(&payload, "bytes_per_log"),
         num(&payload, "kept_trace_share") * 100.0
     );
+    let decode_ceiling = num(&payload, "decode_spans_per_s");
 
     let sink_grpc = free_port()?;
     let sink_control = free_port()?;
@@ -1455,6 +1470,7 @@ fn main() -> anyhow::Result<()> {
         a,
         &results,
         &payload_text,
+        decode_ceiling,
         minutes,
         (&load_start, &load_end),
     );
