@@ -39,7 +39,7 @@ fmt:
 bench:
 	$(CARGO) bench -p weft-benches
 
-## bench-compare: Weft vs the Go OpenTelemetry Collector (~20-25 min; builds and caches the peer; not part of test)
+## bench-compare: Weft vs the Go OpenTelemetry Collector (~25 min; builds and caches the peer; not part of test)
 ##   quick run: make bench-compare BENCH_ARGS="--duration 10 --search-duration 5 --repeats 1"
 .PHONY: bench-compare
 bench-compare:

@@ -11,7 +11,7 @@
 # Arguments go to weft-bench-compare, e.g. a quick run:
 #   bash scripts/bench-compare.sh --duration 10 --search-duration 5 --repeats 1
 #   make bench-compare BENCH_ARGS="--scenarios a --repeats 1"
-# The full default run takes about 20-25 minutes on 2 cores. It is never part of `make test`.
+# The full default run takes about 25 minutes on 2 cores. It is never part of `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -55,8 +55,10 @@ struct Args {
     /// Seconds each measurement run sends for.
     #[arg(long, default_value_t = 30.0)]
     duration: f64,
-    /// Seconds each search trial sends for.
-    #[arg(long, default_value_t = 10.0)]
+    /// Seconds each search trial sends for. With tail sampling the first decision_wait of a
+    /// trial makes no decisions, so a trial must be several times longer to show the cost of
+    /// deciding (10 s trials over-estimated the rate the 30 s runs could hold).
+    #[arg(long, default_value_t = 20.0)]
     search_duration: f64,
     /// Measurement runs per collector and scenario (medians are reported).
     #[arg(long, default_value_t = 3)]
