@@ -67,6 +67,8 @@ pub struct Output {
     pub logs: Vec<LogEntry>,
     /// Each trace decided by this operation, with its verdict (for tests and logs).
     pub decided: Vec<(TraceKey, bool)>,
+    /// The summary of each kept trace in `decided` (the durable window records it).
+    pub summaries: Vec<(TraceKey, Arc<Summary>)>,
 }
 
 impl Output {
@@ -78,6 +80,7 @@ impl Output {
         self.spans.extend(other.spans);
         self.logs.extend(other.logs);
         self.decided.extend(other.decided);
+        self.summaries.extend(other.summaries);
     }
 }
 
@@ -722,6 +725,11 @@ impl Window {
     ) -> Output {
         let mut out = Output {
             decided: vec![(key, verdict.sampled)],
+            summaries: verdict
+                .sampled
+                .then(|| (key, summary.clone()))
+                .into_iter()
+                .collect(),
             ..Default::default()
         };
         let TraceData {
@@ -750,6 +758,30 @@ impl Window {
                 .inc_by((held_logs - out.logs.len()) as u64);
         }
         out
+    }
+}
+
+/// What the durable window (see [`super::wal`]) needs from the window.
+impl Window {
+    /// The earliest `first_seen` of the traces held now (`None` when empty). Scans every
+    /// shard: called when the write-ahead log looks for segments to delete, not per item.
+    pub fn oldest_first_seen(&self) -> Option<Instant> {
+        self.shards
+            .iter()
+            .filter_map(|s| s.lock().live.values().map(|e| e.first_seen).min())
+            .min()
+    }
+
+    /// Remembers a decision made before a restart, so late items follow it: kept with its
+    /// summary (`Some`), or dropped (`None`).
+    pub fn remember(&self, trace_id: TraceKey, kept: Option<Arc<Summary>>, now: Instant) {
+        let mut shard = self.shards[shard_of(&trace_id)].lock();
+        match kept {
+            Some(summary) => shard
+                .kept
+                .insert(trace_id, Cached::Kept { summary, at: now }),
+            None => shard.dropped.insert(trace_id, Cached::Dropped { at: now }),
+        }
     }
 }
 
