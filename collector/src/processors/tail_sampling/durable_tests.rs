@@ -636,6 +636,17 @@ service:
         "a persistent queue is fine: {warnings:?}"
     );
 
+    // The service builds it with the extension's folder.
+    let dir = tempfile::tempdir().unwrap();
+    let built = text.replace(
+        "/tmp/weft-durable-window-test",
+        dir.path().to_str().unwrap(),
+    );
+    let loaded = crate::service::load_config(&built, &|_: &str| None::<String>, &registry);
+    let service = crate::service::Service::build(&loaded, &registry).expect("builds");
+    drop(service);
+    assert!(dir.path().join("tail_sampling-window").is_dir());
+
     // The reference is checked like an exporter's.
     let undefined = text.replace(
         "storage: file_storage\n    policies",
