@@ -442,7 +442,7 @@ impl TailSampling {
     }
 
     /// Replays what the durable window's log holds from before a restart (once; a no-op for
-    /// a window that is not durable), then decides what is due.
+    /// a window that is not durable); the next tick decides what is due.
     pub async fn replay(&self) {
         let Some(d) = &self.durable else { return };
         let Some(recovery) = d.recovery.lock().take() else {
@@ -501,7 +501,8 @@ impl TailSampling {
             pending_traces = self.window.trace_count(),
             "resuming the durable window: replayed its log"
         );
-        self.tick().await;
+        // Traces already due are decided by the first tick, which runs in the background:
+        // a slow next stage does not hold up the start.
     }
 
     /// Replays the durable log (once), then starts the decision tick.
