@@ -17,12 +17,18 @@ build:
 	$(CARGO) build -p weft --bin weft
 
 ## test: every test, integration tests included (real SDK clients in a cached venv, real
-## Jaeger and OpenSearch started here and stopped afterwards)
+## Jaeger and OpenSearch started here and stopped afterwards), then CI's bounded fuzz run:
+## each cargo-fuzz target for TEST_FUZZ_SECONDS/3 s (scripts/fuzz.sh; a crash fails the
+## run; the fuzz build is cached in ~/.cache/weft/fuzz-target). TEST_FUZZ_SECONDS=0 skips it.
+TEST_FUZZ_SECONDS ?= 180
 test: build python-env
 	@started=0; bash scripts/services.sh status >/dev/null 2>&1 || started=1; \
 	bash scripts/services.sh up || exit 1; \
 	$(CARGO) test --workspace --no-fail-fast; status=$$?; \
 	if [ $$started = 1 ]; then bash scripts/services.sh down; fi; \
+	if [ "$(TEST_FUZZ_SECONDS)" != 0 ]; then \
+		bash scripts/fuzz.sh $(TEST_FUZZ_SECONDS) || { echo "make test: the fuzz run failed (see above)"; status=1; }; \
+	fi; \
 	exit $$status
 
 python-env:
