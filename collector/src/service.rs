@@ -68,6 +68,7 @@ pub fn load_config(text: &str, env: &dyn EnvLookup, registry: &Registry) -> Load
         }
     }
     check_extension_references(&doc, &mut diagnostics);
+    check_durable_windows(&doc, &mut diagnostics);
     let configs = decoded
         .into_iter()
         .map(|(kind, id, cfg)| ((kind, id), cfg))
@@ -80,10 +81,11 @@ pub fn load_config(text: &str, env: &dyn EnvLookup, registry: &Registry) -> Load
 }
 
 /// Keys that name an extension from inside a component's section, as the Collector's
-/// `auth: { authenticator: <id> }` and `sending_queue: { storage: <id> }`.
+/// `auth: { authenticator: <id> }` and `sending_queue: { storage: <id> }`, and Weft's
+/// `tail_sampling: { storage: <id> }`.
 const EXTENSION_REFERENCE_KEYS: &[&str] = &["authenticator", "storage"];
 
-/// Every [`EXTENSION_REFERENCE_KEYS`] value in a receiver or exporter section must name an
+/// Every [`EXTENSION_REFERENCE_KEYS`] value in a receiver, processor or exporter section must name an
 /// extension that is defined and listed in `service::extensions` (only listed extensions
 /// run). Reported at the referencing key; a value that is not an id is left to the
 /// component's own validation.
@@ -130,9 +132,63 @@ fn check_extension_references(doc: &Document, diags: &mut Diagnostics) {
             );
         }
     }
-    for kind in [Kind::Receiver, Kind::Exporter] {
+    for kind in [Kind::Receiver, Kind::Processor, Kind::Exporter] {
         for section in doc.sections(kind) {
             walk(&section.value, &section.path, doc, diags);
+        }
+    }
+}
+
+/// Exporters with a `sending_queue` (in memory unless it has a `storage`).
+const QUEUED_EXPORTERS: &[&str] = &["otlp", "otlphttp", "elasticsearch"];
+
+/// A durable `tail_sampling` window (`storage` set) acknowledges data only once its log has
+/// it. Stages in the same pipeline that hold data in memory quietly weaken that: warned
+/// about, not refused (the configuration still works, with a narrower promise).
+fn check_durable_windows(doc: &Document, diags: &mut Diagnostics) {
+    let is_set = |v: Option<&serde_yaml::Value>| v.is_some_and(|v| !v.is_null());
+    let pipelines_path = weft_config::ConfigPath::root()
+        .key("service")
+        .key("pipelines");
+    for (pid, pipeline) in &doc.pipelines {
+        let durable = pipeline.processors.iter().position(|id| {
+            id.type_name == "tail_sampling"
+                && doc
+                    .find(Kind::Processor, id)
+                    .is_some_and(|s| is_set(s.value.get("storage")))
+        });
+        let Some(at) = durable else { continue };
+        let window = &pipeline.processors[at];
+        let path = pipelines_path.key(pid.to_string());
+        for (i, id) in pipeline.processors.iter().enumerate() {
+            if id.type_name != "batch" {
+                continue;
+            }
+            let message = if i < at {
+                format!("processor \"{id}\" comes before the durable \"{window}\": it acknowledges data before the window's log has it, so a crash loses what it holds; put it after \"{window}\" or remove it")
+            } else {
+                format!("processor \"{id}\" after the durable \"{window}\" holds kept data in memory once the window counts it as delivered, so a crash loses what it holds; remove it for end-to-end durability")
+            };
+            diags.warning(&path.key("processors").index(i), message);
+        }
+        for (i, id) in pipeline.exporters.iter().enumerate() {
+            if !QUEUED_EXPORTERS.contains(&id.type_name.as_str()) {
+                continue;
+            }
+            let Some(section) = doc.find(Kind::Exporter, id) else {
+                continue;
+            };
+            let queue = section.value.get("sending_queue");
+            let enabled = queue
+                .and_then(|q| q.get("enabled"))
+                .and_then(serde_yaml::Value::as_bool)
+                .unwrap_or(true);
+            if enabled && !is_set(queue.and_then(|q| q.get("storage"))) {
+                diags.warning(
+                    &path.key("exporters").index(i),
+                    format!("exporter \"{id}\" queues in memory: kept data the durable \"{window}\" released is lost on a crash once queued there; give it sending_queue::storage (or sending_queue::enabled: false)"),
+                );
+            }
         }
     }
 }

@@ -1,9 +1,12 @@
 //! `file_storage`: a directory where exporters keep their persistent sending queues
-//! (`sending_queue: { storage: file_storage }`), as the Collector's filestorage extension.
+//! (`sending_queue: { storage: file_storage }`), as the Collector's filestorage extension, and
+//! where a durable `tail_sampling` window (`tail_sampling: { storage: file_storage }`) keeps
+//! its write-ahead log.
 //!
 //! Each exporter and signal gets its own folder `<directory>/<exporter id>-<signal>` of
 //! append-only segment files (see [`crate::exporters::helper::FileQueue`] for the format and
-//! the crash-safety contract).
+//! the crash-safety contract); each durable window gets `<directory>/<processor id>-window`
+//! (see [`crate::processors::tail_sampling::wal`]).
 //!
 //! fsync policy: with `fsync: false` (the default, as in the Collector) a batch is
 //! acknowledged to the client once it is written to the segment file — it survives Weft being
@@ -112,6 +115,23 @@ impl FileStorage {
             );
         }
         Ok(Arc::new(queue))
+    }
+
+    /// The folder of one processor's write-ahead log (the durable `tail_sampling` window):
+    /// `<directory>/<processor id>-window`.
+    pub fn window_dir(&self, processor: &ComponentId) -> PathBuf {
+        let folder = format!("{}-window", processor.to_string().replace('/', "_"));
+        self.directory.join(folder)
+    }
+
+    /// Whether writes are synced to the disk before they are acknowledged.
+    pub fn fsync(&self) -> bool {
+        self.fsync
+    }
+
+    /// Bytes of segment files one queue or log may hold.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
     }
 }
 

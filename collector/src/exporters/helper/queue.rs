@@ -1,6 +1,7 @@
 //! The bounded sending queue: the exporter's buffer against a slow or failing backend, and
 //! the point where a full buffer becomes backpressure to the client.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,18 @@ use crate::telemetry::ExporterMetrics;
 /// How long a client is asked to wait before sending again into a full queue.
 const FULL_QUEUE_RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// At shutdown, workers are told to give up this long before the deadline (at most half of
+/// the time left), so that what they abandon is logged and counted, and the queue's shutdown
+/// returns, by the deadline: the service stops waiting for a component at the deadline.
+const SHUTDOWN_CLEANUP: Duration = Duration::from_secs(1);
+
+/// When workers should give up so that cleaning up still ends by `deadline`.
+fn give_up_at(deadline: Instant) -> Instant {
+    let now = Instant::now();
+    let remaining = deadline.saturating_duration_since(now);
+    now + remaining.saturating_sub(SHUTDOWN_CLEANUP.min(remaining / 2))
+}
+
 /// A queue in front of the retry layer, or (with `enabled: false`) a direct, synchronous call.
 pub struct QueueSender<T: Payload> {
     exporter: String,
@@ -30,8 +43,13 @@ pub struct QueueSender<T: Payload> {
     /// With `sending_queue.storage`: the on-disk queue used instead of the in-memory channel.
     file: Option<Arc<FileQueue>>,
     state: Mutex<QueueState<T>>,
-    /// Cancelled at the shutdown deadline: workers stop retrying and drop what is left.
+    /// Cancelled just before the shutdown deadline: workers stop retrying and drop what is
+    /// left (or, with a persistent queue, leave it on disk).
     give_up: CancellationToken,
+    /// In-memory queue: items workers took from the queue after `give_up` and dropped.
+    dropped_at_shutdown: Arc<AtomicU64>,
+    /// Persistent queue: batches workers were sending when `give_up` fired, left on disk.
+    kept_at_shutdown: Arc<AtomicU64>,
 }
 
 struct QueueState<T> {
@@ -108,6 +126,8 @@ impl<T: Payload> QueueSender<T> {
                 workers: Vec::new(),
             }),
             give_up: CancellationToken::new(),
+            dropped_at_shutdown: Arc::default(),
+            kept_at_shutdown: Arc::default(),
         }
     }
 
@@ -230,6 +250,7 @@ impl<T: Payload> Component for QueueSender<T> {
             let retry = self.retry.clone();
             let give_up = self.give_up.clone();
             let metrics = self.metrics.clone();
+            let dropped = self.dropped_at_shutdown.clone();
             state.workers.push(tokio::spawn(async move {
                 loop {
                     let next = {
@@ -241,7 +262,9 @@ impl<T: Payload> Component for QueueSender<T> {
                     let Some(batch) = next else { break };
                     if give_up.is_cancelled() {
                         // Past the shutdown deadline: count what is left instead of trying it.
-                        metrics.send_failed.inc_by(batch.item_count() as u64);
+                        let items = batch.item_count() as u64;
+                        metrics.send_failed.inc_by(items);
+                        dropped.fetch_add(items, Ordering::Relaxed);
                         continue;
                     }
                     // Failures are logged and counted by the retry layer.
@@ -252,8 +275,9 @@ impl<T: Payload> Component for QueueSender<T> {
         Ok(())
     }
 
-    /// Stops taking data and sends what is queued until `deadline`; after it, what is left
-    /// is dropped and counted as failed (issue: a persistent queue keeps it across restarts).
+    /// Stops taking data and sends what is queued until (just before) `deadline`; then what
+    /// is left is dropped, counted as failed and logged (`dropping data`, with the number of
+    /// items). A persistent queue keeps it on disk instead.
     async fn shutdown(&self, deadline: Instant) -> anyhow::Result<()> {
         if let Some(file) = &self.file {
             return self.shutdown_file(file, deadline).await;
@@ -288,20 +312,26 @@ impl<T: Payload> Component for QueueSender<T> {
         let aborts: Vec<_> = workers.iter().map(|w| w.abort_handle()).collect();
         let all = futures::future::join_all(workers);
         tokio::pin!(all);
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if tokio::time::timeout(remaining, &mut all).await.is_err() {
-            // Workers stop retrying, and count (rather than send) what is still queued.
+        let give_up_at = give_up_at(deadline);
+        if timeout_at(give_up_at, &mut all).await.is_err() {
+            // Workers abandon what they are sending (the retry layer logs and counts each
+            // batch), and count (rather than send) what is still queued.
             self.give_up.cancel();
-            if tokio::time::timeout(Duration::from_secs(1), all)
-                .await
-                .is_err()
-            {
-                // A worker stuck in a send: abort it and count what the others left behind.
+            let mut left = 0;
+            if timeout_at(deadline, all).await.is_err() {
+                // A worker that did not stop: abort it and count what is still queued.
                 aborts.iter().for_each(|a| a.abort());
                 if let Some(rx) = shared_rx {
-                    let left = drain_items(&mut *rx.lock().await);
+                    left = drain_items(&mut *rx.lock().await);
                     self.metrics.send_failed.inc_by(left);
                 }
+            }
+            let dropped = left + self.dropped_at_shutdown.load(Ordering::Relaxed);
+            if dropped > 0 {
+                tracing::error!(
+                    component = %self.exporter, dropped_items = dropped,
+                    "dropping data: still queued at the shutdown deadline"
+                );
             }
             self.metrics.queue_size.set(0);
             anyhow::bail!(
@@ -329,6 +359,7 @@ impl<T: Payload> QueueSender<T> {
             let give_up = self.give_up.clone();
             let metrics = self.metrics.clone();
             let exporter = self.exporter.clone();
+            let kept = self.kept_at_shutdown.clone();
             state.workers.push(tokio::spawn(async move {
                 loop {
                     let next = tokio::select! {
@@ -348,7 +379,11 @@ impl<T: Payload> QueueSender<T> {
                     match retry.deliver(&batch, &give_up).await {
                         // Delivered, or given up for good (counted by the retry layer).
                         Ok(()) => file.done(ticket),
-                        Err(_) if give_up.is_cancelled() => break, // stays on disk
+                        Err(_) if give_up.is_cancelled() => {
+                            // Stays on disk: not acknowledged, so the next start sends it.
+                            kept.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
                         Err(_) => file.done(ticket),
                     }
                 }
@@ -363,12 +398,11 @@ impl<T: Payload> QueueSender<T> {
         let workers = std::mem::take(&mut self.state.lock().workers);
         let all = futures::future::join_all(workers);
         tokio::pin!(all);
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if tokio::time::timeout(remaining, &mut all).await.is_err() {
+        if timeout_at(give_up_at(deadline), &mut all).await.is_err() {
             self.give_up.cancel();
-            let _ = tokio::time::timeout(Duration::from_secs(1), all).await;
+            let _ = timeout_at(deadline, all).await;
         }
-        let left = file.len();
+        let left = file.len() + self.kept_at_shutdown.load(Ordering::Relaxed);
         if left > 0 {
             tracing::info!(
                 component = %self.exporter, batches = left,
@@ -377,6 +411,15 @@ impl<T: Payload> QueueSender<T> {
         }
         Ok(())
     }
+}
+
+/// `future`, unless `at` (a std `Instant`, as deadlines are) comes first. Relative to now, so
+/// that tests on tokio's paused clock see the same delay.
+async fn timeout_at<F: std::future::Future>(
+    at: Instant,
+    future: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    tokio::time::timeout(at.saturating_duration_since(Instant::now()), future).await
 }
 
 /// Empties a closed queue, returning how many items it held.

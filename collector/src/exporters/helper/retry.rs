@@ -93,7 +93,20 @@ impl<S> RetrySender<S> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let err = match self.inner.send(data).await {
+            // An attempt in flight when `give_up` fires is abandoned too: past the deadline
+            // nothing may wait for a slow backend, and the batch is then accounted for here.
+            let sent = tokio::select! {
+                biased;
+                sent = self.inner.send(data) => sent,
+                _ = give_up.cancelled() => {
+                    let err = ExportError::retryable(format!(
+                        "attempt {attempt} still running when the shutdown deadline passed"
+                    ));
+                    self.abandon_at_deadline(&err, items);
+                    return Err(err);
+                }
+            };
+            let err = match sent {
                 Ok(()) => {
                     self.metrics.sent.inc_by(items);
                     return Ok(());
@@ -135,18 +148,7 @@ impl<S> RetrySender<S> {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = give_up.cancelled() => {
-                    if self.persistent {
-                        tracing::warn!(
-                            component = %self.exporter, error = %err, kept_items = items,
-                            "shutdown deadline passed while the backend was failing; the batch stays in the persistent queue for the next start"
-                        );
-                        return Err(err);
-                    }
-                    self.metrics.send_failed.inc_by(items);
-                    tracing::error!(
-                        component = %self.exporter, error = %err, dropped_items = items,
-                        "dropping data: the shutdown deadline passed while the backend was failing"
-                    );
+                    self.abandon_at_deadline(&err, items);
                     return Err(err);
                 }
             }
@@ -154,6 +156,25 @@ impl<S> RetrySender<S> {
                 .mul_f64(self.settings.multiplier)
                 .min(self.settings.max_interval.get());
         }
+    }
+}
+
+impl<S> RetrySender<S> {
+    /// Logs (and, without a persistent queue, counts as failed) a batch given up on because
+    /// the shutdown deadline passed.
+    fn abandon_at_deadline(&self, err: &ExportError, items: u64) {
+        if self.persistent {
+            tracing::warn!(
+                component = %self.exporter, error = %err, kept_items = items,
+                "shutdown deadline passed while the backend was failing; the batch stays in the persistent queue for the next start"
+            );
+            return;
+        }
+        self.metrics.send_failed.inc_by(items);
+        tracing::error!(
+            component = %self.exporter, error = %err, dropped_items = items,
+            "dropping data: the shutdown deadline passed while the backend was failing"
+        );
     }
 }
 

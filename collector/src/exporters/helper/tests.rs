@@ -407,6 +407,120 @@ async fn shutdown_deadline_drops_and_counts_what_is_left() {
     assert_eq!(counter(&t, "otelcol_exporter_sent_spans"), 0);
 }
 
+/// Shuts `q` down as the service does: the service stops waiting at the deadline, so the
+/// queue must have given up, counted and logged by then. Returns the queue's own result.
+async fn shutdown_as_the_service_does(
+    q: &QueueSender<Traces>,
+    deadline: std::time::Instant,
+) -> anyhow::Result<()> {
+    let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+    tokio::time::timeout(remaining, q.shutdown(deadline))
+        .await
+        .expect("the queue's shutdown returns by the deadline, before the service stops waiting")
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_gives_up_before_the_deadline_so_the_drop_is_counted_in_time() {
+    let t = Telemetry::new();
+    let backend = Scripted::failing_forever(ExportError::retryable("down"));
+    let queue = QueueSettings {
+        enabled: true,
+        num_consumers: 2,
+        queue_size: 10,
+        storage: None,
+    };
+    let q = build(
+        &id(),
+        &t,
+        backend,
+        Duration::ZERO,
+        &retry_settings(),
+        &queue,
+    );
+    for _ in 0..5 {
+        q.consume(spans(3)).await.unwrap();
+    }
+    q.start().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(25);
+    let err = shutdown_as_the_service_does(&q, deadline)
+        .await
+        .expect_err("not drained");
+    assert!(err.to_string().contains("shutdown deadline"), "{err}");
+    // Two batches in flight (dropped by the retry layer) and three still queued.
+    assert_eq!(counter(&t, "otelcol_exporter_send_failed_spans"), 15);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_abandons_an_attempt_still_running_at_the_deadline() {
+    let t = Telemetry::new();
+    let queue = QueueSettings {
+        enabled: true,
+        num_consumers: 1,
+        queue_size: 10,
+        storage: None,
+    };
+    // No per-attempt timeout: only the shutdown deadline can end the hanging send.
+    let q = build(
+        &id(),
+        &t,
+        Hanging,
+        Duration::ZERO,
+        &retry_settings(),
+        &queue,
+    );
+    q.consume(spans(2)).await.unwrap();
+    q.consume(spans(2)).await.unwrap();
+    q.start().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    shutdown_as_the_service_does(&q, deadline)
+        .await
+        .expect_err("not drained");
+    assert_eq!(counter(&t, "otelcol_exporter_send_failed_spans"), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn persistent_queue_shutdown_keeps_undelivered_batches_on_disk_by_the_deadline() {
+    let t = Telemetry::new();
+    let dir = tempfile::tempdir().unwrap();
+    let queue = QueueSettings {
+        enabled: true,
+        num_consumers: 2,
+        queue_size: 10,
+        storage: Some("file_storage".to_string()),
+    };
+    let metrics = ExporterMetrics::new(&t, "otlp/test", "spans", "traces");
+    let open = || Arc::new(FileQueue::open(dir.path(), false, 1 << 30, 100).unwrap());
+    let retrying = RetrySender::new(
+        "otlp/test".to_string(),
+        TimeoutSender::new(
+            Scripted::failing_forever(ExportError::retryable("down")),
+            Duration::ZERO,
+        ),
+        retry_settings(),
+        metrics.clone(),
+    );
+    let q = QueueSender::with_storage(
+        "otlp/test".to_string(),
+        retrying,
+        &queue,
+        metrics,
+        Some(open()),
+    );
+    for _ in 0..5 {
+        q.consume(spans(3)).await.unwrap();
+    }
+    q.start().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(25);
+    shutdown_as_the_service_does(&q, deadline)
+        .await
+        .expect("a persistent queue loses nothing at shutdown");
+    assert_eq!(counter(&t, "otelcol_exporter_send_failed_spans"), 0);
+    drop(q);
+    // The two batches being sent when the deadline came and the three waiting are all there
+    // for the next start.
+    assert_eq!(open().len(), 5);
+}
+
 #[tokio::test(start_paused = true)]
 async fn each_attempt_is_bounded_by_the_timeout() {
     let t = Telemetry::new();

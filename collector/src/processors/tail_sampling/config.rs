@@ -40,6 +40,10 @@ pub struct TailSamplingConfig {
     pub attach_logs_as_span_events: bool,
     /// The trace's verdict added to each exported log as attributes.
     pub enrichment: EnrichmentConfig,
+    /// A `file_storage` extension id: the window is then durable — every batch is written to
+    /// a write-ahead log before it is acknowledged, and replayed after a crash (see
+    /// [`super::wal`]).
+    pub storage: Option<String>,
 }
 
 impl Default for TailSamplingConfig {
@@ -59,6 +63,7 @@ impl Default for TailSamplingConfig {
             keep_logs_at_or_above: None,
             attach_logs_as_span_events: false,
             enrichment: EnrichmentConfig::default(),
+            storage: None,
         }
     }
 }
@@ -131,6 +136,11 @@ impl ComponentConfig for TailSamplingConfig {
         if let Some(sev) = &self.keep_logs_at_or_above {
             if let Err(e) = sev.resolve() {
                 diags.error(&path.key("keep_logs_at_or_above"), e);
+            }
+        }
+        if let Some(storage) = &self.storage {
+            if let Err(e) = storage.parse::<weft_config::ComponentId>() {
+                diags.error(&path.key("storage"), e);
             }
         }
         if self.enrichment.enabled && self.enrichment.prefix.contains(char::is_whitespace) {

@@ -9,30 +9,40 @@
 //! Nothing acknowledged is lost silently: data in the window is decided, never evicted
 //! unseen; if a downstream stage refuses released data, it waits in an outbox and is retried
 //! every tick, and while the outbox is full new data is refused with a retryable answer.
+//!
+//! With `storage` naming a `file_storage` extension the window is durable: each batch is
+//! written to a write-ahead log before the window takes it and the client is answered, and
+//! after a crash the log is replayed (see [`wal`]).
 
 pub mod config;
 pub mod enrich;
 mod metrics;
 pub mod policy;
 pub mod trace;
+pub mod wal;
 pub mod window;
 
+#[cfg(test)]
+mod durable_tests;
 #[cfg(test)]
 mod tests;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use weft_config::ComponentId;
 
 use self::config::TailSamplingConfig;
 use self::metrics::WindowMetrics;
 use self::policy::Policies;
+use self::wal::{Compaction, Decision, DecisionBatch, Logged, Replayed, Wal, WalError, WalOptions};
 use self::window::{tick_interval, to_logs, to_traces, Output, Window};
 use crate::component::{BuildContext, Component, Processor, ProcessorFactory, Stability};
 use crate::pipeline::{ConsumeError, Consumer, Logs, Payload, Traces};
@@ -83,6 +93,20 @@ pub struct TailSampling {
     ticker: Mutex<Option<JoinHandle<()>>>,
     stop: CancellationToken,
     clock: Clock,
+    /// The write-ahead log, when the window is durable.
+    durable: Option<Durable>,
+}
+
+/// The durable window's state around its log (see [`wal`]).
+struct Durable {
+    wal: Wal,
+    /// What the previous run left, until it is replayed at start.
+    recovery: Mutex<Option<wal::Recovery>>,
+    /// Decisions whose released data was accepted downstream (or sits in the outbox), not
+    /// yet recorded: recorded by the tick once the outbox is empty.
+    pending: Mutex<Vec<Decision>>,
+    last_checkpoint: AtomicU64,
+    compaction: Mutex<Compaction>,
 }
 
 #[derive(Default)]
@@ -108,8 +132,62 @@ impl TailSampling {
         })
     }
 
-    /// A core on `clock`; exposed for tests.
+    /// A core on `clock`; exposed for tests. With `storage` set, the `file_storage` extension
+    /// it names must be running (built before the processors).
     pub fn new(ctx: &BuildContext, cfg: TailSamplingConfig, clock: Clock) -> anyhow::Result<Self> {
+        let wal = match &cfg.storage {
+            Some(storage) => {
+                let storage_id: ComponentId = storage
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("processor {}: storage: {e}", ctx.id))?;
+                let storage = crate::extensions::file_storage::FileStorage::lookup(&ctx.shared, &storage_id)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "processor {}: storage: extension \"{storage_id}\" is not running: define it under extensions and list it in service::extensions",
+                            ctx.id
+                        )
+                    })?;
+                Some(WalOptions::new(
+                    storage.window_dir(&ctx.id),
+                    storage.fsync(),
+                    storage.max_bytes(),
+                    cfg.decision_wait.get(),
+                ))
+            }
+            None => None,
+        };
+        Self::with_wal(ctx, cfg, clock, wal)
+    }
+
+    /// A core on `clock` whose window is durable in `wal` (when given); exposed for tests
+    /// and benches.
+    pub fn with_wal(
+        ctx: &BuildContext,
+        cfg: TailSamplingConfig,
+        clock: Clock,
+        wal: Option<WalOptions>,
+    ) -> anyhow::Result<Self> {
+        let durable = match wal {
+            Some(opts) => {
+                let dir = opts.dir.clone();
+                let (wal, recovery) = Wal::open(opts, clock.clone(), &ctx.telemetry, &ctx.id_str())
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "processor {}: cannot open the durable window's log in {}: {e}",
+                            ctx.id,
+                            dir.display()
+                        )
+                    })?;
+                Some(Durable {
+                    wal,
+                    recovery: Mutex::new(Some(recovery)),
+                    pending: Mutex::new(Vec::new()),
+                    last_checkpoint: AtomicU64::new(0),
+                    compaction: Mutex::new(Compaction::default()),
+                })
+            }
+            None => None,
+        };
         let policies = Policies::new(&cfg.policies)
             .map_err(|e| anyhow::anyhow!("processor {}: {e}", ctx.id))?
             .with_sample_on_first_match(cfg.sample_on_first_match);
@@ -127,6 +205,7 @@ impl TailSampling {
             ticker: Mutex::new(None),
             stop: CancellationToken::new(),
             clock,
+            durable,
         })
     }
 
@@ -149,38 +228,77 @@ impl TailSampling {
 
     /// Sends released items on; whatever the next stage refuses waits in the outbox.
     pub async fn emit(&self, out: Output) {
+        self.release(out, false).await;
+    }
+
+    /// As [`Self::emit`]; with `record` (a durable window's `consume`), a refused batch is also
+    /// written to the log, and the returned receipts resolve once it is.
+    async fn release(
+        &self,
+        out: Output,
+        record: bool,
+    ) -> Vec<oneshot::Receiver<Result<(), String>>> {
+        let mut receipts = Vec::new();
         if !out.spans.is_empty() {
-            match self.traces_next.get() {
-                Some(next) => {
-                    let batch = to_traces(out.spans);
-                    if let Err(e) = next.consume(batch.clone()).await {
-                        self.park(
-                            e,
-                            || self.outbox.lock().traces.push_back(batch),
-                            Traces::ITEM,
-                        );
-                    }
-                }
-                None => tracing::warn!(
-                    component = %self.id,
-                    "kept spans have nowhere to go: list this processor in a traces pipeline"
-                ),
-            }
+            receipts.extend(self.send_traces(to_traces(out.spans), record).await);
         }
         if !out.logs.is_empty() {
-            match self.logs_next.get() {
-                Some(next) => {
-                    let batch = to_logs(out.logs);
-                    if let Err(e) = next.consume(batch.clone()).await {
-                        self.park(e, || self.outbox.lock().logs.push_back(batch), Logs::ITEM);
-                    }
-                }
-                None => tracing::warn!(
-                    component = %self.id,
-                    "kept logs have nowhere to go: list this processor in a logs pipeline"
-                ),
-            }
+            receipts.extend(self.send_logs(to_logs(out.logs), record).await);
         }
+        receipts
+    }
+
+    async fn send_traces(
+        &self,
+        batch: Traces,
+        record: bool,
+    ) -> Option<oneshot::Receiver<Result<(), String>>> {
+        let Some(next) = self.traces_next.get() else {
+            tracing::warn!(
+                component = %self.id,
+                "kept spans have nowhere to go: list this processor in a traces pipeline"
+            );
+            return None;
+        };
+        let e = next.consume(batch.clone()).await.err()?;
+        let receipt = self.record_parked(&e, &batch, record);
+        self.park(
+            e,
+            || self.outbox.lock().traces.push_back(batch),
+            Traces::ITEM,
+        );
+        receipt
+    }
+
+    async fn send_logs(
+        &self,
+        batch: Logs,
+        record: bool,
+    ) -> Option<oneshot::Receiver<Result<(), String>>> {
+        let Some(next) = self.logs_next.get() else {
+            tracing::warn!(
+                component = %self.id,
+                "kept logs have nowhere to go: list this processor in a logs pipeline"
+            );
+            return None;
+        };
+        let e = next.consume(batch.clone()).await.err()?;
+        let receipt = self.record_parked(&e, &batch, record);
+        self.park(e, || self.outbox.lock().logs.push_back(batch), Logs::ITEM);
+        receipt
+    }
+
+    fn record_parked<T: Logged>(
+        &self,
+        e: &ConsumeError,
+        batch: &T,
+        record: bool,
+    ) -> Option<oneshot::Receiver<Result<(), String>>> {
+        let d = self
+            .durable
+            .as_ref()
+            .filter(|_| record && e.is_retryable())?;
+        Some(d.wal.append_outbox(batch))
     }
 
     fn park(&self, e: ConsumeError, keep: impl FnOnce(), item: &str) {
@@ -226,15 +344,166 @@ impl TailSampling {
 
     /// One decision tick at the clock's `now`.
     pub async fn tick(&self) {
+        let cutoff = self.cutoff();
         let out = self.window.tick((self.clock)());
-        self.emit(out).await;
+        self.emit_decided(out, cutoff).await;
         self.drain_outbox().await;
+        if let Some(d) = &self.durable {
+            self.record_decisions(d);
+            d.compaction.lock().step(
+                &d.wal,
+                || self.window.oldest_first_seen(),
+                || self.outbox.lock().len() == 0,
+            );
+        }
     }
 
-    fn start_ticker(self: &Arc<Self>) {
+    /// The durable window's decision cutoff for a window operation starting now.
+    fn cutoff(&self) -> u64 {
+        self.durable.as_ref().map_or(0, |d| d.wal.completed_below())
+    }
+
+    /// Emits what a window operation released; its decisions are to be recorded.
+    async fn emit_decided(&self, out: Output, cutoff: u64) {
+        let decided = self.durable.as_ref().map(|_| decisions(&out, cutoff));
+        self.emit(out).await;
+        if let (Some(d), Some(decided)) = (&self.durable, decided) {
+            d.pending.lock().extend(decided);
+        }
+    }
+
+    /// Writes the pending decisions and a checkpoint, once the outbox is empty: what they
+    /// released was accepted downstream.
+    fn record_decisions(&self, d: &Durable) {
+        let pending = std::mem::take(&mut *d.pending.lock());
+        let completed_below = d.wal.completed_below();
+        if self.outbox.lock().len() != 0 {
+            let mut waiting = d.pending.lock();
+            let later = std::mem::replace(&mut *waiting, pending);
+            waiting.extend(later);
+            return;
+        }
+        if pending.is_empty() && completed_below <= d.last_checkpoint.load(Ordering::Relaxed) {
+            return;
+        }
+        d.wal.append_decisions(&DecisionBatch {
+            completed_below,
+            decisions: pending,
+        });
+        d.last_checkpoint.store(completed_below, Ordering::Relaxed);
+    }
+
+    /// A durable window's `consume`: the batch is written to the log before the window takes
+    /// it and before the client is answered.
+    async fn consume_durable<T: Logged>(
+        &self,
+        d: &Durable,
+        data: T,
+        ingest: fn(&Window, T, Instant) -> Output,
+    ) -> Result<(), ConsumeError> {
+        let _running = d.wal.enter();
+        let appended = d.wal.append(&data).map_err(|e| self.wal_refusal(e))?;
+        let arrival = appended.arrival;
+        let applied = appended
+            .durable(d.wal.metrics())
+            .await
+            .map_err(|e| self.wal_refusal(e))?;
+        let (earliest, cutoff) = d.wal.apply_point();
+        let out = ingest(&self.window, data, earliest.unwrap_or(arrival).min(arrival));
+        drop(applied);
+        let decided = decisions(&out, cutoff);
+        for receipt in self.release(out, true).await {
+            if !matches!(receipt.await, Ok(Ok(()))) {
+                return Err(ConsumeError::unavailable(
+                    format!(
+                        "processor {}: cannot write released data waiting for the next stage to the durable window's log",
+                        self.id
+                    ),
+                    OUTBOX_RETRY_AFTER,
+                ));
+            }
+        }
+        d.pending.lock().extend(decided);
+        Ok(())
+    }
+
+    fn wal_refusal(&self, e: WalError) -> ConsumeError {
+        ConsumeError::unavailable(format!("processor {}: {e}", self.id), OUTBOX_RETRY_AFTER)
+    }
+
+    /// Replays what the durable window's log holds from before a restart (once; a no-op for
+    /// a window that is not durable), then decides what is due.
+    pub async fn replay(&self) {
+        let Some(d) = &self.durable else { return };
+        let Some(recovery) = d.recovery.lock().take() else {
+            return;
+        };
+        if recovery.is_empty() {
+            return;
+        }
+        let now = (self.clock)();
+        let decisions = recovery.decisions();
+        for (trace_id, kept) in &decisions {
+            self.window.remember(*trace_id, kept.clone(), now);
+        }
+        let (mut spans, mut logs) = (0, 0);
+        for &segment in recovery.segments() {
+            for record in recovery.read(segment) {
+                match record {
+                    Replayed::Traces {
+                        seq,
+                        arrival,
+                        mut data,
+                    } => {
+                        wal::retain_spans(&mut data, |id| recovery.needs(id, seq));
+                        spans += data.item_count();
+                        let out = self.window.ingest_spans(data, arrival);
+                        self.emit_decided(out, seq).await;
+                    }
+                    Replayed::Logs {
+                        seq,
+                        arrival,
+                        mut data,
+                    } => {
+                        wal::retain_logs(&mut data, |id| recovery.needs(id, seq));
+                        logs += data.item_count();
+                        let out = self.window.ingest_logs(data, arrival);
+                        self.emit_decided(out, seq).await;
+                    }
+                    Replayed::OutboxTraces(batch) => {
+                        spans += batch.item_count();
+                        self.send_traces(batch, false).await;
+                    }
+                    Replayed::OutboxLogs(batch) => {
+                        logs += batch.item_count();
+                        self.send_logs(batch, false).await;
+                    }
+                }
+            }
+        }
+        recovery.count(spans, logs);
+        tracing::info!(
+            component = %self.id,
+            segments = recovery.segments().len(),
+            decisions = decisions.len(),
+            spans,
+            log_records = logs,
+            pending_traces = self.window.trace_count(),
+            "resuming the durable window: replayed its log"
+        );
+        self.tick().await;
+    }
+
+    /// Replays the durable log (once), then starts the decision tick.
+    async fn start(self: &Arc<Self>) {
         if self.started.swap(true, Ordering::SeqCst) {
             return;
         }
+        self.replay().await;
+        self.start_ticker();
+    }
+
+    fn start_ticker(self: &Arc<Self>) {
         let core = self.clone();
         let interval = tick_interval(&self.cfg);
         *self.ticker.lock() = Some(tokio::spawn(async move {
@@ -270,6 +539,7 @@ impl TailSampling {
             let _ = t.await;
         }
         let pending = self.window.trace_count();
+        let cutoff = self.cutoff();
         let out = self
             .window
             .flush_all((self.clock)(), self.cfg.drop_pending_traces_on_shutdown);
@@ -278,10 +548,14 @@ impl TailSampling {
             dropped = self.cfg.drop_pending_traces_on_shutdown,
             "shutdown: deciding the traces still in the window"
         );
-        self.emit(out).await;
+        self.emit_decided(out, cutoff).await;
         while !self.drain_outbox().await {
             if Instant::now() + Duration::from_millis(100) >= deadline {
                 let left = self.outbox.lock().len();
+                if let Some(d) = &self.durable {
+                    // Undelivered, and undecided as far as the log knows: replayed next start.
+                    d.wal.close().await;
+                }
                 anyhow::bail!(
                     "processor {}: {left} released batches not accepted downstream by the shutdown deadline",
                     self.id
@@ -289,8 +563,37 @@ impl TailSampling {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        if let Some(d) = &self.durable {
+            self.record_decisions(d);
+            if self.window.trace_count() == 0 && d.wal.idle() {
+                // Everything was decided and accepted downstream: nothing to replay.
+                d.wal.close_and_clear().await;
+            } else {
+                d.wal.close().await;
+            }
+        }
         Ok(())
     }
+}
+
+/// The decisions an operation made, as the durable log records them.
+fn decisions(out: &Output, cutoff: u64) -> Vec<Decision> {
+    out.decided
+        .iter()
+        .map(|(trace_id, kept)| {
+            let summary = out
+                .summaries
+                .iter()
+                .find(|(k, _)| k == trace_id)
+                .map(|(_, s)| &**s)
+                .filter(|_| *kept);
+            let summary = match (kept, summary) {
+                (true, None) => Some(enrich::Summary::default()),
+                (_, s) => s.cloned(),
+            };
+            Decision::new(*trace_id, summary.as_ref(), cutoff)
+        })
+        .collect()
 }
 
 /// One pipeline's handle on the shared core.
@@ -300,6 +603,9 @@ struct Side(Arc<TailSampling>);
 impl Consumer<Traces> for Side {
     async fn consume(&self, data: Traces) -> Result<(), ConsumeError> {
         self.0.check_outbox()?;
+        if let Some(d) = &self.0.durable {
+            return self.0.consume_durable(d, data, Window::ingest_spans).await;
+        }
         let out = self.0.window.ingest_spans(data, (self.0.clock)());
         self.0.emit(out).await;
         Ok(())
@@ -310,6 +616,9 @@ impl Consumer<Traces> for Side {
 impl Consumer<Logs> for Side {
     async fn consume(&self, data: Logs) -> Result<(), ConsumeError> {
         self.0.check_outbox()?;
+        if let Some(d) = &self.0.durable {
+            return self.0.consume_durable(d, data, Window::ingest_logs).await;
+        }
         let out = self.0.window.ingest_logs(data, (self.0.clock)());
         self.0.emit(out).await;
         Ok(())
@@ -319,7 +628,7 @@ impl Consumer<Logs> for Side {
 #[async_trait]
 impl Component for Side {
     async fn start(&self) -> anyhow::Result<()> {
-        self.0.start_ticker();
+        self.0.start().await;
         Ok(())
     }
 

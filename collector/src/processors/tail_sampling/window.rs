@@ -73,6 +73,8 @@ pub struct Output {
     pub logs: Vec<LogEntry>,
     /// Each trace decided by this operation, with its verdict (for tests and logs).
     pub decided: Vec<(TraceKey, bool)>,
+    /// The summary of each kept trace in `decided` (the durable window records it).
+    pub summaries: Vec<(TraceKey, Arc<Summary>)>,
 }
 
 impl Output {
@@ -84,6 +86,7 @@ impl Output {
         self.spans.extend(other.spans);
         self.logs.extend(other.logs);
         self.decided.extend(other.decided);
+        self.summaries.extend(other.summaries);
     }
 }
 
@@ -847,6 +850,7 @@ impl Window {
             spans,
             logs,
             decided: vec![(key, true)],
+            summaries: vec![(key, summary)],
         }
     }
 
@@ -875,6 +879,31 @@ impl Window {
             spans: Vec::new(),
             logs,
             decided: vec![(key, false)],
+            summaries: Vec::new(),
+        }
+    }
+}
+
+/// What the durable window (see [`super::wal`]) needs from the window.
+impl Window {
+    /// The earliest `first_seen` of the traces held now (`None` when empty). Scans every
+    /// shard: called when the write-ahead log looks for segments to delete, not per item.
+    pub fn oldest_first_seen(&self) -> Option<Instant> {
+        self.shards
+            .iter()
+            .filter_map(|s| s.lock().live.values().map(|e| e.first_seen).min())
+            .min()
+    }
+
+    /// Remembers a decision made before a restart, so late items follow it: kept with its
+    /// summary (`Some`), or dropped (`None`).
+    pub fn remember(&self, trace_id: TraceKey, kept: Option<Arc<Summary>>, now: Instant) {
+        let mut shard = self.shards[shard_of(&trace_id)].lock();
+        match kept {
+            Some(summary) => shard
+                .kept
+                .insert(trace_id, Cached::Kept { summary, at: now }),
+            None => shard.dropped.insert(trace_id, Cached::Dropped { at: now }),
         }
     }
 }
