@@ -50,42 +50,6 @@ impl<'a> Fields<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
         Self { buf, failed: false }
     }
-
-    #[inline]
-    fn field(&mut self) -> Result<(u32, Value<'a>), ()> {
-        let key = varint(&mut self.buf)?;
-        if key > u64::from(u32::MAX) {
-            return Err(());
-        }
-        let number = (key >> 3) as u32;
-        if number == 0 {
-            return Err(());
-        }
-        let value = match (key & 7) as u8 {
-            VARINT => Value::Varint(varint(&mut self.buf)?),
-            I64 => {
-                let (head, rest) = self.buf.split_first_chunk::<8>().ok_or(())?;
-                self.buf = rest;
-                Value::I64(u64::from_le_bytes(*head))
-            }
-            I32 => {
-                let (head, rest) = self.buf.split_first_chunk::<4>().ok_or(())?;
-                self.buf = rest;
-                Value::I32(u32::from_le_bytes(*head))
-            }
-            LEN => {
-                let len = usize::try_from(varint(&mut self.buf)?).map_err(|_| ())?;
-                if len > self.buf.len() {
-                    return Err(());
-                }
-                let (head, rest) = self.buf.split_at(len);
-                self.buf = rest;
-                Value::Len(head)
-            }
-            _ => return Err(()),
-        };
-        Ok((number, value))
-    }
 }
 
 impl<'a> Iterator for Fields<'a> {
@@ -96,10 +60,60 @@ impl<'a> Iterator for Fields<'a> {
         if self.failed || self.buf.is_empty() {
             return None;
         }
-        let item = self.field();
+        let item = read_field(&mut self.buf);
         self.failed = item.is_err();
         Some(item)
     }
+}
+
+/// Walks the fields of a message for the scanners: like [`Fields`], without its state.
+struct Walk<'a>(&'a [u8]);
+
+impl<'a> Walk<'a> {
+    #[inline(always)]
+    fn next(&mut self) -> Scan<Option<(u32, Value<'a>)>> {
+        if self.0.is_empty() {
+            return Ok(None);
+        }
+        read_field(&mut self.0).map(Some)
+    }
+}
+
+/// One field: its number and value, `Err` for what the scanners do not accept.
+#[inline(always)]
+fn read_field<'a>(buf: &mut &'a [u8]) -> Result<(u32, Value<'a>), ()> {
+    let key = varint(buf)?;
+    if key > u64::from(u32::MAX) {
+        return Err(());
+    }
+    let number = (key >> 3) as u32;
+    if number == 0 {
+        return Err(());
+    }
+    let value = match (key & 7) as u8 {
+        VARINT => Value::Varint(varint(buf)?),
+        I64 => {
+            let (head, rest) = buf.split_first_chunk::<8>().ok_or(())?;
+            *buf = rest;
+            Value::I64(u64::from_le_bytes(*head))
+        }
+        I32 => {
+            let (head, rest) = buf.split_first_chunk::<4>().ok_or(())?;
+            *buf = rest;
+            Value::I32(u32::from_le_bytes(*head))
+        }
+        LEN => {
+            let len = usize::try_from(varint(buf)?).map_err(|_| ())?;
+            if len > buf.len() {
+                return Err(());
+            }
+            let (head, rest) = buf.split_at(len);
+            *buf = rest;
+            Value::Len(head)
+        }
+        _ => return Err(()),
+    };
+    Ok((number, value))
 }
 
 /// A protobuf varint: at most 10 bytes, the tenth at most 1 (prost's rule).
@@ -221,8 +235,9 @@ pub fn count_items(body: &[u8]) -> usize {
 /// Calls `f` with every length-delimited field `number` of `msg`; other fields are only
 /// checked to be well formed, and `number` with another wire type fails.
 fn for_each_len<'a>(msg: &'a [u8], number: u32, mut f: impl FnMut(&'a [u8]) -> Scan) -> Scan {
-    for field in Fields::new(msg) {
-        match field? {
+    let mut walk = Walk(msg);
+    while let Some(field) = walk.next()? {
+        match field {
             (n, Value::Len(bytes)) if n == number => f(bytes)?,
             (n, _) if n == number => return Err(()),
             _ => {}
@@ -239,8 +254,9 @@ fn resource_envelope<'a>(
     mut f: impl FnMut(&'a [u8]) -> Scan,
 ) -> Scan {
     let mut resource = false;
-    for field in Fields::new(msg) {
-        match field? {
+    let mut walk = Walk(msg);
+    while let Some(field) = walk.next()? {
+        match field {
             (1, Value::Len(b)) => {
                 once(&mut resource)?;
                 s.resource(b, depth + 1)?;
@@ -262,8 +278,9 @@ fn scope_envelope<'a>(
     mut f: impl FnMut(&'a [u8]) -> Scan,
 ) -> Scan {
     let mut scope = false;
-    for field in Fields::new(msg) {
-        match field? {
+    let mut walk = Walk(msg);
+    while let Some(field) = walk.next()? {
+        match field {
             (1, Value::Len(b)) => {
                 once(&mut scope)?;
                 s.scope(b, depth + 1)?;
@@ -371,8 +388,9 @@ impl Scanner<'_> {
     fn resource(&self, msg: &[u8], depth: usize) -> Scan {
         nest(depth)?;
         let mut attributes = 0;
-        for field in Fields::new(msg) {
-            match field? {
+        let mut walk = Walk(msg);
+        while let Some(field) = walk.next()? {
+            match field {
                 (1, v) => self.attribute(&mut attributes, expect_len(v)?, depth + 1)?,
                 (2, v) => expect_varint(v)?,
                 (3, v) => entity_ref(expect_len(v)?, depth + 1)?,
@@ -386,8 +404,9 @@ impl Scanner<'_> {
     fn scope(&self, msg: &[u8], depth: usize) -> Scan {
         nest(depth)?;
         let mut attributes = 0;
-        for field in Fields::new(msg) {
-            match field? {
+        let mut walk = Walk(msg);
+        while let Some(field) = walk.next()? {
+            match field {
                 (1 | 2, v) => utf8(expect_len(v)?)?,
                 (3, v) => self.attribute(&mut attributes, expect_len(v)?, depth + 1)?,
                 (4, v) => expect_varint(v)?,
@@ -403,8 +422,9 @@ impl Scanner<'_> {
         let (mut trace_id, mut span_id, mut parent) = (None, None, None);
         let mut attributes = 0;
         let mut status = false;
-        for field in Fields::new(msg) {
-            match field? {
+        let mut walk = Walk(msg);
+        while let Some(field) = walk.next()? {
+            match field {
                 (1, v) => id_field(&mut trace_id, v)?,
                 (2, v) => id_field(&mut span_id, v)?,
                 (3 | 5, v) => utf8(expect_len(v)?)?,
@@ -431,8 +451,9 @@ impl Scanner<'_> {
     fn event(&self, msg: &[u8], depth: usize) -> Scan {
         nest(depth)?;
         let mut attributes = 0;
-        for field in Fields::new(msg) {
-            match field? {
+        let mut walk = Walk(msg);
+        while let Some(field) = walk.next()? {
+            match field {
                 (1, v) => expect_i64(v)?,
                 (2, v) => utf8(expect_len(v)?)?,
                 (3, v) => self.attribute(&mut attributes, expect_len(v)?, depth + 1)?,
@@ -449,8 +470,9 @@ impl Scanner<'_> {
         nest(depth)?;
         let (mut trace_id, mut span_id) = (None, None);
         let mut attributes = 0;
-        for field in Fields::new(msg) {
-            match field? {
+        let mut walk = Walk(msg);
+        while let Some(field) = walk.next()? {
+            match field {
                 (1, v) => id_field(&mut trace_id, v)?,
                 (2, v) => id_field(&mut span_id, v)?,
                 (3, v) => utf8(expect_len(v)?)?,
@@ -470,8 +492,9 @@ impl Scanner<'_> {
         let (mut trace_id, mut span_id) = (None, None);
         let mut attributes = 0;
         let mut body = false;
-        for field in Fields::new(msg) {
-            match field? {
+        let mut walk = Walk(msg);
+        while let Some(field) = walk.next()? {
+            match field {
                 (1 | 11, v) => expect_i64(v)?,
                 (2 | 7, v) => expect_varint(v)?,
                 (3 | 12, v) => utf8(expect_len(v)?)?,
@@ -496,8 +519,9 @@ impl Scanner<'_> {
     fn key_value(&self, msg: &[u8], level: usize, lengths: bool, depth: usize) -> Scan {
         nest(depth)?;
         let mut value = false;
-        for field in Fields::new(msg) {
-            match field? {
+        let mut walk = Walk(msg);
+        while let Some(field) = walk.next()? {
+            match field {
                 (1, v) => {
                     let key = expect_len(v)?;
                     if lengths && key.len() > self.limits.max_value_bytes {
@@ -530,8 +554,9 @@ impl Scanner<'_> {
                 Ok(())
             }
         };
-        for field in Fields::new(msg) {
-            let (number, v) = field?;
+        let mut walk = Walk(msg);
+        while let Some(field) = walk.next()? {
+            let (number, v) = field;
             if (1..=8).contains(&number) {
                 once(&mut set)?;
             }
@@ -572,8 +597,9 @@ impl Scanner<'_> {
 /// Status: 2 message, 3 code.
 fn span_status(msg: &[u8], depth: usize) -> Scan {
     nest(depth)?;
-    for field in Fields::new(msg) {
-        match field? {
+    let mut walk = Walk(msg);
+    while let Some(field) = walk.next()? {
+        match field {
             (2, v) => utf8(expect_len(v)?)?,
             (3, v) => expect_varint(v)?,
             _ => {}
@@ -585,8 +611,9 @@ fn span_status(msg: &[u8], depth: usize) -> Scan {
 /// EntityRef: 1 schema_url, 2 type, 3 id_keys, 4 description_keys (all strings).
 fn entity_ref(msg: &[u8], depth: usize) -> Scan {
     nest(depth)?;
-    for field in Fields::new(msg) {
-        if let (1..=4, v) = field? {
+    let mut walk = Walk(msg);
+    while let Some(field) = walk.next()? {
+        if let (1..=4, v) = field {
             utf8(expect_len(v)?)?;
         }
     }
