@@ -161,7 +161,7 @@ fn bodies(out: &Output) -> Vec<String> {
         .logs
         .iter()
         .map(
-            |l| match l.record.body.as_ref().and_then(|b| b.value.as_ref()) {
+            |l| match l.record().body.as_ref().and_then(|b| b.value.as_ref()) {
                 Some(any_value::Value::StringValue(s)) => s.clone(),
                 _ => String::new(),
             },
@@ -210,7 +210,7 @@ fn an_error_trace_is_kept_whole_with_its_logs_enriched_and_an_ok_trace_is_droppe
     let out = w.tick(t0 + WAIT);
     assert_eq!(span_ids(&out), [(1, 1), (1, 2)]);
     assert_eq!(bodies(&out), ["db failed soon"]);
-    let record = &out.logs[0].record;
+    let record = &out.logs[0].record();
     assert_eq!(
         attr(record, "weft.sampled"),
         Some(&any_value::Value::BoolValue(true))
@@ -274,7 +274,7 @@ fn an_error_log_keeps_a_trace_whose_spans_are_all_ok() {
     assert_eq!(span_ids(&out), [(4, 1)]);
     assert_eq!(bodies(&out), ["payment declined", "retrying"]);
     assert_eq!(
-        attr(&out.logs[0].record, "weft.policy"),
+        attr(&out.logs[0].record(), "weft.policy"),
         Some(&any_value::Value::StringValue("error-logs".into()))
     );
 }
@@ -300,7 +300,7 @@ fn logs_without_a_trace_pass_at_once_or_are_dropped() {
     let out = w.ingest_logs(logs(vec![log(None, 0, INFO, "cron tick")]), Instant::now());
     assert_eq!(bodies(&out), ["cron tick"]);
     assert!(
-        attr(&out.logs[0].record, "weft.sampled").is_none(),
+        attr(&out.logs[0].record(), "weft.sampled").is_none(),
         "pass-through logs are untouched"
     );
     assert_eq!(w.trace_count(), 0);
@@ -338,7 +338,7 @@ fn late_spans_and_logs_follow_the_cached_decision() {
     let out = w.ingest_logs(logs(vec![log(Some(6), 9, INFO, "late for kept")]), later);
     assert_eq!(bodies(&out), ["late for kept"]);
     assert_eq!(
-        attr(&out.logs[0].record, "weft.policy"),
+        attr(&out.logs[0].record(), "weft.policy"),
         Some(&any_value::Value::StringValue("errors".into()))
     );
 
@@ -355,7 +355,7 @@ fn late_spans_and_logs_follow_the_cached_decision() {
     );
     assert_eq!(bodies(&out), ["late warning"]);
     assert_eq!(
-        attr(&out.logs[0].record, "weft.sampled"),
+        attr(&out.logs[0].record(), "weft.sampled"),
         Some(&any_value::Value::BoolValue(false))
     );
     assert_eq!(w.trace_count(), 0, "no late item opened a new entry");

@@ -70,7 +70,8 @@ impl DecideReason {
 pub struct Output {
     /// Kept spans, still encoded.
     pub spans: Vec<Held>,
-    pub logs: Vec<LogEntry>,
+    /// Logs to export, encoded, enriched with their trace's verdict.
+    pub logs: Vec<Held>,
     /// Each trace decided by this operation, with its verdict (for tests and logs).
     pub decided: Vec<(TraceKey, bool)>,
     /// The summary of each kept trace in `decided` (the durable window records it).
@@ -287,7 +288,8 @@ pub fn policies_read_attributes(policies: &[super::policy::PolicyConfig]) -> boo
 impl Entry {
     /// The trace with only what scalar policies read (status, times, parent, trace state,
     /// severity): cheap, and enough to decide every trace when no policy reads attributes.
-    /// With `names`, span names too (for a kept trace's [`Summary`]).
+    /// With `names`, span names too (for a kept trace's [`Summary`]). The spans' own ids are
+    /// left empty: policies read the trace's id from [`TraceData`].
     fn scalars(&self, trace_id: TraceKey, names: bool) -> TraceData {
         let spans = self
             .spans
@@ -297,7 +299,6 @@ impl Entry {
                     let s = SpanHead::decode(&h.encoded[..])
                         .expect("held spans come from checked requests");
                     Span {
-                        trace_id: trace_id.to_vec(),
                         trace_state: s.trace_state,
                         parent_span_id: s.parent_span_id,
                         name: s.name,
@@ -310,7 +311,6 @@ impl Entry {
                     let s = SpanScalars::decode(&h.encoded[..])
                         .expect("held spans come from checked requests");
                     Span {
-                        trace_id: trace_id.to_vec(),
                         trace_state: s.trace_state,
                         parent_span_id: s.parent_span_id,
                         start_time_unix_nano: s.start_time_unix_nano,
@@ -558,7 +558,7 @@ impl Window {
                 None => match self.cfg.logs_without_trace {
                     LogsWithoutTrace::Pass => {
                         self.metrics.logs_passed.inc();
-                        out.logs.push(held.log_entry());
+                        out.logs.push(held);
                     }
                     LogsWithoutTrace::Drop => {
                         self.metrics.logs_dropped_no_trace.inc();
@@ -576,21 +576,17 @@ impl Window {
                 match self.cached(shard, &key) {
                     Some(Cached::Kept { summary, .. }) => {
                         self.metrics.logs_late_kept.inc();
-                        let mut entry = held.log_entry();
-                        summary.enrich(&self.cfg.enrichment, &mut entry.record, true);
-                        out.logs.push(entry);
+                        let extra = summary.encoded_attributes(&self.cfg.enrichment, true);
+                        out.logs.push(self.enriched(held, &summary, true, &extra));
                         continue;
                     }
                     Some(Cached::Dropped { .. }) => {
                         if self.keeps_anyway(held.severity()) {
                             self.metrics.logs_kept_by_severity.inc();
-                            let mut entry = held.log_entry();
-                            Summary::unsampled().enrich(
-                                &self.cfg.enrichment,
-                                &mut entry.record,
-                                false,
-                            );
-                            out.logs.push(entry);
+                            let unsampled = Summary::unsampled();
+                            let extra = unsampled.encoded_attributes(&self.cfg.enrichment, false);
+                            out.logs
+                                .push(self.enriched(held, &unsampled, false, &extra));
                         } else {
                             self.metrics.logs_late_dropped.inc();
                         }
@@ -819,7 +815,7 @@ impl Window {
     }
 
     /// What a kept trace sends downstream: its spans as they arrived (unless its logs become
-    /// span events), its logs decoded and enriched with the verdict.
+    /// span events), its logs with the verdict's attributes appended.
     fn release_kept(
         &self,
         entry: Entry,
@@ -827,12 +823,12 @@ impl Window {
         summary: Arc<Summary>,
         key: TraceKey,
     ) -> Output {
-        let mut logs = if self.full_decode {
-            view.logs
-        } else {
-            entry.logs.iter().map(Held::log_entry).collect()
-        };
-        let spans = if self.cfg.attach_logs_as_span_events && !logs.is_empty() {
+        let spans = if self.cfg.attach_logs_as_span_events && !entry.logs.is_empty() {
+            let logs: Vec<LogEntry> = if self.full_decode {
+                view.logs
+            } else {
+                entry.logs.iter().map(Held::log_entry).collect()
+            };
             let mut spans: Vec<SpanEntry> = entry.spans.iter().map(Held::span_entry).collect();
             super::enrich::attach_as_events(&mut spans, &logs);
             spans
@@ -842,9 +838,12 @@ impl Window {
         } else {
             entry.spans
         };
-        for log in &mut logs {
-            summary.enrich(&self.cfg.enrichment, &mut log.record, true);
-        }
+        let extra = summary.encoded_attributes(&self.cfg.enrichment, true);
+        let logs: Vec<Held> = entry
+            .logs
+            .into_iter()
+            .map(|held| self.enriched(held, &summary, true, &extra))
+            .collect();
         self.metrics.logs_kept.inc_by(logs.len() as u64);
         Output {
             spans,
@@ -857,20 +856,21 @@ impl Window {
     /// What a dropped trace sends downstream: the logs `keep_logs_at_or_above` rescues.
     fn release_dropped(&self, entry: Entry, view: TraceData, key: TraceKey) -> Output {
         let held_logs = entry.logs.len();
-        let mut logs: Vec<LogEntry> = match self.keep_severity {
+        let logs: Vec<Held> = match self.keep_severity {
             None => Vec::new(),
-            // `view.logs` holds the severities of `entry.logs`, in the same order.
-            Some(_) => entry
-                .logs
-                .iter()
-                .zip(&view.logs)
-                .filter(|(_, seen)| self.keeps_anyway(seen.record.severity_number))
-                .map(|(held, _)| held.log_entry())
-                .collect(),
+            Some(_) => {
+                let unsampled = Summary::unsampled();
+                let extra = unsampled.encoded_attributes(&self.cfg.enrichment, false);
+                // `view.logs` holds the severities of `entry.logs`, in the same order.
+                entry
+                    .logs
+                    .into_iter()
+                    .zip(&view.logs)
+                    .filter(|(_, seen)| self.keeps_anyway(seen.record.severity_number))
+                    .map(|(held, _)| self.enriched(held, &unsampled, false, &extra))
+                    .collect()
+            }
         };
-        for log in &mut logs {
-            Summary::unsampled().enrich(&self.cfg.enrichment, &mut log.record, false);
-        }
         self.metrics.logs_kept_by_severity.inc_by(logs.len() as u64);
         self.metrics
             .logs_dropped
@@ -880,6 +880,23 @@ impl Window {
             logs,
             decided: vec![(key, false)],
             summaries: Vec::new(),
+        }
+    }
+
+    /// `held` with the verdict's attributes: `extra` appended to its bytes, or (when it
+    /// already has attributes under the prefix, which must be replaced) decoded, enriched
+    /// and encoded again.
+    fn enriched(&self, held: Held, summary: &Summary, sampled: bool, extra: &[u8]) -> Held {
+        match Summary::enrich_encoded(&self.cfg.enrichment, &held.encoded, extra) {
+            Some(encoded) => Held {
+                origin: held.origin,
+                encoded,
+            },
+            None => {
+                let mut entry = held.log_entry();
+                summary.enrich(&self.cfg.enrichment, &mut entry.record, sampled);
+                Held::new(entry.origin, &entry.record)
+            }
         }
     }
 }
@@ -922,19 +939,20 @@ fn group_by_origin<T>(items: impl Iterator<Item = (Arc<Origin>, T)>) -> Vec<(Arc
     groups
 }
 
-/// Regroups released spans into an encoded OTLP request: one ResourceSpans per origin
-/// batch, the spans' own bytes inside.
-pub fn to_traces(spans: Vec<Held>) -> Traces {
-    let count = spans.len();
-    let groups = group_by_origin(spans.into_iter().map(|h| (h.origin, h.encoded)));
+/// Regroups released items into the encoding of an export request: one resource group
+/// (ResourceSpans / ResourceLogs) per origin batch, the items' own bytes inside. Both
+/// signals nest the same way: field 1 → resource 1, scope group 2 → scope 1, items 2, and
+/// schema_url 3 at both levels.
+fn envelope(items: Vec<Held>) -> Vec<u8> {
+    let groups = group_by_origin(items.into_iter().map(|h| (h.origin, h.encoded)));
     let mut body = Vec::new();
     let mut scoped = Vec::new();
     let mut group = Vec::new();
-    for (origin, spans) in groups {
+    for (origin, items) in groups {
         scoped.clear();
         wire::put_len_field(&mut scoped, 1, &origin.scope.encode_to_vec());
-        for span in &spans {
-            wire::put_len_field(&mut scoped, 2, span);
+        for item in &items {
+            wire::put_len_field(&mut scoped, 2, item);
         }
         if !origin.scope_schema_url.is_empty() {
             wire::put_len_field(&mut scoped, 3, origin.scope_schema_url.as_bytes());
@@ -947,28 +965,19 @@ pub fn to_traces(spans: Vec<Held>) -> Traces {
         }
         wire::put_len_field(&mut body, 1, &group);
     }
-    Traces::from_encoded(body.into(), count)
+    body
 }
 
-/// Regroups released logs into an OTLP request: one ResourceLogs per origin batch.
-pub fn to_logs(logs: Vec<LogEntry>) -> Logs {
-    use weft_proto::collector::logs::v1::ExportLogsServiceRequest;
-    use weft_proto::logs::v1::{ResourceLogs, ScopeLogs};
-    let groups = group_by_origin(logs.into_iter().map(|e| (e.origin, e.record)));
-    Logs::from(ExportLogsServiceRequest {
-        resource_logs: groups
-            .into_iter()
-            .map(|(origin, log_records)| ResourceLogs {
-                resource: Some(origin.resource.clone()),
-                schema_url: origin.resource_schema_url.clone(),
-                scope_logs: vec![ScopeLogs {
-                    scope: Some(origin.scope.clone()),
-                    schema_url: origin.scope_schema_url.clone(),
-                    log_records,
-                }],
-            })
-            .collect(),
-    })
+/// Regroups released spans into an OTLP request (encoded).
+pub fn to_traces(spans: Vec<Held>) -> Traces {
+    let count = spans.len();
+    Traces::from_encoded(envelope(spans).into(), count)
+}
+
+/// Regroups released logs into an OTLP request (encoded).
+pub fn to_logs(logs: Vec<Held>) -> Logs {
+    let count = logs.len();
+    Logs::from_encoded(envelope(logs).into(), count)
 }
 
 /// How long to wait between ticks: often enough that a trace is decided within 100 ms of
