@@ -17,7 +17,8 @@
 #
 # Needs cargo-fuzz (installed here on first use, then cached by cargo) and the nightly toolchain
 # for the sanitizer flags; without nightly, the default toolchain is used with
-# RUSTC_BOOTSTRAP=1, which accepts the same flags. Builds are cached in
+# RUSTC_BOOTSTRAP=1, which accepts the same flags (WEFT_FUZZ_TOOLCHAIN=stable forces that
+# path; WEFT_FUZZ_TOOLCHAIN names any installed toolchain). Builds are cached in
 # ${WEFT_CACHE:-~/.cache/weft}/fuzz-target so later runs only rebuild Weft's own crates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,13 +36,26 @@ if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
     cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION"
 fi
 
-toolchain=()
-if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
-    toolchain=(+nightly)
-else
-    echo "fuzz: no nightly toolchain; using the default one with RUSTC_BOOTSTRAP=1"
-    export RUSTC_BOOTSTRAP=1
+# The toolchain: WEFT_FUZZ_TOOLCHAIN when set (e.g. `stable` to check the fallback below),
+# else nightly when installed, else the default one. Any toolchain other than a nightly gets
+# RUSTC_BOOTSTRAP=1 for the nightly-only flags (-Zsanitizer=address and friends).
+want=${WEFT_FUZZ_TOOLCHAIN:-}
+if [ -z "$want" ] && rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    want=nightly
 fi
+toolchain=()
+case "$want" in
+    nightly*) toolchain=(+"$want") ;;
+    "")
+        echo "fuzz: no nightly toolchain; using the default one with RUSTC_BOOTSTRAP=1"
+        export RUSTC_BOOTSTRAP=1
+        ;;
+    *)
+        echo "fuzz: using toolchain $want with RUSTC_BOOTSTRAP=1"
+        toolchain=(+"$want")
+        export RUSTC_BOOTSTRAP=1
+        ;;
+esac
 
 target_dir=${WEFT_CACHE:-$HOME/.cache/weft}/fuzz-target
 mkdir -p "$target_dir"

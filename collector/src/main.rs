@@ -8,6 +8,16 @@ use weft::registry::Registry;
 use weft::service::{load_config, LoadedConfig, Service};
 use weft_config::{Kind, ProcessEnv};
 
+/// jemalloc instead of glibc's malloc. glibc keeps the memory the pipeline frees in its
+/// arenas (fragmented by longer-lived allocations, so it cannot trim them): after a burst,
+/// RSS stayed above the memory_limiter's soft limit with nothing left queued, and Weft
+/// refused all data until restarted (integration-tests/tests/overload.rs). jemalloc hands
+/// unused pages back to the OS within seconds (`dirty_decay_ms`, 10 s), so the RSS the
+/// memory_limiter measures follows what Weft holds.
+#[cfg(all(target_os = "linux", not(target_env = "musl")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "weft",

@@ -313,10 +313,11 @@ async fn replay_restores_the_time_each_trace_has_already_waited() {
     // Down for 8 s (wall clock): trace 1 waited 14 s (overdue), trace 2 waited 8 s.
     let t1 = t0 + Duration::from_secs(500);
     let run = Run::start(dir.path(), t1, 1014 * SECOND).await;
+    run.tick_at(t1).await;
     assert_eq!(
         run.span_sink.spans(),
         [(1, 1)],
-        "an overdue trace is decided by the tick that ends the replay"
+        "an overdue trace is decided by the first tick"
     );
     run.tick_at(t1 + Duration::from_secs(2) - Duration::from_millis(1))
         .await;
@@ -408,7 +409,9 @@ async fn a_kept_trace_refused_downstream_is_delivered_after_a_crash() {
     assert!(run.span_sink.spans().is_empty(), "waiting in the outbox");
     run.crash();
 
-    let run = Run::start(dir.path(), t0 + Duration::from_secs(60), 1020 * SECOND).await;
+    let t1 = t0 + Duration::from_secs(60);
+    let run = Run::start(dir.path(), t1, 1020 * SECOND).await;
+    run.tick_at(t1).await;
     assert_eq!(
         run.span_sink.spans(),
         [(1, 1)],
@@ -638,6 +641,17 @@ service:
         !warnings.iter().any(|w| w.contains("exporters[1]")),
         "a persistent queue is fine: {warnings:?}"
     );
+
+    // The service builds it with the extension's folder.
+    let dir = tempfile::tempdir().unwrap();
+    let built = text.replace(
+        "/tmp/weft-durable-window-test",
+        dir.path().to_str().unwrap(),
+    );
+    let loaded = crate::service::load_config(&built, &|_: &str| None::<String>, &registry);
+    let service = crate::service::Service::build(&loaded, &registry).expect("builds");
+    drop(service);
+    assert!(dir.path().join("tail_sampling-window").is_dir());
 
     // The reference is checked like an exporter's.
     let undefined = text.replace(

@@ -123,11 +123,14 @@ impl Outbox {
 
 impl TailSampling {
     fn shared(ctx: &BuildContext, cfg: &TailSamplingConfig) -> anyhow::Result<Arc<Self>> {
+        // Looked up outside `get_or_try_insert`, which holds the shared instances' lock.
+        let wal = Self::wal_options(ctx, cfg)?;
         ctx.shared.get_or_try_insert(&ctx.id, || {
-            Ok(Arc::new(Self::new(
+            Ok(Arc::new(Self::with_wal(
                 ctx,
                 cfg.clone(),
                 Arc::new(Instant::now),
+                wal,
             )?))
         })
     }
@@ -135,28 +138,35 @@ impl TailSampling {
     /// A core on `clock`; exposed for tests. With `storage` set, the `file_storage` extension
     /// it names must be running (built before the processors).
     pub fn new(ctx: &BuildContext, cfg: TailSamplingConfig, clock: Clock) -> anyhow::Result<Self> {
-        let wal = match &cfg.storage {
-            Some(storage) => {
-                let storage_id: ComponentId = storage
-                    .parse()
-                    .map_err(|e| anyhow::anyhow!("processor {}: storage: {e}", ctx.id))?;
-                let storage = crate::extensions::file_storage::FileStorage::lookup(&ctx.shared, &storage_id)
-                    .ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "processor {}: storage: extension \"{storage_id}\" is not running: define it under extensions and list it in service::extensions",
-                            ctx.id
-                        )
-                    })?;
-                Some(WalOptions::new(
-                    storage.window_dir(&ctx.id),
-                    storage.fsync(),
-                    storage.max_bytes(),
-                    cfg.decision_wait.get(),
-                ))
-            }
-            None => None,
-        };
+        let wal = Self::wal_options(ctx, &cfg)?;
         Self::with_wal(ctx, cfg, clock, wal)
+    }
+
+    /// Where the durable window's log lives: the folder the `storage` extension gives it.
+    fn wal_options(
+        ctx: &BuildContext,
+        cfg: &TailSamplingConfig,
+    ) -> anyhow::Result<Option<WalOptions>> {
+        let Some(storage) = &cfg.storage else {
+            return Ok(None);
+        };
+        let storage_id: ComponentId = storage
+            .parse()
+            .map_err(|e| anyhow::anyhow!("processor {}: storage: {e}", ctx.id))?;
+        let storage =
+            crate::extensions::file_storage::FileStorage::lookup(&ctx.shared, &storage_id)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "processor {}: storage: extension \"{storage_id}\" is not running: define it under extensions and list it in service::extensions",
+                        ctx.id
+                    )
+                })?;
+        Ok(Some(WalOptions::new(
+            storage.window_dir(&ctx.id),
+            storage.fsync(),
+            storage.max_bytes(),
+            cfg.decision_wait.get(),
+        )))
     }
 
     /// A core on `clock` whose window is durable in `wal` (when given); exposed for tests
@@ -432,7 +442,7 @@ impl TailSampling {
     }
 
     /// Replays what the durable window's log holds from before a restart (once; a no-op for
-    /// a window that is not durable), then decides what is due.
+    /// a window that is not durable); the next tick decides what is due.
     pub async fn replay(&self) {
         let Some(d) = &self.durable else { return };
         let Some(recovery) = d.recovery.lock().take() else {
@@ -491,7 +501,8 @@ impl TailSampling {
             pending_traces = self.window.trace_count(),
             "resuming the durable window: replayed its log"
         );
-        self.tick().await;
+        // Traces already due are decided by the first tick, which runs in the background:
+        // a slow next stage does not hold up the start.
     }
 
     /// Replays the durable log (once), then starts the decision tick.

@@ -275,6 +275,7 @@ pub struct WalMetrics {
     pub corrupt_records: Counter,
     pub torn_tails: Counter,
     pub write_errors: Counter,
+    pub decisions_written: Counter,
 }
 
 impl WalMetrics {
@@ -331,6 +332,11 @@ impl WalMetrics {
             write_errors: t.counter(
                 "weft_processor_tail_sampling_wal_write_errors",
                 "Writes to the durable window's log that failed (the batches were refused, retryably)",
+                &p,
+            ),
+            decisions_written: t.counter(
+                "weft_processor_tail_sampling_wal_decisions_written",
+                "Trace decisions written to the durable window's log (resumed after a restart)",
                 &p,
             ),
         }
@@ -600,6 +606,7 @@ struct State {
     buf: Vec<u8>,
     waiters: Vec<oneshot::Sender<Result<(), String>>>,
     buf_records: u64,
+    buf_decisions: u64,
     buf_max_arrival: Option<Instant>,
     next_seq: u64,
     /// Arrivals are recorded non-decreasing in `seq` order, whatever the wall clock does.
@@ -796,6 +803,7 @@ impl Wal {
                 buf: Vec::new(),
                 waiters: Vec::new(),
                 buf_records: 0,
+                buf_decisions: 0,
                 buf_max_arrival: None,
                 next_seq: max_seq + 1,
                 last_wall,
@@ -910,16 +918,24 @@ impl Wal {
     pub fn append_outbox<T: Logged>(&self, data: &T) -> oneshot::Receiver<Result<(), String>> {
         let mut body = Vec::new();
         encode_payload(data, &mut body);
-        self.push(frame(T::OUTBOX, &[], &body), true)
+        self.push(frame(T::OUTBOX, &[], &body))
     }
 
     /// Appends decisions and a checkpoint; not waited for (losing it only means sending again).
     pub fn append_decisions(&self, batch: &DecisionBatch) {
         let body = batch.encode_to_vec();
-        drop(self.push(frame(KIND_DECISIONS, &[], &body), false));
+        let mut st = self.shared.state.lock();
+        if st.closed {
+            return;
+        }
+        st.buf.extend_from_slice(&frame(KIND_DECISIONS, &[], &body));
+        st.buf_records += 1;
+        st.buf_decisions += batch.decisions.len() as u64;
+        drop(st);
+        self.shared.wake.notify_one();
     }
 
-    fn push(&self, record: Vec<u8>, wait: bool) -> oneshot::Receiver<Result<(), String>> {
+    fn push(&self, record: Vec<u8>) -> oneshot::Receiver<Result<(), String>> {
         let (tx, rx) = oneshot::channel();
         let mut st = self.shared.state.lock();
         if st.closed {
@@ -928,9 +944,7 @@ impl Wal {
         }
         st.buf.extend_from_slice(&record);
         st.buf_records += 1;
-        if wait {
-            st.waiters.push(tx);
-        }
+        st.waiters.push(tx);
         drop(st);
         self.shared.wake.notify_one();
         rx
@@ -1089,6 +1103,7 @@ enum Job {
         buf: Vec<u8>,
         waiters: Vec<oneshot::Sender<Result<(), String>>>,
         records: u64,
+        decisions: u64,
         max_arrival: Option<Instant>,
     },
     RotateIdle,
@@ -1111,6 +1126,7 @@ fn writer(shared: Arc<Shared>, mut file: File, mut current: u64) {
                         buf,
                         waiters: std::mem::take(&mut st.waiters),
                         records: std::mem::take(&mut st.buf_records),
+                        decisions: std::mem::take(&mut st.buf_decisions),
                         max_arrival: st.buf_max_arrival.take(),
                     };
                 }
@@ -1145,6 +1161,7 @@ fn writer(shared: Arc<Shared>, mut file: File, mut current: u64) {
                 mut buf,
                 waiters,
                 records,
+                decisions,
                 max_arrival,
             } => {
                 if buf.is_empty() {
@@ -1190,6 +1207,7 @@ fn writer(shared: Arc<Shared>, mut file: File, mut current: u64) {
                     Ok(()) => {
                         written += len;
                         shared.metrics.records_per_write.observe(records as f64);
+                        shared.metrics.decisions_written.inc_by(decisions);
                         Ok(())
                     }
                     Err(e) => {
