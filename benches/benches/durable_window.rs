@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use criterion::{criterion_group, Criterion, Throughput};
+use prost::Message;
 use weft::component::{AnyConfig, BuildContext, Processor, SharedInstances};
 use weft::extensions::file_storage;
-use prost::Message;
 use weft::pipeline::{ConsumeError, Consumer, Payload, Traces};
 use weft::processors::tail_sampling;
 use weft::processors::tail_sampling::config::TailSamplingConfig;
