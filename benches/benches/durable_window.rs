@@ -22,13 +22,15 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use criterion::{criterion_group, Criterion, Throughput};
+use prost::Message;
 use weft::component::{AnyConfig, BuildContext, Processor, SharedInstances};
 use weft::extensions::file_storage;
-use weft::pipeline::{ConsumeError, Consumer, Traces};
+use weft::pipeline::{ConsumeError, Consumer, Payload, Traces};
 use weft::processors::tail_sampling;
 use weft::processors::tail_sampling::config::TailSamplingConfig;
 use weft::telemetry::Telemetry;
 use weft_config::{ComponentId, ConfigPath, Diagnostics, Kind};
+use weft_proto::collector::trace::v1::ExportTraceServiceRequest;
 
 const WINDOW: &str = "
 decision_wait: 30s
@@ -121,8 +123,9 @@ async fn processor(variant: Variant, dir: &std::path::Path) -> Arc<dyn Processor
 
 static NEXT_TRACE: AtomicU64 = AtomicU64::new(1);
 
-/// A copy of `template` (50 traces, ids `t+1` in their first 8 bytes) with 50 new trace ids.
-fn fresh(template: &Traces) -> Traces {
+/// A copy of `template` (50 traces, ids `t+1` in their first 8 bytes) with 50 new trace ids,
+/// as the receiver hands it on: encoded, checked, not decoded.
+fn fresh(template: &ExportTraceServiceRequest) -> Traces {
     let mut request = template.clone();
     let base = NEXT_TRACE.fetch_add(50, Ordering::Relaxed);
     for rs in &mut request.resource_spans {
@@ -135,7 +138,7 @@ fn fresh(template: &Traces) -> Traces {
             }
         }
     }
-    request
+    Traces::from_encoded(request.encode_to_vec().into(), 500)
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -161,7 +164,7 @@ fn process_cpu_ns() -> u64 {
 /// the CPU time per request.
 async fn run(
     p: &Arc<dyn Processor<Traces>>,
-    template: &Traces,
+    template: &ExportTraceServiceRequest,
     requests: usize,
     in_flight: usize,
 ) -> (Duration, Duration) {
@@ -246,20 +249,6 @@ fn interleaved() {
             );
         }
     }
-    // What the log adds that is not I/O: one protobuf encoding of the request.
-    let mut encode = Vec::new();
-    for _ in 0..15 {
-        let started = Instant::now();
-        for _ in 0..100 {
-            std::hint::black_box(prost::Message::encode_to_vec(&template));
-        }
-        encode.push(started.elapsed() / 100);
-    }
-    println!(
-        "encoding the request alone ({} bytes): {:.2} ms",
-        prost::Message::encoded_len(&template),
-        median(encode).as_secs_f64() * 1e3
-    );
     runtime.block_on(async {
         for p in &processors {
             let _ = p.shutdown(Instant::now() + Duration::from_secs(10)).await;

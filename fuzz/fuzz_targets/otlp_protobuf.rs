@@ -5,6 +5,10 @@
 //! bounds decoding; the validator's depth bound bounds validation), and a request that passes
 //! validation survives an encode/decode round trip unchanged. The round trip is compared on
 //! the encoded bytes, which is stricter than `==` and does not trip over NaN doubles.
+//!
+//! And the receiver's fast path keeps its promise: whenever the wire scanner
+//! (`weft_proto::wire::scan_*`) accepts a body, prost decodes it, the validator accepts it,
+//! and the scanner's item count is the decoded request's.
 
 #![no_main]
 
@@ -14,6 +18,7 @@ use weft_proto::collector::logs::v1::ExportLogsServiceRequest;
 use weft_proto::collector::trace::v1::ExportTraceServiceRequest;
 use weft_proto::limits::Limits;
 use weft_proto::validate::{validate_logs_with, validate_traces_with};
+use weft_proto::wire;
 
 /// Decodes `bytes` as `M`; when `valid` accepts it, checks that encoding is a fixpoint:
 /// encode → decode → encode gives the same bytes and an equal message.
@@ -33,8 +38,57 @@ fn round_trip<M: Message + Default + PartialEq>(bytes: &[u8], valid: impl Fn(&M)
     );
 }
 
+/// The scanner's answer, checked against decoding and validation.
+fn scan_agrees<M: Message + Default>(
+    bytes: &[u8],
+    scan: impl Fn(&[u8]) -> Option<usize>,
+    valid_items: impl Fn(&M) -> Option<usize>,
+) {
+    if let Some(n) = scan(bytes) {
+        let message = M::decode(bytes).expect("the scanner accepted a body prost cannot decode");
+        let items = valid_items(&message).expect("the scanner accepted an invalid body");
+        assert_eq!(n, items, "the scanner miscounted");
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let limits = Limits::default();
+    // Tight limits too, so inputs reach the limit checks.
+    let tight = Limits {
+        max_attributes: 2,
+        max_value_bytes: 8,
+        max_depth: 2,
+    };
+    for l in [limits, tight] {
+        scan_agrees::<ExportTraceServiceRequest>(
+            data,
+            |b| wire::scan_traces(b, &l),
+            |r| {
+                validate_traces_with(r, &l).ok()?;
+                Some(
+                    r.resource_spans
+                        .iter()
+                        .flat_map(|r| &r.scope_spans)
+                        .map(|s| s.spans.len())
+                        .sum(),
+                )
+            },
+        );
+        scan_agrees::<ExportLogsServiceRequest>(
+            data,
+            |b| wire::scan_logs(b, &l),
+            |r| {
+                validate_logs_with(r, &l).ok()?;
+                Some(
+                    r.resource_logs
+                        .iter()
+                        .flat_map(|r| &r.scope_logs)
+                        .map(|s| s.log_records.len())
+                        .sum(),
+                )
+            },
+        );
+    }
     round_trip::<ExportTraceServiceRequest>(data, |r| validate_traces_with(r, &limits).is_ok());
     round_trip::<ExportLogsServiceRequest>(data, |r| validate_logs_with(r, &limits).is_ok());
 });

@@ -9,3 +9,4 @@ pub mod limits;
 pub mod otlp_json;
 pub mod status;
 pub mod validate;
+pub mod wire;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use fanout::Fanout;
-pub use payload::{Logs, Payload, Traces};
+pub use payload::{Batch, Logs, Payload, Request, Traces};
 
 /// Takes a batch of one signal.
 #[async_trait]

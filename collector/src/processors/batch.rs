@@ -571,24 +571,27 @@ mod tests {
 
     /// `n` spans numbered from `first`, in one resource and scope.
     fn spans(first: u32, n: u32) -> Traces {
-        Traces {
-            resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans {
-                    spans: (first..first + n)
-                        .map(|i| Span {
-                            span_id: i.to_be_bytes().repeat(2),
-                            ..Default::default()
-                        })
-                        .collect(),
+        Traces::from(
+            weft_proto::collector::trace::v1::ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans {
+                    scope_spans: vec![ScopeSpans {
+                        spans: (first..first + n)
+                            .map(|i| Span {
+                                span_id: i.to_be_bytes().repeat(2),
+                                ..Default::default()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    }],
                     ..Default::default()
                 }],
-                ..Default::default()
-            }],
-        }
+            },
+        )
     }
 
     fn ids(t: &Traces) -> Vec<u32> {
-        t.resource_spans
+        t.request()
+            .resource_spans
             .iter()
             .flat_map(|r| &r.scope_spans)
             .flat_map(|s| &s.spans)

@@ -476,15 +476,17 @@ mod tests {
     }
 
     fn three_spans() -> Traces {
-        Traces {
-            resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans {
-                    spans: vec![Span::default(); 3],
+        Traces::from(
+            weft_proto::collector::trace::v1::ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans {
+                    scope_spans: vec![ScopeSpans {
+                        spans: vec![Span::default(); 3],
+                        ..Default::default()
+                    }],
                     ..Default::default()
                 }],
-                ..Default::default()
-            }],
-        }
+            },
+        )
     }
 
     /// A limiter of 100 MiB (soft 80 MiB) whose memory reading the test sets.

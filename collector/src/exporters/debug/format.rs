@@ -16,7 +16,10 @@ use weft_proto::trace::v1::status::StatusCode;
 use weft_proto::trace::v1::Span;
 
 use super::Verbosity;
-use crate::pipeline::{Logs, Payload, Traces};
+use weft_proto::collector::logs::v1::ExportLogsServiceRequest;
+use weft_proto::collector::trace::v1::ExportTraceServiceRequest;
+
+use crate::pipeline::{Logs, Payload, Request, Traces};
 
 /// A batch the debug exporter can print.
 pub(crate) trait Render: Payload {
@@ -27,7 +30,7 @@ impl Render for Traces {
     fn render(&self, verbosity: Verbosity, exporter: &str, now: DateTime<Utc>) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = write_traces(&mut out, verbosity, exporter, now, self);
+        let _ = write_traces(&mut out, verbosity, exporter, now, &self.request());
         out
     }
 }
@@ -35,7 +38,7 @@ impl Render for Traces {
 impl Render for Logs {
     fn render(&self, verbosity: Verbosity, exporter: &str, now: DateTime<Utc>) -> String {
         let mut out = String::new();
-        let _ = write_logs(&mut out, verbosity, exporter, now, self);
+        let _ = write_logs(&mut out, verbosity, exporter, now, &self.request());
         out
     }
 }
@@ -64,7 +67,7 @@ fn write_traces(
     verbosity: Verbosity,
     exporter: &str,
     now: DateTime<Utc>,
-    data: &Traces,
+    data: &ExportTraceServiceRequest,
 ) -> fmt::Result {
     summary(
         out,
@@ -74,7 +77,7 @@ fn write_traces(
         exporter,
         [
             ("resource spans", data.resource_spans.len()),
-            ("spans", data.item_count()),
+            ("spans", Request::items(data)),
         ],
     )?;
     match verbosity {
@@ -89,7 +92,7 @@ fn write_logs(
     verbosity: Verbosity,
     exporter: &str,
     now: DateTime<Utc>,
-    data: &Logs,
+    data: &ExportLogsServiceRequest,
 ) -> fmt::Result {
     summary(
         out,
@@ -99,7 +102,7 @@ fn write_logs(
         exporter,
         [
             ("resource logs", data.resource_logs.len()),
-            ("log records", data.item_count()),
+            ("log records", Request::items(data)),
         ],
     )?;
     match verbosity {
@@ -111,7 +114,7 @@ fn write_logs(
 
 // ---- normal: one line per item ----
 
-fn normal_traces(out: &mut String, data: &Traces) -> fmt::Result {
+fn normal_traces(out: &mut String, data: &ExportTraceServiceRequest) -> fmt::Result {
     for (i, rs) in data.resource_spans.iter().enumerate() {
         normal_resource(out, "ResourceSpans", i, rs.resource.as_ref())?;
         for (j, ss) in rs.scope_spans.iter().enumerate() {
@@ -132,7 +135,7 @@ fn normal_traces(out: &mut String, data: &Traces) -> fmt::Result {
     Ok(())
 }
 
-fn normal_logs(out: &mut String, data: &Logs) -> fmt::Result {
+fn normal_logs(out: &mut String, data: &ExportLogsServiceRequest) -> fmt::Result {
     for (i, rl) in data.resource_logs.iter().enumerate() {
         normal_resource(out, "ResourceLog", i, rl.resource.as_ref())?;
         for (j, sl) in rl.scope_logs.iter().enumerate() {
@@ -214,7 +217,7 @@ fn or_dash(s: &str) -> &str {
 
 // ---- detailed: every field ----
 
-fn detailed_traces(out: &mut String, data: &Traces) -> fmt::Result {
+fn detailed_traces(out: &mut String, data: &ExportTraceServiceRequest) -> fmt::Result {
     for (i, rs) in data.resource_spans.iter().enumerate() {
         writeln!(out, "ResourceSpans #{i}")?;
         detailed_resource(out, &rs.schema_url, rs.resource.as_ref())?;
@@ -296,7 +299,7 @@ fn detailed_span(out: &mut String, span: &Span) -> fmt::Result {
     Ok(())
 }
 
-fn detailed_logs(out: &mut String, data: &Logs) -> fmt::Result {
+fn detailed_logs(out: &mut String, data: &ExportLogsServiceRequest) -> fmt::Result {
     for (i, rl) in data.resource_logs.iter().enumerate() {
         writeln!(out, "ResourceLog #{i}")?;
         detailed_resource(out, &rl.schema_url, rl.resource.as_ref())?;

@@ -35,58 +35,60 @@ fn kv(k: &str, v: Option<AnyValue>) -> KeyValue {
 }
 
 fn sample_traces() -> Traces {
-    Traces {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![kv("service.name", s("checkout"))],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: "io.weft.http".into(),
-                    version: "1.2".into(),
+    Traces::from(
+        weft_proto::collector::trace::v1::ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", s("checkout"))],
                     ..Default::default()
                 }),
-                spans: vec![Span {
-                    trace_id: vec![0xab; 16],
-                    span_id: vec![0x01; 8],
-                    parent_span_id: vec![0x02; 8],
-                    name: "GET /cart".into(),
-                    kind: 2,
-                    start_time_unix_nano: 1_581_452_772_000_000_321,
-                    end_time_unix_nano: 1_581_452_773_000_000_000,
-                    attributes: vec![kv(
-                        "http.status_code",
-                        Some(AnyValue {
-                            value: Some(any_value::Value::IntValue(500)),
-                        }),
-                    )],
-                    status: Some(Status {
-                        code: 2,
-                        message: "boom".into(),
-                    }),
-                    events: vec![Event {
-                        name: "exception".into(),
-                        time_unix_nano: 1_581_452_772_500_000_000,
-                        attributes: vec![kv("exception.message", s("boom"))],
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(InstrumentationScope {
+                        name: "io.weft.http".into(),
+                        version: "1.2".into(),
                         ..Default::default()
-                    }],
-                    links: vec![Link {
-                        trace_id: vec![0xcd; 16],
-                        span_id: vec![0x03; 8],
+                    }),
+                    spans: vec![Span {
+                        trace_id: vec![0xab; 16],
+                        span_id: vec![0x01; 8],
+                        parent_span_id: vec![0x02; 8],
+                        name: "GET /cart".into(),
+                        kind: 2,
+                        start_time_unix_nano: 1_581_452_772_000_000_321,
+                        end_time_unix_nano: 1_581_452_773_000_000_000,
+                        attributes: vec![kv(
+                            "http.status_code",
+                            Some(AnyValue {
+                                value: Some(any_value::Value::IntValue(500)),
+                            }),
+                        )],
+                        status: Some(Status {
+                            code: 2,
+                            message: "boom".into(),
+                        }),
+                        events: vec![Event {
+                            name: "exception".into(),
+                            time_unix_nano: 1_581_452_772_500_000_000,
+                            attributes: vec![kv("exception.message", s("boom"))],
+                            ..Default::default()
+                        }],
+                        links: vec![Link {
+                            trace_id: vec![0xcd; 16],
+                            span_id: vec![0x03; 8],
+                            ..Default::default()
+                        }],
                         ..Default::default()
                     }],
                     ..Default::default()
                 }],
                 ..Default::default()
             }],
-            ..Default::default()
-        }],
-    }
+        },
+    )
 }
 
 fn sample_logs() -> Logs {
-    Logs {
+    Logs::from(weft_proto::collector::logs::v1::ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             resource: Some(Resource {
                 attributes: vec![kv("service.name", s("checkout"))],
@@ -115,7 +117,7 @@ fn sample_logs() -> Logs {
             }],
             ..Default::default()
         }],
-    }
+    })
 }
 
 fn now() -> chrono::DateTime<chrono::Utc> {

@@ -136,7 +136,8 @@ impl EsSignal for Logs {
     fn documents(&self, b: &DocBuilder, now: DateTime<Utc>) -> Vec<Doc> {
         let op = b.target.op();
         let mut docs = Vec::with_capacity(self.item_count());
-        for rl in &self.resource_logs {
+        let request = self.request();
+        for rl in &request.resource_logs {
             for sl in &rl.scope_logs {
                 let origin = Origin {
                     resource: rl.resource.as_ref(),
@@ -162,7 +163,8 @@ impl EsSignal for Traces {
     fn documents(&self, b: &DocBuilder, now: DateTime<Utc>) -> Vec<Doc> {
         let op = b.target.op();
         let mut docs = Vec::with_capacity(self.item_count());
-        for rs in &self.resource_spans {
+        let request = self.request();
+        for rs in &request.resource_spans {
             for ss in &rs.scope_spans {
                 let origin = Origin {
                     resource: rs.resource.as_ref(),

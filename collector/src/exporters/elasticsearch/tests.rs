@@ -363,7 +363,7 @@ fn sample_record() -> LogRecord {
 }
 
 fn logs_of(records: Vec<LogRecord>) -> Logs {
-    Logs {
+    Logs::from(weft_proto::collector::logs::v1::ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             resource: Some(resource()),
             scope_logs: vec![ScopeLogs {
@@ -373,7 +373,7 @@ fn logs_of(records: Vec<LogRecord>) -> Logs {
             }],
             ..Default::default()
         }],
-    }
+    })
 }
 
 /// `n` distinct records at the sample time.
@@ -548,7 +548,7 @@ async fn a_mapping_conflict_goes_to_the_dead_letter_file_and_the_rest_is_indexed
     let dir = tempfile::tempdir().unwrap();
     let dead = dir.path().join("dead.ndjson");
     let mut data = logs(4);
-    data.resource_logs[0].scope_logs[0].log_records[1]
+    data.request_mut().resource_logs[0].scope_logs[0].log_records[1]
         .attributes
         .push(kv("conflict", s("not a number")));
     let t = Telemetry::new();
@@ -588,7 +588,7 @@ async fn a_mapping_conflict_goes_to_the_dead_letter_file_and_the_rest_is_indexed
 async fn without_a_dead_letter_path_a_refused_document_counts_as_failed() {
     let (addr, es) = serve().await;
     let mut data = logs(2);
-    data.resource_logs[0].scope_logs[0].log_records[0]
+    data.request_mut().resource_logs[0].scope_logs[0].log_records[0]
         .attributes
         .push(kv("conflict", s("x")));
     let t = Telemetry::new();
@@ -824,37 +824,39 @@ fn split_requests_respects_the_limit_and_sends_an_oversized_document_alone() {
 async fn spans_go_to_traces_index_as_flat_documents() {
     let (addr, es) = serve().await;
     let start = sample_nanos();
-    let traces = Traces {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(resource()),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(scope()),
-                spans: vec![Span {
-                    trace_id: TRACE.to_vec(),
-                    span_id: vec![1, 2, 3, 4, 5, 6, 7, 8],
-                    parent_span_id: vec![8, 7, 6, 5, 4, 3, 2, 1],
-                    name: "POST /pay".to_string(),
-                    kind: span::SpanKind::Server as i32,
-                    start_time_unix_nano: start,
-                    end_time_unix_nano: start + 1_500_000,
-                    attributes: vec![kv("http.method", s("POST")), kv("name", s("dup"))],
-                    status: Some(Status {
-                        code: status::StatusCode::Error as i32,
-                        message: "card declined".to_string(),
-                    }),
-                    events: vec![span::Event {
-                        time_unix_nano: start + 1_000,
-                        name: "exception".to_string(),
-                        attributes: vec![kv("exception.type", s("Declined"))],
+    let traces = Traces::from(
+        weft_proto::collector::trace::v1::ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(resource()),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(scope()),
+                    spans: vec![Span {
+                        trace_id: TRACE.to_vec(),
+                        span_id: vec![1, 2, 3, 4, 5, 6, 7, 8],
+                        parent_span_id: vec![8, 7, 6, 5, 4, 3, 2, 1],
+                        name: "POST /pay".to_string(),
+                        kind: span::SpanKind::Server as i32,
+                        start_time_unix_nano: start,
+                        end_time_unix_nano: start + 1_500_000,
+                        attributes: vec![kv("http.method", s("POST")), kv("name", s("dup"))],
+                        status: Some(Status {
+                            code: status::StatusCode::Error as i32,
+                            message: "card declined".to_string(),
+                        }),
+                        events: vec![span::Event {
+                            time_unix_nano: start + 1_000,
+                            name: "exception".to_string(),
+                            attributes: vec![kv("exception.type", s("Declined"))],
+                            ..Default::default()
+                        }],
                         ..Default::default()
                     }],
                     ..Default::default()
                 }],
                 ..Default::default()
             }],
-            ..Default::default()
-        }],
-    };
+        },
+    );
     let t = Telemetry::new();
     let built = started(&config(addr, ""), &t, &[Signal::Traces]).await;
     built.traces.clone().unwrap().consume(traces).await.unwrap();
@@ -949,7 +951,8 @@ fn date_patterns_render_from_the_record_time_in_utc() {
 async fn records_of_two_days_go_to_two_indices() {
     let (addr, es) = serve().await;
     let mut data = logs(2);
-    data.resource_logs[0].scope_logs[0].log_records[1].time_unix_nano += 86_400 * 1_000_000_000;
+    data.request_mut().resource_logs[0].scope_logs[0].log_records[1].time_unix_nano +=
+        86_400 * 1_000_000_000;
     let cfg = config(addr, "logs_index: \"go-logs-%{+yyyy.MM.dd}\"");
     export_logs(&cfg, &Telemetry::new(), data).await.unwrap();
     assert_eq!(
@@ -1247,7 +1250,7 @@ async fn the_buffer_flushes_after_the_interval() {
 
 #[tokio::test(start_paused = true)]
 async fn the_buffer_flushes_at_flush_bytes_without_waiting() {
-    let size = prost::Message::encoded_len(&logs(2));
+    let size = logs(2).encoded_len();
     let (b, rec) = buffered(size * 2, Duration::from_secs(3600));
     b.start().await.unwrap();
     b.consume(logs(2)).await.unwrap();
@@ -1264,7 +1267,7 @@ async fn the_buffer_flushes_at_flush_bytes_without_waiting() {
 
 #[tokio::test(start_paused = true)]
 async fn a_full_queue_and_a_full_buffer_refuse_new_data_without_losing_what_was_taken() {
-    let size = prost::Message::encoded_len(&logs(2));
+    let size = logs(2).encoded_len();
     // Not started yet: the queue (room for one batch) is not being drained.
     let (b, rec) = buffered_with_queue(size, Duration::from_secs(3600), 1);
     b.consume(logs(2)).await.unwrap(); // buffer full → queued

@@ -122,11 +122,10 @@ fn encode<T: OtlpSignal>(format: Format, data: &T) -> Vec<u8> {
             line
         }
         Format::Proto => {
-            let len = data.encoded_len();
-            let mut record = Vec::with_capacity(4 + len);
-            record.extend_from_slice(&(len as u32).to_be_bytes());
-            data.encode(&mut record)
-                .expect("a Vec with enough capacity takes any message");
+            let bytes = data.to_bytes();
+            let mut record = Vec::with_capacity(4 + bytes.len());
+            record.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+            record.extend_from_slice(&bytes);
             record
         }
     }

@@ -3,7 +3,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use prost::Message;
 use weft_config::{decode_component, ComponentId, ConfigPath, Diagnostics, Kind};
 use weft_proto::common::v1::{any_value, AnyValue, KeyValue};
 use weft_proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
@@ -12,6 +11,7 @@ use weft_proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
 use super::writer::{backups, free_backup_name};
 use super::*;
+use crate::pipeline::Payload;
 use crate::service::Health;
 use crate::telemetry::Telemetry;
 
@@ -41,33 +41,35 @@ fn ctx(t: &Telemetry) -> BuildContext {
 
 /// `n` spans, each with an attribute of `pad` bytes to make lines as large as a test needs.
 fn traces(n: usize, pad: usize) -> Traces {
-    Traces {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans: (0..n)
-                    .map(|i| Span {
-                        trace_id: vec![3; 16],
-                        span_id: vec![i as u8 + 1; 8],
-                        name: format!("span-{i}"),
-                        attributes: vec![KeyValue {
-                            key: "pad".into(),
-                            value: Some(AnyValue {
-                                value: Some(any_value::Value::StringValue("x".repeat(pad))),
-                            }),
+    Traces::from(
+        weft_proto::collector::trace::v1::ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: (0..n)
+                        .map(|i| Span {
+                            trace_id: vec![3; 16],
+                            span_id: vec![i as u8 + 1; 8],
+                            name: format!("span-{i}"),
+                            attributes: vec![KeyValue {
+                                key: "pad".into(),
+                                value: Some(AnyValue {
+                                    value: Some(any_value::Value::StringValue("x".repeat(pad))),
+                                }),
+                                ..Default::default()
+                            }],
                             ..Default::default()
-                        }],
-                        ..Default::default()
-                    })
-                    .collect(),
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
                 ..Default::default()
             }],
-            ..Default::default()
-        }],
-    }
+        },
+    )
 }
 
 fn logs(n: usize) -> Logs {
-    Logs {
+    Logs::from(weft_proto::collector::logs::v1::ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             scope_logs: vec![ScopeLogs {
                 log_records: (0..n)
@@ -83,7 +85,7 @@ fn logs(n: usize) -> Logs {
             }],
             ..Default::default()
         }],
-    }
+    })
 }
 
 fn deadline() -> Instant {
@@ -125,9 +127,18 @@ async fn json_lines_decode_back_to_the_same_requests() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
     assert!(lines[0].starts_with("{\"resourceSpans\""), "{}", lines[0]);
-    assert_eq!(otlp_json::decode_traces(lines[0].as_bytes()).unwrap(), t1);
-    assert_eq!(otlp_json::decode_logs(lines[1].as_bytes()).unwrap(), l1);
-    assert_eq!(otlp_json::decode_traces(lines[2].as_bytes()).unwrap(), t2);
+    assert_eq!(
+        otlp_json::decode_traces(lines[0].as_bytes()).unwrap(),
+        *t1.request()
+    );
+    assert_eq!(
+        otlp_json::decode_logs(lines[1].as_bytes()).unwrap(),
+        *l1.request()
+    );
+    assert_eq!(
+        otlp_json::decode_traces(lines[2].as_bytes()).unwrap(),
+        *t2.request()
+    );
     let sent = |name| t.counter_value(name, &[("exporter", "file")]);
     assert_eq!(sent("otelcol_exporter_sent_spans"), 3);
     assert_eq!(sent("otelcol_exporter_sent_log_records"), 3);
@@ -157,7 +168,8 @@ async fn proto_records_are_length_prefixed() {
     let mut decoded = Vec::new();
     while !rest.is_empty() {
         let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
-        decoded.push(Traces::decode(&rest[4..4 + len]).unwrap());
+        decoded
+            .push(Traces::from_stored(bytes::Bytes::copy_from_slice(&rest[4..4 + len])).unwrap());
         rest = &rest[4 + len..];
     }
     assert_eq!(decoded, batches);
@@ -200,7 +212,10 @@ async fn rotation_moves_full_files_to_backups() {
             "{name} grew past the limit"
         );
         for line in text.lines() {
-            assert_eq!(otlp_json::decode_traces(line.as_bytes()).unwrap(), batch);
+            assert_eq!(
+                otlp_json::decode_traces(line.as_bytes()).unwrap(),
+                *batch.request()
+            );
             lines += 1;
         }
     }

@@ -140,7 +140,7 @@ impl<T: Payload> QueueSender<T> {
     /// instead of losing it. Nothing is counted as failed: the caller still owns the batch.
     pub fn try_enqueue(&self, data: T) -> Result<(), T> {
         if let Some(file) = &self.file {
-            return match file.push(&data.encode_to_vec()) {
+            return match file.push(&data.to_bytes()) {
                 Ok(()) => {
                     self.metrics.queue_size.set(file.len() as i64);
                     Ok(())
@@ -186,7 +186,7 @@ impl<T: Payload> Consumer<T> for QueueSender<T> {
         }
         if let Some(file) = &self.file {
             // Acknowledged only once written to the segment file.
-            return match file.push(&data.encode_to_vec()) {
+            return match file.push(&data.to_bytes()) {
                 Ok(()) => {
                     self.metrics.queue_size.set(file.len() as i64);
                     Ok(())
@@ -368,7 +368,7 @@ impl<T: Payload> QueueSender<T> {
                     };
                     let Some((ticket, bytes)) = next else { break };
                     metrics.queue_size.set(file.len() as i64);
-                    let batch = match T::decode(&bytes[..]) {
+                    let batch = match T::from_stored(bytes.into()) {
                         Ok(b) => b,
                         Err(e) => {
                             tracing::error!(component = %exporter, error = %e, "an unreadable batch in the persistent queue is skipped");

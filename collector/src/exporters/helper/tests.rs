@@ -78,15 +78,17 @@ impl Sender<Traces> for Hanging {
 }
 
 fn spans(n: usize) -> Traces {
-    Traces {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans: vec![Span::default(); n],
+    Traces::from(
+        weft_proto::collector::trace::v1::ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span::default(); n],
+                    ..Default::default()
+                }],
                 ..Default::default()
             }],
-            ..Default::default()
-        }],
-    }
+        },
+    )
 }
 
 fn id() -> ComponentId {

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use http::uri::PathAndQuery;
 use prometheus_client::metrics::counter::Counter;
 use prost::Message;
-use tonic::codec::CompressionEncoding;
+use tonic::codec::{BufferSettings, Codec, CompressionEncoding, EncodeBuf, Encoder};
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::Code;
@@ -187,7 +187,7 @@ impl OtlpSignal for Traces {
     const HTTP_PATH: &'static str = "v1/traces";
 
     fn encode_json(&self) -> Vec<u8> {
-        otlp_json::encode_traces(self)
+        otlp_json::encode_traces(&self.request())
     }
     fn decode_json_response(bytes: &[u8]) -> Result<Self::Response, JsonError> {
         otlp_json::decode_trace_response(bytes)
@@ -206,7 +206,7 @@ impl OtlpSignal for Logs {
     const HTTP_PATH: &'static str = "v1/logs";
 
     fn encode_json(&self) -> Vec<u8> {
-        otlp_json::encode_logs(self)
+        otlp_json::encode_logs(&self.request())
     }
     fn decode_json_response(bytes: &[u8]) -> Result<Self::Response, JsonError> {
         otlp_json::decode_logs_response(bytes)
@@ -321,13 +321,13 @@ impl<T: OtlpSignal> Sender<T> for GrpcSender<T> {
                 self.connection.display
             ))
         })?;
-        // tonic takes the message by value; an attempt costs one copy of the batch.
+        // An encoded batch is shared, not copied, until its bytes go into the frame.
         let mut request = tonic::Request::new(data.clone());
         *request.metadata_mut() = self.headers.clone();
         if !self.timeout.is_zero() {
             request.set_timeout(self.timeout);
         }
-        let codec = tonic_prost::ProstCodec::<T, T::Response>::default();
+        let codec = EncodedCodec::<T, T::Response>::default();
         match grpc
             .unary(request, PathAndQuery::from_static(T::GRPC_PATH), codec)
             .await
@@ -340,6 +340,44 @@ impl<T: OtlpSignal> Sender<T> for GrpcSender<T> {
             }
             Err(status) => Err(map_status(&status, &self.connection.display)),
         }
+    }
+}
+
+/// A client codec whose requests are batches written as they are held (an encoded batch's
+/// bytes go into the frame unchanged) and whose responses are prost messages.
+struct EncodedCodec<T, R>(PhantomData<fn() -> (T, R)>);
+
+impl<T, R> Default for EncodedCodec<T, R> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<T: Payload, R: prost::Message + Default + Send + 'static> Codec for EncodedCodec<T, R> {
+    type Encode = T;
+    type Decode = R;
+    type Encoder = BatchEncoder<T>;
+    type Decoder = tonic_prost::ProstDecoder<R>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        BatchEncoder(PhantomData)
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::new(BufferSettings::default())
+    }
+}
+
+/// Writes a batch's encoding into the gRPC frame.
+struct BatchEncoder<T>(PhantomData<fn() -> T>);
+
+impl<T: Payload> Encoder for BatchEncoder<T> {
+    type Item = T;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: T, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        item.write_to(dst);
+        Ok(())
     }
 }
 

@@ -118,22 +118,24 @@ fn ctx(t: &Telemetry) -> BuildContext {
 }
 
 fn traces(n: usize) -> Traces {
-    Traces {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans: (0..n)
-                    .map(|i| Span {
-                        trace_id: vec![7; 16],
-                        span_id: vec![i as u8 + 1; 8],
-                        name: format!("span-{i}"),
-                        ..Default::default()
-                    })
-                    .collect(),
+    Traces::from(
+        weft_proto::collector::trace::v1::ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: (0..n)
+                        .map(|i| Span {
+                            trace_id: vec![7; 16],
+                            span_id: vec![i as u8 + 1; 8],
+                            name: format!("span-{i}"),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
                 ..Default::default()
             }],
-            ..Default::default()
-        }],
-    }
+        },
+    )
 }
 
 fn counter(t: &Telemetry, name: &str) -> u64 {
@@ -258,7 +260,7 @@ async fn headers_arrive_as_metadata_and_gzip_is_used() {
     export_traces(&cfg, &t, data.clone()).await.unwrap();
     let seen = backend.traces.lock();
     let (metadata, received) = &seen[0];
-    assert_eq!(received, &data, "the request arrives intact");
+    assert_eq!(received, &*data.request(), "the request arrives intact");
     assert_eq!(metadata.get("x-tenant").unwrap(), "acme");
     assert_eq!(metadata.get("authorization").unwrap(), "Bearer s3cret");
     assert_eq!(metadata.get("grpc-encoding").unwrap(), "gzip");
@@ -301,7 +303,12 @@ async fn logs_go_to_the_logs_service() {
             ..Default::default()
         }],
     };
-    built.logs.unwrap().consume(logs.clone()).await.unwrap();
+    built
+        .logs
+        .unwrap()
+        .consume(logs.clone().into())
+        .await
+        .unwrap();
     built
         .component
         .shutdown(std::time::Instant::now() + Duration::from_secs(5))

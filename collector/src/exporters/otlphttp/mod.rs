@@ -147,7 +147,7 @@ impl<T: OtlpSignal> HttpSender<T> {
 
     fn body(&self, data: &T) -> Result<Vec<u8>, ExportError> {
         let raw = match self.encoding {
-            Encoding::Proto => data.encode_to_vec(),
+            Encoding::Proto => data.to_bytes().to_vec(),
             Encoding::Json => data.encode_json(),
         };
         compress(raw, self.compression)

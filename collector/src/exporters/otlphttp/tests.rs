@@ -19,7 +19,7 @@ use weft_proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
 use super::*;
 use crate::exporters::helper::Retry;
-use crate::pipeline::ConsumeError;
+use crate::pipeline::{ConsumeError, Payload};
 use crate::service::Health;
 
 /// One scripted answer.
@@ -132,22 +132,24 @@ fn ctx(t: &Telemetry) -> BuildContext {
 }
 
 fn traces(n: usize) -> Traces {
-    Traces {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans: (0..n)
-                    .map(|i| Span {
-                        trace_id: vec![9; 16],
-                        span_id: vec![i as u8 + 1; 8],
-                        name: format!("GET /items/{i}"),
-                        ..Default::default()
-                    })
-                    .collect(),
+    Traces::from(
+        weft_proto::collector::trace::v1::ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: (0..n)
+                        .map(|i| Span {
+                            trace_id: vec![9; 16],
+                            span_id: vec![i as u8 + 1; 8],
+                            name: format!("GET /items/{i}"),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
                 ..Default::default()
             }],
-            ..Default::default()
-        }],
-    }
+        },
+    )
 }
 
 fn counter(t: &Telemetry, name: &str) -> u64 {
@@ -204,7 +206,10 @@ async fn retry_after_503_is_retried_and_the_request_is_well_formed() {
     assert_eq!(r.headers["x-tenant"], "acme");
     assert_eq!(r.headers["content-type"], "application/x-protobuf");
     assert_eq!(r.headers["content-encoding"], "gzip");
-    assert_eq!(Traces::decode(gunzip(&r.body).as_slice()).unwrap(), data);
+    assert_eq!(
+        Traces::from_stored(bytes::Bytes::copy_from_slice(gunzip(&r.body).as_slice())).unwrap(),
+        data
+    );
     assert_eq!(counter(&t, "otelcol_exporter_sent_spans"), 3);
 }
 
@@ -289,7 +294,7 @@ async fn json_encoding_sends_otlp_json() {
     assert!(received[0].headers.get("content-encoding").is_none());
     assert_eq!(
         weft_proto::otlp_json::decode_traces(&received[0].body).unwrap(),
-        data
+        *data.request()
     );
 }
 
@@ -304,7 +309,10 @@ async fn zstd_compression_is_used_when_asked() {
     let received = backend.received.lock();
     assert_eq!(received[0].headers["content-encoding"], "zstd");
     let raw = zstd::decode_all(received[0].body.as_slice()).unwrap();
-    assert_eq!(Traces::decode(raw.as_slice()).unwrap(), data);
+    assert_eq!(
+        Traces::from_stored(bytes::Bytes::copy_from_slice(raw.as_slice())).unwrap(),
+        data
+    );
 }
 
 #[tokio::test]
@@ -348,7 +356,7 @@ sending_queue: {{enabled: false}}"
     let built = build(ctx(&t), &cfg, &[Signal::Traces, Signal::Logs]).unwrap();
     built.component.start().await.unwrap();
     built.traces.unwrap().consume(traces(1)).await.unwrap();
-    let logs = Logs {
+    let logs = Logs::from(weft_proto::collector::logs::v1::ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             scope_logs: vec![ScopeLogs {
                 log_records: vec![LogRecord::default(); 2],
@@ -356,7 +364,7 @@ sending_queue: {{enabled: false}}"
             }],
             ..Default::default()
         }],
-    };
+    });
     built.logs.unwrap().consume(logs).await.unwrap();
     built
         .component

@@ -70,19 +70,21 @@ fn span(t: u8, s: u8, parent: u8, error: bool) -> Span {
 }
 
 fn traces(spans: Vec<Span>) -> Traces {
-    Traces {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans,
+    Traces::from(
+        weft_proto::collector::trace::v1::ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
                 ..Default::default()
             }],
-            ..Default::default()
-        }],
-    }
+        },
+    )
 }
 
 fn logs(records: Vec<(Option<u8>, &str)>) -> Logs {
-    Logs {
+    Logs::from(weft_proto::collector::logs::v1::ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             scope_logs: vec![ScopeLogs {
                 log_records: records
@@ -101,7 +103,7 @@ fn logs(records: Vec<(Option<u8>, &str)>) -> Logs {
             }],
             ..Default::default()
         }],
-    }
+    })
 }
 
 /// Records what reaches it; refuses while `refuse` is set.
@@ -128,9 +130,9 @@ impl Sink<Traces> {
         self.got
             .lock()
             .iter()
-            .flat_map(|t| &t.resource_spans)
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
+            .flat_map(|t| t.request().into_owned().resource_spans)
+            .flat_map(|r| r.scope_spans)
+            .flat_map(|s| s.spans)
             .map(|s| (s.trace_id[15], s.span_id[0]))
             .collect()
     }
@@ -141,9 +143,9 @@ impl Sink<Logs> {
         self.got
             .lock()
             .iter()
-            .flat_map(|l| &l.resource_logs)
-            .flat_map(|r| &r.scope_logs)
-            .flat_map(|s| &s.log_records)
+            .flat_map(|l| l.request().into_owned().resource_logs)
+            .flat_map(|r| r.scope_logs)
+            .flat_map(|s| s.log_records)
             .filter_map(|r| match r.body.as_ref()?.value.as_ref()? {
                 weft_proto::common::v1::any_value::Value::StringValue(s) => Some(s.clone()),
                 _ => None,
@@ -379,7 +381,8 @@ async fn the_late_log_of_a_kept_trace_gets_its_verdict_after_a_restart() {
     let run = Run::start(dir.path(), t0 + Duration::from_secs(60), 1020 * SECOND).await;
     run.logs(vec![(Some(1), "late")]).await;
     let got = run.log_sink.got.lock();
-    let record = &got[0].resource_logs[0].scope_logs[0].log_records[0];
+    let first = got[0].request();
+    let record = &first.resource_logs[0].scope_logs[0].log_records[0];
     let policy = record
         .attributes
         .iter()

@@ -16,9 +16,11 @@
 
 use std::collections::HashMap;
 
+use prost::Message;
 use weft_proto::common::v1::{any_value, AnyValue, KeyValue};
 use weft_proto::logs::v1::LogRecord;
 use weft_proto::trace::v1::{span, status};
+use weft_proto::wire::{Fields, Value as WireValue};
 
 use super::config::EnrichmentConfig;
 use super::policy::Verdict;
@@ -89,6 +91,56 @@ impl Summary {
         if !cfg.enabled {
             return;
         }
+        let added = self.attributes(cfg, sampled);
+        record
+            .attributes
+            .retain(|a| !added.iter().any(|n| n.key == a.key));
+        record.attributes.extend(added);
+    }
+
+    /// [`Summary::enrich`] on an encoded log record: the record's bytes with the verdict's
+    /// attributes appended (`extra`, from [`Summary::encoded_attributes`]; a repeated field
+    /// may continue anywhere in a message). `None` when the record already has an attribute
+    /// under the prefix, which must be replaced: then decode and [`Summary::enrich`].
+    pub fn enrich_encoded(
+        cfg: &EnrichmentConfig,
+        record: &[u8],
+        extra: &[u8],
+    ) -> Option<Box<[u8]>> {
+        if !cfg.enabled {
+            return Some(record.into());
+        }
+        for (n, v) in Fields::new(record).flatten() {
+            let (6, WireValue::Len(kv)) = (n, v) else {
+                continue;
+            };
+            let key = Fields::new(kv).flatten().find_map(|(n, v)| match (n, v) {
+                (1, WireValue::Len(key)) => Some(key),
+                _ => None,
+            });
+            if key.is_some_and(|k| k.starts_with(cfg.prefix.as_bytes())) {
+                return None;
+            }
+        }
+        let mut out = Vec::with_capacity(record.len() + extra.len());
+        out.extend_from_slice(record);
+        out.extend_from_slice(extra);
+        Some(out.into_boxed_slice())
+    }
+
+    /// The verdict's attributes as LogRecord field 6 (attributes) entries, to append to
+    /// encoded records; empty when enrichment is off.
+    pub fn encoded_attributes(&self, cfg: &EnrichmentConfig, sampled: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        if cfg.enabled {
+            for kv in self.attributes(cfg, sampled) {
+                weft_proto::wire::put_len_field(&mut out, 6, &kv.encode_to_vec());
+            }
+        }
+        out
+    }
+
+    fn attributes(&self, cfg: &EnrichmentConfig, sampled: bool) -> Vec<KeyValue> {
         let p = &cfg.prefix;
         let mut added = vec![kv(
             format!("{p}sampled"),
@@ -126,10 +178,7 @@ impl Summary {
                 any_value::Value::IntValue(self.span_count),
             ));
         }
-        record
-            .attributes
-            .retain(|a| !added.iter().any(|n| n.key == a.key));
-        record.attributes.extend(added);
+        added
     }
 }
 
@@ -182,5 +231,68 @@ pub fn attach_as_events(spans: &mut [SpanEntry], logs: &[LogEntry]) {
     }
     for (i, event) in events {
         spans[i].span.events.push(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary() -> Summary {
+        Summary {
+            policy: Some("errors".into()),
+            root_service: Some("checkout".into()),
+            root_operation: Some("POST /pay".into()),
+            duration_ms: 42,
+            error: true,
+            span_count: 3,
+        }
+    }
+
+    fn record(keys: &[&str]) -> LogRecord {
+        LogRecord {
+            severity_number: 17,
+            attributes: keys
+                .iter()
+                .map(|k| kv(k.to_string(), any_value::Value::IntValue(1)))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn appending_encoded_attributes_equals_enriching_the_decoded_record() {
+        let cfg = EnrichmentConfig::default();
+        for sampled in [true, false] {
+            let s = if sampled {
+                summary()
+            } else {
+                Summary::unsampled()
+            };
+            let extra = s.encoded_attributes(&cfg, sampled);
+            let plain = record(&["user.id"]);
+            let encoded = Summary::enrich_encoded(&cfg, &plain.encode_to_vec(), &extra)
+                .expect("no attribute under the prefix yet");
+            let mut expected = plain.clone();
+            s.enrich(&cfg, &mut expected, sampled);
+            assert_eq!(LogRecord::decode(&encoded[..]).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn a_record_with_a_prefixed_attribute_takes_the_decoding_path() {
+        let cfg = EnrichmentConfig::default();
+        let extra = summary().encoded_attributes(&cfg, true);
+        let stale = record(&["weft.policy"]).encode_to_vec();
+        assert!(Summary::enrich_encoded(&cfg, &stale, &extra).is_none());
+        let off = EnrichmentConfig {
+            enabled: false,
+            ..Default::default()
+        };
+        assert_eq!(
+            Summary::enrich_encoded(&off, &stale, &[]).as_deref(),
+            Some(&stale[..])
+        );
+        assert!(summary().encoded_attributes(&off, true).is_empty());
     }
 }

@@ -96,19 +96,21 @@ fn span(t: u8, s: u8, parent: u8, ms: u64, code: status::StatusCode) -> Span {
 }
 
 fn traces(spans: Vec<Span>) -> Traces {
-    Traces {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![kv("service.name", "checkout")],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
+    Traces::from(
+        weft_proto::collector::trace::v1::ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", "checkout")],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
                 ..Default::default()
             }],
-            ..Default::default()
-        }],
-    }
+        },
+    )
 }
 
 fn log(t: Option<u8>, s: u8, severity: i32, body: &str) -> LogRecord {
@@ -124,7 +126,7 @@ fn log(t: Option<u8>, s: u8, severity: i32, body: &str) -> LogRecord {
 }
 
 fn logs(records: Vec<LogRecord>) -> Logs {
-    Logs {
+    Logs::from(weft_proto::collector::logs::v1::ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             resource: Some(Resource {
                 attributes: vec![kv("service.name", "checkout")],
@@ -136,7 +138,7 @@ fn logs(records: Vec<LogRecord>) -> Logs {
             }],
             ..Default::default()
         }],
-    }
+    })
 }
 
 const OK: status::StatusCode = status::StatusCode::Ok;
@@ -148,7 +150,7 @@ fn span_ids(out: &Output) -> Vec<(u8, u8)> {
     let mut ids: Vec<(u8, u8)> = out
         .spans
         .iter()
-        .map(|s| (s.span.trace_id[15], s.span.span_id[0]))
+        .map(|s| (s.span().trace_id[15], s.span().span_id[0]))
         .collect();
     ids.sort_unstable();
     ids
@@ -159,7 +161,7 @@ fn bodies(out: &Output) -> Vec<String> {
         .logs
         .iter()
         .map(
-            |l| match l.record.body.as_ref().and_then(|b| b.value.as_ref()) {
+            |l| match l.record().body.as_ref().and_then(|b| b.value.as_ref()) {
                 Some(any_value::Value::StringValue(s)) => s.clone(),
                 _ => String::new(),
             },
@@ -208,7 +210,7 @@ fn an_error_trace_is_kept_whole_with_its_logs_enriched_and_an_ok_trace_is_droppe
     let out = w.tick(t0 + WAIT);
     assert_eq!(span_ids(&out), [(1, 1), (1, 2)]);
     assert_eq!(bodies(&out), ["db failed soon"]);
-    let record = &out.logs[0].record;
+    let record = &out.logs[0].record();
     assert_eq!(
         attr(record, "weft.sampled"),
         Some(&any_value::Value::BoolValue(true))
@@ -272,7 +274,7 @@ fn an_error_log_keeps_a_trace_whose_spans_are_all_ok() {
     assert_eq!(span_ids(&out), [(4, 1)]);
     assert_eq!(bodies(&out), ["payment declined", "retrying"]);
     assert_eq!(
-        attr(&out.logs[0].record, "weft.policy"),
+        attr(&out.logs[0].record(), "weft.policy"),
         Some(&any_value::Value::StringValue("error-logs".into()))
     );
 }
@@ -298,7 +300,7 @@ fn logs_without_a_trace_pass_at_once_or_are_dropped() {
     let out = w.ingest_logs(logs(vec![log(None, 0, INFO, "cron tick")]), Instant::now());
     assert_eq!(bodies(&out), ["cron tick"]);
     assert!(
-        attr(&out.logs[0].record, "weft.sampled").is_none(),
+        attr(&out.logs[0].record(), "weft.sampled").is_none(),
         "pass-through logs are untouched"
     );
     assert_eq!(w.trace_count(), 0);
@@ -336,7 +338,7 @@ fn late_spans_and_logs_follow_the_cached_decision() {
     let out = w.ingest_logs(logs(vec![log(Some(6), 9, INFO, "late for kept")]), later);
     assert_eq!(bodies(&out), ["late for kept"]);
     assert_eq!(
-        attr(&out.logs[0].record, "weft.policy"),
+        attr(&out.logs[0].record(), "weft.policy"),
         Some(&any_value::Value::StringValue("errors".into()))
     );
 
@@ -353,7 +355,7 @@ fn late_spans_and_logs_follow_the_cached_decision() {
     );
     assert_eq!(bodies(&out), ["late warning"]);
     assert_eq!(
-        attr(&out.logs[0].record, "weft.sampled"),
+        attr(&out.logs[0].record(), "weft.sampled"),
         Some(&any_value::Value::BoolValue(false))
     );
     assert_eq!(w.trace_count(), 0, "no late item opened a new entry");
@@ -468,7 +470,7 @@ fn a_huge_trace_is_decided_at_once_instead_of_starving_the_rest() {
         !out.spans.is_empty(),
         "decided as soon as it passed 4096 bytes"
     );
-    assert!(out.spans.iter().all(|s| s.span.trace_id == tid(15)));
+    assert!(out.spans.iter().all(|s| s.span().trace_id == tid(15)));
     assert_eq!(w.trace_count(), 1, "the small trace still waits");
 }
 
@@ -508,15 +510,24 @@ fn logs_become_events_on_their_span() {
         t0,
     );
     let out = w.tick(t0 + WAIT);
-    let child = out.spans.iter().find(|s| s.span.span_id == sid(2)).unwrap();
-    assert_eq!(child.span.events.len(), 1);
-    let event = &child.span.events[0];
+    let child = out
+        .spans
+        .iter()
+        .find(|s| s.span().span_id == sid(2))
+        .unwrap();
+    assert_eq!(child.span().events.len(), 1);
+    let child_span = child.span();
+    let event = &child_span.events[0];
     assert_eq!(event.name, "card declined");
     assert_eq!(event.time_unix_nano, 1_000_000_123);
     assert!(event.attributes.iter().any(|a| a.key == "log.severity"));
     assert!(event.attributes.iter().any(|a| a.key == "biz_order_id"));
-    let root = out.spans.iter().find(|s| s.span.span_id == sid(1)).unwrap();
-    assert!(root.span.events.is_empty());
+    let root = out
+        .spans
+        .iter()
+        .find(|s| s.span().span_id == sid(1))
+        .unwrap();
+    assert!(root.span().events.is_empty());
     assert_eq!(out.logs.len(), 2, "the logs themselves are still exported");
 }
 
@@ -555,12 +566,12 @@ fn released_items_regroup_by_resource_and_scope() {
     let out = w.tick(t0 + WAIT);
     let req = to_traces(out.spans);
     assert_eq!(
-        req.resource_spans.len(),
+        req.request().resource_spans.len(),
         2,
         "one ResourceSpans per origin batch"
     );
     assert_eq!(req.item_count(), 2);
-    assert!(to_logs(Vec::new()).resource_logs.is_empty());
+    assert!(to_logs(Vec::new()).request().resource_logs.is_empty());
 }
 
 #[test]
@@ -689,7 +700,7 @@ fn attribute_policies_decide_on_fully_decoded_spans_and_scalar_ones_do_not_need_
     let out = w.tick(t0 + WAIT);
     assert_eq!(span_ids(&out), [(40, 1)]);
     assert_eq!(
-        out.spans[0].span.attributes,
+        out.spans[0].span().attributes,
         vec![kv("tier", "gold")],
         "exported whole"
     );

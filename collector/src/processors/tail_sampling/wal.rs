@@ -100,17 +100,17 @@ pub fn system_wall_clock() -> WallClock {
 /// Appends `data`'s protobuf encoding to `buf`.
 fn encode_payload<T: Payload>(data: &T, buf: &mut Vec<u8>) {
     buf.reserve(data.encoded_len());
-    // Encoding into a Vec cannot run out of room.
-    let _ = data.encode(buf);
+    data.write_to(buf);
 }
 
 /// Decodes a payload written by [`encode_payload`].
 fn decode_payload<T: Payload>(bytes: &[u8]) -> Result<T, prost::DecodeError> {
-    T::decode(bytes)
+    T::from_stored(bytes::Bytes::copy_from_slice(bytes))
 }
 
 /// Keeps the spans of `data` whose trace id passes `keep`.
 pub fn retain_spans(data: &mut Traces, keep: impl Fn(&[u8]) -> bool) {
+    let data = data.request_mut();
     for rs in &mut data.resource_spans {
         for ss in &mut rs.scope_spans {
             ss.spans.retain(|s| keep(&s.trace_id));
@@ -122,6 +122,7 @@ pub fn retain_spans(data: &mut Traces, keep: impl Fn(&[u8]) -> bool) {
 
 /// Keeps the log records of `data` whose trace id (empty for none) passes `keep`.
 pub fn retain_logs(data: &mut Logs, keep: impl Fn(&[u8]) -> bool) {
+    let data = data.request_mut();
     for rl in &mut data.resource_logs {
         for sl in &mut rl.scope_logs {
             sl.log_records.retain(|r| keep(&r.trace_id));

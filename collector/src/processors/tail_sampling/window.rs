@@ -16,15 +16,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use prost::Message;
 
 use super::config::{LogsWithoutTrace, TailSamplingConfig};
 use super::enrich::Summary;
 use super::metrics::WindowMetrics;
-use super::policy::{Policies, Verdict};
+use super::policy::Policies;
 use super::trace::{LogEntry, Origin, SpanEntry, TraceData};
-use crate::pipeline::{Logs, Traces};
+use crate::pipeline::{Logs, Payload, Traces};
+use weft_proto::common::v1::InstrumentationScope;
+use weft_proto::logs::v1::LogRecord;
+use weft_proto::resource::v1::Resource;
+use weft_proto::trace::v1::Span;
+use weft_proto::wire::{self, Fields, Value as WireValue};
 
 const SHARDS: usize = 64;
 
@@ -63,8 +68,10 @@ impl DecideReason {
 /// What a window operation releases: items to send downstream now.
 #[derive(Debug, Default)]
 pub struct Output {
-    pub spans: Vec<SpanEntry>,
-    pub logs: Vec<LogEntry>,
+    /// Kept spans, still encoded.
+    pub spans: Vec<Held>,
+    /// Logs to export, encoded, enriched with their trace's verdict.
+    pub logs: Vec<Held>,
     /// Each trace decided by this operation, with its verdict (for tests and logs).
     pub decided: Vec<(TraceKey, bool)>,
     /// The summary of each kept trace in `decided` (the durable window records it).
@@ -95,10 +102,12 @@ struct Entry {
     has_root: bool,
 }
 
-/// One item as it waits: where it came from, and its protobuf encoding.
-struct Held {
-    origin: Arc<Origin>,
-    encoded: Box<[u8]>,
+/// One span or log record as it waits, and as a kept span leaves: where it came from, and
+/// its protobuf encoding (sliced from the request it arrived in).
+#[derive(Clone, Debug)]
+pub struct Held {
+    pub origin: Arc<Origin>,
+    pub encoded: Box<[u8]>,
 }
 
 impl Held {
@@ -108,6 +117,103 @@ impl Held {
             encoded: item.encode_to_vec().into_boxed_slice(),
         }
     }
+
+    /// The span it holds, decoded.
+    pub fn span(&self) -> Span {
+        Span::decode(&self.encoded[..]).expect("held spans come from checked requests")
+    }
+
+    /// The log record it holds, decoded.
+    pub fn record(&self) -> LogRecord {
+        LogRecord::decode(&self.encoded[..]).expect("held logs come from checked requests")
+    }
+
+    /// A held log record's severity number, read without decoding the rest.
+    fn severity(&self) -> i32 {
+        LogScalars::decode(&self.encoded[..])
+            .map(|l| l.severity_number)
+            .unwrap_or_default()
+    }
+
+    fn span_entry(&self) -> SpanEntry {
+        SpanEntry {
+            origin: self.origin.clone(),
+            span: self.span(),
+        }
+    }
+
+    fn log_entry(&self) -> LogEntry {
+        LogEntry {
+            origin: self.origin.clone(),
+            record: self.record(),
+        }
+    }
+}
+
+/// Calls `f` with every item (span or log record: field 2 of field 2 of field 1 in both
+/// signals) of an encoded export request, and the origin it arrived under. The resource and
+/// scope are decoded once per group; the items stay encoded.
+fn for_each_item(body: &[u8], mut f: impl FnMut(&Arc<Origin>, &[u8])) {
+    fn len_fields(msg: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
+        Fields::new(msg).filter_map(|field| match field {
+            Ok((n, WireValue::Len(bytes))) => Some((n, bytes)),
+            _ => None,
+        })
+    }
+    for (n, group) in len_fields(body) {
+        if n != 1 {
+            continue;
+        }
+        let mut resource = Resource::default();
+        let mut resource_schema_url = String::new();
+        for (n, bytes) in len_fields(group) {
+            match n {
+                1 => resource = Resource::decode(bytes).unwrap_or_default(),
+                3 => resource_schema_url = String::from_utf8_lossy(bytes).into_owned(),
+                _ => {}
+            }
+        }
+        for (n, scoped) in len_fields(group) {
+            if n != 2 {
+                continue;
+            }
+            let mut scope = InstrumentationScope::default();
+            let mut scope_schema_url = String::new();
+            for (n, bytes) in len_fields(scoped) {
+                match n {
+                    1 => scope = InstrumentationScope::decode(bytes).unwrap_or_default(),
+                    3 => scope_schema_url = String::from_utf8_lossy(bytes).into_owned(),
+                    _ => {}
+                }
+            }
+            let origin = Arc::new(Origin {
+                resource: resource.clone(),
+                resource_schema_url: resource_schema_url.clone(),
+                scope,
+                scope_schema_url,
+            });
+            for (n, item) in len_fields(scoped) {
+                if n == 2 {
+                    f(&origin, item);
+                }
+            }
+        }
+    }
+}
+
+/// The trace id (field `number`) of an encoded span or log record, if it has a valid one,
+/// and whether field `parent` (a span's parent_span_id) is non-empty.
+fn item_key(item: &[u8], number: u32, parent: u32) -> (Option<TraceKey>, bool) {
+    let mut key = None;
+    let mut has_parent = false;
+    for (n, v) in Fields::new(item).flatten() {
+        match v {
+            WireValue::Len(bytes) if n == number => key = trace_key(bytes),
+            WireValue::Len(bytes) if n == parent => has_parent = !bytes.is_empty(),
+            _ => {}
+        }
+    }
+    (key, has_parent)
 }
 
 /// The fields of a span that policies not reading attributes look at; decoding into it skips
@@ -118,6 +224,23 @@ struct SpanScalars {
     trace_state: String,
     #[prost(bytes = "vec", tag = "4")]
     parent_span_id: Vec<u8>,
+    #[prost(fixed64, tag = "7")]
+    start_time_unix_nano: u64,
+    #[prost(fixed64, tag = "8")]
+    end_time_unix_nano: u64,
+    #[prost(message, optional, tag = "15")]
+    status: Option<weft_proto::trace::v1::Status>,
+}
+
+/// [`SpanScalars`] and the name: what a kept trace's [`Summary`] reads.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SpanHead {
+    #[prost(string, tag = "3")]
+    trace_state: String,
+    #[prost(bytes = "vec", tag = "4")]
+    parent_span_id: Vec<u8>,
+    #[prost(string, tag = "5")]
+    name: String,
     #[prost(fixed64, tag = "7")]
     start_time_unix_nano: u64,
     #[prost(fixed64, tag = "8")]
@@ -165,24 +288,40 @@ pub fn policies_read_attributes(policies: &[super::policy::PolicyConfig]) -> boo
 impl Entry {
     /// The trace with only what scalar policies read (status, times, parent, trace state,
     /// severity): cheap, and enough to decide every trace when no policy reads attributes.
-    fn scalars(&self, trace_id: TraceKey) -> TraceData {
+    /// With `names`, span names too (for a kept trace's [`Summary`]). The spans' own ids are
+    /// left empty: policies read the trace's id from [`TraceData`].
+    fn scalars(&self, trace_id: TraceKey, names: bool) -> TraceData {
         let spans = self
             .spans
             .iter()
             .map(|h| {
-                let s = SpanScalars::decode(&h.encoded[..])
-                    .expect("held spans were encoded by this window");
-                SpanEntry {
-                    origin: h.origin.clone(),
-                    span: weft_proto::trace::v1::Span {
-                        trace_id: trace_id.to_vec(),
+                let span = if names {
+                    let s = SpanHead::decode(&h.encoded[..])
+                        .expect("held spans come from checked requests");
+                    Span {
+                        trace_state: s.trace_state,
+                        parent_span_id: s.parent_span_id,
+                        name: s.name,
+                        start_time_unix_nano: s.start_time_unix_nano,
+                        end_time_unix_nano: s.end_time_unix_nano,
+                        status: s.status,
+                        ..Default::default()
+                    }
+                } else {
+                    let s = SpanScalars::decode(&h.encoded[..])
+                        .expect("held spans come from checked requests");
+                    Span {
                         trace_state: s.trace_state,
                         parent_span_id: s.parent_span_id,
                         start_time_unix_nano: s.start_time_unix_nano,
                         end_time_unix_nano: s.end_time_unix_nano,
                         status: s.status,
                         ..Default::default()
-                    },
+                    }
+                };
+                SpanEntry {
+                    origin: h.origin.clone(),
+                    span,
                 }
             })
             .collect();
@@ -191,10 +330,10 @@ impl Entry {
             .iter()
             .map(|h| {
                 let l = LogScalars::decode(&h.encoded[..])
-                    .expect("held logs were encoded by this window");
+                    .expect("held logs come from checked requests");
                 LogEntry {
                     origin: h.origin.clone(),
-                    record: weft_proto::logs::v1::LogRecord {
+                    record: LogRecord {
                         severity_number: l.severity_number,
                         severity_text: l.severity_text,
                         ..Default::default()
@@ -209,22 +348,12 @@ impl Entry {
         }
     }
 
-    /// The trace as policies and exporters need it: every held item decoded.
-    fn materialize(self, trace_id: TraceKey) -> TraceData {
-        let decode_span = |h: Held| SpanEntry {
-            span: weft_proto::trace::v1::Span::decode(&h.encoded[..])
-                .expect("held spans were encoded by this window"),
-            origin: h.origin,
-        };
-        let decode_log = |h: Held| LogEntry {
-            record: weft_proto::logs::v1::LogRecord::decode(&h.encoded[..])
-                .expect("held logs were encoded by this window"),
-            origin: h.origin,
-        };
+    /// The trace as policies reading attributes need it: every held item decoded.
+    fn decoded(&self, trace_id: TraceKey) -> TraceData {
         TraceData {
             trace_id,
-            spans: self.spans.into_iter().map(decode_span).collect(),
-            logs: self.logs.into_iter().map(decode_log).collect(),
+            spans: self.spans.iter().map(Held::span_entry).collect(),
+            logs: self.logs.iter().map(Held::log_entry).collect(),
         }
     }
 }
@@ -348,49 +477,36 @@ impl Window {
     }
 
     /// Takes a batch of spans: joins each to its trace, or follows a remembered decision.
+    /// Spans are sliced out of the batch's encoding, never decoded here.
     pub fn ingest_spans(&self, data: Traces, now: Instant) -> Output {
-        let mut by_shard: Vec<Vec<(TraceKey, SpanEntry)>> =
-            (0..SHARDS).map(|_| Vec::new()).collect();
-        for rs in data.resource_spans {
-            let resource = rs.resource.unwrap_or_default();
-            for ss in rs.scope_spans {
-                let origin = Arc::new(Origin {
-                    resource: resource.clone(),
-                    resource_schema_url: rs.schema_url.clone(),
-                    scope: ss.scope.unwrap_or_default(),
-                    scope_schema_url: ss.schema_url,
-                });
-                for span in ss.spans {
-                    // The receiver validated ids; a zero id here is from an in-process caller.
-                    let Some(key) = trace_key(&span.trace_id) else {
-                        continue;
-                    };
-                    by_shard[shard_of(&key)].push((
-                        key,
-                        SpanEntry {
-                            origin: origin.clone(),
-                            span,
-                        },
-                    ));
-                }
+        let body = data.to_bytes();
+        let mut items: Vec<(TraceKey, bool, Held)> = Vec::with_capacity(data.item_count());
+        for_each_item(&body, |origin, span| {
+            // Field 1 is trace_id, field 4 parent_span_id. The receiver validated ids; a
+            // zero id here is from an in-process caller.
+            if let (Some(key), has_parent) = item_key(span, 1, 4) {
+                let held = Held {
+                    origin: origin.clone(),
+                    encoded: span.into(),
+                };
+                items.push((key, !has_parent, held));
             }
-        }
+        });
+        drop(body);
+        items.sort_by_key(|(key, ..)| shard_of(key));
         let mut out = Output::default();
         let mut opened = Vec::new();
-        for (index, items) in by_shard.into_iter().enumerate() {
-            if items.is_empty() {
-                continue;
-            }
-            let mut shard = self.shards[index].lock();
-            for (key, entry) in items {
-                let is_root = entry.span.parent_span_id.is_empty();
-                match self.cached(&shard, &key) {
+        let mut locked = None;
+        for (key, is_root, held) in items {
+            let shard = self.lock_shard(&mut locked, &key);
+            {
+                match self.cached(shard, &key) {
                     Some(Cached::Kept { at, .. }) => {
                         self.metrics
                             .late_span_age
                             .observe(now.saturating_duration_since(at).as_secs_f64());
                         self.metrics.late_spans_kept.inc();
-                        out.spans.push(entry);
+                        out.spans.push(held);
                         continue;
                     }
                     Some(Cached::Dropped { at }) => {
@@ -402,9 +518,8 @@ impl Window {
                     }
                     None => {}
                 }
-                let held = Held::new(entry.origin, &entry.span);
                 let size = held.encoded.len();
-                let trace = self.entry(&mut shard, key, now, &mut opened);
+                let trace = self.entry(shard, key, now, &mut opened);
                 trace.bytes += size;
                 trace.spans.push(held);
                 self.bytes.fetch_add(size, Ordering::Relaxed);
@@ -416,13 +531,7 @@ impl Window {
                     }
                 }
                 if self.too_big(trace) {
-                    out.append(self.decide_locked(
-                        &mut shard,
-                        key,
-                        None,
-                        now,
-                        DecideReason::TraceSize,
-                    ));
+                    out.append(self.decide_locked(shard, key, None, now, DecideReason::TraceSize));
                 }
             }
         }
@@ -432,63 +541,52 @@ impl Window {
     }
 
     /// Takes a batch of logs: logs with a trace id join their trace (or follow its
-    /// remembered decision); logs without one pass or are dropped, as configured.
+    /// remembered decision); logs without one pass or are dropped, as configured. Only logs
+    /// that leave at once are decoded (to be enriched).
     pub fn ingest_logs(&self, data: Logs, now: Instant) -> Output {
         let mut out = Output::default();
-        let mut by_shard: Vec<Vec<(TraceKey, LogEntry)>> =
-            (0..SHARDS).map(|_| Vec::new()).collect();
-        for rl in data.resource_logs {
-            let resource = rl.resource.unwrap_or_default();
-            for sl in rl.scope_logs {
-                let origin = Arc::new(Origin {
-                    resource: resource.clone(),
-                    resource_schema_url: rl.schema_url.clone(),
-                    scope: sl.scope.unwrap_or_default(),
-                    scope_schema_url: sl.schema_url,
-                });
-                for record in sl.log_records {
-                    let entry = LogEntry {
-                        origin: origin.clone(),
-                        record,
-                    };
-                    match trace_key(&entry.record.trace_id) {
-                        Some(key) => by_shard[shard_of(&key)].push((key, entry)),
-                        None => match self.cfg.logs_without_trace {
-                            LogsWithoutTrace::Pass => {
-                                self.metrics.logs_passed.inc();
-                                out.logs.push(entry);
-                            }
-                            LogsWithoutTrace::Drop => {
-                                self.metrics.logs_dropped_no_trace.inc();
-                            }
-                        },
+        let body = data.to_bytes();
+        let mut items: Vec<(TraceKey, Held)> = Vec::with_capacity(data.item_count());
+        for_each_item(&body, |origin, record| {
+            let held = Held {
+                origin: origin.clone(),
+                encoded: record.into(),
+            };
+            // Field 9 is trace_id (field 0 never occurs: no parent to look for).
+            match item_key(record, 9, 0).0 {
+                Some(key) => items.push((key, held)),
+                None => match self.cfg.logs_without_trace {
+                    LogsWithoutTrace::Pass => {
+                        self.metrics.logs_passed.inc();
+                        out.logs.push(held);
                     }
-                }
+                    LogsWithoutTrace::Drop => {
+                        self.metrics.logs_dropped_no_trace.inc();
+                    }
+                },
             }
-        }
+        });
+        drop(body);
+        items.sort_by_key(|(key, _)| shard_of(key));
         let mut opened = Vec::new();
-        for (index, items) in by_shard.into_iter().enumerate() {
-            if items.is_empty() {
-                continue;
-            }
-            let mut shard = self.shards[index].lock();
-            for (key, mut entry) in items {
-                match self.cached(&shard, &key) {
+        let mut locked = None;
+        for (key, held) in items {
+            let shard = self.lock_shard(&mut locked, &key);
+            {
+                match self.cached(shard, &key) {
                     Some(Cached::Kept { summary, .. }) => {
                         self.metrics.logs_late_kept.inc();
-                        summary.enrich(&self.cfg.enrichment, &mut entry.record, true);
-                        out.logs.push(entry);
+                        let extra = summary.encoded_attributes(&self.cfg.enrichment, true);
+                        out.logs.push(self.enriched(held, &summary, true, &extra));
                         continue;
                     }
                     Some(Cached::Dropped { .. }) => {
-                        if self.keeps_anyway(&entry) {
+                        if self.keeps_anyway(held.severity()) {
                             self.metrics.logs_kept_by_severity.inc();
-                            Summary::unsampled().enrich(
-                                &self.cfg.enrichment,
-                                &mut entry.record,
-                                false,
-                            );
-                            out.logs.push(entry);
+                            let unsampled = Summary::unsampled();
+                            let extra = unsampled.encoded_attributes(&self.cfg.enrichment, false);
+                            out.logs
+                                .push(self.enriched(held, &unsampled, false, &extra));
                         } else {
                             self.metrics.logs_late_dropped.inc();
                         }
@@ -496,21 +594,14 @@ impl Window {
                     }
                     None => {}
                 }
-                let held = Held::new(entry.origin, &entry.record);
                 let size = held.encoded.len();
                 self.metrics.logs_joined.inc();
-                let trace = self.entry(&mut shard, key, now, &mut opened);
+                let trace = self.entry(shard, key, now, &mut opened);
                 trace.bytes += size;
                 trace.logs.push(held);
                 self.bytes.fetch_add(size, Ordering::Relaxed);
                 if self.too_big(trace) {
-                    out.append(self.decide_locked(
-                        &mut shard,
-                        key,
-                        None,
-                        now,
-                        DecideReason::TraceSize,
-                    ));
+                    out.append(self.decide_locked(shard, key, None, now, DecideReason::TraceSize));
                 }
             }
         }
@@ -571,6 +662,21 @@ impl Window {
         out
     }
 
+    /// The shard of `key`, locked: the one in `locked` when it is that shard (items are
+    /// sorted by shard, so each is locked once per batch), else after releasing it.
+    fn lock_shard<'a, 'g>(
+        &'a self,
+        locked: &'g mut Option<(usize, MutexGuard<'a, Shard>)>,
+        key: &TraceKey,
+    ) -> &'g mut Shard {
+        let index = shard_of(key);
+        if locked.as_ref().is_none_or(|(i, _)| *i != index) {
+            *locked = None;
+            *locked = Some((index, self.shards[index].lock()));
+        }
+        &mut locked.as_mut().expect("locked just above").1
+    }
+
     fn cached(&self, shard: &Shard, key: &TraceKey) -> Option<Cached> {
         shard
             .kept
@@ -579,9 +685,8 @@ impl Window {
             .cloned()
     }
 
-    fn keeps_anyway(&self, log: &LogEntry) -> bool {
-        self.keep_severity
-            .is_some_and(|min| log.record.severity_number >= min)
+    fn keeps_anyway(&self, severity_number: i32) -> bool {
+        self.keep_severity.is_some_and(|min| severity_number >= min)
     }
 
     fn too_big(&self, entry: &Entry) -> bool {
@@ -667,26 +772,15 @@ impl Window {
         };
         self.release(&entry);
         let first_seen = entry.first_seen;
-        let held_logs = entry.logs.len();
         let started = std::time::Instant::now();
-        let (verdict, data) = if self.full_decode {
-            let data = entry.materialize(key);
-            (self.policies.decide(&data, now), data)
+        // Policies reading attributes see every item decoded; the others see scalars, and
+        // dropped traces (most of them) are never decoded further.
+        let view = if self.full_decode {
+            entry.decoded(key)
         } else {
-            let verdict = self.policies.decide(&entry.scalars(key), now);
-            // Kept traces are exported whole; dropped ones only need the logs that
-            // keep_logs_at_or_above rescues.
-            let data = if verdict.sampled || self.keep_severity.is_some() {
-                entry.materialize(key)
-            } else {
-                TraceData {
-                    trace_id: key,
-                    spans: Vec::new(),
-                    logs: Vec::new(),
-                }
-            };
-            (verdict, data)
+            entry.scalars(key, false)
         };
+        let verdict = self.policies.decide(&view, now);
         self.metrics
             .decision_latency
             .observe(started.elapsed().as_secs_f64() * 1e6);
@@ -694,8 +788,13 @@ impl Window {
             .decision_delay
             .observe(now.saturating_duration_since(first_seen).as_secs_f64());
         self.metrics.record_verdict(&verdict, reason);
-        let summary = Arc::new(Summary::of(&data, &verdict));
         if verdict.sampled {
+            let view = if self.full_decode {
+                view
+            } else {
+                entry.scalars(key, true)
+            };
+            let summary = Arc::new(Summary::of(&view, &verdict));
             shard.kept.insert(
                 key,
                 Cached::Kept {
@@ -703,10 +802,11 @@ impl Window {
                     at: now,
                 },
             );
+            self.release_kept(entry, view, summary, key)
         } else {
             shard.dropped.insert(key, Cached::Dropped { at: now });
+            self.release_dropped(entry, view, key)
         }
-        self.release_output(data, held_logs, &verdict, summary, key)
     }
 
     fn release(&self, entry: &Entry) {
@@ -714,50 +814,90 @@ impl Window {
         self.bytes.fetch_sub(entry.bytes, Ordering::Relaxed);
     }
 
-    /// What a decided trace sends downstream.
-    fn release_output(
+    /// What a kept trace sends downstream: its spans as they arrived (unless its logs become
+    /// span events), its logs with the verdict's attributes appended.
+    fn release_kept(
         &self,
-        data: TraceData,
-        held_logs: usize,
-        verdict: &Verdict,
+        entry: Entry,
+        view: TraceData,
         summary: Arc<Summary>,
         key: TraceKey,
     ) -> Output {
-        let mut out = Output {
-            decided: vec![(key, verdict.sampled)],
-            summaries: verdict
-                .sampled
-                .then(|| (key, summary.clone()))
+        let spans = if self.cfg.attach_logs_as_span_events && !entry.logs.is_empty() {
+            let logs: Vec<LogEntry> = if self.full_decode {
+                view.logs
+            } else {
+                entry.logs.iter().map(Held::log_entry).collect()
+            };
+            let mut spans: Vec<SpanEntry> = entry.spans.iter().map(Held::span_entry).collect();
+            super::enrich::attach_as_events(&mut spans, &logs);
+            spans
                 .into_iter()
-                .collect(),
-            ..Default::default()
-        };
-        let TraceData {
-            mut spans, logs, ..
-        } = data;
-        if verdict.sampled {
-            if self.cfg.attach_logs_as_span_events {
-                super::enrich::attach_as_events(&mut spans, &logs);
-            }
-            out.spans = spans;
-            out.logs = logs;
-            for log in &mut out.logs {
-                summary.enrich(&self.cfg.enrichment, &mut log.record, true);
-            }
-            self.metrics.logs_kept.inc_by(out.logs.len() as u64);
+                .map(|s| Held::new(s.origin, &s.span))
+                .collect()
         } else {
-            out.logs = logs.into_iter().filter(|l| self.keeps_anyway(l)).collect();
-            for log in &mut out.logs {
-                Summary::unsampled().enrich(&self.cfg.enrichment, &mut log.record, false);
-            }
-            self.metrics
-                .logs_kept_by_severity
-                .inc_by(out.logs.len() as u64);
-            self.metrics
-                .logs_dropped
-                .inc_by((held_logs - out.logs.len()) as u64);
+            entry.spans
+        };
+        let extra = summary.encoded_attributes(&self.cfg.enrichment, true);
+        let logs: Vec<Held> = entry
+            .logs
+            .into_iter()
+            .map(|held| self.enriched(held, &summary, true, &extra))
+            .collect();
+        self.metrics.logs_kept.inc_by(logs.len() as u64);
+        Output {
+            spans,
+            logs,
+            decided: vec![(key, true)],
+            summaries: vec![(key, summary)],
         }
-        out
+    }
+
+    /// What a dropped trace sends downstream: the logs `keep_logs_at_or_above` rescues.
+    fn release_dropped(&self, entry: Entry, view: TraceData, key: TraceKey) -> Output {
+        let held_logs = entry.logs.len();
+        let logs: Vec<Held> = match self.keep_severity {
+            None => Vec::new(),
+            Some(_) => {
+                let unsampled = Summary::unsampled();
+                let extra = unsampled.encoded_attributes(&self.cfg.enrichment, false);
+                // `view.logs` holds the severities of `entry.logs`, in the same order.
+                entry
+                    .logs
+                    .into_iter()
+                    .zip(&view.logs)
+                    .filter(|(_, seen)| self.keeps_anyway(seen.record.severity_number))
+                    .map(|(held, _)| self.enriched(held, &unsampled, false, &extra))
+                    .collect()
+            }
+        };
+        self.metrics.logs_kept_by_severity.inc_by(logs.len() as u64);
+        self.metrics
+            .logs_dropped
+            .inc_by((held_logs - logs.len()) as u64);
+        Output {
+            spans: Vec::new(),
+            logs,
+            decided: vec![(key, false)],
+            summaries: Vec::new(),
+        }
+    }
+
+    /// `held` with the verdict's attributes: `extra` appended to its bytes, or (when it
+    /// already has attributes under the prefix, which must be replaced) decoded, enriched
+    /// and encoded again.
+    fn enriched(&self, held: Held, summary: &Summary, sampled: bool, extra: &[u8]) -> Held {
+        match Summary::enrich_encoded(&self.cfg.enrichment, &held.encoded, extra) {
+            Some(encoded) => Held {
+                origin: held.origin,
+                encoded,
+            },
+            None => {
+                let mut entry = held.log_entry();
+                summary.enrich(&self.cfg.enrichment, &mut entry.record, sampled);
+                Held::new(entry.origin, &entry.record)
+            }
+        }
     }
 }
 
@@ -799,44 +939,45 @@ fn group_by_origin<T>(items: impl Iterator<Item = (Arc<Origin>, T)>) -> Vec<(Arc
     groups
 }
 
-/// Regroups released spans into an OTLP request: one ResourceSpans per origin batch.
-pub fn to_traces(spans: Vec<SpanEntry>) -> Traces {
-    use weft_proto::trace::v1::{ResourceSpans, ScopeSpans};
-    let groups = group_by_origin(spans.into_iter().map(|e| (e.origin, e.span)));
-    Traces {
-        resource_spans: groups
-            .into_iter()
-            .map(|(origin, spans)| ResourceSpans {
-                resource: Some(origin.resource.clone()),
-                schema_url: origin.resource_schema_url.clone(),
-                scope_spans: vec![ScopeSpans {
-                    scope: Some(origin.scope.clone()),
-                    schema_url: origin.scope_schema_url.clone(),
-                    spans,
-                }],
-            })
-            .collect(),
+/// Regroups released items into the encoding of an export request: one resource group
+/// (ResourceSpans / ResourceLogs) per origin batch, the items' own bytes inside. Both
+/// signals nest the same way: field 1 → resource 1, scope group 2 → scope 1, items 2, and
+/// schema_url 3 at both levels.
+fn envelope(items: Vec<Held>) -> Vec<u8> {
+    let groups = group_by_origin(items.into_iter().map(|h| (h.origin, h.encoded)));
+    let mut body = Vec::new();
+    let mut scoped = Vec::new();
+    let mut group = Vec::new();
+    for (origin, items) in groups {
+        scoped.clear();
+        wire::put_len_field(&mut scoped, 1, &origin.scope.encode_to_vec());
+        for item in &items {
+            wire::put_len_field(&mut scoped, 2, item);
+        }
+        if !origin.scope_schema_url.is_empty() {
+            wire::put_len_field(&mut scoped, 3, origin.scope_schema_url.as_bytes());
+        }
+        group.clear();
+        wire::put_len_field(&mut group, 1, &origin.resource.encode_to_vec());
+        wire::put_len_field(&mut group, 2, &scoped);
+        if !origin.resource_schema_url.is_empty() {
+            wire::put_len_field(&mut group, 3, origin.resource_schema_url.as_bytes());
+        }
+        wire::put_len_field(&mut body, 1, &group);
     }
+    body
 }
 
-/// Regroups released logs into an OTLP request: one ResourceLogs per origin batch.
-pub fn to_logs(logs: Vec<LogEntry>) -> Logs {
-    use weft_proto::logs::v1::{ResourceLogs, ScopeLogs};
-    let groups = group_by_origin(logs.into_iter().map(|e| (e.origin, e.record)));
-    Logs {
-        resource_logs: groups
-            .into_iter()
-            .map(|(origin, log_records)| ResourceLogs {
-                resource: Some(origin.resource.clone()),
-                schema_url: origin.resource_schema_url.clone(),
-                scope_logs: vec![ScopeLogs {
-                    scope: Some(origin.scope.clone()),
-                    schema_url: origin.scope_schema_url.clone(),
-                    log_records,
-                }],
-            })
-            .collect(),
-    }
+/// Regroups released spans into an OTLP request (encoded).
+pub fn to_traces(spans: Vec<Held>) -> Traces {
+    let count = spans.len();
+    Traces::from_encoded(envelope(spans).into(), count)
+}
+
+/// Regroups released logs into an OTLP request (encoded).
+pub fn to_logs(logs: Vec<Held>) -> Logs {
+    let count = logs.len();
+    Logs::from_encoded(envelope(logs).into(), count)
 }
 
 /// How long to wait between ticks: often enough that a trace is decided within 100 ms of
