@@ -8,9 +8,12 @@
 //! what may arrive between two checks.
 //!
 //! What is measured differs from the Collector: Go measures its heap, Weft measures the
-//! process's resident set size (VmRSS), which also counts buffers held by the allocator. RSS
-//! can stay high after data is freed, so leave headroom in `limit_mib` below the container
-//! limit, as the Collector's docs advise.
+//! process's resident set size (VmRSS), which also counts what the allocator holds. The
+//! `weft` binary runs on jemalloc, which returns freed memory to the system, so RSS falls
+//! back once data is delivered (with glibc's malloc it stayed above the soft limit after a
+//! burst and the limiter refused everything: integration-tests/tests/overload.rs). Leave
+//! headroom in `limit_mib` below the container limit all the same, as the Collector's docs
+//! advise, and keep `check_interval` short (100 ms–1 s) where bursts are sharp.
 //!
 //! Every `check_interval` a background task reads the memory once and sets a flag; `consume`
 //! only reads the flag, so the data path never does I/O. While the flag is set every batch is
