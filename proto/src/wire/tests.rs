@@ -344,3 +344,18 @@ fn envelope_writers_produce_what_prost_reads() {
         assert_eq!(varint(&mut &out[..]), Ok(v));
     }
 }
+
+#[test]
+fn non_ascii_strings_are_checked_as_utf8() {
+    let limits = Limits::default();
+    let mut named = with_ids(span(1));
+    named.name = "café ☕ 支付".into();
+    let body = traces(vec![named]).encode_to_vec();
+    assert_eq!(agrees_traces(&body, &limits), Some(2));
+    // Cut the last character in half: no longer UTF-8.
+    let at = body.windows(3).position(|w| w == "付".as_bytes()).unwrap();
+    let mut broken = body.clone();
+    broken[at + 2] = b'x';
+    assert_eq!(agrees_traces(&broken, &limits), None);
+    assert!(ExportTraceServiceRequest::decode(&broken[..]).is_err());
+}
