@@ -399,6 +399,34 @@ fn a_dropped_trace_keeps_only_logs_at_or_above_the_configured_severity() {
     assert_eq!(bodies(&out), ["warn2"]);
 }
 
+/// The trace decided early lives in the shard the ingest locked last (trace ids ending in
+/// the same byte share a shard): deciding it must not wait on a lock the ingest still holds.
+/// Run on a thread with a deadline so a regression fails instead of hanging the test run.
+#[test]
+fn an_early_decision_in_the_shard_just_ingested_does_not_deadlock() {
+    let (w, _) = window(&format!("{POLICIES}\nnum_traces: 1"));
+    let w = Arc::new(w);
+    let t0 = Instant::now();
+    let (done, finished) = std::sync::mpsc::channel();
+    let worker = w.clone();
+    std::thread::spawn(move || {
+        worker.ingest_spans(traces(vec![span(63, 1, 0, 10, ERR)]), t0);
+        let mut second = span(63, 2, 0, 10, OK);
+        second.trace_id[0] = 0xcd; // another trace, same shard
+        let out = worker.ingest_spans(traces(vec![second]), t0 + Duration::from_secs(1));
+        let _ = done.send(span_ids(&out));
+    });
+    let out = finished
+        .recv_timeout(Duration::from_secs(10))
+        .expect("ingest deadlocked deciding a trace in the shard it had locked");
+    assert_eq!(
+        out,
+        [(63, 1)],
+        "the older trace was decided (and kept) early"
+    );
+    assert_eq!(w.trace_count(), 1);
+}
+
 #[test]
 fn overflow_by_count_decides_the_oldest_early() {
     let (w, t) = window(&format!("{POLICIES}\nnum_traces: 2"));

@@ -535,6 +535,9 @@ impl Window {
                 }
             }
         }
+        // Release the last shard before deciding more: `enforce_bounds` locks shards one at
+        // a time, and holding one here would deadlock on it (or on another thread's tick).
+        drop(locked);
         self.register_opened(opened);
         out.append(self.enforce_bounds(now));
         out
@@ -605,6 +608,9 @@ impl Window {
                 }
             }
         }
+        // Release the last shard before deciding more: `enforce_bounds` locks shards one at
+        // a time, and holding one here would deadlock on it (or on another thread's tick).
+        drop(locked);
         self.register_opened(opened);
         out.append(self.enforce_bounds(now));
         out
