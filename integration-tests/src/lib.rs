@@ -47,6 +47,82 @@ pub fn weft_binary() -> PathBuf {
     .clone()
 }
 
+/// `127.0.0.1:port`.
+pub fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A `weft` that writes what it receives over OTLP/gRPC on `grpc` to `out/traces.jsonl` and
+/// `out/logs.jsonl` (flushed every 100 ms): the backend of the delivery tests, read back
+/// with [`file_sink_received`].
+pub fn file_sink_config(grpc: u16, metrics: u16, out: &Path) -> String {
+    format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{grpc}
+exporters:
+  file/traces:
+    path: {out}/traces.jsonl
+    flush_interval: 100ms
+  file/logs:
+    path: {out}/logs.jsonl
+    flush_interval: 100ms
+service:
+  pipelines:
+    traces: {{receivers: [otlp], exporters: [file/traces]}}
+    logs: {{receivers: [otlp], exporters: [file/logs]}}
+  telemetry:
+    metrics:
+      address: 127.0.0.1:{metrics}
+"#,
+        out = out.display()
+    )
+}
+
+/// What a [`file_sink_config`] weft wrote to `out`, in order and with repeats: (trace id,
+/// span id) in hex of every span, and "trace id|body" of every log with a string body.
+pub fn file_sink_received(out: &Path) -> (Vec<(String, String)>, Vec<String>) {
+    let lines = |file: &str| {
+        let text = std::fs::read(out.join(file)).unwrap_or_default();
+        text.split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect::<Vec<_>>()
+    };
+    let mut spans = Vec::new();
+    for line in lines("traces.jsonl") {
+        let req = weft_proto::otlp_json::decode_traces(&line).expect("OTLP/JSON line");
+        for s in req
+            .resource_spans
+            .into_iter()
+            .flat_map(|r| r.scope_spans)
+            .flat_map(|s| s.spans)
+        {
+            spans.push((hex::encode(&s.trace_id), hex::encode(&s.span_id)));
+        }
+    }
+    let mut logs = Vec::new();
+    for line in lines("logs.jsonl") {
+        let req = weft_proto::otlp_json::decode_logs(&line).expect("OTLP/JSON line");
+        for r in req
+            .resource_logs
+            .into_iter()
+            .flat_map(|r| r.scope_logs)
+            .flat_map(|s| s.log_records)
+        {
+            if let Some(weft_proto::common::v1::any_value::Value::StringValue(b)) =
+                r.body.and_then(|b| b.value)
+            {
+                logs.push(format!("{}|{b}", hex::encode(&r.trace_id)));
+            }
+        }
+    }
+    (spans, logs)
+}
+
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

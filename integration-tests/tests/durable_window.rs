@@ -9,48 +9,17 @@
 //! one can fail.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value as Json;
 use weft_integration_tests::{
-    eventually, free_port, http_get, metric_value, run_python_client, Weft,
+    eventually, file_sink_config, file_sink_received as received, free_port, http_get, loopback,
+    metric_value, run_python_client, Weft,
 };
 
 const DECISION_WAIT: &str = "20s";
-
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-fn sink_config(grpc: u16, metrics: u16, out: &Path) -> String {
-    format!(
-        r#"
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:{grpc}
-exporters:
-  file/traces:
-    path: {out}/traces.jsonl
-    flush_interval: 100ms
-  file/logs:
-    path: {out}/logs.jsonl
-    flush_interval: 100ms
-service:
-  pipelines:
-    traces: {{receivers: [otlp], exporters: [file/traces]}}
-    logs: {{receivers: [otlp], exporters: [file/logs]}}
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-"#,
-        out = out.display()
-    )
-}
 
 /// Weft with the tail sampler in front of an OTLP exporter to the sink. The exporter sends
 /// synchronously (`sending_queue.enabled: false`): kept data counts as delivered once the
@@ -140,40 +109,6 @@ fn send(grpc: u16, out: &Path, name: &str, seed: &str, weft: &Weft) -> Json {
     serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap()
 }
 
-/// (trace id, span id) of every span the sink wrote, and "trace id|body" of every log, with
-/// repeats.
-fn received(out: &Path) -> (Vec<(String, String)>, Vec<String>) {
-    let mut spans = Vec::new();
-    let text = std::fs::read(out.join("traces.jsonl")).unwrap_or_default();
-    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let req = weft_proto::otlp_json::decode_traces(line).expect("OTLP/JSON line");
-        for rs in req.resource_spans {
-            for ss in rs.scope_spans {
-                for s in ss.spans {
-                    spans.push((hex::encode(&s.trace_id), hex::encode(&s.span_id)));
-                }
-            }
-        }
-    }
-    let mut logs = Vec::new();
-    let text = std::fs::read(out.join("logs.jsonl")).unwrap_or_default();
-    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let req = weft_proto::otlp_json::decode_logs(line).expect("OTLP/JSON line");
-        for rl in req.resource_logs {
-            for sl in rl.scope_logs {
-                for r in sl.log_records {
-                    if let Some(weft_proto::common::v1::any_value::Value::StringValue(b)) =
-                        r.body.and_then(|b| b.value)
-                    {
-                        logs.push(format!("{}|{b}", hex::encode(&r.trace_id)));
-                    }
-                }
-            }
-        }
-    }
-    (spans, logs)
-}
-
 /// What the manifests say must arrive (kept traces) and must not (dropped ones).
 struct Expected {
     kept_spans: HashSet<(String, String)>,
@@ -208,7 +143,7 @@ fn expected(manifests: &[&Json]) -> Expected {
 }
 
 fn metric(weft_metrics: u16, series: &str) -> f64 {
-    http_get(addr(weft_metrics), "/metrics")
+    http_get(loopback(weft_metrics), "/metrics")
         .ok()
         .and_then(|(_, body)| metric_value(&body, series))
         .unwrap_or(0.0)
@@ -237,12 +172,12 @@ fn a_killed_durable_window_resumes_its_decisions_and_delivers_everything_exactly
     let (fwd_grpc, fwd_metrics) = (free_port(), free_port());
     let (sink_grpc, sink_metrics) = (free_port(), free_port());
     let sink = Weft::start(
-        &sink_config(sink_grpc, sink_metrics, out.path()),
-        &[addr(sink_grpc)],
+        &file_sink_config(sink_grpc, sink_metrics, out.path()),
+        &[loopback(sink_grpc)],
     )
     .unwrap();
     let fwd_config = forwarder_config(fwd_grpc, fwd_metrics, sink_grpc, Some(storage.path()));
-    let fwd = Weft::start(&fwd_config, &[addr(fwd_grpc)]).unwrap();
+    let fwd = Weft::start(&fwd_config, &[loopback(fwd_grpc)]).unwrap();
 
     // Batch A, then batch B well after it: when A's traces are decided (20 s after they
     // arrived), B's are still waiting.
@@ -281,7 +216,7 @@ fn a_killed_durable_window_resumes_its_decisions_and_delivers_everything_exactly
     drop(fwd);
 
     // Restart on the same folder: B is decided when due, A is not sent again.
-    let fwd = Weft::start(&fwd_config, &[addr(fwd_grpc)]).unwrap();
+    let fwd = Weft::start(&fwd_config, &[loopback(fwd_grpc)]).unwrap();
     let all = expected(&[&a, &b]);
     let done = eventually(Duration::from_secs(90), || {
         let (spans, logs) = received(out.path());
@@ -350,12 +285,12 @@ fn without_storage_a_killed_window_loses_what_it_held() {
     let (fwd_grpc, fwd_metrics) = (free_port(), free_port());
     let (sink_grpc, sink_metrics) = (free_port(), free_port());
     let sink = Weft::start(
-        &sink_config(sink_grpc, sink_metrics, out.path()),
-        &[addr(sink_grpc)],
+        &file_sink_config(sink_grpc, sink_metrics, out.path()),
+        &[loopback(sink_grpc)],
     )
     .unwrap();
     let fwd_config = forwarder_config(fwd_grpc, fwd_metrics, sink_grpc, None);
-    let fwd = Weft::start(&fwd_config, &[addr(fwd_grpc)]).unwrap();
+    let fwd = Weft::start(&fwd_config, &[loopback(fwd_grpc)]).unwrap();
     let a = send(fwd_grpc, out.path(), "a", "1", &fwd);
     let traces = a["traces"].as_array().unwrap().len() as f64;
     let waiting = eventually(Duration::from_secs(30), || {
@@ -365,7 +300,7 @@ fn without_storage_a_killed_window_loses_what_it_held() {
     kill(&fwd);
     drop(fwd);
 
-    let fwd = Weft::start(&fwd_config, &[addr(fwd_grpc)]).unwrap();
+    let fwd = Weft::start(&fwd_config, &[loopback(fwd_grpc)]).unwrap();
     // SIGTERM decides what the window holds: nothing, it was lost with the process.
     let (status, log) = fwd.terminate().unwrap();
     assert!(status.success(), "{log}");

@@ -3,44 +3,14 @@
 //! was told was accepted.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value as Json;
-use weft_integration_tests::{eventually, free_port, run_python_client, Weft};
-
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-fn sink_config(grpc: u16, metrics: u16, out: &Path) -> String {
-    format!(
-        r#"
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:{grpc}
-exporters:
-  file/traces:
-    path: {out}/traces.jsonl
-    flush_interval: 100ms
-  file/logs:
-    path: {out}/logs.jsonl
-    flush_interval: 100ms
-service:
-  pipelines:
-    traces: {{receivers: [otlp], exporters: [file/traces]}}
-    logs: {{receivers: [otlp], exporters: [file/logs]}}
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-"#,
-        out = out.display()
-    )
-}
+use weft_integration_tests::{
+    eventually, file_sink_config, file_sink_received, free_port, loopback, run_python_client, Weft,
+};
 
 fn forwarder_config(grpc: u16, metrics: u16, sink_grpc: u16, storage: &Path) -> String {
     format!(
@@ -78,36 +48,10 @@ service:
     )
 }
 
+/// Spans as a set (a resend would show in the logs' count), logs in order.
 fn received(out: &Path) -> (HashSet<(String, String)>, Vec<String>) {
-    let mut spans = HashSet::new();
-    let text = std::fs::read(out.join("traces.jsonl")).unwrap_or_default();
-    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let req = weft_proto::otlp_json::decode_traces(line).expect("OTLP/JSON line");
-        for rs in req.resource_spans {
-            for ss in rs.scope_spans {
-                for s in ss.spans {
-                    spans.insert((hex::encode(&s.trace_id), hex::encode(&s.span_id)));
-                }
-            }
-        }
-    }
-    let mut logs = Vec::new();
-    let text = std::fs::read(out.join("logs.jsonl")).unwrap_or_default();
-    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let req = weft_proto::otlp_json::decode_logs(line).expect("OTLP/JSON line");
-        for rl in req.resource_logs {
-            for sl in rl.scope_logs {
-                for r in sl.log_records {
-                    if let Some(weft_proto::common::v1::any_value::Value::StringValue(b)) =
-                        r.body.and_then(|b| b.value)
-                    {
-                        logs.push(format!("{}|{b}", hex::encode(&r.trace_id)));
-                    }
-                }
-            }
-        }
-    }
-    (spans, logs)
+    let (spans, logs) = file_sink_received(out);
+    (spans.into_iter().collect(), logs)
 }
 
 #[test]
@@ -119,7 +63,7 @@ fn a_killed_weft_delivers_its_persistent_queue_after_restart() {
     let fwd_config = forwarder_config(fwd_grpc, fwd_metrics, sink_grpc, storage.path());
 
     // The backend is down; the SDK's data is acknowledged into the on-disk queue.
-    let fwd = Weft::start(&fwd_config, &[addr(fwd_grpc)]).unwrap();
+    let fwd = Weft::start(&fwd_config, &[loopback(fwd_grpc)]).unwrap();
     let manifest_path = out.path().join("manifest.json");
     let endpoint = format!("http://127.0.0.1:{fwd_grpc}");
     let client = run_python_client(
@@ -155,11 +99,11 @@ fn a_killed_weft_delivers_its_persistent_queue_after_restart() {
 
     // The backend comes back, and so does weft on the same storage.
     let sink = Weft::start(
-        &sink_config(sink_grpc, sink_metrics, out.path()),
-        &[addr(sink_grpc)],
+        &file_sink_config(sink_grpc, sink_metrics, out.path()),
+        &[loopback(sink_grpc)],
     )
     .unwrap();
-    let fwd = Weft::start(&fwd_config, &[addr(fwd_grpc)]).unwrap();
+    let fwd = Weft::start(&fwd_config, &[loopback(fwd_grpc)]).unwrap();
     let expected_spans: HashSet<(String, String)> = manifest["spans"]
         .as_array()
         .unwrap()

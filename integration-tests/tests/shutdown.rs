@@ -17,12 +17,14 @@
 #![allow(clippy::print_stdout)]
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
-use weft_integration_tests::{eventually, free_port, run_python_client, workspace_root, Weft};
+use weft_integration_tests::{
+    eventually, file_sink_config, file_sink_received, free_port, loopback, run_python_client,
+    workspace_root, Weft,
+};
 
 /// `weft::service::SHUTDOWN_DEADLINE`, read from the source so the test follows it.
 fn shutdown_deadline() -> Duration {
@@ -43,37 +45,6 @@ fn shutdown_deadline() -> Duration {
 /// How much later than the deadline the process may be gone: the time to leave the runtime
 /// and exit, and to notice it (the harness polls every 50 ms), on a loaded machine.
 const EXIT_MARGIN: Duration = Duration::from_secs(5);
-
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-fn sink_config(grpc: u16, metrics: u16, out: &Path) -> String {
-    format!(
-        r#"
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:{grpc}
-exporters:
-  file/traces:
-    path: {out}/traces.jsonl
-    flush_interval: 100ms
-  file/logs:
-    path: {out}/logs.jsonl
-    flush_interval: 100ms
-service:
-  pipelines:
-    traces: {{receivers: [otlp], exporters: [file/traces]}}
-    logs: {{receivers: [otlp], exporters: [file/logs]}}
-  telemetry:
-    metrics:
-      address: 127.0.0.1:{metrics}
-"#,
-        out = out.display()
-    )
-}
 
 /// The forwarder: OTLP in, `batch` (7 items a batch, a timeout far beyond the test, so the
 /// last partial batch is only sent by shutdown), OTLP out to `backend` with retries that never
@@ -181,41 +152,18 @@ fn expected_logs(manifest: &Json) -> HashMap<String, usize> {
     logs
 }
 
-/// How many times each span id and each log arrived at the backend.
+/// How many times each span id and each log (keyed by [`log_key`]) arrived at the backend.
 fn received(out: &Path) -> (HashMap<String, usize>, HashMap<String, usize>) {
-    let mut spans = HashMap::new();
-    let text = std::fs::read(out.join("traces.jsonl")).unwrap_or_default();
-    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let req = weft_proto::otlp_json::decode_traces(line).expect("OTLP/JSON line");
-        for s in req
-            .resource_spans
-            .into_iter()
-            .flat_map(|r| r.scope_spans)
-            .flat_map(|s| s.spans)
-        {
-            *spans.entry(hex::encode(&s.span_id)).or_default() += 1;
-        }
+    let (spans, logs) = file_sink_received(out);
+    let mut by_span = HashMap::new();
+    for (_, span_id) in spans {
+        *by_span.entry(span_id).or_default() += 1;
     }
-    let mut logs = HashMap::new();
-    let text = std::fs::read(out.join("logs.jsonl")).unwrap_or_default();
-    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let req = weft_proto::otlp_json::decode_logs(line).expect("OTLP/JSON line");
-        for r in req
-            .resource_logs
-            .into_iter()
-            .flat_map(|r| r.scope_logs)
-            .flat_map(|s| s.log_records)
-        {
-            if let Some(weft_proto::common::v1::any_value::Value::StringValue(b)) =
-                r.body.and_then(|b| b.value)
-            {
-                *logs
-                    .entry(log_key(&hex::encode(&r.trace_id), &b))
-                    .or_default() += 1;
-            }
-        }
+    let mut by_log = HashMap::new();
+    for log in logs {
+        *by_log.entry(log).or_default() += 1;
     }
-    (spans, logs)
+    (by_span, by_log)
 }
 
 /// Sends SIGTERM and returns how long the process took to exit, its log, and whether it
@@ -247,7 +195,7 @@ fn sigterm_with_the_backend_down_keeps_the_persistent_queue_for_the_next_start()
     let config = forwarder_config(fwd_grpc, fwd_metrics, sink_grpc, Some(storage.path()));
 
     // The backend is down: nothing listens on sink_grpc.
-    let fwd = Weft::start(&config, &[addr(fwd_grpc)]).unwrap();
+    let fwd = Weft::start(&config, &[loopback(fwd_grpc)]).unwrap();
     let manifest = emit(fwd_grpc, out.path(), &fwd);
     let (spans_sent, logs_sent) = (expected_spans(&manifest), expected_logs(&manifest));
     assert!(
@@ -282,11 +230,11 @@ fn sigterm_with_the_backend_down_keeps_the_persistent_queue_for_the_next_start()
 
     // The backend comes back, then Weft on the same storage.
     let sink = Weft::start(
-        &sink_config(sink_grpc, sink_metrics, out.path()),
-        &[addr(sink_grpc)],
+        &file_sink_config(sink_grpc, sink_metrics, out.path()),
+        &[loopback(sink_grpc)],
     )
     .unwrap();
-    let fwd = Weft::start(&config, &[addr(fwd_grpc)]).unwrap();
+    let fwd = Weft::start(&config, &[loopback(fwd_grpc)]).unwrap();
     let total_logs: usize = logs_sent.values().sum();
     let all_arrived = eventually(Duration::from_secs(60), || {
         let (spans, logs) = received(out.path());
@@ -335,7 +283,7 @@ fn sigterm_with_the_backend_down_and_an_in_memory_queue_exits_and_reports_what_i
     let (fwd_grpc, fwd_metrics, backend) = (free_port(), free_port(), free_port());
     let config = forwarder_config(fwd_grpc, fwd_metrics, backend, None);
 
-    let fwd = Weft::start(&config, &[addr(fwd_grpc)]).unwrap();
+    let fwd = Weft::start(&config, &[loopback(fwd_grpc)]).unwrap();
     let manifest = emit(fwd_grpc, out.path(), &fwd);
     let spans_sent = expected_spans(&manifest).len() as u64;
     let logs_sent: usize = expected_logs(&manifest).values().sum();
