@@ -7,13 +7,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use parking_lot::Mutex;
 use weft_config::{ComponentId, ConfigPath, Diagnostics, Kind};
 use weft_proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use weft_proto::trace::v1::{status, ResourceSpans, ScopeSpans, Span, Status};
 
 use super::config::TailSamplingConfig;
+use super::tests::Sink;
 use super::wal::{WalOptions, SEGMENT_BYTES};
 use super::*;
 use crate::component::BuildContext;
@@ -104,24 +104,6 @@ fn logs(records: Vec<(Option<u8>, &str)>) -> Logs {
             ..Default::default()
         }],
     })
-}
-
-/// Records what reaches it; refuses while `refuse` is set.
-#[derive(Default)]
-struct Sink<T> {
-    got: Mutex<Vec<T>>,
-    refuse: Mutex<bool>,
-}
-
-#[async_trait]
-impl<T: Payload> Consumer<T> for Sink<T> {
-    async fn consume(&self, data: T) -> Result<(), ConsumeError> {
-        if *self.refuse.lock() {
-            return Err(ConsumeError::unavailable("full", Duration::from_secs(1)));
-        }
-        self.got.lock().push(data);
-        Ok(())
-    }
 }
 
 impl Sink<Traces> {

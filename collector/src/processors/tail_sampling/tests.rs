@@ -622,11 +622,11 @@ fn config_errors_have_paths() {
     }
 }
 
-/// Records what reaches it; refuses while `refuse` is set.
+/// Records what reaches it; refuses while `refuse` is set. Shared with `durable_tests`.
 #[derive(Default)]
-struct Sink<T> {
-    got: Mutex<Vec<T>>,
-    refuse: Mutex<bool>,
+pub(super) struct Sink<T> {
+    pub(super) got: Mutex<Vec<T>>,
+    pub(super) refuse: Mutex<bool>,
 }
 
 #[async_trait]
