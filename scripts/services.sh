@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Weft's local backends, without Docker: Jaeger v2 (Go module tag v1.76.0, built from the Go
+# Weft's local backends, without Docker: Jaeger v2 (Go module tag v1.75.0, built from the Go
 # module proxy) and OpenSearch 2.19.6 (an embedded single node built from Maven Central jars).
 #
 #   scripts/services.sh install [jaeger|opensearch]   build/cache only (idempotent)
@@ -36,7 +36,7 @@ root="$(cd "$here/.." && pwd -P)"
 cache="${WEFT_CACHE:-$HOME/.cache/weft}"
 default_dir="$root/target/services"
 
-JAEGER_VERSION=v1.76.0
+JAEGER_VERSION=v1.75.0
 OPENSEARCH_VERSION=2.19.6
 jaeger_src="$root/services/jaeger"
 jaeger_bin="$cache/bin/jaeger-$JAEGER_VERSION"
