@@ -111,7 +111,7 @@ async fn processor(variant: Variant, dir: &std::path::Path) -> Arc<dyn Processor
         weft_config::decode_component(&value, &ConfigPath::root(), &mut diags)
             .expect("valid config");
     let p = tail_sampling::factory()
-        .build_traces(
+        .build_typed(
             ctx(Kind::Processor, "tail_sampling", &telemetry, &shared),
             &(Arc::new(cfg) as AnyConfig),
             Arc::new(Accept),

@@ -2,10 +2,18 @@
 //!
 //! A component type is registered once, in [`crate::registry`], as a factory: its YAML type
 //! name, its stability, the signals it handles, its config type (decoded strictly by
-//! [`weft_config::decode_component`]) and a build function. Adding a component means writing
+//! [`weft_config::decode_component`]) and how to build it. Adding a component means writing
 //! its module and adding one line to the registry.
+//!
+//! Factories hide their types from the service: a config is an [`AnyConfig`], and what a
+//! built component consumes or feeds is a [`Consumers`] (one typed consumer per signal). The
+//! typed code — `Arc<dyn Consumer<Traces>>` and the like — lives in the closures a factory
+//! makes when it is registered, where the signal is a type parameter, so the service never
+//! names a signal or a component type. It asks the factory what a configured component is
+//! ([`FactoryInfo::extension_references`], [`FactoryInfo::holds_data`]) instead.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,10 +21,15 @@ use std::time::Instant;
 use async_trait::async_trait;
 use serde_yaml::Value;
 use weft_config::{
-    decode_component, ComponentConfig, ComponentId, ConfigPath, Diagnostics, Kind, Signal,
+    decode_component, ComponentConfig, ComponentId, ConfigPath, DataHolding, Diagnostics,
+    ExtensionReference, Kind, PipelineId, SignalKind,
 };
 
-use crate::pipeline::{Consumer, Logs, Traces};
+use crate::health::Health;
+use crate::pipeline::{
+    all_signals, for_each_signal, Batch, Consumer, Consumers, Payload, Signal, SignalMap,
+    SignalVisitor,
+};
 use crate::telemetry::Telemetry;
 
 /// How far along a component is, shown by `weft components` (the Collector's levels).
@@ -41,10 +54,11 @@ impl fmt::Display for Stability {
 
 /// The lifecycle of a running component.
 ///
-/// `start` runs once, in the order extensions → exporters → processors → receivers, so data
-/// only flows once everything downstream is ready. `shutdown` runs in the reverse order:
-/// receivers stop accepting, processors flush what they hold, exporters drain their queues.
-/// Each must return by `deadline`; what an exporter cannot deliver by then it logs and counts.
+/// `start` runs once, in the order extensions → exporters → connectors and processors (each
+/// pipeline downstream first) → receivers, so data only flows once everything downstream is
+/// ready. `shutdown` runs in the reverse order: receivers stop accepting, processors flush
+/// what they hold, exporters drain their queues. Each must return by `deadline`; what an
+/// exporter cannot deliver by then it logs and counts.
 #[async_trait]
 pub trait Component: Send + Sync {
     async fn start(&self) -> anyhow::Result<()> {
@@ -58,8 +72,8 @@ pub trait Component: Send + Sync {
 }
 
 /// A processor is a consumer (for what comes in) that is also a component (to flush).
-pub trait Processor<T: crate::pipeline::Payload>: Consumer<T> + Component {}
-impl<T: crate::pipeline::Payload, P: Consumer<T> + Component> Processor<T> for P {}
+pub trait Processor<T: Payload>: Consumer<T> + Component {}
+impl<T: Payload, P: Consumer<T> + Component> Processor<T> for P {}
 
 /// What a component gets when it is built: who it is and where its telemetry goes.
 #[derive(Clone)]
@@ -68,9 +82,34 @@ pub struct BuildContext {
     pub kind: Kind,
     pub telemetry: Telemetry,
     /// The health of the running service, shared with the `health_check` extension.
-    pub health: crate::service::Health,
+    pub health: Health,
     /// Instances shared by every pipeline that lists the same component id.
     pub shared: SharedInstances,
+}
+
+impl BuildContext {
+    /// A context for a component built on its own (tests, benches): fresh telemetry, health
+    /// and shared instances.
+    pub fn standalone(id: &str, kind: Kind) -> Self {
+        Self {
+            id: id.parse().expect("a valid component id"),
+            kind,
+            telemetry: Telemetry::new(),
+            health: Health::default(),
+            shared: SharedInstances::default(),
+        }
+    }
+
+    /// The id as it appears in metric labels and logs, e.g. `otlp/backend`.
+    pub fn id_str(&self) -> String {
+        self.id.to_string()
+    }
+
+    /// The `tracing` span of this component: every log line it writes while inside carries
+    /// `component` (its id, e.g. `otlp/in`) and `kind`.
+    pub fn span(&self) -> tracing::Span {
+        tracing::info_span!("component", component = %self.id, kind = self.kind.singular())
+    }
 }
 
 /// One instance per component id across pipelines, for components whose state must be
@@ -78,8 +117,7 @@ pub struct BuildContext {
 /// window. Processors are otherwise built once per pipeline, as in the Collector.
 #[derive(Clone, Default)]
 pub struct SharedInstances {
-    inner:
-        Arc<parking_lot::Mutex<std::collections::HashMap<ComponentId, Arc<dyn Any + Send + Sync>>>>,
+    inner: Arc<parking_lot::Mutex<HashMap<ComponentId, Arc<dyn Any + Send + Sync>>>>,
 }
 
 impl SharedInstances {
@@ -107,36 +145,20 @@ impl SharedInstances {
     }
 }
 
-impl BuildContext {
-    /// The id as it appears in metric labels and logs, e.g. `otlp/backend`.
-    pub fn id_str(&self) -> String {
-        self.id.to_string()
-    }
-}
-
-/// Where a receiver sends what it receives: one consumer per signal it feeds.
-#[derive(Clone, Default)]
-pub struct ReceiverConsumers {
-    pub traces: Option<Arc<dyn Consumer<Traces>>>,
-    pub logs: Option<Arc<dyn Consumer<Logs>>>,
-}
-
 /// An exporter as built: its consumers for the signals it was asked for, and its lifecycle.
 pub struct BuiltExporter {
-    pub traces: Option<Arc<dyn Consumer<Traces>>>,
-    pub logs: Option<Arc<dyn Consumer<Logs>>>,
+    pub consumers: Consumers,
+    pub component: Arc<dyn Component>,
+}
+
+/// A processor or connector as built for one pipeline: the consumer data enters by (for the
+/// pipeline's signal), and its lifecycle.
+pub struct BuiltStage {
+    pub entry: Consumers,
     pub component: Arc<dyn Component>,
 }
 
 pub type AnyConfig = Arc<dyn Any + Send + Sync>;
-type DecodeFn =
-    Box<dyn Fn(&Value, &ConfigPath, &mut Diagnostics) -> Option<AnyConfig> + Send + Sync>;
-
-fn decoder<C: ComponentConfig>() -> DecodeFn {
-    Box::new(|value, path, diags| {
-        decode_component::<C>(value, path, diags).map(|c| Arc::new(c) as AnyConfig)
-    })
-}
 
 fn typed<C: ComponentConfig>(config: &AnyConfig) -> &C {
     config
@@ -144,32 +166,96 @@ fn typed<C: ComponentConfig>(config: &AnyConfig) -> &C {
         .expect("a config is only ever built by the factory that decoded it")
 }
 
-/// What all factories share.
+/// What all factories share: names, and how the config type decodes and describes itself.
 pub struct FactoryInfo {
     pub type_name: &'static str,
     pub stability: Stability,
-    pub signals: &'static [Signal],
     pub description: &'static str,
-    decode: DecodeFn,
+    /// The signals of the pipelines it may be listed in. For a connector: the signals of
+    /// the pipelines it may export from (see [`ConnectorFactory::connects`]).
+    pub signals: Vec<SignalKind>,
+    config: ConfigVTable,
+}
+
+/// The typed config's functions, reached through an [`AnyConfig`].
+struct ConfigVTable {
+    type_id: TypeId,
+    decode: fn(&Value, &ConfigPath, &mut Diagnostics) -> Option<AnyConfig>,
+    extension_references: fn(&AnyConfig, &ConfigPath) -> Vec<ExtensionReference>,
+    holds_data: fn(&AnyConfig) -> DataHolding,
+}
+
+impl ConfigVTable {
+    fn of<C: ComponentConfig>() -> Self {
+        Self {
+            type_id: TypeId::of::<C>(),
+            decode: |value, path, diags| {
+                decode_component::<C>(value, path, diags).map(|c| Arc::new(c) as AnyConfig)
+            },
+            extension_references: |cfg, path| typed::<C>(cfg).extension_references(path),
+            holds_data: |cfg| typed::<C>(cfg).holds_data(),
+        }
+    }
 }
 
 impl FactoryInfo {
+    fn new<C: ComponentConfig>(
+        type_name: &'static str,
+        stability: Stability,
+        description: &'static str,
+        signals: Vec<SignalKind>,
+    ) -> Self {
+        Self {
+            type_name,
+            stability,
+            description,
+            signals,
+            config: ConfigVTable::of::<C>(),
+        }
+    }
+
     pub fn decode(
         &self,
         value: &Value,
         path: &ConfigPath,
         diags: &mut Diagnostics,
     ) -> Option<AnyConfig> {
-        (self.decode)(value, path, diags)
+        (self.config.decode)(value, path, diags)
+    }
+
+    /// The extensions a decoded config names, each with the path of its key (`path` is the
+    /// component's section).
+    pub fn extension_references(
+        &self,
+        cfg: &AnyConfig,
+        path: &ConfigPath,
+    ) -> Vec<ExtensionReference> {
+        (self.config.extension_references)(cfg, path)
+    }
+
+    /// Whether the configured component can lose acknowledged data in a crash.
+    pub fn holds_data(&self, cfg: &AnyConfig) -> DataHolding {
+        (self.config.holds_data)(cfg)
+    }
+
+    /// Panics when a build function is registered for another config type than the one
+    /// decoded: a programming error, caught by the registry's tests.
+    fn check_config<C: ComponentConfig>(&self) {
+        assert_eq!(
+            self.config.type_id,
+            TypeId::of::<C>(),
+            "component {}: a build function takes another config type than the factory decodes",
+            self.type_name
+        );
     }
 }
 
 type ReceiverBuildFn = Box<
-    dyn Fn(BuildContext, &AnyConfig, ReceiverConsumers) -> anyhow::Result<Arc<dyn Component>>
-        + Send
-        + Sync,
+    dyn Fn(BuildContext, &AnyConfig, Consumers) -> anyhow::Result<Arc<dyn Component>> + Send + Sync,
 >;
 
+/// A receiver type. A receiver id is built once and feeds every pipeline that lists it:
+/// `Consumers` holds one entry point per signal.
 pub struct ReceiverFactory {
     pub info: FactoryInfo,
     build: ReceiverBuildFn,
@@ -179,18 +265,15 @@ impl ReceiverFactory {
     pub fn new<C: ComponentConfig>(
         type_name: &'static str,
         stability: Stability,
-        signals: &'static [Signal],
+        signals: Vec<SignalKind>,
         description: &'static str,
-        build: fn(BuildContext, &C, ReceiverConsumers) -> anyhow::Result<Arc<dyn Component>>,
+        build: impl Fn(BuildContext, &C, Consumers) -> anyhow::Result<Arc<dyn Component>>
+            + Send
+            + Sync
+            + 'static,
     ) -> Self {
         Self {
-            info: FactoryInfo {
-                type_name,
-                stability,
-                signals,
-                description,
-                decode: decoder::<C>(),
-            },
+            info: FactoryInfo::new::<C>(type_name, stability, description, signals),
             build: Box::new(move |ctx, cfg, next| build(ctx, typed::<C>(cfg), next)),
         }
     }
@@ -199,7 +282,7 @@ impl ReceiverFactory {
         &self,
         ctx: BuildContext,
         cfg: &AnyConfig,
-        next: ReceiverConsumers,
+        next: Consumers,
     ) -> anyhow::Result<Arc<dyn Component>> {
         (self.build)(ctx, cfg, next)
     }
@@ -209,61 +292,129 @@ impl ReceiverFactory {
 pub type BuildProcessor<C, T> =
     fn(BuildContext, &C, Arc<dyn Consumer<T>>) -> anyhow::Result<Arc<dyn Processor<T>>>;
 
-type ProcessorBuildFn<T> = Box<
+/// A processor that works the same on every signal (`batch`, `memory_limiter`): one build
+/// function generic over the batch type.
+pub trait GenericProcessor<C> {
+    fn build<T: Payload>(
+        ctx: BuildContext,
+        cfg: &C,
+        next: Arc<dyn Consumer<T>>,
+    ) -> anyhow::Result<Arc<dyn Processor<T>>>;
+}
+
+/// A stage's build function with its signal erased: takes the next stage's consumer, gives
+/// the stage's own.
+type StageBuildFn =
+    Box<dyn Fn(BuildContext, &AnyConfig, Consumers) -> anyhow::Result<BuiltStage> + Send + Sync>;
+
+/// A processor build function for one batch type, its config erased.
+type TypedBuildFn<T> = Arc<
     dyn Fn(BuildContext, &AnyConfig, Arc<dyn Consumer<T>>) -> anyhow::Result<Arc<dyn Processor<T>>>
         + Send
         + Sync,
 >;
 
-/// A processor type. Processors are built once per pipeline that lists them.
+/// A processor type. Processors are built once per pipeline that lists them; the signals
+/// a processor takes are those it registered a build function for.
 pub struct ProcessorFactory {
     pub info: FactoryInfo,
-    traces: ProcessorBuildFn<Traces>,
-    logs: ProcessorBuildFn<Logs>,
+    builds: HashMap<SignalKind, StageBuildFn>,
+    /// The same functions, typed: a [`TypedBuildFn`] per signal.
+    typed: SignalMap,
 }
 
 impl ProcessorFactory {
+    /// A processor type with no signal yet: add them with [`ProcessorFactory::signal`] or
+    /// [`ProcessorFactory::every_signal`].
     pub fn new<C: ComponentConfig>(
         type_name: &'static str,
         stability: Stability,
         description: &'static str,
-        traces: BuildProcessor<C, Traces>,
-        logs: BuildProcessor<C, Logs>,
     ) -> Self {
         Self {
-            info: FactoryInfo {
-                type_name,
-                stability,
-                signals: &[Signal::Traces, Signal::Logs],
-                description,
-                decode: decoder::<C>(),
-            },
-            traces: Box::new(move |ctx, cfg, next| traces(ctx, typed::<C>(cfg), next)),
-            logs: Box::new(move |ctx, cfg, next| logs(ctx, typed::<C>(cfg), next)),
+            info: FactoryInfo::new::<C>(type_name, stability, description, Vec::new()),
+            builds: HashMap::new(),
+            typed: SignalMap::default(),
         }
     }
 
-    pub fn build_traces(
-        &self,
-        ctx: BuildContext,
-        cfg: &AnyConfig,
-        next: Arc<dyn Consumer<Traces>>,
-    ) -> anyhow::Result<Arc<dyn Processor<Traces>>> {
-        (self.traces)(ctx, cfg, next)
+    /// Takes signal `S`, built by `build`.
+    pub fn signal<S: Signal, C: ComponentConfig>(
+        mut self,
+        build: BuildProcessor<C, Batch<S>>,
+    ) -> Self {
+        self.info.check_config::<C>();
+        self.info.signals.push(S::KIND);
+        let typed: TypedBuildFn<Batch<S>> =
+            Arc::new(move |ctx, cfg, next| build(ctx, self::typed::<C>(cfg), next));
+        let erased = typed.clone();
+        self.builds.insert(
+            S::KIND,
+            Box::new(move |ctx, cfg, next| {
+                let next = next
+                    .get::<Batch<S>>()
+                    .ok_or_else(|| anyhow::anyhow!("no {} consumer after {}", S::KIND, ctx.id))?;
+                let processor = erased(ctx, cfg, next)?;
+                Ok(BuiltStage {
+                    entry: Consumers::default().with::<Batch<S>>(processor.clone()),
+                    component: processor,
+                })
+            }),
+        );
+        self.typed.insert(S::KIND, typed);
+        self
     }
 
-    pub fn build_logs(
+    /// Takes every signal, each built by `B::build`.
+    pub fn every_signal<C: ComponentConfig, B: GenericProcessor<C>>(self) -> Self {
+        struct Add<C, B>(Option<ProcessorFactory>, std::marker::PhantomData<(C, B)>);
+        impl<C: ComponentConfig, B: GenericProcessor<C>> SignalVisitor for Add<C, B> {
+            fn visit<S: Signal>(&mut self) {
+                let factory = self.0.take().expect("put back after each signal");
+                self.0 = Some(factory.signal::<S, C>(B::build::<Batch<S>>));
+            }
+        }
+        let mut add = Add::<C, B>(Some(self), std::marker::PhantomData);
+        for_each_signal(&mut add);
+        add.0.expect("put back after each signal")
+    }
+
+    /// Builds the processor for batches of type `T`, in front of `next`: for callers that
+    /// know the signal (tests, benches).
+    pub fn build_typed<T: Payload>(
         &self,
         ctx: BuildContext,
         cfg: &AnyConfig,
-        next: Arc<dyn Consumer<Logs>>,
-    ) -> anyhow::Result<Arc<dyn Processor<Logs>>> {
-        (self.logs)(ctx, cfg, next)
+        next: Arc<dyn Consumer<T>>,
+    ) -> anyhow::Result<Arc<dyn Processor<T>>> {
+        let build = self
+            .typed
+            .get::<TypedBuildFn<T>>(T::SIGNAL)
+            .ok_or_else(|| anyhow::anyhow!("processor {} does not take {}", ctx.id, T::SIGNAL))?;
+        build(ctx, cfg, next)
+    }
+
+    /// Builds the processor for a pipeline of `signal`, in front of `next`.
+    pub fn build(
+        &self,
+        signal: SignalKind,
+        ctx: BuildContext,
+        cfg: &AnyConfig,
+        next: Consumers,
+    ) -> anyhow::Result<BuiltStage> {
+        let build = self.builds.get(&signal).ok_or_else(|| {
+            anyhow::anyhow!(
+                "processor {} does not take {signal} (config validation should have said so)",
+                ctx.id
+            )
+        })?;
+        build(ctx, cfg, next)
     }
 }
 
-type ExporterBuildFn =
-    Box<dyn Fn(BuildContext, &AnyConfig, &[Signal]) -> anyhow::Result<BuiltExporter> + Send + Sync>;
+type ExporterBuildFn = Box<
+    dyn Fn(BuildContext, &AnyConfig, &[SignalKind]) -> anyhow::Result<BuiltExporter> + Send + Sync,
+>;
 
 /// An exporter type. An exporter id is built once, however many pipelines list it; `signals`
 /// says which consumers the pipelines need from it.
@@ -276,17 +427,15 @@ impl ExporterFactory {
     pub fn new<C: ComponentConfig>(
         type_name: &'static str,
         stability: Stability,
+        signals: Vec<SignalKind>,
         description: &'static str,
-        build: fn(BuildContext, &C, &[Signal]) -> anyhow::Result<BuiltExporter>,
+        build: impl Fn(BuildContext, &C, &[SignalKind]) -> anyhow::Result<BuiltExporter>
+            + Send
+            + Sync
+            + 'static,
     ) -> Self {
         Self {
-            info: FactoryInfo {
-                type_name,
-                stability,
-                signals: &[Signal::Traces, Signal::Logs],
-                description,
-                decode: decoder::<C>(),
-            },
+            info: FactoryInfo::new::<C>(type_name, stability, description, signals),
             build: Box::new(move |ctx, cfg, signals| build(ctx, typed::<C>(cfg), signals)),
         }
     }
@@ -295,9 +444,133 @@ impl ExporterFactory {
         &self,
         ctx: BuildContext,
         cfg: &AnyConfig,
-        signals: &[Signal],
+        signals: &[SignalKind],
     ) -> anyhow::Result<BuiltExporter> {
         (self.build)(ctx, cfg, signals)
+    }
+}
+
+/// The pipelines a connector feeds, each with its entry point (of the connector's output
+/// signal), in configuration order.
+pub type ConnectorTargets<T> = Vec<(PipelineId, Arc<dyn Consumer<T>>)>;
+
+/// The typed build function a connector module provides for one pair of signals: data of
+/// `From` comes in (the connector is an exporter of those pipelines) and goes out as `To`
+/// to `targets` (the pipelines that list the connector as a receiver).
+pub type BuildConnector<C, From, To> =
+    fn(BuildContext, &C, ConnectorTargets<To>) -> anyhow::Result<Arc<dyn Processor<From>>>;
+
+/// A connector that links pipelines of the same signal, whatever it is (`forward`).
+pub trait GenericConnector<C> {
+    fn build<T: Payload>(
+        ctx: BuildContext,
+        cfg: &C,
+        targets: ConnectorTargets<T>,
+    ) -> anyhow::Result<Arc<dyn Processor<T>>>;
+}
+
+/// A connector's build function with its signals erased: takes the target pipelines'
+/// consumers (of the output signal), gives its own (of the input signal).
+type ConnectorBuildFn = Box<
+    dyn Fn(BuildContext, &AnyConfig, Vec<(PipelineId, Consumers)>) -> anyhow::Result<BuiltStage>
+        + Send
+        + Sync,
+>;
+
+/// A connector type (the Collector's `connectors:`): listed under one pipeline's exporters
+/// and another's receivers. One instance is built per (input signal, output signal) pair the
+/// configuration uses, shared by every pipeline that exports to it.
+pub struct ConnectorFactory {
+    pub info: FactoryInfo,
+    builds: HashMap<(SignalKind, SignalKind), ConnectorBuildFn>,
+}
+
+impl ConnectorFactory {
+    pub fn new<C: ComponentConfig>(
+        type_name: &'static str,
+        stability: Stability,
+        description: &'static str,
+    ) -> Self {
+        Self {
+            info: FactoryInfo::new::<C>(type_name, stability, description, Vec::new()),
+            builds: HashMap::new(),
+        }
+    }
+
+    /// Connects pipelines of `From` to pipelines of `To`, built by `build`.
+    pub fn connect<From: Signal, To: Signal, C: ComponentConfig>(
+        mut self,
+        build: BuildConnector<C, Batch<From>, Batch<To>>,
+    ) -> Self {
+        self.info.check_config::<C>();
+        if !self.info.signals.contains(&From::KIND) {
+            self.info.signals.push(From::KIND);
+        }
+        self.builds.insert(
+            (From::KIND, To::KIND),
+            Box::new(move |ctx, cfg, targets| {
+                let targets = targets
+                    .into_iter()
+                    .map(|(pipeline, consumers)| {
+                        let consumer = consumers.get::<Batch<To>>().ok_or_else(|| {
+                            anyhow::anyhow!("pipeline {pipeline} has no {} entry", To::KIND)
+                        })?;
+                        Ok((pipeline, consumer))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let connector = build(ctx, typed::<C>(cfg), targets)?;
+                Ok(BuiltStage {
+                    entry: Consumers::default().with::<Batch<From>>(connector.clone()),
+                    component: connector,
+                })
+            }),
+        );
+        self
+    }
+
+    /// Connects pipelines of each signal to pipelines of the same signal, with `B::build`.
+    pub fn every_signal<C: ComponentConfig, B: GenericConnector<C>>(self) -> Self {
+        struct Add<C, B>(Option<ConnectorFactory>, std::marker::PhantomData<(C, B)>);
+        impl<C: ComponentConfig, B: GenericConnector<C>> SignalVisitor for Add<C, B> {
+            fn visit<S: Signal>(&mut self) {
+                let factory = self.0.take().expect("put back after each signal");
+                self.0 = Some(factory.connect::<S, S, C>(B::build::<Batch<S>>));
+            }
+        }
+        let mut add = Add::<C, B>(Some(self), std::marker::PhantomData);
+        for_each_signal(&mut add);
+        add.0.expect("put back after each signal")
+    }
+
+    /// Whether it can take `from` data and feed `to` pipelines.
+    pub fn connects(&self, from: SignalKind, to: SignalKind) -> bool {
+        self.builds.contains_key(&(from, to))
+    }
+
+    /// Every (input, output) pair it connects, for error messages.
+    pub fn pairs(&self) -> Vec<(SignalKind, SignalKind)> {
+        let order = all_signals();
+        let mut pairs: Vec<_> = self.builds.keys().copied().collect();
+        let rank = |k: &SignalKind| order.iter().position(|o| o == k);
+        pairs.sort_by_key(|(a, b)| (rank(a), rank(b)));
+        pairs
+    }
+
+    /// Builds the instance that takes `from` data and feeds `targets` (pipelines of `to`).
+    pub fn build(
+        &self,
+        (from, to): (SignalKind, SignalKind),
+        ctx: BuildContext,
+        cfg: &AnyConfig,
+        targets: Vec<(PipelineId, Consumers)>,
+    ) -> anyhow::Result<BuiltStage> {
+        let build = self.builds.get(&(from, to)).ok_or_else(|| {
+            anyhow::anyhow!(
+                "connector {} does not connect {from} to {to} (config validation should have said so)",
+                ctx.id
+            )
+        })?;
+        build(ctx, cfg, targets)
     }
 }
 
@@ -317,13 +590,7 @@ impl ExtensionFactory {
         build: fn(BuildContext, &C) -> anyhow::Result<Arc<dyn Component>>,
     ) -> Self {
         Self {
-            info: FactoryInfo {
-                type_name,
-                stability,
-                signals: &[],
-                description,
-                decode: decoder::<C>(),
-            },
+            info: FactoryInfo::new::<C>(type_name, stability, description, Vec::new()),
             build: Box::new(move |ctx, cfg| build(ctx, typed::<C>(cfg))),
         }
     }

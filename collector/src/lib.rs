@@ -6,8 +6,11 @@
 //! configuration.
 
 pub mod component;
+pub mod connectors;
 pub mod exporters;
 pub mod extensions;
+pub mod health;
+pub mod net;
 pub mod pipeline;
 pub mod processors;
 pub mod receivers;

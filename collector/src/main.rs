@@ -143,7 +143,15 @@ fn print_components(registry: &Registry) {
     for kind in Kind::ALL {
         println!("{}:", kind.section());
         for info in registry.infos(kind) {
-            let signals: Vec<&str> = info.signals.iter().map(|s| s.as_str()).collect();
+            // A connector links signals: it says which to which.
+            let signals: Vec<String> = match registry.connector(info.type_name) {
+                Some(connector) if kind == Kind::Connector => connector
+                    .pairs()
+                    .iter()
+                    .map(|(from, to)| format!("{from}>{to}"))
+                    .collect(),
+                _ => info.signals.iter().map(|s| s.to_string()).collect(),
+            };
             let signals = if signals.is_empty() {
                 "-".to_string()
             } else {
@@ -151,7 +159,10 @@ fn print_components(registry: &Registry) {
             };
             println!(
                 "  {:<16} {:<12} {:<12} {}",
-                info.type_name, info.stability, signals, info.description
+                info.type_name,
+                info.stability.to_string(),
+                signals,
+                info.description
             );
         }
     }

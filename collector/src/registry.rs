@@ -4,14 +4,16 @@
 use weft_config::{ComponentSection, Diagnostics, Kind};
 
 use crate::component::{
-    AnyConfig, ExporterFactory, ExtensionFactory, FactoryInfo, ProcessorFactory, ReceiverFactory,
+    AnyConfig, ConnectorFactory, ExporterFactory, ExtensionFactory, FactoryInfo, ProcessorFactory,
+    ReceiverFactory,
 };
-use crate::{exporters, extensions, processors, receivers};
+use crate::{connectors, exporters, extensions, processors, receivers};
 
 pub struct Registry {
     pub receivers: Vec<ReceiverFactory>,
     pub processors: Vec<ProcessorFactory>,
     pub exporters: Vec<ExporterFactory>,
+    pub connectors: Vec<ConnectorFactory>,
     pub extensions: Vec<ExtensionFactory>,
 }
 
@@ -32,6 +34,7 @@ impl Registry {
                 exporters::file::factory(),
                 exporters::elasticsearch::factory(),
             ],
+            connectors: vec![connectors::forward::factory()],
             extensions: vec![
                 extensions::bearertokenauth::factory(),
                 extensions::file_storage::factory(),
@@ -55,6 +58,11 @@ impl Registry {
             .iter()
             .find(|f| f.info.type_name == type_name)
     }
+    pub fn connector(&self, type_name: &str) -> Option<&ConnectorFactory> {
+        self.connectors
+            .iter()
+            .find(|f| f.info.type_name == type_name)
+    }
     pub fn extension(&self, type_name: &str) -> Option<&ExtensionFactory> {
         self.extensions
             .iter()
@@ -67,6 +75,7 @@ impl Registry {
             Kind::Receiver => self.receiver(type_name).map(|f| &f.info),
             Kind::Processor => self.processor(type_name).map(|f| &f.info),
             Kind::Exporter => self.exporter(type_name).map(|f| &f.info),
+            Kind::Connector => self.connector(type_name).map(|f| &f.info),
             Kind::Extension => self.extension(type_name).map(|f| &f.info),
         }
     }
@@ -77,6 +86,7 @@ impl Registry {
             Kind::Receiver => self.receivers.iter().map(|f| &f.info).collect(),
             Kind::Processor => self.processors.iter().map(|f| &f.info).collect(),
             Kind::Exporter => self.exporters.iter().map(|f| &f.info).collect(),
+            Kind::Connector => self.connectors.iter().map(|f| &f.info).collect(),
             Kind::Extension => self.extensions.iter().map(|f| &f.info).collect(),
         }
     }

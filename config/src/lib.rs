@@ -24,18 +24,67 @@ pub use diagnostics::{ConfigPath, Diagnostic, Diagnostics, InvalidConfig, Severi
 pub use expand::{expand_document, EnvLookup, ProcessEnv};
 pub use model::{
     parse_document, ComponentId, ComponentSection, Document, Kind, LogEncoding, LogLevel,
-    LogsTelemetry, MetricsLevel, MetricsTelemetry, Pipeline, PipelineId, Signal, TelemetryConfig,
+    LogsTelemetry, MetricsLevel, MetricsTelemetry, Pipeline, PipelineId, PipelineList, SignalKind,
+    TelemetryConfig,
 };
 pub use types::{ByteSize, Duration, Endpoint};
 
 /// A component's configuration type. It is its own schema: `Deserialize` with
 /// `#[serde(deny_unknown_fields, default)]` gives strict parsing with the Collector's
 /// defaults, and `validate` checks what types cannot express (ranges, combinations).
+///
+/// It also describes what the configured component will be, for checks that span
+/// components (the service asks these instead of matching type names): which extensions it
+/// uses ([`ComponentConfig::extension_references`]) and whether data it acknowledged can sit
+/// in memory ([`ComponentConfig::holds_data`]).
 pub trait ComponentConfig: DeserializeOwned + Default + Debug + Send + Sync + 'static {
     /// Pushes every problem found; `path` is the component's own section.
     fn validate(&self, path: &ConfigPath, diags: &mut Diagnostics) {
         let _ = (path, diags);
     }
+
+    /// Every extension id this component names, with the path of the key that names it
+    /// (under `path`, the component's section), e.g. `sending_queue::storage`. The service
+    /// checks each is defined and listed in `service::extensions`.
+    fn extension_references(&self, path: &ConfigPath) -> Vec<ExtensionReference> {
+        let _ = path;
+        Vec::new()
+    }
+
+    /// Whether data the component took responsibility for can be lost in a crash.
+    fn holds_data(&self) -> DataHolding {
+        DataHolding::Nothing
+    }
+}
+
+/// An extension id named inside a component's section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtensionReference {
+    /// The key that names it, e.g. `exporters::otlp::sending_queue::storage`.
+    pub path: ConfigPath,
+    /// As written; a value that is not an id is left to the component's own validation.
+    pub id: String,
+}
+
+impl ExtensionReference {
+    pub fn new(path: ConfigPath, id: impl Into<String>) -> Self {
+        Self {
+            path,
+            id: id.into(),
+        }
+    }
+}
+
+/// Where a component keeps data it acknowledged and has not yet handed on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataHolding {
+    /// Nothing: it passes data on before answering (or drops it by policy).
+    Nothing,
+    /// In memory: a crash loses what it holds. `remedy` says how to make it durable or
+    /// stop it holding data, for the warning that names it.
+    Memory { remedy: &'static str },
+    /// On disk before it answers (a durable window, a persistent queue).
+    Durable,
 }
 
 /// Decodes and validates one component section. An empty section (`otlp:`) is the defaults.

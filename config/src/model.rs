@@ -4,6 +4,7 @@
 //! receivers:  { <type>[/<name>]: <component config> }
 //! processors: { ... }
 //! exporters:  { ... }
+//! connectors: { ... }   # an exporter of one pipeline and a receiver of another
 //! extensions: { ... }
 //! service:
 //!   extensions: [ <id> ]
@@ -29,20 +30,24 @@ use crate::expand::{expand_document, EnvLookup};
 use crate::types::Endpoint;
 use crate::{decode_with_path, present};
 
-/// The four kinds of component a configuration defines.
+/// The five kinds of component a configuration defines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     Receiver,
     Processor,
     Exporter,
+    /// Both ends of a link between pipelines: listed under one pipeline's `exporters` and
+    /// another's `receivers`, as in the Collector.
+    Connector,
     Extension,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::Receiver,
         Kind::Processor,
         Kind::Exporter,
+        Kind::Connector,
         Kind::Extension,
     ];
 
@@ -52,6 +57,7 @@ impl Kind {
             Kind::Receiver => "receivers",
             Kind::Processor => "processors",
             Kind::Exporter => "exporters",
+            Kind::Connector => "connectors",
             Kind::Extension => "extensions",
         }
     }
@@ -61,28 +67,33 @@ impl Kind {
             Kind::Receiver => "receiver",
             Kind::Processor => "processor",
             Kind::Exporter => "exporter",
+            Kind::Connector => "connector",
             Kind::Extension => "extension",
         }
     }
 }
 
-/// The telemetry signals Weft carries.
+/// The telemetry signals a pipeline can carry, by name. What each signal *is* (its request
+/// type, endpoints, codecs) is the `Signal` trait in the `weft` crate; this enum is only the
+/// word in a pipeline id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Signal {
+pub enum SignalKind {
     Traces,
     Logs,
 }
 
-impl Signal {
+impl SignalKind {
+    pub const ALL: [SignalKind; 2] = [SignalKind::Traces, SignalKind::Logs];
+
     pub fn as_str(self) -> &'static str {
         match self {
-            Signal::Traces => "traces",
-            Signal::Logs => "logs",
+            SignalKind::Traces => "traces",
+            SignalKind::Logs => "logs",
         }
     }
 }
 
-impl fmt::Display for Signal {
+impl fmt::Display for SignalKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -147,7 +158,7 @@ impl FromStr for ComponentId {
 /// A pipeline id, `traces`, `logs/errors`, ...
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PipelineId {
-    pub signal: Signal,
+    pub signal: SignalKind,
     pub name: Option<String>,
 }
 
@@ -169,8 +180,8 @@ impl FromStr for PipelineId {
             None => (s, None),
         };
         let signal = match signal {
-            "traces" => Signal::Traces,
-            "logs" => Signal::Logs,
+            "traces" => SignalKind::Traces,
+            "logs" => SignalKind::Logs,
             "metrics" | "profiles" => {
                 return Err(format!(
                     "pipeline {s:?}: Weft carries traces and logs; {signal} pipelines are not supported"
@@ -312,6 +323,7 @@ pub struct Document {
     pub receivers: Vec<ComponentSection>,
     pub processors: Vec<ComponentSection>,
     pub exporters: Vec<ComponentSection>,
+    pub connectors: Vec<ComponentSection>,
     pub extensions: Vec<ComponentSection>,
     pub service_extensions: Vec<ComponentId>,
     pub pipelines: Vec<(PipelineId, Pipeline)>,
@@ -324,6 +336,7 @@ impl Document {
             Kind::Receiver => &self.receivers,
             Kind::Processor => &self.processors,
             Kind::Exporter => &self.exporters,
+            Kind::Connector => &self.connectors,
             Kind::Extension => &self.extensions,
         }
     }
@@ -333,12 +346,112 @@ impl Document {
             Kind::Receiver => &mut self.receivers,
             Kind::Processor => &mut self.processors,
             Kind::Exporter => &mut self.exporters,
+            Kind::Connector => &mut self.connectors,
             Kind::Extension => &mut self.extensions,
         }
     }
 
     pub fn find(&self, kind: Kind, id: &ComponentId) -> Option<&ComponentSection> {
         self.sections(kind).iter().find(|s| &s.id == id)
+    }
+
+    /// Whether `id` names a connector (it is then not looked up as a receiver or exporter).
+    pub fn is_connector(&self, id: &ComponentId) -> bool {
+        self.find(Kind::Connector, id).is_some()
+    }
+
+    /// The pipelines that list `id` under `kind`'s list (`receivers`, `processors` or
+    /// `exporters`; a connector is listed under both receivers and exporters).
+    pub fn pipelines_listing(
+        &self,
+        list: PipelineList,
+        id: &ComponentId,
+    ) -> impl Iterator<Item = &(PipelineId, Pipeline)> {
+        let id = id.clone();
+        self.pipelines
+            .iter()
+            .filter(move |(_, p)| p.list(list).contains(&id))
+    }
+
+    /// Indices of the pipelines in an order where every pipeline comes after all pipelines
+    /// it feeds through a connector (the order to build them in, back to front). When the
+    /// connectors make a cycle, the error holds the pipelines on it.
+    pub fn pipelines_downstream_first(&self) -> Result<Vec<usize>, Vec<usize>> {
+        let n = self.pipelines.len();
+        // feeds[a] = pipelines that pipeline a exports into, through a connector.
+        let feeds: Vec<Vec<usize>> = self
+            .pipelines
+            .iter()
+            .map(|(_, a)| {
+                (0..n)
+                    .filter(|&b| {
+                        a.exporters.iter().any(|id| {
+                            self.is_connector(id) && self.pipelines[b].1.receivers.contains(id)
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        // Depth-first post-order: a pipeline is emitted once everything it feeds is.
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            Open,
+            Done,
+        }
+        fn visit(a: usize, feeds: &[Vec<usize>], marks: &mut [Mark], out: &mut Vec<usize>) -> bool {
+            match marks[a] {
+                Mark::Done => return true,
+                Mark::Open => return false,
+                Mark::New => {}
+            }
+            marks[a] = Mark::Open;
+            for &b in &feeds[a] {
+                if !visit(b, feeds, marks, out) {
+                    return false;
+                }
+            }
+            marks[a] = Mark::Done;
+            out.push(a);
+            true
+        }
+        let mut marks = vec![Mark::New; n];
+        let mut out = Vec::with_capacity(n);
+        for a in 0..n {
+            if !visit(a, &feeds, &mut marks, &mut out) {
+                // The pipelines still open are the depth-first path that closed the loop.
+                return Err((0..n).filter(|&i| marks[i] == Mark::Open).collect());
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One of a pipeline's three lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PipelineList {
+    Receivers,
+    Processors,
+    Exporters,
+}
+
+impl PipelineList {
+    pub fn field(self) -> &'static str {
+        match self {
+            PipelineList::Receivers => "receivers",
+            PipelineList::Processors => "processors",
+            PipelineList::Exporters => "exporters",
+        }
+    }
+}
+
+impl Pipeline {
+    pub fn list(&self, list: PipelineList) -> &[ComponentId] {
+        match list {
+            PipelineList::Receivers => &self.receivers,
+            PipelineList::Processors => &self.processors,
+            PipelineList::Exporters => &self.exporters,
+        }
     }
 }
 
@@ -377,21 +490,14 @@ pub fn parse_document(text: &str, env: &dyn EnvLookup, diags: &mut Diagnostics) 
         };
         let path = root.key(&key);
         match key.as_str() {
-            "receivers" | "processors" | "exporters" | "extensions" => {
-                let kind = match key.as_str() {
-                    "receivers" => Kind::Receiver,
-                    "processors" => Kind::Processor,
-                    "exporters" => Kind::Exporter,
-                    _ => Kind::Extension,
-                };
-                read_sections(value, kind, &path, &mut doc, diags);
-            }
             "service" => read_service(value, &path, &mut doc, diags),
-            "connectors" => diags.error(&path, "connectors are not supported by Weft"),
-            other => diags.error(
-                &root,
-                format!("unknown field \"{other}\", expected one of \"receivers\", \"processors\", \"exporters\", \"extensions\", \"service\""),
-            ),
+            other => match Kind::ALL.into_iter().find(|k| k.section() == other) {
+                Some(kind) => read_sections(value, kind, &path, &mut doc, diags),
+                None => diags.error(
+                    &root,
+                    format!("unknown field \"{other}\", expected one of \"receivers\", \"processors\", \"exporters\", \"connectors\", \"extensions\", \"service\""),
+                ),
+            },
         }
     }
     check_references(&doc, diags);
@@ -551,27 +657,38 @@ fn read_pipelines(value: Value, path: &ConfigPath, doc: &mut Document, diags: &m
     }
 }
 
-/// Every referenced id must be defined; every defined id should be used.
+/// Every referenced id must be defined; every defined id should be used; a connector is
+/// used on both sides, and connectors make no cycle.
 fn check_references(doc: &Document, diags: &mut Diagnostics) {
     let pipelines_path = ConfigPath::root().key("service").key("pipelines");
     for (pid, pipeline) in &doc.pipelines {
         let ppath = pipelines_path.key(pid.to_string());
         let lists = [
-            (Kind::Receiver, "receivers", &pipeline.receivers),
-            (Kind::Processor, "processors", &pipeline.processors),
-            (Kind::Exporter, "exporters", &pipeline.exporters),
+            (Kind::Receiver, PipelineList::Receivers),
+            (Kind::Processor, PipelineList::Processors),
+            (Kind::Exporter, PipelineList::Exporters),
         ];
-        for (kind, field, ids) in lists {
-            for (i, id) in ids.iter().enumerate() {
-                if doc.find(kind, id).is_none() {
-                    diags.error(
-                        &ppath.key(field).index(i),
+        for (kind, list) in lists {
+            for (i, id) in pipeline.list(list).iter().enumerate() {
+                let at = ppath.key(list.field()).index(i);
+                let connector = list != PipelineList::Processors && doc.is_connector(id);
+                match (doc.find(kind, id).is_some(), connector) {
+                    (true, true) => diags.error(
+                        &at,
+                        format!(
+                            "\"{id}\" is defined both under {} and under connectors: rename one",
+                            kind.section()
+                        ),
+                    ),
+                    (false, false) => diags.error(
+                        &at,
                         format!(
                             "references {} \"{id}\" which is not defined under {}",
                             kind.singular(),
                             kind.section()
                         ),
-                    );
+                    ),
+                    _ => {}
                 }
             }
         }
@@ -585,17 +702,14 @@ fn check_references(doc: &Document, diags: &mut Diagnostics) {
             );
         }
     }
-    for kind in [Kind::Receiver, Kind::Processor, Kind::Exporter] {
+    let lists = [
+        (Kind::Receiver, PipelineList::Receivers),
+        (Kind::Processor, PipelineList::Processors),
+        (Kind::Exporter, PipelineList::Exporters),
+    ];
+    for (kind, list) in lists {
         for section in doc.sections(kind) {
-            let used = doc.pipelines.iter().any(|(_, p)| {
-                let list = match kind {
-                    Kind::Receiver => &p.receivers,
-                    Kind::Processor => &p.processors,
-                    _ => &p.exporters,
-                };
-                list.contains(&section.id)
-            });
-            if !used {
+            if doc.pipelines_listing(list, &section.id).next().is_none() {
                 diags.warning(
                     &section.path,
                     format!(
@@ -606,6 +720,39 @@ fn check_references(doc: &Document, diags: &mut Diagnostics) {
                 );
             }
         }
+    }
+    for section in &doc.connectors {
+        let id = &section.id;
+        let exported_by = doc.pipelines_listing(PipelineList::Exporters, id).count();
+        let received_by = doc.pipelines_listing(PipelineList::Receivers, id).count();
+        match (exported_by, received_by) {
+            (0, 0) => diags.warning(
+                &section.path,
+                format!("connector \"{id}\" is defined but not used in any pipeline"),
+            ),
+            (0, _) => diags.error(
+                &section.path,
+                format!("connector \"{id}\" is a receiver of a pipeline but no pipeline exports to it: list it under some pipeline's exporters"),
+            ),
+            (_, 0) => diags.error(
+                &section.path,
+                format!("connector \"{id}\" is an exporter of a pipeline but no pipeline receives from it: list it under some pipeline's receivers"),
+            ),
+            _ => {}
+        }
+    }
+    if let Err(cycle) = doc.pipelines_downstream_first() {
+        let names: Vec<String> = cycle
+            .iter()
+            .map(|&i| format!("\"{}\"", doc.pipelines[i].0))
+            .collect();
+        diags.error(
+            &pipelines_path,
+            format!(
+                "connectors make a cycle through pipelines {}: data would loop forever; a connector must not feed a pipeline that feeds it",
+                names.join(", ")
+            ),
+        );
     }
     for section in &doc.extensions {
         if !doc.service_extensions.contains(&section.id) {

@@ -4,6 +4,7 @@
 
 pub use opentelemetry_proto::tonic::*;
 
+pub mod base64;
 pub mod ids;
 pub mod limits;
 pub mod otlp_json;

@@ -263,7 +263,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::component::SharedInstances;
-    use crate::service::Health;
+    use crate::health::Health;
     use crate::telemetry::Telemetry;
     use serde_yaml::Value;
     use weft_config::{decode_component, ComponentId, Kind};

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use weft_config::{ComponentConfig, ConfigPath, Diagnostics, Endpoint};
 
 use crate::component::{BuildContext, Component, ExtensionFactory, Stability};
-use crate::service::Health;
+use crate::health::Health;
 
 /// `extensions::health_check`: the keys of the Collector's healthcheckextension that apply.
 #[derive(Debug, Deserialize)]

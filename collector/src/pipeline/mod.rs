@@ -8,13 +8,18 @@
 
 mod fanout;
 mod payload;
+mod signal;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 pub use fanout::Fanout;
-pub use payload::{Batch, Logs, Payload, Request, Traces};
+pub use payload::{Batch, Logs, Payload, Traces};
+pub use signal::{
+    all_signals, fanout_consumers, for_each_signal, take_items, visit_signal, Consumers,
+    MakeConsumer, Signal, SignalMap, SignalVisitor,
+};
 
 /// Takes a batch of one signal.
 #[async_trait]

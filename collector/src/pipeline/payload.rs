@@ -13,10 +13,11 @@ use std::borrow::Cow;
 use std::fmt::{self, Debug};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use prost::Message;
-use weft_config::Signal;
+use weft_config::SignalKind;
 use weft_proto::collector::logs::v1::ExportLogsServiceRequest;
 use weft_proto::collector::trace::v1::ExportTraceServiceRequest;
+
+use super::Signal;
 
 /// A batch of spans.
 pub type Traces = Batch<ExportTraceServiceRequest>;
@@ -40,29 +41,21 @@ enum Repr<R> {
     Decoded(R),
 }
 
-/// The export request messages: what [`Batch`] needs to know about each signal.
-pub trait Request: Message + Clone + Default + Debug + PartialEq + Send + Sync + 'static {
-    const SIGNAL: Signal;
-    /// The metric word for one item: "spans" or "log_records".
-    const ITEM: &'static str;
-    fn items(&self) -> usize;
-    fn append(&mut self, other: Self);
-    /// Removes and returns the first `n` items (whole resources and scopes where they fit,
-    /// split where they do not); `self` keeps the rest.
-    fn take(&mut self, n: usize) -> Self;
-}
-
 /// The operations generic components (batching, queues, fan-out, memory accounting) need
 /// from a batch of either signal. Items are spans or log records.
 pub trait Payload: Clone + Default + Debug + PartialEq + Send + Sync + 'static {
-    const SIGNAL: Signal;
+    const SIGNAL: SignalKind;
     /// The metric word for one item: "spans" or "log_records".
     const ITEM: &'static str;
-    type Request: Request;
+    /// The export request, which is what describes the signal.
+    type Request: Signal;
 
     /// A batch of valid protobuf bytes holding `items` items. The caller vouches that they
     /// decode (the receiver's scanner accepted them, or prost wrote them).
     fn from_encoded(bytes: Bytes, items: usize) -> Self;
+
+    /// A decoded request.
+    fn from_request(request: Self::Request) -> Self;
 
     /// Stored bytes written by [`Payload::to_bytes`] (a persistent queue record), checked by
     /// decoding them once.
@@ -99,7 +92,7 @@ pub trait Payload: Clone + Default + Debug + PartialEq + Send + Sync + 'static {
     fn is_encoded(&self) -> bool;
 }
 
-impl<R: Request> Batch<R> {
+impl<R: Signal> Batch<R> {
     fn decode_parts(parts: &[Bytes]) -> R {
         let mut request = R::default();
         for part in parts {
@@ -113,7 +106,7 @@ impl<R: Request> Batch<R> {
     }
 }
 
-impl<R: Request> From<R> for Batch<R> {
+impl<R: Signal> From<R> for Batch<R> {
     fn from(request: R) -> Self {
         Self {
             repr: Repr::Decoded(request),
@@ -121,7 +114,7 @@ impl<R: Request> From<R> for Batch<R> {
     }
 }
 
-impl<R: Request> Default for Batch<R> {
+impl<R: Signal> Default for Batch<R> {
     fn default() -> Self {
         Self {
             repr: Repr::Encoded {
@@ -132,7 +125,7 @@ impl<R: Request> Default for Batch<R> {
     }
 }
 
-impl<R: Request> Debug for Batch<R> {
+impl<R: Signal> Debug for Batch<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             Repr::Encoded { parts, items } => f
@@ -146,21 +139,21 @@ impl<R: Request> Debug for Batch<R> {
 }
 
 /// Batches are equal when they hold the same request.
-impl<R: Request> PartialEq for Batch<R> {
+impl<R: Signal> PartialEq for Batch<R> {
     fn eq(&self, other: &Self) -> bool {
         self.request() == other.request()
     }
 }
 
 /// A batch equals a request when it holds that request.
-impl<R: Request> PartialEq<R> for Batch<R> {
+impl<R: Signal> PartialEq<R> for Batch<R> {
     fn eq(&self, other: &R) -> bool {
         *self.request() == *other
     }
 }
 
-impl<R: Request> Payload for Batch<R> {
-    const SIGNAL: Signal = R::SIGNAL;
+impl<R: Signal> Payload for Batch<R> {
+    const SIGNAL: SignalKind = R::KIND;
     const ITEM: &'static str = R::ITEM;
     type Request = R;
 
@@ -171,6 +164,10 @@ impl<R: Request> Payload for Batch<R> {
                 items,
             },
         }
+    }
+
+    fn from_request(request: R) -> Self {
+        Self::from(request)
     }
 
     fn from_stored(bytes: Bytes) -> Result<Self, prost::DecodeError> {
@@ -297,100 +294,6 @@ impl<R: Request> Payload for Batch<R> {
 
     fn is_encoded(&self) -> bool {
         matches!(self.repr, Repr::Encoded { .. })
-    }
-}
-
-impl Request for ExportTraceServiceRequest {
-    const SIGNAL: Signal = Signal::Traces;
-    const ITEM: &'static str = "spans";
-
-    fn items(&self) -> usize {
-        self.resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum()
-    }
-
-    fn append(&mut self, other: Self) {
-        self.resource_spans.extend(other.resource_spans);
-    }
-
-    fn take(&mut self, n: usize) -> Self {
-        let mut out = Self::default();
-        let mut remaining = n;
-        while remaining > 0 && !self.resource_spans.is_empty() {
-            let rs = &mut self.resource_spans[0];
-            let count: usize = rs.scope_spans.iter().map(|s| s.spans.len()).sum();
-            if count <= remaining {
-                remaining -= count;
-                out.resource_spans.push(self.resource_spans.remove(0));
-                continue;
-            }
-            let mut taken = rs.clone();
-            taken.scope_spans.clear();
-            while remaining > 0 {
-                let ss = &mut rs.scope_spans[0];
-                if ss.spans.len() <= remaining {
-                    remaining -= ss.spans.len();
-                    taken.scope_spans.push(rs.scope_spans.remove(0));
-                } else {
-                    let mut part = ss.clone();
-                    part.spans = ss.spans.drain(..remaining).collect();
-                    remaining = 0;
-                    taken.scope_spans.push(part);
-                }
-            }
-            out.resource_spans.push(taken);
-        }
-        out
-    }
-}
-
-impl Request for ExportLogsServiceRequest {
-    const SIGNAL: Signal = Signal::Logs;
-    const ITEM: &'static str = "log_records";
-
-    fn items(&self) -> usize {
-        self.resource_logs
-            .iter()
-            .flat_map(|r| &r.scope_logs)
-            .map(|s| s.log_records.len())
-            .sum()
-    }
-
-    fn append(&mut self, other: Self) {
-        self.resource_logs.extend(other.resource_logs);
-    }
-
-    fn take(&mut self, n: usize) -> Self {
-        let mut out = Self::default();
-        let mut remaining = n;
-        while remaining > 0 && !self.resource_logs.is_empty() {
-            let rl = &mut self.resource_logs[0];
-            let count: usize = rl.scope_logs.iter().map(|s| s.log_records.len()).sum();
-            if count <= remaining {
-                remaining -= count;
-                out.resource_logs.push(self.resource_logs.remove(0));
-                continue;
-            }
-            let mut taken = rl.clone();
-            taken.scope_logs.clear();
-            while remaining > 0 {
-                let sl = &mut rl.scope_logs[0];
-                if sl.log_records.len() <= remaining {
-                    remaining -= sl.log_records.len();
-                    taken.scope_logs.push(rl.scope_logs.remove(0));
-                } else {
-                    let mut part = sl.clone();
-                    part.log_records = sl.log_records.drain(..remaining).collect();
-                    remaining = 0;
-                    taken.scope_logs.push(part);
-                }
-            }
-            out.resource_logs.push(taken);
-        }
-        out
     }
 }
 

@@ -33,10 +33,12 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use weft_config::{ComponentConfig, ConfigPath, Diagnostics, Duration as CfgDuration};
+use weft_config::{ComponentConfig, ConfigPath, DataHolding, Diagnostics, Duration as CfgDuration};
 
-use crate::component::{BuildContext, Component, Processor, ProcessorFactory, Stability};
-use crate::pipeline::{ConsumeError, Consumer, Logs, Payload, Traces};
+use crate::component::{
+    BuildContext, Component, GenericProcessor, Processor, ProcessorFactory, Stability,
+};
+use crate::pipeline::{ConsumeError, Consumer, Payload};
 use crate::telemetry::Telemetry;
 
 /// The Collector's default `send_batch_size`.
@@ -87,6 +89,13 @@ impl Default for Config {
 }
 
 impl ComponentConfig for Config {
+    /// A batch waits up to `timeout` in memory after its senders were answered.
+    fn holds_data(&self) -> DataHolding {
+        DataHolding::Memory {
+            remedy: "remove the batch processor",
+        }
+    }
+
     fn validate(&self, path: &ConfigPath, diags: &mut Diagnostics) {
         if self.send_batch_max_size > 0 && self.send_batch_max_size < self.send_batch_size {
             diags.error(
@@ -119,22 +128,26 @@ pub fn factory() -> ProcessorFactory {
         "batch",
         Stability::Beta,
         "groups items into batches by size and time before they are exported",
-        build::<Traces>,
-        build::<Logs>,
     )
+    .every_signal::<Config, Build>()
 }
 
-fn build<T: Payload>(
-    ctx: BuildContext,
-    cfg: &Config,
-    next: Arc<dyn Consumer<T>>,
-) -> anyhow::Result<Arc<dyn Processor<T>>> {
-    Ok(Arc::new(BatchProcessor::new(
-        &ctx.id_str(),
-        &ctx.telemetry,
-        cfg,
-        next,
-    )))
+/// Builds a [`BatchProcessor`] for each signal.
+struct Build;
+
+impl GenericProcessor<Config> for Build {
+    fn build<T: Payload>(
+        ctx: BuildContext,
+        cfg: &Config,
+        next: Arc<dyn Consumer<T>>,
+    ) -> anyhow::Result<Arc<dyn Processor<T>>> {
+        Ok(Arc::new(BatchProcessor::new(
+            &ctx.id_str(),
+            &ctx.telemetry,
+            cfg,
+            next,
+        )))
+    }
 }
 
 /// The series the processor updates, named as the Collector names them (label `processor`).
@@ -510,6 +523,7 @@ mod tests {
     use weft_proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
     use super::*;
+    use crate::pipeline::Traces;
 
     /// A next stage that records what it takes; it refuses the first `refusals` calls and
     /// rejects the first call permanently when `permanent` is set.

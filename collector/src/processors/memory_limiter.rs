@@ -35,8 +35,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use weft_config::{ComponentConfig, ConfigPath, Diagnostics, Duration as CfgDuration};
 
-use crate::component::{BuildContext, Component, Processor, ProcessorFactory, Stability};
-use crate::pipeline::{ConsumeError, Consumer, Logs, Payload, Traces};
+use crate::component::{
+    BuildContext, Component, GenericProcessor, Processor, ProcessorFactory, Stability,
+};
+use crate::pipeline::{ConsumeError, Consumer, Payload};
 use crate::telemetry::Telemetry;
 
 const MIB: u64 = 1024 * 1024;
@@ -333,9 +335,21 @@ pub fn factory() -> ProcessorFactory {
         "memory_limiter",
         Stability::Beta,
         "refuses data with a retryable answer while memory is above a limit",
-        build::<Traces>,
-        build::<Logs>,
     )
+    .every_signal::<Config, Build>()
+}
+
+/// Builds a memory limiter for each signal.
+struct Build;
+
+impl GenericProcessor<Config> for Build {
+    fn build<T: Payload>(
+        ctx: BuildContext,
+        cfg: &Config,
+        next: Arc<dyn Consumer<T>>,
+    ) -> anyhow::Result<Arc<dyn Processor<T>>> {
+        build(ctx, cfg, next)
+    }
 }
 
 fn build<T: Payload>(
@@ -461,7 +475,7 @@ mod tests {
     use weft_proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
     use super::*;
-    use crate::pipeline::Refusal;
+    use crate::pipeline::{Refusal, Traces};
 
     /// A next stage that counts the spans it takes.
     #[derive(Default)]

@@ -7,7 +7,8 @@
 
 use serde_json::Value;
 
-use super::{base64, JsonError, MAX_ANY_VALUE_DEPTH};
+use super::{JsonError, MAX_ANY_VALUE_DEPTH};
+use crate::base64;
 use crate::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };

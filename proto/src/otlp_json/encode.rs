@@ -8,7 +8,7 @@
 
 use std::fmt::{Display, Write as _};
 
-use super::base64;
+use crate::base64;
 use crate::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
@@ -172,7 +172,7 @@ fn any_value(out: &mut String, v: &AnyValue) {
         Some(V::BytesValue(b)) => {
             let out = o.key("bytesValue");
             out.push('"');
-            base64::encode(b, out);
+            base64::encode_into(b, out);
             out.push('"');
         }
         Some(V::StringValueStrindex(i)) => push_display(o.key("stringValueStrindex"), i),
@@ -394,7 +394,7 @@ fn any_detail(out: &mut String, a: &Any) {
         write_str(o.key("@type"), &a.type_url);
         let out = o.key("value");
         out.push('"');
-        base64::encode(&a.value, out);
+        base64::encode_into(&a.value, out);
         out.push('"');
     });
 }

@@ -20,7 +20,6 @@
 //!
 //! [spec]: https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding
 
-mod base64;
 mod decode;
 mod encode;
 #[cfg(test)]

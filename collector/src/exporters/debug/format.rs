@@ -7,6 +7,7 @@
 use std::fmt::{self, Write};
 
 use chrono::{DateTime, Utc};
+use weft_proto::base64::encode as base64;
 use weft_proto::common::v1::any_value::Value;
 use weft_proto::common::v1::{AnyValue, InstrumentationScope, KeyValue};
 use weft_proto::logs::v1::{LogRecord, SeverityNumber};
@@ -19,28 +20,35 @@ use super::Verbosity;
 use weft_proto::collector::logs::v1::ExportLogsServiceRequest;
 use weft_proto::collector::trace::v1::ExportTraceServiceRequest;
 
-use crate::pipeline::{Logs, Payload, Request, Traces};
+use crate::pipeline::{Logs, Payload, Signal, Traces};
 
-/// A batch the debug exporter can print.
-pub(crate) trait Render: Payload {
-    fn render(&self, verbosity: Verbosity, exporter: &str, now: DateTime<Utc>) -> String;
-}
-
-impl Render for Traces {
-    fn render(&self, verbosity: Verbosity, exporter: &str, now: DateTime<Utc>) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = write_traces(&mut out, verbosity, exporter, now, &self.request());
-        out
-    }
-}
-
-impl Render for Logs {
-    fn render(&self, verbosity: Verbosity, exporter: &str, now: DateTime<Utc>) -> String {
-        let mut out = String::new();
-        let _ = write_logs(&mut out, verbosity, exporter, now, &self.request());
-        out
-    }
+/// The text of one batch. The layout is each signal's own (the Collector's): a signal
+/// without one here yet gets the summary line alone, so the exporter still works for it.
+pub(crate) fn render<T: Payload>(
+    data: &T,
+    verbosity: Verbosity,
+    exporter: &str,
+    now: DateTime<Utc>,
+) -> String {
+    let mut out = String::new();
+    let any = data as &dyn std::any::Any;
+    // Writing into a String cannot fail.
+    let _ = if let Some(traces) = any.downcast_ref::<Traces>() {
+        write_traces(&mut out, verbosity, exporter, now, &traces.request())
+    } else if let Some(logs) = any.downcast_ref::<Logs>() {
+        write_logs(&mut out, verbosity, exporter, now, &logs.request())
+    } else {
+        writeln!(
+            out,
+            "{}\tinfo\t{}\t{{\"kind\": \"exporter\", \"data_type\": \"{}\", \"name\": \"{exporter}\", \"{}\": {}}}",
+            now.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            <T::Request as Signal>::REQUEST,
+            T::SIGNAL,
+            T::ITEM,
+            data.item_count()
+        )
+    };
+    out
 }
 
 fn summary(
@@ -77,7 +85,7 @@ fn write_traces(
         exporter,
         [
             ("resource spans", data.resource_spans.len()),
-            ("spans", Request::items(data)),
+            ("spans", Signal::items(data)),
         ],
     )?;
     match verbosity {
@@ -102,7 +110,7 @@ fn write_logs(
         exporter,
         [
             ("resource logs", data.resource_logs.len()),
-            ("log records", Request::items(data)),
+            ("log records", Signal::items(data)),
         ],
     )?;
     match verbosity {
@@ -442,28 +450,6 @@ fn to_json(value: &AnyValue) -> serde_json::Value {
                 .collect(),
         ),
     }
-}
-
-/// Standard base64 with padding, as the Collector shows bytes.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// `SPAN_KIND_SERVER` → `Server`.

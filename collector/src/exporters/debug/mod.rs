@@ -17,12 +17,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use serde::Deserialize;
-use weft_config::{ComponentConfig, ConfigPath, Diagnostics, Signal};
+use weft_config::{ComponentConfig, ConfigPath, Diagnostics, SignalKind};
 
 use crate::component::{BuildContext, BuiltExporter, Component, ExporterFactory, Stability};
-use crate::pipeline::{ConsumeError, Consumer, Logs, Traces};
+use crate::pipeline::{all_signals, ConsumeError, Consumer, Consumers, MakeConsumer, Payload};
 use crate::telemetry::ExporterMetrics;
-use format::Render;
 
 /// `exporters::debug`.
 #[derive(Debug, Deserialize)]
@@ -77,18 +76,14 @@ pub fn factory() -> ExporterFactory {
     ExporterFactory::new::<Config>(
         "debug",
         Stability::Beta,
+        all_signals(),
         "Prints traces and logs to stdout: a summary, a line per item, or every field",
         build,
     )
 }
 
-fn build(ctx: BuildContext, cfg: &Config, signals: &[Signal]) -> anyhow::Result<BuiltExporter> {
-    Ok(DebugExporter::build(
-        &ctx,
-        cfg,
-        signals,
-        Box::new(std::io::stdout()),
-    ))
+fn build(ctx: BuildContext, cfg: &Config, signals: &[SignalKind]) -> anyhow::Result<BuiltExporter> {
+    DebugExporter::build(&ctx, cfg, signals, Box::new(std::io::stdout()))
 }
 
 /// Where the output goes: stdout, or a buffer in tests.
@@ -103,22 +98,37 @@ impl DebugExporter {
     fn build(
         ctx: &BuildContext,
         cfg: &Config,
-        signals: &[Signal],
+        signals: &[SignalKind],
         sink: Box<dyn Write + Send>,
-    ) -> BuiltExporter {
-        let sink: Sink = Arc::new(Mutex::new(sink));
-        let id = ctx.id_str();
-        BuiltExporter {
-            traces: signals.contains(&Signal::Traces).then(|| {
-                Arc::new(Printer::<Traces>::new(ctx, &id, cfg, sink.clone()))
-                    as Arc<dyn Consumer<Traces>>
-            }),
-            logs: signals.contains(&Signal::Logs).then(|| {
-                Arc::new(Printer::<Logs>::new(ctx, &id, cfg, sink.clone()))
-                    as Arc<dyn Consumer<Logs>>
-            }),
+    ) -> anyhow::Result<BuiltExporter> {
+        let make = MakePrinter {
+            ctx,
+            cfg,
+            sink: Arc::new(Mutex::new(sink)),
+        };
+        Ok(BuiltExporter {
+            consumers: Consumers::build(signals, &make)?,
             component: Arc::new(DebugExporter),
-        }
+        })
+    }
+}
+
+/// Every signal's printer writes to the one sink.
+struct MakePrinter<'a> {
+    ctx: &'a BuildContext,
+    cfg: &'a Config,
+    sink: Sink,
+}
+
+impl MakeConsumer for MakePrinter<'_> {
+    fn consumer<T: Payload>(&self) -> anyhow::Result<Arc<dyn Consumer<T>>> {
+        let id = self.ctx.id_str();
+        Ok(Arc::new(Printer::<T>::new(
+            self.ctx,
+            &id,
+            self.cfg,
+            self.sink.clone(),
+        )))
     }
 }
 
@@ -132,7 +142,7 @@ struct Printer<T> {
     _signal: PhantomData<fn() -> T>,
 }
 
-impl<T: Render> Printer<T> {
+impl<T: Payload> Printer<T> {
     fn new(ctx: &BuildContext, id: &str, cfg: &Config, sink: Sink) -> Self {
         Self {
             exporter: id.to_string(),
@@ -146,11 +156,11 @@ impl<T: Render> Printer<T> {
 }
 
 #[async_trait]
-impl<T: Render> Consumer<T> for Printer<T> {
+impl<T: Payload> Consumer<T> for Printer<T> {
     async fn consume(&self, data: T) -> Result<(), ConsumeError> {
         let items = data.item_count() as u64;
         if self.sampler.lock().admit(Instant::now()) {
-            let text = data.render(self.verbosity, &self.exporter, chrono::Utc::now());
+            let text = format::render(&data, self.verbosity, &self.exporter, chrono::Utc::now());
             let mut sink = self.sink.lock();
             if let Err(e) = sink.write_all(text.as_bytes()).and_then(|()| sink.flush()) {
                 // Printing is best effort: a closed stdout must not stop the pipeline.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::TimeZone;
 use parking_lot::Mutex;
-use weft_config::{decode_component, ComponentId, ConfigPath, Diagnostics, Kind, Signal};
+use weft_config::{decode_component, ComponentId, ConfigPath, Diagnostics, Kind, SignalKind};
 use weft_proto::common::v1::{
     any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
 };
@@ -15,9 +15,10 @@ use weft_proto::resource::v1::Resource;
 use weft_proto::trace::v1::span::{Event, Link};
 use weft_proto::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
-use super::format::{go_time, plain, typed, Render};
+use super::format::{go_time, plain, render, typed};
 use super::*;
-use crate::service::Health;
+use crate::health::Health;
+use crate::pipeline::{Logs, Traces};
 use crate::telemetry::Telemetry;
 
 fn s(v: &str) -> Option<AnyValue> {
@@ -126,12 +127,12 @@ fn now() -> chrono::DateTime<chrono::Utc> {
 
 #[test]
 fn basic_is_one_summary_line_per_batch() {
-    let out = sample_traces().render(Verbosity::Basic, "debug", now());
+    let out = render(&sample_traces(), Verbosity::Basic, "debug", now());
     assert_eq!(
         out,
         "2024-05-01T12:00:00.000Z\tinfo\tTracesExporter\t{\"kind\": \"exporter\", \"data_type\": \"traces\", \"name\": \"debug\", \"resource spans\": 1, \"spans\": 1}\n"
     );
-    let out = sample_logs().render(Verbosity::Basic, "debug/x", now());
+    let out = render(&sample_logs(), Verbosity::Basic, "debug/x", now());
     assert!(
         out.ends_with("\"name\": \"debug/x\", \"resource logs\": 1, \"log records\": 2}\n"),
         "{out}"
@@ -141,7 +142,7 @@ fn basic_is_one_summary_line_per_batch() {
 
 #[test]
 fn normal_is_one_line_per_item() {
-    let out = sample_traces().render(Verbosity::Normal, "debug", now());
+    let out = render(&sample_traces(), Verbosity::Normal, "debug", now());
     let lines: Vec<&str> = out.lines().skip(1).collect();
     assert_eq!(
         lines,
@@ -151,7 +152,7 @@ fn normal_is_one_line_per_item() {
             "GET /cart abababababababababababababababab 0101010101010101 http.status_code=500",
         ]
     );
-    let out = sample_logs().render(Verbosity::Normal, "debug", now());
+    let out = render(&sample_logs(), Verbosity::Normal, "debug", now());
     let lines: Vec<&str> = out.lines().skip(1).collect();
     assert_eq!(
         lines,
@@ -166,7 +167,7 @@ fn normal_is_one_line_per_item() {
 
 #[test]
 fn detailed_prints_every_field() {
-    let out = sample_traces().render(Verbosity::Detailed, "debug", now());
+    let out = render(&sample_traces(), Verbosity::Detailed, "debug", now());
     for expected in [
         "ResourceSpans #0\nResource SchemaURL: \nResource attributes:\n     -> service.name: Str(checkout)\n",
         "ScopeSpans #0\nScopeSpans SchemaURL: \nInstrumentationScope io.weft.http 1.2\n",
@@ -179,7 +180,7 @@ fn detailed_prints_every_field() {
     ] {
         assert!(out.contains(expected), "{expected:?} not in:\n{out}");
     }
-    let out = sample_logs().render(Verbosity::Detailed, "debug", now());
+    let out = render(&sample_logs(), Verbosity::Detailed, "debug", now());
     for expected in [
         "ResourceLog #0\n",
         "LogRecord #0\nObservedTimestamp: 1970-01-01 00:00:00 +0000 UTC\nTimestamp: 2020-02-11 20:26:13.000000789 +0000 UTC\nSeverityText: ERROR\nSeverityNumber: Error(17)\nBody: Str(payment failed)\nAttributes:\n     -> order: Str(A-17)\nTrace ID: abababababababababababababababab\nSpan ID: 0101010101010101\nFlags: 1\n",
@@ -265,16 +266,24 @@ async fn the_exporter_writes_each_batch_and_counts_it() {
     let built = DebugExporter::build(
         &ctx,
         &cfg,
-        &[Signal::Traces, Signal::Logs],
+        &[SignalKind::Traces, SignalKind::Logs],
         Box::new(out.clone()),
-    );
+    )
+    .unwrap();
     built
-        .traces
+        .consumers
+        .get::<Traces>()
         .unwrap()
         .consume(sample_traces())
         .await
         .unwrap();
-    built.logs.unwrap().consume(sample_logs()).await.unwrap();
+    built
+        .consumers
+        .get::<Logs>()
+        .unwrap()
+        .consume(sample_logs())
+        .await
+        .unwrap();
     let text = String::from_utf8(out.0.lock().clone()).unwrap();
     assert!(text.contains("TracesExporter"), "{text}");
     assert!(text.contains("GET /cart abab"), "{text}");

@@ -41,7 +41,7 @@ use super::mapping::{document_id, timestamp, Mapper, Origin};
 use super::template::TemplateInstaller;
 use super::transport::{Answer, Transport, Unreachable};
 use crate::exporters::helper::{ExportError, Sender};
-use crate::exporters::otlphttp::parse_retry_after;
+use crate::net::parse_retry_after;
 use crate::pipeline::{Logs, Payload, Traces};
 use crate::telemetry::{ExporterMetrics, Telemetry};
 

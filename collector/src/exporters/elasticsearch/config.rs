@@ -16,7 +16,7 @@ use weft_config::{ByteSize, ComponentConfig, ConfigPath, Diagnostics, Duration a
 
 use super::index::{check_data_stream_part, IndexPattern};
 use crate::exporters::helper::{QueueSettings, RetrySettings};
-use crate::exporters::otlp::TlsClientSettings;
+use crate::net::TlsClientSettings;
 
 /// The default `logs_index`: one index per day, in the date-pattern mode.
 pub const DEFAULT_LOGS_INDEX: &str = "weft-logs-%{+yyyy.MM.dd}";
@@ -305,6 +305,14 @@ fn check_url(url: &str) -> Result<(), String> {
 }
 
 impl ComponentConfig for Config {
+    fn extension_references(&self, path: &ConfigPath) -> Vec<weft_config::ExtensionReference> {
+        self.sending_queue.extension_references(path)
+    }
+
+    fn holds_data(&self) -> weft_config::DataHolding {
+        self.sending_queue.holds_data()
+    }
+
     fn validate(&self, path: &ConfigPath, diags: &mut Diagnostics) {
         self.validate_endpoints(path, diags);
         self.validate_auth(path, diags);

@@ -29,6 +29,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use prost::Message;
 use serde_json::{Map, Number, Value};
+use weft_proto::base64::encode as base64;
 use weft_proto::common::v1::any_value::Value as Any;
 use weft_proto::common::v1::{AnyValue, InstrumentationScope, KeyValue};
 use weft_proto::logs::v1::LogRecord;
@@ -555,28 +556,6 @@ impl Fnv128 {
         self.bytes(&(data.len() as u64).to_le_bytes());
         self.bytes(data);
     }
-}
-
-/// Standard base64 with padding, for `bytes` values (no dependency for this one use).
-fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// `base64` for the `Authorization: Basic` header.

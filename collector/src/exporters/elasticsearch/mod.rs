@@ -34,7 +34,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
-use weft_config::Signal;
+use weft_config::SignalKind;
 
 pub use config::{Config, MappingMode, Secret};
 
@@ -46,13 +46,14 @@ use self::template::{data_stream_template, pattern_template, TemplateInstaller};
 use self::transport::Transport;
 use crate::component::{BuildContext, BuiltExporter, Component, ExporterFactory, Stability};
 use crate::exporters::helper::{self, ComponentGroup};
-use crate::pipeline::{Consumer, Logs, Traces};
+use crate::pipeline::{Consumer, Consumers, Logs, Traces};
 use crate::telemetry::ExporterMetrics;
 
 pub fn factory() -> ExporterFactory {
     ExporterFactory::new::<Config>(
         "elasticsearch",
         Stability::Alpha,
+        vec![SignalKind::Traces, SignalKind::Logs],
         "Indexes logs and spans into Elasticsearch/OpenSearch with _bulk: dated indices or data streams, flat or ECS documents, deterministic ids, item retries, a dead-letter file",
         build,
     )
@@ -65,7 +66,7 @@ struct Shared {
     dead_letter: Option<Arc<DeadLetter>>,
 }
 
-fn build(ctx: BuildContext, cfg: &Config, signals: &[Signal]) -> anyhow::Result<BuiltExporter> {
+fn build(ctx: BuildContext, cfg: &Config, signals: &[SignalKind]) -> anyhow::Result<BuiltExporter> {
     let id = ctx.id_str();
     let transport =
         Arc::new(Transport::new(cfg).map_err(|e| anyhow::anyhow!("exporter {id}: {e:#}"))?);
@@ -80,34 +81,47 @@ fn build(ctx: BuildContext, cfg: &Config, signals: &[Signal]) -> anyhow::Result<
         transport,
         dead_letter,
     };
-    let mut installers = Vec::new();
-    let mut components = Vec::new();
-    let traces = if signals.contains(&Signal::Traces) {
-        let built = signal::<Traces>(&ctx, cfg, &shared, cfg.traces_pattern())?;
-        installers.extend(built.template);
-        components.push(built.component);
-        Some(built.consumer)
-    } else {
-        None
-    };
-    let logs = if signals.contains(&Signal::Logs) {
-        let built = signal::<Logs>(&ctx, cfg, &shared, cfg.logs_pattern())?;
-        installers.extend(built.template);
-        components.push(built.component);
-        Some(built.consumer)
-    } else {
-        None
-    };
+    let mut parts = Parts::default();
+    parts.add::<Traces>(signals, &ctx, cfg, &shared, cfg.traces_pattern())?;
+    parts.add::<Logs>(signals, &ctx, cfg, &shared, cfg.logs_pattern())?;
     Ok(BuiltExporter {
-        traces,
-        logs,
+        consumers: parts.consumers,
         component: Arc::new(Lifecycle {
             exporter: shared.id,
-            installers,
-            group: ComponentGroup::new(components),
+            installers: parts.installers,
+            group: ComponentGroup::new(parts.components),
             background: Mutex::new(Vec::new()),
         }),
     })
+}
+
+/// What the signals' parts add up to.
+#[derive(Default)]
+struct Parts {
+    consumers: Consumers,
+    components: Vec<Arc<dyn Component>>,
+    installers: Vec<Arc<TemplateInstaller>>,
+}
+
+impl Parts {
+    /// Adds signal `T`'s parts, when a pipeline of `T` lists the exporter.
+    fn add<T: EsSignal>(
+        &mut self,
+        signals: &[SignalKind],
+        ctx: &BuildContext,
+        cfg: &Config,
+        shared: &Shared,
+        pattern: Result<IndexPattern, String>,
+    ) -> anyhow::Result<()> {
+        if !signals.contains(&T::SIGNAL) {
+            return Ok(());
+        }
+        let built = signal::<T>(ctx, cfg, shared, pattern)?;
+        self.installers.extend(built.template);
+        self.components.push(built.component);
+        self.consumers.insert(built.consumer);
+        Ok(())
+    }
 }
 
 /// One signal's consumer, its lifecycle, and its template.

@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use weft_config::{
-    decode_component, ComponentConfig, ComponentId, ConfigPath, Diagnostics, Kind, Signal,
+    decode_component, ComponentConfig, ComponentId, ConfigPath, Diagnostics, Kind, SignalKind,
 };
 use weft_proto::common::v1::any_value::Value as Any;
 use weft_proto::common::v1::{AnyValue, ArrayValue, InstrumentationScope, KeyValue};
@@ -34,8 +34,9 @@ use super::index::{record_time, IndexPattern};
 use super::mapping::{document_id, Fnv128, Origin};
 use super::*;
 use crate::exporters::helper::{ExportError, QueueSettings, RetrySettings, Sender as _};
+use crate::health::Health;
 use crate::pipeline::{ConsumeError, Payload};
-use crate::service::Health;
+use crate::pipeline::{Logs, Traces};
 use crate::telemetry::Telemetry;
 
 // ---------------------------------------------------------------------------------------
@@ -394,7 +395,7 @@ fn logs(n: usize) -> Logs {
     )
 }
 
-async fn started(cfg: &Config, t: &Telemetry, signals: &[Signal]) -> BuiltExporter {
+async fn started(cfg: &Config, t: &Telemetry, signals: &[SignalKind]) -> BuiltExporter {
     let built = build(ctx(t), cfg, signals).unwrap();
     built.component.start().await.unwrap();
     built
@@ -409,8 +410,8 @@ async fn stop(built: BuiltExporter) {
 }
 
 async fn export_logs(cfg: &Config, t: &Telemetry, data: Logs) -> Result<(), ConsumeError> {
-    let built = started(cfg, t, &[Signal::Logs]).await;
-    let result = built.logs.as_ref().unwrap().consume(data).await;
+    let built = started(cfg, t, &[SignalKind::Logs]).await;
+    let result = built.consumers.get::<Logs>().unwrap().consume(data).await;
     stop(built).await;
     result
 }
@@ -609,8 +610,8 @@ async fn data_stream_mode_creates_with_ids_installs_its_template_and_409_is_succ
         addr,
         "data_stream: {enabled: true, dataset: payments, namespace: prod}",
     );
-    let built = started(&cfg, &t, &[Signal::Logs]).await;
-    let consumer = built.logs.clone().unwrap();
+    let built = started(&cfg, &t, &[SignalKind::Logs]).await;
+    let consumer = built.consumers.get::<Logs>().unwrap();
     consumer.consume(logs(3)).await.unwrap();
     // The same records again (a client retry upstream): all 409, all fine, no duplicates.
     consumer.consume(logs(3)).await.unwrap();
@@ -691,8 +692,8 @@ retry_on_failure: {{enabled: false}}"
     ))
     .unwrap();
     let t = Telemetry::new();
-    let built = started(&cfg, &t, &[Signal::Logs]).await;
-    let consumer = built.logs.clone().unwrap();
+    let built = started(&cfg, &t, &[SignalKind::Logs]).await;
+    let consumer = built.consumers.get::<Logs>().unwrap();
     for _ in 0..3 {
         // No retry_on_failure: each of these succeeds only through the failover.
         consumer.consume(logs(2)).await.unwrap();
@@ -858,8 +859,14 @@ async fn spans_go_to_traces_index_as_flat_documents() {
         },
     );
     let t = Telemetry::new();
-    let built = started(&config(addr, ""), &t, &[Signal::Traces]).await;
-    built.traces.clone().unwrap().consume(traces).await.unwrap();
+    let built = started(&config(addr, ""), &t, &[SignalKind::Traces]).await;
+    built
+        .consumers
+        .get::<Traces>()
+        .unwrap()
+        .consume(traces)
+        .await
+        .unwrap();
     stop(built).await;
     let st = es.state.lock();
     let ((index, _), doc) = st.docs.iter().next().unwrap();
@@ -903,8 +910,8 @@ async fn with_the_default_queue_and_buffer_shutdown_delivers_everything_in_one_r
     ))
     .unwrap();
     let t = Telemetry::new();
-    let built = started(&cfg, &t, &[Signal::Logs]).await;
-    let consumer = built.logs.clone().unwrap();
+    let built = started(&cfg, &t, &[SignalKind::Logs]).await;
+    let consumer = built.consumers.get::<Logs>().unwrap();
     for _ in 0..3 {
         consumer.consume(logs(2)).await.unwrap();
     }

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use super::config::{Auth, Compression, Config};
 use super::mapping::basic_credentials;
-use crate::exporters::otlp::error_chain;
+use crate::net::error_chain;
 
 /// How long an endpoint that failed is tried only after the others.
 pub const DOWN_FOR: Duration = Duration::from_secs(30);

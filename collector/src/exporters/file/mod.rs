@@ -22,14 +22,15 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use weft_config::Signal;
+use weft_config::SignalKind;
 
 pub use config::{Config, Format, Rotation};
 use writer::{Policy, RotatingFile};
 
 use crate::component::{BuildContext, BuiltExporter, Component, ExporterFactory, Stability};
-use crate::exporters::otlp::OtlpSignal;
-use crate::pipeline::{ConsumeError, Consumer, Logs, Traces};
+use crate::pipeline::{
+    all_signals, ConsumeError, Consumer, Consumers, MakeConsumer, Payload, Signal,
+};
 use crate::telemetry::ExporterMetrics;
 
 /// How long a caller is asked to wait after a failed write.
@@ -39,12 +40,13 @@ pub fn factory() -> ExporterFactory {
     ExporterFactory::new::<Config>(
         "file",
         Stability::Beta,
+        all_signals(),
         "Writes traces and logs to a file as OTLP/JSON lines (or length-prefixed protobuf), with rotation by size",
         build,
     )
 }
 
-fn build(ctx: BuildContext, cfg: &Config, signals: &[Signal]) -> anyhow::Result<BuiltExporter> {
+fn build(ctx: BuildContext, cfg: &Config, signals: &[SignalKind]) -> anyhow::Result<BuiltExporter> {
     let shared = Arc::new(Shared {
         exporter: ctx.id_str(),
         path: cfg.path.clone(),
@@ -65,15 +67,29 @@ fn build(ctx: BuildContext, cfg: &Config, signals: &[Signal]) -> anyhow::Result<
         file: Mutex::new(None),
         flusher: Mutex::new(None),
     });
+    let make = MakeFile {
+        ctx: &ctx,
+        shared: &shared,
+    };
     Ok(BuiltExporter {
-        traces: signals.contains(&Signal::Traces).then(|| {
-            Arc::new(FileConsumer::<Traces>::new(&ctx, shared.clone())) as Arc<dyn Consumer<Traces>>
-        }),
-        logs: signals.contains(&Signal::Logs).then(|| {
-            Arc::new(FileConsumer::<Logs>::new(&ctx, shared.clone())) as Arc<dyn Consumer<Logs>>
-        }),
+        consumers: Consumers::build(signals, &make)?,
         component: Arc::new(FileExporter { shared }),
     })
+}
+
+/// Every signal's consumer writes to the one shared file.
+struct MakeFile<'a> {
+    ctx: &'a BuildContext,
+    shared: &'a Arc<Shared>,
+}
+
+impl MakeConsumer for MakeFile<'_> {
+    fn consumer<T: Payload>(&self) -> anyhow::Result<Arc<dyn Consumer<T>>> {
+        Ok(Arc::new(FileConsumer::<T>::new(
+            self.ctx,
+            self.shared.clone(),
+        )))
+    }
 }
 
 /// What the per-signal consumers and the lifecycle share.
@@ -114,10 +130,10 @@ impl Shared {
 }
 
 /// One batch as the file holds it.
-fn encode<T: OtlpSignal>(format: Format, data: &T) -> Vec<u8> {
+fn encode<T: Payload>(format: Format, data: &T) -> Vec<u8> {
     match format {
         Format::Json => {
-            let mut line = data.encode_json();
+            let mut line = data.request().encode_json();
             line.push(b'\n');
             line
         }
@@ -137,7 +153,7 @@ struct FileConsumer<T> {
     _signal: PhantomData<fn() -> T>,
 }
 
-impl<T: OtlpSignal> FileConsumer<T> {
+impl<T: Payload> FileConsumer<T> {
     fn new(ctx: &BuildContext, shared: Arc<Shared>) -> Self {
         let id = ctx.id_str();
         Self {
@@ -149,7 +165,7 @@ impl<T: OtlpSignal> FileConsumer<T> {
 }
 
 #[async_trait]
-impl<T: OtlpSignal> Consumer<T> for FileConsumer<T> {
+impl<T: Payload> Consumer<T> for FileConsumer<T> {
     async fn consume(&self, data: T) -> Result<(), ConsumeError> {
         let items = data.item_count() as u64;
         let shared = self.shared.clone();

@@ -11,8 +11,9 @@ use weft_proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
 use super::writer::{backups, free_backup_name};
 use super::*;
+use crate::health::Health;
 use crate::pipeline::Payload;
-use crate::service::Health;
+use crate::pipeline::{Logs, Traces};
 use crate::telemetry::Telemetry;
 
 fn decode(yaml: &str) -> Result<Config, Diagnostics> {
@@ -97,26 +98,31 @@ async fn json_lines_decode_back_to_the_same_requests() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/dirs/out.json");
     let t = Telemetry::new();
-    let built = build(ctx(&t), &config(&path, ""), &[Signal::Traces, Signal::Logs]).unwrap();
+    let built = build(
+        ctx(&t),
+        &config(&path, ""),
+        &[SignalKind::Traces, SignalKind::Logs],
+    )
+    .unwrap();
     built.component.start().await.unwrap();
     let (t1, l1, t2) = (traces(2, 3), logs(3), traces(1, 0));
     built
-        .traces
-        .as_ref()
+        .consumers
+        .get::<Traces>()
         .unwrap()
         .consume(t1.clone())
         .await
         .unwrap();
     built
-        .logs
-        .as_ref()
+        .consumers
+        .get::<Logs>()
         .unwrap()
         .consume(l1.clone())
         .await
         .unwrap();
     built
-        .traces
-        .as_ref()
+        .consumers
+        .get::<Traces>()
         .unwrap()
         .consume(t2.clone())
         .await
@@ -149,13 +155,18 @@ async fn proto_records_are_length_prefixed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.pb");
     let t = Telemetry::new();
-    let built = build(ctx(&t), &config(&path, "format: proto"), &[Signal::Traces]).unwrap();
+    let built = build(
+        ctx(&t),
+        &config(&path, "format: proto"),
+        &[SignalKind::Traces],
+    )
+    .unwrap();
     built.component.start().await.unwrap();
     let batches = [traces(1, 10), traces(4, 0)];
     for b in &batches {
         built
-            .traces
-            .as_ref()
+            .consumers
+            .get::<Traces>()
             .unwrap()
             .consume(b.clone())
             .await
@@ -181,14 +192,14 @@ async fn rotation_moves_full_files_to_backups() {
     let path = dir.path().join("spans.json");
     let t = Telemetry::new();
     let cfg = config(&path, "rotation: {max_megabytes: 1, max_backups: 2}");
-    let built = build(ctx(&t), &cfg, &[Signal::Traces]).unwrap();
+    let built = build(ctx(&t), &cfg, &[SignalKind::Traces]).unwrap();
     built.component.start().await.unwrap();
     // Each line is about 0.4 MiB: two fit in a 1 MiB file, the third starts a new one.
     let batch = traces(1, 400 * 1024);
     for _ in 0..7 {
         built
-            .traces
-            .as_ref()
+            .consumers
+            .get::<Traces>()
             .unwrap()
             .consume(batch.clone())
             .await
@@ -269,9 +280,15 @@ async fn without_append_an_existing_file_is_truncated() {
     let t = Telemetry::new();
     for (extra, expected_lines) in [("", 1), ("append: true", 2)] {
         std::fs::write(&path, "previous run\n").unwrap();
-        let built = build(ctx(&t), &config(&path, extra), &[Signal::Logs]).unwrap();
+        let built = build(ctx(&t), &config(&path, extra), &[SignalKind::Logs]).unwrap();
         built.component.start().await.unwrap();
-        built.logs.as_ref().unwrap().consume(logs(1)).await.unwrap();
+        built
+            .consumers
+            .get::<Logs>()
+            .unwrap()
+            .consume(logs(1))
+            .await
+            .unwrap();
         built.component.shutdown(deadline()).await.unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), expected_lines, "{extra:?}: {text}");
@@ -286,13 +303,13 @@ async fn flush_interval_zero_writes_each_batch_through() {
     let built = build(
         ctx(&t),
         &config(&path, "flush_interval: 0s"),
-        &[Signal::Traces],
+        &[SignalKind::Traces],
     )
     .unwrap();
     built.component.start().await.unwrap();
     built
-        .traces
-        .as_ref()
+        .consumers
+        .get::<Traces>()
         .unwrap()
         .consume(traces(1, 0))
         .await
@@ -309,13 +326,13 @@ async fn buffered_data_is_flushed_periodically() {
     let built = build(
         ctx(&t),
         &config(&path, "flush_interval: 1s"),
-        &[Signal::Traces],
+        &[SignalKind::Traces],
     )
     .unwrap();
     built.component.start().await.unwrap();
     built
-        .traces
-        .as_ref()
+        .consumers
+        .get::<Traces>()
         .unwrap()
         .consume(traces(1, 0))
         .await
@@ -347,13 +364,13 @@ async fn write_errors_are_refused_not_dropped() {
     let built = build(
         ctx(&t),
         &config(Path::new("/dev/full"), "flush_interval: 0s"),
-        &[Signal::Traces],
+        &[SignalKind::Traces],
     )
     .unwrap();
     built.component.start().await.unwrap();
     let err = built
-        .traces
-        .as_ref()
+        .consumers
+        .get::<Traces>()
         .unwrap()
         .consume(traces(2, 0))
         .await
@@ -379,10 +396,10 @@ async fn not_running_refuses_and_bad_paths_fail_start() {
     let dir = tempfile::tempdir().unwrap();
     let t = Telemetry::new();
     let path = dir.path().join("out.json");
-    let built = build(ctx(&t), &config(&path, ""), &[Signal::Traces]).unwrap();
+    let built = build(ctx(&t), &config(&path, ""), &[SignalKind::Traces]).unwrap();
     let err = built
-        .traces
-        .as_ref()
+        .consumers
+        .get::<Traces>()
         .unwrap()
         .consume(traces(1, 0))
         .await
@@ -395,7 +412,7 @@ async fn not_running_refuses_and_bad_paths_fail_start() {
     let built = build(
         ctx(&t),
         &config(&blocker.join("out.json"), ""),
-        &[Signal::Traces],
+        &[SignalKind::Traces],
     )
     .unwrap();
     let err = built.component.start().await.expect_err("cannot open");

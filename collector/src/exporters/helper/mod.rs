@@ -8,6 +8,7 @@
 //! retrying ([`ExportError::retryable`], [`ExportError::throttled`]) or not
 //! ([`ExportError::permanent`]). Everything upstream asks the error.
 
+mod partial;
 mod persistent;
 mod queue;
 mod retry;
@@ -17,13 +18,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use parking_lot::Mutex;
 use serde::Deserialize;
-use weft_config::{ComponentId, ConfigPath, Diagnostics, Duration as CfgDuration};
+use weft_config::{
+    ComponentId, ConfigPath, DataHolding, Diagnostics, Duration as CfgDuration, ExtensionReference,
+    SignalKind,
+};
 
-use crate::component::Component;
-use crate::pipeline::Payload;
+use crate::component::{BuildContext, BuiltExporter, Component};
+use crate::pipeline::{Consumer, Consumers, MakeConsumer, Payload};
 use crate::telemetry::{ExporterMetrics, Telemetry};
 
+pub use partial::PartialSuccess;
 pub use persistent::FileQueue;
 pub use queue::QueueSender;
 pub use retry::{RetrySender, TimeoutSender};
@@ -133,6 +139,27 @@ impl Default for RetrySettings {
 }
 
 impl QueueSettings {
+    /// The `storage` extension it names, for the exporter's
+    /// [`ComponentConfig::extension_references`](weft_config::ComponentConfig::extension_references);
+    /// `path` is the exporter's section.
+    pub fn extension_references(&self, path: &ConfigPath) -> Vec<ExtensionReference> {
+        self.storage
+            .iter()
+            .map(|id| ExtensionReference::new(path.key("sending_queue").key("storage"), id.clone()))
+            .collect()
+    }
+
+    /// What a queue holds: acknowledged batches in memory, unless it is on disk or off.
+    pub fn holds_data(&self) -> DataHolding {
+        match (self.enabled, &self.storage) {
+            (false, _) => DataHolding::Nothing,
+            (true, Some(_)) => DataHolding::Durable,
+            (true, None) => DataHolding::Memory {
+                remedy: "give it sending_queue::storage (or sending_queue::enabled: false)",
+            },
+        }
+    }
+
     pub fn validate(&self, path: &ConfigPath, diags: &mut Diagnostics) {
         if self.enabled && self.num_consumers == 0 {
             diags.error(&path.key("num_consumers"), "must be at least 1");
@@ -190,7 +217,7 @@ pub fn build<T: Payload>(
 /// `file_storage` extension puts the queue on disk, in its own folder for this exporter and
 /// signal.
 pub fn build_queued<T: Payload>(
-    ctx: &crate::component::BuildContext,
+    ctx: &BuildContext,
     sender: impl Sender<T>,
     timeout: Duration,
     retry: &RetrySettings,
@@ -223,24 +250,52 @@ pub fn build_queued<T: Payload>(
     )))
 }
 
-/// The [`BuiltExporter`](crate::component::BuiltExporter) of a queued exporter: each
-/// signal's queue is that signal's consumer, and the queues start and stop together.
-pub fn built(
-    traces: Option<Arc<QueueSender<crate::pipeline::Traces>>>,
-    logs: Option<Arc<QueueSender<crate::pipeline::Logs>>>,
-) -> crate::component::BuiltExporter {
-    let mut components: Vec<Arc<dyn Component>> = Vec::new();
-    if let Some(t) = &traces {
-        components.push(t.clone());
+/// Makes an exporter's [`Sender`] for any signal: an exporter whose only per-signal part
+/// is its sender (`otlp`, `otlphttp`) implements this once, generic over the batch type.
+pub trait MakeSender {
+    fn sender<T: Payload>(&self) -> anyhow::Result<impl Sender<T>>;
+}
+
+/// A queued exporter for `signals`: for each, `make`'s sender behind the timeout, retry and
+/// queue layers of `cfg`. The queues are the consumers, and start and stop together.
+pub fn build_queued_exporter(
+    ctx: &BuildContext,
+    signals: &[SignalKind],
+    make: &impl MakeSender,
+    timeout: Duration,
+    retry: &RetrySettings,
+    queue: &QueueSettings,
+) -> anyhow::Result<BuiltExporter> {
+    /// Each signal's queue, remembered to start and stop it.
+    struct Queued<'a, M> {
+        ctx: &'a BuildContext,
+        make: &'a M,
+        timeout: Duration,
+        retry: &'a RetrySettings,
+        queue: &'a QueueSettings,
+        components: Mutex<Vec<Arc<dyn Component>>>,
     }
-    if let Some(l) = &logs {
-        components.push(l.clone());
+    impl<M: MakeSender> MakeConsumer for Queued<'_, M> {
+        fn consumer<T: Payload>(&self) -> anyhow::Result<Arc<dyn Consumer<T>>> {
+            let sender = self.make.sender::<T>()?;
+            let queued = build_queued(self.ctx, sender, self.timeout, self.retry, self.queue)?;
+            self.components.lock().push(queued.clone());
+            Ok(queued)
+        }
     }
-    crate::component::BuiltExporter {
-        traces: traces.map(|t| t as Arc<dyn crate::pipeline::Consumer<_>>),
-        logs: logs.map(|l| l as Arc<dyn crate::pipeline::Consumer<_>>),
-        component: Arc::new(ComponentGroup::new(components)),
-    }
+    let queued = Queued {
+        ctx,
+        make,
+        timeout,
+        retry,
+        queue,
+        components: Mutex::new(Vec::new()),
+    };
+    let consumers = Consumers::build(signals, &queued)?;
+    Ok(BuiltExporter {
+        consumers,
+        component: Arc::new(ComponentGroup::new(queued.components.into_inner())),
+    })
 }
 
 /// Several components started and stopped as one: an exporter's per-signal queues, which

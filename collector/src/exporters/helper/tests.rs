@@ -13,7 +13,7 @@ use weft_proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
 use super::*;
 use crate::component::Component;
-use crate::pipeline::{ConsumeError, Consumer, Refusal, Traces};
+use crate::pipeline::{ConsumeError, Consumer, Logs, Refusal, Traces};
 
 /// A backend that answers each attempt with the next scripted result (then `Ok` once the
 /// script runs out, or `always` when set) and records when each attempt happened.
@@ -543,25 +543,55 @@ async fn each_attempt_is_bounded_by_the_timeout() {
     assert_eq!(started.elapsed(), Duration::from_secs(5));
 }
 
+/// A sender for every signal that counts what it delivered.
+#[derive(Clone, Default)]
+struct Counting(Arc<std::sync::atomic::AtomicUsize>);
+
+#[async_trait::async_trait]
+impl<T: Payload> Sender<T> for Counting {
+    async fn send(&self, _data: &T) -> Result<(), ExportError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl MakeSender for Counting {
+    fn sender<T: Payload>(&self) -> anyhow::Result<impl Sender<T>> {
+        Ok(self.clone())
+    }
+}
+
 #[tokio::test(start_paused = true)]
-async fn built_exporter_starts_and_stops_both_signals() {
-    let t = Telemetry::new();
-    let backend = Scripted::default();
-    let traces = build(
-        &id(),
-        &t,
-        backend.clone(),
+async fn a_queued_exporter_has_one_queue_per_requested_signal_started_and_stopped_together() {
+    let ctx = crate::component::BuildContext::standalone("otlp/test", weft_config::Kind::Exporter);
+    let make = Counting::default();
+    let only_traces = build_queued_exporter(
+        &ctx,
+        &[SignalKind::Traces],
+        &make,
         Duration::ZERO,
         &retry_settings(),
         &QueueSettings::default(),
-    );
-    let exporter = built(Some(traces), None);
-    assert!(exporter.logs.is_none());
-    let consumer = exporter.traces.expect("traces requested");
-    exporter.component.start().await.unwrap();
-    consumer.consume(spans(3)).await.unwrap();
-    exporter.component.shutdown(far_deadline()).await.unwrap();
-    assert_eq!(backend.delivered(), 1);
+    )
+    .unwrap();
+    assert!(only_traces.consumers.get::<Logs>().is_none());
+    let both = build_queued_exporter(
+        &ctx,
+        &[SignalKind::Traces, SignalKind::Logs],
+        &make,
+        Duration::ZERO,
+        &retry_settings(),
+        &QueueSettings::default(),
+    )
+    .unwrap();
+    both.component.start().await.unwrap();
+    let traces = both.consumers.get::<Traces>().expect("traces requested");
+    let logs = both.consumers.get::<Logs>().expect("logs requested");
+    traces.consume(spans(3)).await.unwrap();
+    logs.consume(Logs::default()).await.unwrap();
+    // Shutdown drains both queues before it returns.
+    both.component.shutdown(far_deadline()).await.unwrap();
+    assert_eq!(make.0.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
 
 #[test]

@@ -16,89 +16,81 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use http::uri::PathAndQuery;
-use prometheus_client::metrics::counter::Counter;
 use prost::Message;
 use tonic::codec::{BufferSettings, Codec, CompressionEncoding, EncodeBuf, Encoder};
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::Code;
-use weft_config::Signal;
-use weft_proto::collector::logs::v1::ExportLogsServiceResponse;
-use weft_proto::collector::trace::v1::ExportTraceServiceResponse;
-use weft_proto::otlp_json::{self, JsonError};
+use weft_config::SignalKind;
 
-pub use config::{Compression, Config, KeepaliveSettings, LoadedTls, Target, TlsClientSettings};
+pub use config::{Config, KeepaliveSettings, Target};
 
 use crate::component::{BuildContext, BuiltExporter, ExporterFactory, Stability};
-use crate::exporters::helper::{self, ExportError, Sender};
-use crate::pipeline::{Logs, Payload, Traces};
+use crate::exporters::helper::{self, ExportError, MakeSender, PartialSuccess, Sender};
+use crate::net::{error_chain, Compression, SkipVerify};
+use crate::pipeline::{all_signals, Payload, Signal};
 use crate::telemetry::Telemetry;
 
 pub fn factory() -> ExporterFactory {
     ExporterFactory::new::<Config>(
         "otlp",
         Stability::Beta,
+        all_signals(),
         "Sends traces and logs to an OTLP/gRPC endpoint, with a sending queue and retries",
         build,
     )
 }
 
-fn build(ctx: BuildContext, cfg: &Config, signals: &[Signal]) -> anyhow::Result<BuiltExporter> {
+fn build(ctx: BuildContext, cfg: &Config, signals: &[SignalKind]) -> anyhow::Result<BuiltExporter> {
     let id = ctx.id_str();
     let endpoint = tonic_endpoint(cfg).map_err(|e| anyhow::anyhow!("exporter {id}: {e:#}"))?;
-    let shared = Arc::new(Connection {
-        endpoint,
-        channel: OnceLock::new(),
-        display: cfg.endpoint.clone(),
-    });
-    let headers = metadata(cfg);
-    let compression = match cfg.compression {
-        Compression::Gzip => Some(CompressionEncoding::Gzip),
-        Compression::Zstd => Some(CompressionEncoding::Zstd),
-        Compression::None => None,
+    let make = MakeGrpc {
+        telemetry: ctx.telemetry.clone(),
+        exporter: id,
+        connection: Arc::new(Connection {
+            endpoint,
+            channel: OnceLock::new(),
+            display: cfg.endpoint.clone(),
+        }),
+        headers: metadata(cfg),
+        compression: match cfg.compression {
+            Compression::Gzip => Some(CompressionEncoding::Gzip),
+            Compression::Zstd => Some(CompressionEncoding::Zstd),
+            Compression::None => None,
+        },
+        timeout: cfg.timeout.get(),
     };
-    let timeout = cfg.timeout.get();
-    let traces = signals
-        .contains(&Signal::Traces)
-        .then(|| {
-            let sender = GrpcSender::<Traces>::new(
-                &ctx.telemetry,
-                &id,
-                shared.clone(),
-                headers.clone(),
-                compression,
-                timeout,
-            );
-            helper::build_queued(
-                &ctx,
-                sender,
-                timeout,
-                &cfg.retry_on_failure,
-                &cfg.sending_queue,
-            )
+    helper::build_queued_exporter(
+        &ctx,
+        signals,
+        &make,
+        cfg.timeout.get(),
+        &cfg.retry_on_failure,
+        &cfg.sending_queue,
+    )
+}
+
+/// What every signal's [`GrpcSender`] shares: one connection, the headers, compression.
+struct MakeGrpc {
+    telemetry: Telemetry,
+    exporter: String,
+    connection: Arc<Connection>,
+    headers: MetadataMap,
+    compression: Option<CompressionEncoding>,
+    timeout: Duration,
+}
+
+impl MakeSender for MakeGrpc {
+    fn sender<T: Payload>(&self) -> anyhow::Result<impl Sender<T>> {
+        Ok(GrpcSender::<T> {
+            connection: self.connection.clone(),
+            headers: self.headers.clone(),
+            compression: self.compression,
+            timeout: self.timeout,
+            partial: PartialSuccess::new(&self.telemetry, &self.exporter, T::ITEM),
+            _signal: PhantomData,
         })
-        .transpose()?;
-    let logs = signals
-        .contains(&Signal::Logs)
-        .then(|| {
-            let sender = GrpcSender::<Logs>::new(
-                &ctx.telemetry,
-                &id,
-                shared.clone(),
-                headers.clone(),
-                compression,
-                timeout,
-            );
-            helper::build_queued(
-                &ctx,
-                sender,
-                timeout,
-                &cfg.retry_on_failure,
-                &cfg.sending_queue,
-            )
-        })
-        .transpose()?;
-    Ok(helper::built(traces, logs))
+    }
 }
 
 /// The tonic endpoint for `cfg`: URI, TLS (files read now) and keepalive. No connection yet.
@@ -126,7 +118,7 @@ pub(crate) fn tonic_endpoint(cfg: &Config) -> anyhow::Result<Endpoint> {
     }
     if cfg.tls.insecure_skip_verify {
         // A custom verifier replaces the roots: setting any here would be an error.
-        return Ok(endpoint.tls_config_with_verifier(tls, Arc::new(SkipVerify::new()))?);
+        return Ok(endpoint.tls_config_with_verifier(tls, Arc::new(SkipVerify::default()))?);
     }
     tls = match loaded.ca {
         Some(ca) => tls.ca_certificate(Certificate::from_pem(ca)),
@@ -138,18 +130,6 @@ pub(crate) fn tonic_endpoint(cfg: &Config) -> anyhow::Result<Endpoint> {
             error_chain(&e)
         )
     })
-}
-
-/// An error with its causes, e.g. "transport error: no native certs found".
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// `headers` as gRPC metadata; validation already rejected what cannot be converted.
@@ -164,100 +144,6 @@ fn metadata(cfg: &Config) -> MetadataMap {
         }
     }
     map
-}
-
-/// What the OTLP exporters need to know about a signal beyond [`Payload`]: its gRPC method,
-/// its HTTP path, its response and how that response reports a partial success.
-pub(crate) trait OtlpSignal: Payload {
-    type Response: prost::Message + Default + Send + 'static;
-    /// The gRPC method path, e.g. `/opentelemetry.proto.collector.trace.v1.TraceService/Export`.
-    const GRPC_PATH: &'static str;
-    /// Appended to an `otlphttp` base endpoint, e.g. `v1/traces`.
-    const HTTP_PATH: &'static str;
-
-    fn encode_json(&self) -> Vec<u8>;
-    fn decode_json_response(bytes: &[u8]) -> Result<Self::Response, JsonError>;
-    /// The rejected item count and message of a partial success, if the response has one.
-    fn partial_success(response: &Self::Response) -> Option<(i64, &str)>;
-}
-
-impl OtlpSignal for Traces {
-    type Response = ExportTraceServiceResponse;
-    const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-    const HTTP_PATH: &'static str = "v1/traces";
-
-    fn encode_json(&self) -> Vec<u8> {
-        otlp_json::encode_traces(&self.request())
-    }
-    fn decode_json_response(bytes: &[u8]) -> Result<Self::Response, JsonError> {
-        otlp_json::decode_trace_response(bytes)
-    }
-    fn partial_success(response: &Self::Response) -> Option<(i64, &str)> {
-        response
-            .partial_success
-            .as_ref()
-            .map(|p| (p.rejected_spans, p.error_message.as_str()))
-    }
-}
-
-impl OtlpSignal for Logs {
-    type Response = ExportLogsServiceResponse;
-    const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
-    const HTTP_PATH: &'static str = "v1/logs";
-
-    fn encode_json(&self) -> Vec<u8> {
-        otlp_json::encode_logs(&self.request())
-    }
-    fn decode_json_response(bytes: &[u8]) -> Result<Self::Response, JsonError> {
-        otlp_json::decode_logs_response(bytes)
-    }
-    fn partial_success(response: &Self::Response) -> Option<(i64, &str)> {
-        response
-            .partial_success
-            .as_ref()
-            .map(|p| (p.rejected_log_records, p.error_message.as_str()))
-    }
-}
-
-/// Logs and counts the items a backend accepted the request for but rejected anyway.
-///
-/// A partial success is not retried: the OTLP spec says the server has already decided, and
-/// sending the same items again would get the same answer.
-#[derive(Clone)]
-pub(crate) struct PartialSuccess {
-    exporter: String,
-    item: &'static str,
-    rejected: Counter,
-}
-
-impl PartialSuccess {
-    pub(crate) fn new(telemetry: &Telemetry, exporter: &str, item: &'static str) -> Self {
-        Self {
-            exporter: exporter.to_string(),
-            item,
-            rejected: telemetry.counter(
-                &format!("otelcol_exporter_partial_success_rejected_{item}"),
-                &format!("Number of {item} the destination accepted the request for but rejected."),
-                &[("exporter", exporter)],
-            ),
-        }
-    }
-
-    pub(crate) fn report(&self, rejected: i64, message: &str) {
-        if rejected <= 0 && message.is_empty() {
-            return;
-        }
-        if rejected > 0 {
-            self.rejected.inc_by(rejected as u64);
-        }
-        tracing::warn!(
-            component = %self.exporter,
-            rejected,
-            error = message,
-            "the destination rejected {rejected} {} of an accepted request (partial success); they are not retried",
-            self.item
-        );
-    }
 }
 
 /// The one channel both signals' senders share, made on first use: building it needs a
@@ -286,28 +172,8 @@ pub(crate) struct GrpcSender<T> {
     _signal: PhantomData<fn() -> T>,
 }
 
-impl<T: OtlpSignal> GrpcSender<T> {
-    fn new(
-        telemetry: &Telemetry,
-        exporter: &str,
-        connection: Arc<Connection>,
-        headers: MetadataMap,
-        compression: Option<CompressionEncoding>,
-        timeout: Duration,
-    ) -> Self {
-        Self {
-            connection,
-            headers,
-            compression,
-            timeout,
-            partial: PartialSuccess::new(telemetry, exporter, T::ITEM),
-            _signal: PhantomData,
-        }
-    }
-}
-
 #[async_trait]
-impl<T: OtlpSignal> Sender<T> for GrpcSender<T> {
+impl<T: Payload> Sender<T> for GrpcSender<T> {
     async fn send(&self, data: &T) -> Result<(), ExportError> {
         let mut grpc = tonic::client::Grpc::new(self.connection.channel())
             .accept_compressed(CompressionEncoding::Gzip)
@@ -327,13 +193,11 @@ impl<T: OtlpSignal> Sender<T> for GrpcSender<T> {
         if !self.timeout.is_zero() {
             request.set_timeout(self.timeout);
         }
-        let codec = EncodedCodec::<T, T::Response>::default();
-        match grpc
-            .unary(request, PathAndQuery::from_static(T::GRPC_PATH), codec)
-            .await
-        {
+        let codec = EncodedCodec::<T, <T::Request as Signal>::Response>::default();
+        let path = PathAndQuery::from_static(T::Request::GRPC_EXPORT_PATH);
+        match grpc.unary(request, path, codec).await {
             Ok(response) => {
-                if let Some((rejected, message)) = T::partial_success(response.get_ref()) {
+                if let Some((rejected, message)) = T::Request::partial_success(response.get_ref()) {
                     self.partial.report(rejected, message);
                 }
                 Ok(())
@@ -440,54 +304,4 @@ fn retry_info(details: &[u8]) -> Option<Option<Duration>> {
     Some(info.retry_delay.map(|d| {
         Duration::from_secs(d.seconds.max(0) as u64) + Duration::from_nanos(d.nanos.max(0) as u64)
     }))
-}
-
-/// `tls::insecure_skip_verify`: accepts any certificate chain and host name (as Go's
-/// `InsecureSkipVerify`), but still checks that the server holds the certificate's key.
-#[derive(Debug)]
-struct SkipVerify {
-    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
-}
-
-impl SkipVerify {
-    fn new() -> Self {
-        Self {
-            algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
-        }
-    }
-}
-
-impl rustls::client::danger::ServerCertVerifier for SkipVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
 }

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::codec::CompressionEncoding;
 use tonic::{Code, Status};
-use weft_config::{decode_component, ComponentId, ConfigPath, Diagnostics, Kind, Signal};
+use weft_config::{decode_component, ComponentId, ConfigPath, Diagnostics, Kind, SignalKind};
 use weft_proto::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
 use weft_proto::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
 use weft_proto::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
@@ -23,8 +23,9 @@ use weft_proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
 use super::*;
 use crate::exporters::helper::Retry;
+use crate::health::Health;
 use crate::pipeline::ConsumeError;
-use crate::service::Health;
+use crate::pipeline::{Logs, Traces};
 
 /// A trace and logs backend answering each trace export with the next scripted answer
 /// (then OK), and recording what it received.
@@ -143,9 +144,9 @@ fn counter(t: &Telemetry, name: &str) -> u64 {
 }
 
 async fn export_traces(cfg: &Config, t: &Telemetry, data: Traces) -> Result<(), ConsumeError> {
-    let built = build(ctx(t), cfg, &[Signal::Traces]).unwrap();
+    let built = build(ctx(t), cfg, &[SignalKind::Traces]).unwrap();
     built.component.start().await.unwrap();
-    let result = built.traces.unwrap().consume(data).await;
+    let result = built.consumers.get::<Traces>().unwrap().consume(data).await;
     built
         .component
         .shutdown(std::time::Instant::now() + Duration::from_secs(5))
@@ -291,8 +292,8 @@ async fn zstd_and_no_compression_are_honoured() {
 async fn logs_go_to_the_logs_service() {
     let (addr, backend) = serve(vec![]).await;
     let t = Telemetry::new();
-    let built = build(ctx(&t), &config(addr, ""), &[Signal::Logs]).unwrap();
-    assert!(built.traces.is_none());
+    let built = build(ctx(&t), &config(addr, ""), &[SignalKind::Logs]).unwrap();
+    assert!(built.consumers.get::<Traces>().is_none());
     built.component.start().await.unwrap();
     let logs = ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
@@ -304,7 +305,8 @@ async fn logs_go_to_the_logs_service() {
         }],
     };
     built
-        .logs
+        .consumers
+        .get::<Logs>()
         .unwrap()
         .consume(logs.clone().into())
         .await
@@ -471,17 +473,17 @@ async fn tls_settings_are_loaded_at_build() {
     // The default: TLS with the system's roots (or, on a system without any, an error
     // that says what to set).
     let cfg = decode("endpoint: otel.example.com:4317").unwrap();
-    if let Err(e) = build(ctx(&t), &cfg, &[Signal::Traces]) {
+    if let Err(e) = build(ctx(&t), &cfg, &[SignalKind::Traces]) {
         assert!(e.to_string().contains("tls::ca_file"), "{e}");
     }
     // Skipping verification builds without any CA.
     let cfg =
         decode("{endpoint: 'otel.example.com:4317', tls: {insecure_skip_verify: true}}").unwrap();
-    assert!(build(ctx(&t), &cfg, &[Signal::Traces]).is_ok());
+    assert!(build(ctx(&t), &cfg, &[SignalKind::Traces]).is_ok());
     // A missing CA file fails the build and says which key and file.
     let cfg =
         decode("{endpoint: 'otel.example.com:4317', tls: {ca_file: /nonexistent/ca.pem}}").unwrap();
-    let err = build(ctx(&t), &cfg, &[Signal::Traces])
+    let err = build(ctx(&t), &cfg, &[SignalKind::Traces])
         .err()
         .expect("no such file")
         .to_string();

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use weft_config::{ComponentConfig, ConfigPath, Diagnostics, Duration as CfgDuration};
+use weft_config::{ComponentConfig, ConfigPath, Diagnostics, Duration as CfgDuration, SignalKind};
 
 use crate::exporters::helper::{QueueSettings, RetrySettings};
-use crate::exporters::otlp::{Compression, TlsClientSettings};
+use crate::net::{Compression, TlsClientSettings};
 
 /// `exporters::otlphttp`.
 #[derive(Debug, Deserialize)]
@@ -62,9 +62,14 @@ pub enum Encoding {
 }
 
 impl Config {
-    /// The URL for a signal: its own `<signal>_endpoint`, else `endpoint` + `/` + `path`
-    /// (as the Collector composes it). `None` when neither is set.
-    pub fn signal_url(&self, own: &str, path: &str) -> Option<String> {
+    /// The URL for `signal`: its own `<signal>_endpoint`, else `endpoint` + `/` + `path`
+    /// (the signal's OTLP/HTTP path, as the Collector composes it). `None` when neither is
+    /// set.
+    pub fn signal_url(&self, signal: SignalKind, path: &str) -> Option<String> {
+        let own = match signal {
+            SignalKind::Traces => &self.traces_endpoint,
+            SignalKind::Logs => &self.logs_endpoint,
+        };
         if !own.is_empty() {
             return Some(own.to_string());
         }
@@ -102,6 +107,14 @@ fn check_url(url: &str) -> Result<(), String> {
 }
 
 impl ComponentConfig for Config {
+    fn extension_references(&self, path: &ConfigPath) -> Vec<weft_config::ExtensionReference> {
+        self.sending_queue.extension_references(path)
+    }
+
+    fn holds_data(&self) -> weft_config::DataHolding {
+        self.sending_queue.holds_data()
+    }
+
     fn validate(&self, path: &ConfigPath, diags: &mut Diagnostics) {
         if self.endpoint.is_empty()
             && self.traces_endpoint.is_empty()

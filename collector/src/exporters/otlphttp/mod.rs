@@ -10,9 +10,8 @@ mod config;
 #[cfg(test)]
 mod tests;
 
-use std::io::Write;
 use std::marker::PhantomData;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use http::header::{
@@ -20,14 +19,14 @@ use http::header::{
 };
 use http::StatusCode;
 use prost::Message;
-use weft_config::Signal;
+use weft_config::SignalKind;
 
 pub use config::{Config, Encoding};
 
 use crate::component::{BuildContext, BuiltExporter, ExporterFactory, Stability};
-use crate::exporters::helper::{self, ExportError, Sender};
-use crate::exporters::otlp::{error_chain, Compression, OtlpSignal, PartialSuccess};
-use crate::pipeline::{Logs, Traces};
+use crate::exporters::helper::{self, ExportError, MakeSender, PartialSuccess, Sender};
+use crate::net::{compress, content_encoding, error_chain, parse_retry_after, Compression};
+use crate::pipeline::{all_signals, Payload, Signal};
 use crate::telemetry::Telemetry;
 
 const PROTOBUF: &str = "application/x-protobuf";
@@ -39,65 +38,62 @@ pub fn factory() -> ExporterFactory {
     ExporterFactory::new::<Config>(
         "otlphttp",
         Stability::Beta,
+        all_signals(),
         "Sends traces and logs to an OTLP/HTTP endpoint (protobuf or JSON), with a sending queue and retries",
         build,
     )
 }
 
-fn build(ctx: BuildContext, cfg: &Config, signals: &[Signal]) -> anyhow::Result<BuiltExporter> {
+fn build(ctx: BuildContext, cfg: &Config, signals: &[SignalKind]) -> anyhow::Result<BuiltExporter> {
     let id = ctx.id_str();
-    let client = cfg
-        .tls
-        .http_client()
-        .map_err(|e| anyhow::anyhow!("exporter {id}: {e:#}"))?;
-    let headers = header_map(cfg);
-    let timeout = cfg.timeout.get();
-    let url = |own: &str, path: &str, signal: &str| {
-        cfg.signal_url(own, path).ok_or_else(|| {
+    let make = MakeHttp {
+        telemetry: ctx.telemetry.clone(),
+        exporter: id.clone(),
+        client: cfg
+            .tls
+            .http_client()
+            .map_err(|e| anyhow::anyhow!("exporter {id}: {e:#}"))?,
+        headers: header_map(cfg),
+        config: cfg,
+    };
+    helper::build_queued_exporter(
+        &ctx,
+        signals,
+        &make,
+        cfg.timeout.get(),
+        &cfg.retry_on_failure,
+        &cfg.sending_queue,
+    )
+}
+
+/// What every signal's [`HttpSender`] shares: the client, the headers, the settings.
+struct MakeHttp<'a> {
+    telemetry: Telemetry,
+    exporter: String,
+    client: reqwest::Client,
+    headers: HeaderMap,
+    config: &'a Config,
+}
+
+impl MakeSender for MakeHttp<'_> {
+    fn sender<T: Payload>(&self) -> anyhow::Result<impl Sender<T>> {
+        let signal = T::SIGNAL;
+        let url = self.config.signal_url(signal, T::Request::HTTP_PATH).ok_or_else(|| {
             anyhow::anyhow!(
-                "exporter {id} is used in a {signal} pipeline but has no URL for it: set endpoint or {signal}_endpoint"
+                "exporter {} is used in a {signal} pipeline but has no URL for it: set endpoint or {signal}_endpoint",
+                self.exporter
             )
+        })?;
+        Ok(HttpSender::<T> {
+            client: self.client.clone(),
+            url,
+            headers: self.headers.clone(),
+            compression: self.config.compression,
+            encoding: self.config.encoding,
+            partial: PartialSuccess::new(&self.telemetry, &self.exporter, T::ITEM),
+            _signal: PhantomData,
         })
-    };
-    let traces = if signals.contains(&Signal::Traces) {
-        let sender = HttpSender::<Traces>::new(
-            &ctx.telemetry,
-            &id,
-            client.clone(),
-            url(&cfg.traces_endpoint, Traces::HTTP_PATH, "traces")?,
-            headers.clone(),
-            cfg,
-        );
-        Some(helper::build_queued(
-            &ctx,
-            sender,
-            timeout,
-            &cfg.retry_on_failure,
-            &cfg.sending_queue,
-        )?)
-    } else {
-        None
-    };
-    let logs = if signals.contains(&Signal::Logs) {
-        let sender = HttpSender::<Logs>::new(
-            &ctx.telemetry,
-            &id,
-            client,
-            url(&cfg.logs_endpoint, Logs::HTTP_PATH, "logs")?,
-            headers,
-            cfg,
-        );
-        Some(helper::build_queued(
-            &ctx,
-            sender,
-            timeout,
-            &cfg.retry_on_failure,
-            &cfg.sending_queue,
-        )?)
-    } else {
-        None
-    };
-    Ok(helper::built(traces, logs))
+    }
 }
 
 /// `headers` as an HTTP header map; validation already rejected what cannot be converted.
@@ -125,30 +121,11 @@ pub(crate) struct HttpSender<T> {
     _signal: PhantomData<fn() -> T>,
 }
 
-impl<T: OtlpSignal> HttpSender<T> {
-    fn new(
-        telemetry: &Telemetry,
-        exporter: &str,
-        client: reqwest::Client,
-        url: String,
-        headers: HeaderMap,
-        cfg: &Config,
-    ) -> Self {
-        Self {
-            client,
-            url,
-            headers,
-            compression: cfg.compression,
-            encoding: cfg.encoding,
-            partial: PartialSuccess::new(telemetry, exporter, T::ITEM),
-            _signal: PhantomData,
-        }
-    }
-
+impl<T: Payload> HttpSender<T> {
     fn body(&self, data: &T) -> Result<Vec<u8>, ExportError> {
         let raw = match self.encoding {
             Encoding::Proto => data.to_bytes().to_vec(),
-            Encoding::Json => data.encode_json(),
+            Encoding::Json => data.request().encode_json(),
         };
         compress(raw, self.compression)
             .map_err(|e| ExportError::permanent(format!("cannot compress the request body: {e}")))
@@ -160,13 +137,13 @@ impl<T: OtlpSignal> HttpSender<T> {
             return;
         }
         let response = if content_type.starts_with(JSON) {
-            T::decode_json_response(body).map_err(|e| e.to_string())
+            T::Request::decode_response_json(body).map_err(|e| e.to_string())
         } else {
-            T::Response::decode(body).map_err(|e| e.to_string())
+            <T::Request as Signal>::Response::decode(body).map_err(|e| e.to_string())
         };
         match response {
             Ok(r) => {
-                if let Some((rejected, message)) = T::partial_success(&r) {
+                if let Some((rejected, message)) = T::Request::partial_success(&r) {
                     self.partial.report(rejected, message);
                 }
             }
@@ -179,7 +156,7 @@ impl<T: OtlpSignal> HttpSender<T> {
 }
 
 #[async_trait]
-impl<T: OtlpSignal> Sender<T> for HttpSender<T> {
+impl<T: Payload> Sender<T> for HttpSender<T> {
     async fn send(&self, data: &T) -> Result<(), ExportError> {
         let body = self.body(data)?;
         let content_type = match self.encoding {
@@ -245,16 +222,6 @@ pub(crate) fn classify(
     }
 }
 
-/// `Retry-After` as delay-seconds or an HTTP date; a date in the past means no wait.
-pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
 /// The message of an error answer: its `google.rpc.Status` (protobuf or JSON, by content
 /// type), else the start of its text.
 fn error_detail(content_type: &str, body: &[u8]) -> String {
@@ -287,27 +254,4 @@ async fn read_limited(mut response: reqwest::Response) -> Vec<u8> {
         }
     }
     body
-}
-
-fn content_encoding(c: Compression) -> Option<&'static str> {
-    match c {
-        Compression::Gzip => Some("gzip"),
-        Compression::Zstd => Some("zstd"),
-        Compression::None => None,
-    }
-}
-
-fn compress(raw: Vec<u8>, c: Compression) -> std::io::Result<Vec<u8>> {
-    match c {
-        Compression::None => Ok(raw),
-        Compression::Gzip => {
-            let mut enc = flate2::write::GzEncoder::new(
-                Vec::with_capacity(raw.len() / 4),
-                flate2::Compression::fast(),
-            );
-            enc.write_all(&raw)?;
-            enc.finish()
-        }
-        Compression::Zstd => zstd::encode_all(raw.as_slice(), 0),
-    }
 }

@@ -12,15 +12,16 @@ use axum::response::Response;
 use axum::Router;
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
-use weft_config::{decode_component, ComponentId, ConfigPath, Diagnostics, Kind, Signal};
+use weft_config::{decode_component, ComponentId, ConfigPath, Diagnostics, Kind, SignalKind};
 use weft_proto::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 use weft_proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use weft_proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
 use super::*;
 use crate::exporters::helper::Retry;
+use crate::health::Health;
 use crate::pipeline::{ConsumeError, Payload};
-use crate::service::Health;
+use crate::pipeline::{Logs, Traces};
 
 /// One scripted answer.
 #[derive(Clone)]
@@ -157,9 +158,9 @@ fn counter(t: &Telemetry, name: &str) -> u64 {
 }
 
 async fn export_traces(cfg: &Config, t: &Telemetry, data: Traces) -> Result<(), ConsumeError> {
-    let built = build(ctx(t), cfg, &[Signal::Traces]).unwrap();
+    let built = build(ctx(t), cfg, &[SignalKind::Traces]).unwrap();
     built.component.start().await.unwrap();
-    let result = built.traces.unwrap().consume(data).await;
+    let result = built.consumers.get::<Traces>().unwrap().consume(data).await;
     built
         .component
         .shutdown(std::time::Instant::now() + Duration::from_secs(5))
@@ -171,14 +172,14 @@ async fn export_traces(cfg: &Config, t: &Telemetry, data: Traces) -> Result<(), 
 /// A single attempt, without the retry layer, to see how an answer was classified.
 async fn one_attempt(addr: SocketAddr, t: &Telemetry) -> Result<(), ExportError> {
     let cfg = config(addr, "");
-    let sender = HttpSender::<Traces>::new(
-        t,
-        "otlphttp",
-        cfg.tls.http_client().unwrap(),
-        format!("http://{addr}/v1/traces"),
-        header_map(&cfg),
-        &cfg,
-    );
+    let make = MakeHttp {
+        telemetry: t.clone(),
+        exporter: "otlphttp".to_string(),
+        client: cfg.tls.http_client().unwrap(),
+        headers: header_map(&cfg),
+        config: &cfg,
+    };
+    let sender = make.sender::<Traces>().unwrap();
     sender.send(&traces(1)).await
 }
 
@@ -353,9 +354,15 @@ traces_endpoint: http://{addr}/custom/spans
 sending_queue: {{enabled: false}}"
     ))
     .unwrap();
-    let built = build(ctx(&t), &cfg, &[Signal::Traces, Signal::Logs]).unwrap();
+    let built = build(ctx(&t), &cfg, &[SignalKind::Traces, SignalKind::Logs]).unwrap();
     built.component.start().await.unwrap();
-    built.traces.unwrap().consume(traces(1)).await.unwrap();
+    built
+        .consumers
+        .get::<Traces>()
+        .unwrap()
+        .consume(traces(1))
+        .await
+        .unwrap();
     let logs = Logs::from(weft_proto::collector::logs::v1::ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             scope_logs: vec![ScopeLogs {
@@ -365,7 +372,13 @@ sending_queue: {{enabled: false}}"
             ..Default::default()
         }],
     });
-    built.logs.unwrap().consume(logs).await.unwrap();
+    built
+        .consumers
+        .get::<Logs>()
+        .unwrap()
+        .consume(logs)
+        .await
+        .unwrap();
     built
         .component
         .shutdown(std::time::Instant::now() + Duration::from_secs(5))
@@ -437,7 +450,7 @@ fn defaults_and_validation() {
     assert_eq!(c.compression, Compression::Gzip);
     assert_eq!(c.encoding, Encoding::Proto);
     assert_eq!(
-        c.signal_url(&c.traces_endpoint, Traces::HTTP_PATH).unwrap(),
+        c.signal_url(SignalKind::Traces, "v1/traces").unwrap(),
         "https://otel.example.com/v1/traces"
     );
 
@@ -487,8 +500,8 @@ headers: {'a b': c}",
 fn a_signal_without_a_url_fails_the_build() {
     let t = Telemetry::new();
     let cfg = decode("traces_endpoint: http://c:4318/v1/traces").unwrap();
-    assert!(build(ctx(&t), &cfg, &[Signal::Traces]).is_ok());
-    let err = build(ctx(&t), &cfg, &[Signal::Logs])
+    assert!(build(ctx(&t), &cfg, &[SignalKind::Traces]).is_ok());
+    let err = build(ctx(&t), &cfg, &[SignalKind::Logs])
         .err()
         .expect("no logs URL")
         .to_string();

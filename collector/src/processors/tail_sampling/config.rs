@@ -116,6 +116,23 @@ impl Default for EnrichmentConfig {
 }
 
 impl ComponentConfig for TailSamplingConfig {
+    fn extension_references(&self, path: &ConfigPath) -> Vec<weft_config::ExtensionReference> {
+        self.storage
+            .iter()
+            .map(|id| weft_config::ExtensionReference::new(path.key("storage"), id.clone()))
+            .collect()
+    }
+
+    /// Durable with `storage`: its write-ahead log has a batch before the client is answered.
+    fn holds_data(&self) -> weft_config::DataHolding {
+        match self.storage {
+            Some(_) => weft_config::DataHolding::Durable,
+            None => weft_config::DataHolding::Memory {
+                remedy: "give it storage (a file_storage extension)",
+            },
+        }
+    }
+
     fn validate(&self, path: &ConfigPath, diags: &mut Diagnostics) {
         if self.decision_wait.is_zero() {
             diags.error(

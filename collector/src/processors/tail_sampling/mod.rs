@@ -46,6 +46,8 @@ use self::wal::{Compaction, Decision, DecisionBatch, Logged, Replayed, Wal, WalE
 use self::window::{tick_interval, to_logs, to_traces, Output, Window};
 use crate::component::{BuildContext, Component, Processor, ProcessorFactory, Stability};
 use crate::pipeline::{ConsumeError, Consumer, Logs, Payload, Traces};
+use weft_proto::collector::logs::v1::ExportLogsServiceRequest;
+use weft_proto::collector::trace::v1::ExportTraceServiceRequest;
 
 /// Released batches a refusing downstream may leave waiting before new data is refused.
 const OUTBOX_LIMIT: usize = 256;
@@ -57,23 +59,23 @@ pub fn factory() -> ProcessorFactory {
         "tail_sampling",
         Stability::Alpha,
         "keeps whole traces by policy; logs join their trace's window and follow its decision",
-        |ctx, cfg, next| {
+    )
+    .signal::<ExportTraceServiceRequest, TailSamplingConfig>(|ctx, cfg, next| {
             let core = TailSampling::shared(&ctx, cfg)?;
             core.traces_next
                 .set(next)
                 .map_err(|_| anyhow::anyhow!("processor {} is listed twice in traces pipelines; a window feeds one traces pipeline", ctx.id))?;
             core.users.fetch_add(1, Ordering::SeqCst);
             Ok(Arc::new(Side(core)) as Arc<dyn Processor<Traces>>)
-        },
-        |ctx, cfg, next| {
+        })
+    .signal::<ExportLogsServiceRequest, TailSamplingConfig>(|ctx, cfg, next| {
             let core = TailSampling::shared(&ctx, cfg)?;
             core.logs_next
                 .set(next)
                 .map_err(|_| anyhow::anyhow!("processor {} is listed twice in logs pipelines; a window feeds one logs pipeline", ctx.id))?;
             core.users.fetch_add(1, Ordering::SeqCst);
             Ok(Arc::new(Side(core)) as Arc<dyn Processor<Logs>>)
-        },
-    )
+        })
 }
 
 /// The clock the window runs on; tests substitute their own.

@@ -38,7 +38,7 @@ use serde::Deserialize;
 use serde_yaml::Value;
 use weft_config::{
     present, ByteSize, ComponentConfig, ComponentId, ConfigPath, Diagnostics,
-    Duration as CfgDuration, Endpoint,
+    Duration as CfgDuration, Endpoint, ExtensionReference, SignalKind,
 };
 
 pub use super::tls::TlsServerSettings;
@@ -432,14 +432,13 @@ impl HttpConfig {
         usize::try_from(bytes).unwrap_or(usize::MAX)
     }
 
-    /// `traces_url_path` as served: the Collector prefixes a relative path with `/`.
-    pub fn traces_path(&self) -> String {
-        absolute(&self.traces_url_path)
-    }
-
-    /// `logs_url_path` as served.
-    pub fn logs_path(&self) -> String {
-        absolute(&self.logs_url_path)
+    /// The `<signal>_url_path` of `signal` as served: the Collector prefixes a relative path
+    /// with `/`.
+    pub fn url_path(&self, signal: SignalKind) -> String {
+        absolute(match signal {
+            SignalKind::Traces => &self.traces_url_path,
+            SignalKind::Logs => &self.logs_url_path,
+        })
     }
 
     /// The header deadline, as Go's `http.Server` derives it: `read_header_timeout`, else
@@ -470,12 +469,12 @@ impl HttpConfig {
                 );
             }
         }
-        if self.traces_path() == self.logs_path() {
+        if self.url_path(SignalKind::Traces) == self.url_path(SignalKind::Logs) {
             diags.error(
                 &path.key("logs_url_path"),
                 format!(
                     "{:?} is also traces_url_path: traces and logs need different paths",
-                    self.logs_path()
+                    self.url_path(SignalKind::Logs)
                 ),
             );
         }
@@ -528,6 +527,22 @@ fn not_supported(diags: &mut Diagnostics, path: &ConfigPath, key: &str) {
 }
 
 impl ComponentConfig for OtlpReceiverConfig {
+    fn extension_references(&self, path: &ConfigPath) -> Vec<ExtensionReference> {
+        let protocols = path.key("protocols");
+        let grpc = self.protocols.grpc.as_ref().and_then(|g| g.auth.as_ref());
+        let http = self.protocols.http.as_ref().and_then(|h| h.auth.as_ref());
+        [("grpc", grpc), ("http", http)]
+            .into_iter()
+            .filter_map(|(protocol, auth)| {
+                let auth = auth?;
+                Some(ExtensionReference::new(
+                    protocols.key(protocol).key("auth").key("authenticator"),
+                    auth.authenticator.clone(),
+                ))
+            })
+            .collect()
+    }
+
     fn validate(&self, path: &ConfigPath, diags: &mut Diagnostics) {
         self.limits.validate(&path.key("limits"), diags);
         let protocols = path.key("protocols");
@@ -570,8 +585,8 @@ mod tests {
         assert_eq!(grpc.max_concurrent_streams, 0);
         let http = c.protocols.http.unwrap();
         assert_eq!(http.endpoint, Endpoint::new("localhost", 4318));
-        assert_eq!(http.traces_path(), "/v1/traces");
-        assert_eq!(http.logs_path(), "/v1/logs");
+        assert_eq!(http.url_path(SignalKind::Traces), "/v1/traces");
+        assert_eq!(http.url_path(SignalKind::Logs), "/v1/logs");
         assert_eq!(http.body_limit(), 20_971_520);
     }
 
@@ -598,8 +613,8 @@ mod tests {
         assert_eq!(grpc.max_recv_msg_size(), 16 << 20);
         assert_eq!(grpc.max_concurrent_streams, 8);
         let http = c.protocols.http.unwrap();
-        assert_eq!(http.traces_path(), "/t");
-        assert_eq!(http.logs_path(), "/l");
+        assert_eq!(http.url_path(SignalKind::Traces), "/t");
+        assert_eq!(http.url_path(SignalKind::Logs), "/l");
         assert_eq!(http.body_limit(), 1 << 20);
     }
 

@@ -39,9 +39,9 @@ use tonic_prost::ProstEncoder;
 use super::answer::Answer;
 use super::compression::Encoding;
 use super::listener::Conn;
-use super::receive::{Format, OtlpSignal, SignalReceiver};
+use super::receive::{Format, ResponseOf, SignalReceiver};
 use crate::extensions::auth::ServerAuthenticator;
-use crate::pipeline::{Logs, Traces};
+use crate::pipeline::{Payload, Signal};
 
 /// A codec whose requests are the message bytes as received and whose responses are prost
 /// messages.
@@ -81,7 +81,7 @@ impl Decoder for RawDecoder {
 }
 
 /// One OTLP export service (`T` picks traces or logs).
-pub(crate) struct ExportService<T: OtlpSignal> {
+pub(crate) struct ExportService<T: Payload> {
     receiver: Arc<SignalReceiver<T>>,
     /// `max_recv_msg_size_mib` in bytes, enforced by tonic on the compressed and the
     /// decompressed message.
@@ -96,7 +96,7 @@ pub(crate) struct GrpcAuth {
     pub(crate) refused: Counter,
 }
 
-impl<T: OtlpSignal> Clone for ExportService<T> {
+impl<T: Payload> Clone for ExportService<T> {
     fn clone(&self) -> Self {
         Self {
             receiver: self.receiver.clone(),
@@ -106,7 +106,7 @@ impl<T: OtlpSignal> Clone for ExportService<T> {
     }
 }
 
-impl<T: OtlpSignal> ExportService<T> {
+impl<T: Payload> ExportService<T> {
     pub(crate) fn new(
         receiver: Arc<SignalReceiver<T>>,
         max_message: usize,
@@ -120,11 +120,11 @@ impl<T: OtlpSignal> ExportService<T> {
     }
 }
 
-impl<T: OtlpSignal> NamedService for ExportService<T> {
-    const NAME: &'static str = T::GRPC_SERVICE;
+impl<T: Payload> NamedService for ExportService<T> {
+    const NAME: &'static str = T::Request::GRPC_SERVICE;
 }
 
-impl<T: OtlpSignal> tower::Service<http::Request<Body>> for ExportService<T> {
+impl<T: Payload> tower::Service<http::Request<Body>> for ExportService<T> {
     type Response = http::Response<Body>;
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
@@ -134,11 +134,11 @@ impl<T: OtlpSignal> tower::Service<http::Request<Body>> for ExportService<T> {
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        if request.uri().path() != T::GRPC_EXPORT_PATH {
+        if request.uri().path() != T::Request::GRPC_EXPORT_PATH {
             let message = format!(
                 "unknown method {}: {} only has Export",
                 request.uri().path(),
-                T::GRPC_SERVICE
+                T::Request::GRPC_SERVICE
             );
             return Box::pin(async move { Ok(tonic::Status::unimplemented(message).into_http()) });
         }
@@ -153,7 +153,7 @@ impl<T: OtlpSignal> tower::Service<http::Request<Body>> for ExportService<T> {
         }
         let this = self.clone();
         Box::pin(async move {
-            let mut grpc = Grpc::new(RawCodec::<T::Response>::default())
+            let mut grpc = Grpc::new(RawCodec::<ResponseOf<T>>::default())
                 .accept_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Zstd)
                 .send_compressed(CompressionEncoding::Gzip)
@@ -191,11 +191,11 @@ fn oversize_is_resource_exhausted(
 }
 
 /// The `Export` handler: decode, check, hand to the pipeline, answer.
-struct ExportMethod<T: OtlpSignal>(Arc<SignalReceiver<T>>);
+struct ExportMethod<T: Payload>(Arc<SignalReceiver<T>>);
 
-impl<T: OtlpSignal> UnaryService<Bytes> for ExportMethod<T> {
-    type Response = T::Response;
-    type Future = BoxFuture<'static, Result<tonic::Response<T::Response>, tonic::Status>>;
+impl<T: Payload> UnaryService<Bytes> for ExportMethod<T> {
+    type Response = ResponseOf<T>;
+    type Future = BoxFuture<'static, Result<tonic::Response<ResponseOf<T>>, tonic::Status>>;
 
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let receiver = self.0.clone();
@@ -223,21 +223,15 @@ impl<T: OtlpSignal> UnaryService<Bytes> for ExportMethod<T> {
     }
 }
 
-/// The services for the signals this receiver feeds; the others answer UNIMPLEMENTED.
-pub(crate) fn routes(
-    traces: Option<Arc<SignalReceiver<Traces>>>,
-    logs: Option<Arc<SignalReceiver<Logs>>>,
+/// Adds the `Export` service of signal `T` to `builder` (the services of signals the
+/// receiver does not feed are never added: tonic answers UNIMPLEMENTED for them).
+pub(crate) fn add_service<T: Payload>(
+    builder: &mut tonic::service::RoutesBuilder,
+    receiver: Arc<SignalReceiver<T>>,
     max_message: usize,
     auth: Option<Arc<GrpcAuth>>,
-) -> Routes {
-    let mut builder = Routes::builder();
-    if let Some(traces) = traces {
-        builder.add_service(ExportService::new(traces, max_message, auth.clone()));
-    }
-    if let Some(logs) = logs {
-        builder.add_service(ExportService::new(logs, max_message, auth));
-    }
-    builder.routes()
+) {
+    builder.add_service(ExportService::new(receiver, max_message, auth));
 }
 
 /// HTTP/2 settings of the gRPC server.

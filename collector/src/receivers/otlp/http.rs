@@ -28,6 +28,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
 use http::header::{
     ALLOW, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
     WWW_AUTHENTICATE,
@@ -41,28 +42,28 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+use weft_config::SignalKind;
 use weft_proto::otlp_json;
 use weft_proto::status::{code, Status as RpcStatus};
 
 use super::answer::{code_for_http, Answer};
 use super::compression::Encoding;
 use super::listener::{Activity, Conn};
-use super::receive::{Format, OtlpSignal, Rejection, SignalReceiver};
+use super::receive::{Format, Rejection, SignalReceiver};
 use super::RequestRefusals;
 use crate::extensions::auth::ServerAuthenticator;
-use crate::pipeline::{Logs, Traces};
+use crate::pipeline::{Payload, Signal};
 
 /// How much of an unauthenticated request's body is read (and dropped) so the client reads
 /// the 401 instead of a connection reset; beyond that the connection is closed. Go's
 /// `net/http` drains the same amount.
 const UNAUTHENTICATED_DRAIN: u64 = 256 * 1024;
 
-/// What the HTTP server serves: the configured paths and the signals this receiver feeds.
+/// What the HTTP server serves: the configured path of every signal, and the signals this
+/// receiver feeds.
 pub(crate) struct HttpRoutes {
-    pub(crate) traces: Option<Arc<SignalReceiver<Traces>>>,
-    pub(crate) logs: Option<Arc<SignalReceiver<Logs>>>,
-    pub(crate) traces_path: String,
-    pub(crate) logs_path: String,
+    /// One per signal Weft carries, in signal order.
+    pub(crate) routes: Vec<HttpRoute>,
     /// `max_request_body_size`: the body as sent, and again its decompressed size.
     pub(crate) limit: usize,
     /// The authenticator named by `auth::authenticator`, if any.
@@ -70,6 +71,26 @@ pub(crate) struct HttpRoutes {
     /// `read_timeout`: the time to receive the body once the headers are in.
     pub(crate) read_timeout: Option<Duration>,
     pub(crate) refusals: RequestRefusals,
+}
+
+/// One signal's export path.
+pub(crate) struct HttpRoute {
+    pub(crate) path: String,
+    pub(crate) signal: SignalKind,
+    /// `None` when the receiver is in no pipeline of this signal: answered 404, saying so.
+    pub(crate) export: Option<Arc<dyn HttpExport>>,
+}
+
+/// A signal's export handler, with the signal's type hidden so routes of every signal sit in
+/// one table.
+pub(crate) trait HttpExport: Send + Sync {
+    fn export<'a>(&'a self, routes: &'a HttpRoutes, request: Request) -> BoxFuture<'a, Response>;
+}
+
+impl<T: Payload> HttpExport for SignalReceiver<T> {
+    fn export<'a>(&'a self, routes: &'a HttpRoutes, request: Request) -> BoxFuture<'a, Response> {
+        Box::pin(export(self, routes, request))
+    }
 }
 
 /// The axum application of the receiver.
@@ -217,30 +238,41 @@ async fn dispatch(State(routes): State<Arc<HttpRoutes>>, request: Request) -> Re
         }
     }
     let path = request.uri().path();
-    if path == routes.traces_path {
-        match &routes.traces {
-            Some(receiver) => export(receiver, &routes, request).await,
-            None => not_served(format, path, "traces"),
+    match routes.routes.iter().find(|r| r.path == path) {
+        Some(HttpRoute {
+            export: Some(export),
+            ..
+        }) => export.export(&routes, request).await,
+        Some(route) => not_served(format, path, route.signal),
+        None => {
+            let served: Vec<String> = routes
+                .routes
+                .iter()
+                .map(|r| format!("{} ({})", r.path, r.signal))
+                .collect();
+            let message = format!(
+                "nothing is served at {path}: OTLP/HTTP exports go to {}",
+                join_and(&served)
+            );
+            error_answer(
+                StatusCode::NOT_FOUND,
+                format.unwrap_or(Format::Json),
+                message,
+            )
         }
-    } else if path == routes.logs_path {
-        match &routes.logs {
-            Some(receiver) => export(receiver, &routes, request).await,
-            None => not_served(format, path, "logs"),
-        }
-    } else {
-        let message = format!(
-            "nothing is served at {path}: OTLP/HTTP exports go to {} (traces) and {} (logs)",
-            routes.traces_path, routes.logs_path
-        );
-        error_answer(
-            StatusCode::NOT_FOUND,
-            format.unwrap_or(Format::Json),
-            message,
-        )
     }
 }
 
-fn not_served(format: Option<Format>, path: &str, signal: &str) -> Response {
+/// `a`, `a and b`, `a, b and c`.
+fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+fn not_served(format: Option<Format>, path: &str, signal: SignalKind) -> Response {
     let message =
         format!("nothing is served at {path}: this receiver is not in any {signal} pipeline");
     error_answer(
@@ -263,7 +295,7 @@ fn request_format(headers: &HeaderMap) -> Option<Format> {
     }
 }
 
-async fn export<T: OtlpSignal>(
+async fn export<T: Payload>(
     receiver: &SignalReceiver<T>,
     routes: &HttpRoutes,
     request: Request,
@@ -332,7 +364,7 @@ async fn export<T: OtlpSignal>(
         Ok(response) => {
             let bytes = match format {
                 Format::Protobuf => response.encode_to_vec(),
-                Format::Json => T::encode_response_json(&response),
+                Format::Json => T::Request::encode_response_json(&response),
             };
             answer(StatusCode::OK, format, bytes)
         }
@@ -499,6 +531,7 @@ mod tests {
     use super::super::answer::{RetryInfo, RETRY_INFO_TYPE_URL};
     use super::super::test_support::{logs, spans, Behaviour, TestConsumer};
     use super::*;
+    use crate::pipeline::{Consumer, Logs, Traces};
     use crate::telemetry::{ReceiverMetrics, Telemetry};
 
     const LIMIT: usize = 64 * 1024;
@@ -520,16 +553,24 @@ mod tests {
         let traces = Arc::new(TestConsumer::new(behaviour.clone()));
         let logs = Arc::new(TestConsumer::new(behaviour));
         let routes = HttpRoutes {
-            traces: Some(Arc::new(SignalReceiver::new(
-                traces.clone(),
-                ReceiverMetrics::new(&telemetry, "otlp", "http", "spans"),
-            ))),
-            logs: Some(Arc::new(SignalReceiver::new(
-                logs.clone(),
-                ReceiverMetrics::new(&telemetry, "otlp", "http", "log_records"),
-            ))),
-            traces_path: "/v1/traces".into(),
-            logs_path: "/v1/logs".into(),
+            routes: vec![
+                HttpRoute {
+                    path: "/v1/traces".into(),
+                    signal: SignalKind::Traces,
+                    export: Some(Arc::new(SignalReceiver::new(
+                        traces.clone() as Arc<dyn Consumer<Traces>>,
+                        ReceiverMetrics::new(&telemetry, "otlp", "http", "spans"),
+                    ))),
+                },
+                HttpRoute {
+                    path: "/v1/logs".into(),
+                    signal: SignalKind::Logs,
+                    export: Some(Arc::new(SignalReceiver::new(
+                        logs.clone() as Arc<dyn Consumer<Logs>>,
+                        ReceiverMetrics::new(&telemetry, "otlp", "http", "log_records"),
+                    ))),
+                },
+            ],
             limit: LIMIT,
             auth,
             read_timeout: Some(READ_TIMEOUT),
@@ -933,13 +974,21 @@ mod tests {
         let telemetry = Telemetry::new();
         let traces = Arc::new(TestConsumer::<Traces>::new(Behaviour::Accept));
         let app = router(Arc::new(HttpRoutes {
-            traces: Some(Arc::new(SignalReceiver::new(
-                traces,
-                ReceiverMetrics::new(&telemetry, "otlp", "http", "spans"),
-            ))),
-            logs: None,
-            traces_path: "/t".into(),
-            logs_path: "/l".into(),
+            routes: vec![
+                HttpRoute {
+                    path: "/t".into(),
+                    signal: SignalKind::Traces,
+                    export: Some(Arc::new(SignalReceiver::new(
+                        traces as Arc<dyn Consumer<Traces>>,
+                        ReceiverMetrics::new(&telemetry, "otlp", "http", "spans"),
+                    ))),
+                },
+                HttpRoute {
+                    path: "/l".into(),
+                    signal: SignalKind::Logs,
+                    export: None,
+                },
+            ],
             limit: LIMIT,
             auth: None,
             read_timeout: None,

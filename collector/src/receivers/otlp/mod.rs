@@ -45,23 +45,23 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use weft_config::Signal;
+use weft_proto::limits::Limits;
 
-use crate::component::{BuildContext, Component, ReceiverConsumers, ReceiverFactory, Stability};
+use crate::component::{BuildContext, Component, ReceiverFactory, Stability};
 use crate::extensions::auth::{self, ServerAuthenticator};
-use crate::pipeline::{Logs, Traces};
-use crate::service::Health;
+use crate::health::Health;
+use crate::pipeline::{all_signals, for_each_signal, Batch, Consumers, Signal, SignalVisitor};
 use crate::telemetry::{ReceiverMetrics, Telemetry};
 pub use config::OtlpReceiverConfig;
 use config::{AuthSettings, TlsServerSettings};
 use listener::{ListenerMetrics, ListenerSettings, Proof};
-use receive::{OtlpSignal, SignalReceiver};
+use receive::SignalReceiver;
 
 pub fn factory() -> ReceiverFactory {
     ReceiverFactory::new::<OtlpReceiverConfig>(
         "otlp",
         Stability::Beta,
-        &[Signal::Traces, Signal::Logs],
+        all_signals(),
         "OTLP over gRPC and HTTP (protobuf and JSON), as the Collector's otlpreceiver",
         |ctx, cfg, next| Ok(Arc::new(OtlpReceiver::new(ctx, cfg, next)?) as Arc<dyn Component>),
     )
@@ -165,22 +165,68 @@ pub struct OtlpReceiver {
     running: Mutex<Option<Running>>,
 }
 
-fn signal_receiver<T: OtlpSignal>(
-    next: &Option<Arc<dyn crate::pipeline::Consumer<T>>>,
-    telemetry: &Telemetry,
-    id: &str,
-    transport: &str,
-    limits: weft_proto::limits::Limits,
-) -> Option<Arc<SignalReceiver<T>>> {
-    next.as_ref().map(|next| {
-        Arc::new(
+/// What every transport needs to make its per-signal receivers.
+struct SignalSetup<'a> {
+    next: &'a Consumers,
+    telemetry: &'a Telemetry,
+    id: &'a str,
+    transport: &'static str,
+    limits: Limits,
+}
+
+impl SignalSetup<'_> {
+    /// The receiver of signal `S` on this transport, when the receiver feeds `S`.
+    fn receiver<S: Signal>(&self) -> Option<Arc<SignalReceiver<Batch<S>>>> {
+        let next = self.next.get::<Batch<S>>()?;
+        Some(Arc::new(
             SignalReceiver::new(
-                next.clone(),
-                ReceiverMetrics::new(telemetry, id, transport, T::ITEM),
+                next,
+                ReceiverMetrics::new(self.telemetry, self.id, self.transport, S::ITEM),
             )
-            .with_limits(limits),
-        )
-    })
+            .with_limits(self.limits),
+        ))
+    }
+}
+
+/// Collects the gRPC `Export` service of every signal the receiver feeds.
+struct GrpcServices<'a> {
+    setup: SignalSetup<'a>,
+    builder: tonic::service::RoutesBuilder,
+    max_message: usize,
+    auth: Option<Arc<grpc::GrpcAuth>>,
+}
+
+impl SignalVisitor for GrpcServices<'_> {
+    fn visit<S: Signal>(&mut self) {
+        if let Some(receiver) = self.setup.receiver::<S>() {
+            grpc::add_service(
+                &mut self.builder,
+                receiver,
+                self.max_message,
+                self.auth.clone(),
+            );
+        }
+    }
+}
+
+/// Collects the HTTP route of every signal, served or not.
+struct HttpSignalRoutes<'a> {
+    setup: SignalSetup<'a>,
+    config: &'a config::HttpConfig,
+    routes: Vec<http::HttpRoute>,
+}
+
+impl SignalVisitor for HttpSignalRoutes<'_> {
+    fn visit<S: Signal>(&mut self) {
+        self.routes.push(http::HttpRoute {
+            path: self.config.url_path(S::KIND),
+            signal: S::KIND,
+            export: self
+                .setup
+                .receiver::<S>()
+                .map(|r| r as Arc<dyn http::HttpExport>),
+        });
+    }
 }
 
 impl OtlpReceiver {
@@ -188,13 +234,17 @@ impl OtlpReceiver {
     pub fn new(
         ctx: BuildContext,
         cfg: &OtlpReceiverConfig,
-        next: ReceiverConsumers,
+        next: Consumers,
     ) -> anyhow::Result<Self> {
         let id = ctx.id_str();
-        anyhow::ensure!(
-            next.traces.is_some() || next.logs.is_some(),
-            "receiver {id} is in no traces or logs pipeline"
-        );
+        anyhow::ensure!(!next.is_empty(), "receiver {id} is in no pipeline");
+        let setup = |transport| SignalSetup {
+            next: &next,
+            telemetry: &ctx.telemetry,
+            id: &id,
+            transport,
+            limits: cfg.limits.limits(),
+        };
         let grpc = match &cfg.protocols.grpc {
             None => None,
             Some(g) => {
@@ -218,24 +268,16 @@ impl OtlpReceiver {
                         max_connection_age_grace: keepalive
                             .and_then(|k| k.max_connection_age_grace()),
                     },
-                    routes: grpc::routes(
-                        signal_receiver::<Traces>(
-                            &next.traces,
-                            &ctx.telemetry,
-                            &id,
-                            "grpc",
-                            cfg.limits.limits(),
-                        ),
-                        signal_receiver::<Logs>(
-                            &next.logs,
-                            &ctx.telemetry,
-                            &id,
-                            "grpc",
-                            cfg.limits.limits(),
-                        ),
-                        g.max_recv_msg_size(),
-                        auth,
-                    ),
+                    routes: {
+                        let mut services = GrpcServices {
+                            setup: setup("grpc"),
+                            builder: tonic::service::Routes::builder(),
+                            max_message: g.max_recv_msg_size(),
+                            auth,
+                        };
+                        for_each_signal(&mut services);
+                        services.builder.routes()
+                    },
                     accepting: Accepting {
                         tls_section: format!("receivers::{id}::protocols::grpc::tls"),
                         tls: g.tls.clone(),
@@ -251,22 +293,15 @@ impl OtlpReceiver {
             Some(h) => Some(HttpPlan {
                 endpoint: h.endpoint.to_socket_string(),
                 router: http::router(Arc::new(http::HttpRoutes {
-                    traces: signal_receiver::<Traces>(
-                        &next.traces,
-                        &ctx.telemetry,
-                        &id,
-                        "http",
-                        cfg.limits.limits(),
-                    ),
-                    logs: signal_receiver::<Logs>(
-                        &next.logs,
-                        &ctx.telemetry,
-                        &id,
-                        "http",
-                        cfg.limits.limits(),
-                    ),
-                    traces_path: h.traces_path(),
-                    logs_path: h.logs_path(),
+                    routes: {
+                        let mut routes = HttpSignalRoutes {
+                            setup: setup("http"),
+                            config: h,
+                            routes: Vec::new(),
+                        };
+                        for_each_signal(&mut routes);
+                        routes.routes
+                    },
                     limit: h.body_limit(),
                     auth: authenticator(&ctx, &h.auth, "http")?,
                     read_timeout: h.body_timeout(),

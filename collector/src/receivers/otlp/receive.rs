@@ -18,13 +18,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use prost::Message;
-use weft_proto::collector::logs::v1::ExportLogsServiceResponse;
-use weft_proto::collector::trace::v1::ExportTraceServiceResponse;
 use weft_proto::limits::{self, Limits};
-use weft_proto::{otlp_json, validate, wire};
 
 use super::compression::{decompress, Encoding};
-use crate::pipeline::{ConsumeError, Consumer, Logs, Payload, Request, Traces};
+use crate::pipeline::{ConsumeError, Consumer, Payload, Signal};
 use crate::telemetry::ReceiverMetrics;
 
 /// Uncompressed protobuf bodies larger than this are checked on the blocking pool. Scanning
@@ -53,69 +50,8 @@ impl Format {
     }
 }
 
-/// What differs between the two signals for the receiver: names, JSON codec, validation.
-pub(crate) trait OtlpSignal: Payload + From<<Self as Payload>::Request> {
-    /// The export response message of this signal's service.
-    type Response: prost::Message + Default + Send + 'static;
-    /// The request message's name, for error messages.
-    const REQUEST: &'static str;
-    /// The fully qualified gRPC service name.
-    const GRPC_SERVICE: &'static str;
-    /// The gRPC method path of `Export`.
-    const GRPC_EXPORT_PATH: &'static str;
-
-    /// On error: the message, and whether the document nested too deeply.
-    fn decode_json(bytes: &[u8]) -> Result<Self::Request, (String, bool)>;
-    /// Checks what protobuf cannot (id lengths) and the [`Limits`], naming the offending field.
-    fn check(request: &Self::Request, limits: &Limits) -> Result<(), String>;
-    /// The fast path: the item count when the body decodes and passes [`Self::check`], found
-    /// without decoding ([`wire`]); `None` leaves the answer to decoding and checking.
-    fn scan(body: &[u8], limits: &Limits) -> Option<usize>;
-    fn encode_response_json(response: &Self::Response) -> Vec<u8>;
-}
-
-impl OtlpSignal for Traces {
-    type Response = ExportTraceServiceResponse;
-    const REQUEST: &'static str = "ExportTraceServiceRequest";
-    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
-    const GRPC_EXPORT_PATH: &'static str =
-        "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-
-    fn decode_json(bytes: &[u8]) -> Result<Self::Request, (String, bool)> {
-        otlp_json::decode_traces(bytes)
-            .map_err(|e| (e.to_string(), limits::is_json_depth_error(&e)))
-    }
-    fn check(request: &Self::Request, limits: &Limits) -> Result<(), String> {
-        validate::validate_traces_with(request, limits).map_err(|e| e.to_string())
-    }
-    fn scan(body: &[u8], limits: &Limits) -> Option<usize> {
-        wire::scan_traces(body, limits)
-    }
-    fn encode_response_json(response: &Self::Response) -> Vec<u8> {
-        otlp_json::encode_trace_response(response)
-    }
-}
-
-impl OtlpSignal for Logs {
-    type Response = ExportLogsServiceResponse;
-    const REQUEST: &'static str = "ExportLogsServiceRequest";
-    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
-    const GRPC_EXPORT_PATH: &'static str =
-        "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
-
-    fn decode_json(bytes: &[u8]) -> Result<Self::Request, (String, bool)> {
-        otlp_json::decode_logs(bytes).map_err(|e| (e.to_string(), limits::is_json_depth_error(&e)))
-    }
-    fn check(request: &Self::Request, limits: &Limits) -> Result<(), String> {
-        validate::validate_logs_with(request, limits).map_err(|e| e.to_string())
-    }
-    fn scan(body: &[u8], limits: &Limits) -> Option<usize> {
-        wire::scan_logs(body, limits)
-    }
-    fn encode_response_json(response: &Self::Response) -> Vec<u8> {
-        otlp_json::encode_logs_response(response)
-    }
-}
+/// The export response of the signal batches of type `T` carry.
+pub(crate) type ResponseOf<T> = <<T as Payload>::Request as Signal>::Response;
 
 /// Why a request was not accepted. Each variant has one gRPC code and one HTTP status
 /// (see `answer`); the message always says what was wrong and is sent to the client.
@@ -153,13 +89,13 @@ impl Rejection {
 /// Checks one request body against `limits` and makes it a batch; the whole of it runs on
 /// one thread. A protobuf body the wire scanner accepts stays the bytes it arrived in;
 /// anything else is decoded, and the decoder or the validator words the answer.
-pub(crate) fn decode<T: OtlpSignal>(
+pub(crate) fn decode<T: Payload>(
     bytes: Bytes,
     format: Format,
     limits: &Limits,
 ) -> Result<T, Rejection> {
     if format == Format::Protobuf {
-        if let Some(items) = T::scan(&bytes, limits) {
+        if let Some(items) = T::Request::scan(&bytes, limits) {
             return Ok(T::from_encoded(bytes, items));
         }
     }
@@ -177,10 +113,10 @@ pub(crate) fn decode<T: OtlpSignal>(
             };
             Rejection::invalid(format!(
                 "cannot decode the body as a protobuf {}: {reason}",
-                T::REQUEST
+                T::Request::REQUEST
             ))
         })?,
-        Format::Json => T::decode_json(&bytes).map_err(|(e, too_deep)| {
+        Format::Json => T::Request::decode_json(&bytes).map_err(|(e, too_deep)| {
             let hint = if too_deep {
                 format!(" ({})", limits::depth_hint(limits))
             } else {
@@ -188,15 +124,15 @@ pub(crate) fn decode<T: OtlpSignal>(
             };
             Rejection::invalid(format!(
                 "cannot decode the body as an OTLP/JSON {}: {e}{hint}",
-                T::REQUEST
+                T::Request::REQUEST
             ))
         })?,
     };
-    T::check(&request, limits).map_err(|e| Rejection::Invalid {
-        message: format!("invalid {}: {e}", T::REQUEST),
+    request.validate(limits).map_err(|e| Rejection::Invalid {
+        message: format!("invalid {}: {e}", T::Request::REQUEST),
         items: request.items(),
     })?;
-    Ok(T::from(request))
+    Ok(T::from_request(request))
 }
 
 /// Runs `f` on the blocking pool when `heavy`, inline otherwise.
@@ -220,7 +156,7 @@ pub(crate) struct SignalReceiver<T: Payload> {
     pub(crate) limits: Limits,
 }
 
-impl<T: OtlpSignal> SignalReceiver<T> {
+impl<T: Payload> SignalReceiver<T> {
     /// A receiver enforcing the default [`Limits`].
     pub(crate) fn new(next: Arc<dyn Consumer<T>>, metrics: ReceiverMetrics) -> Self {
         Self {
@@ -244,7 +180,7 @@ impl<T: OtlpSignal> SignalReceiver<T> {
         encoding: Encoding,
         format: Format,
         limit: usize,
-    ) -> Result<T::Response, Rejection> {
+    ) -> Result<ResponseOf<T>, Rejection> {
         let threshold = match format {
             Format::Protobuf => BLOCKING_THRESHOLD,
             Format::Json => DECODE_BLOCKING_THRESHOLD,
@@ -269,12 +205,12 @@ impl<T: OtlpSignal> SignalReceiver<T> {
         let items = data.item_count() as u64;
         if items == 0 {
             // Nothing to forward (the Collector answers an empty export the same way).
-            return Ok(T::Response::default());
+            return Ok(ResponseOf::<T>::default());
         }
         match self.next.consume(data).await {
             Ok(()) => {
                 self.metrics.accepted.inc_by(items);
-                Ok(T::Response::default())
+                Ok(ResponseOf::<T>::default())
             }
             Err(e) => {
                 self.metrics.refused.inc_by(items);
@@ -294,15 +230,17 @@ mod tests {
     use super::super::answer::Answer;
     use super::super::test_support::{logs, spans, Behaviour, TestConsumer};
     use super::*;
+    use crate::pipeline::{Logs, Traces};
     use crate::telemetry::Telemetry;
+    use weft_proto::otlp_json;
 
-    struct Setup<T: OtlpSignal> {
+    struct Setup<T: Payload> {
         receiver: SignalReceiver<T>,
         consumer: Arc<TestConsumer<T>>,
         telemetry: Telemetry,
     }
 
-    fn setup<T: OtlpSignal>(item: &str) -> Setup<T> {
+    fn setup<T: Payload>(item: &str) -> Setup<T> {
         let telemetry = Telemetry::new();
         let consumer = Arc::new(TestConsumer::<T>::new(Behaviour::Accept));
         let receiver = SignalReceiver::new(
@@ -316,8 +254,8 @@ mod tests {
         }
     }
 
-    impl<T: OtlpSignal> Setup<T> {
-        async fn send(&self, body: Vec<u8>, format: Format) -> Result<T::Response, Rejection> {
+    impl<T: Payload> Setup<T> {
+        async fn send(&self, body: Vec<u8>, format: Format) -> Result<ResponseOf<T>, Rejection> {
             self.receiver
                 .receive(body.into(), Encoding::Identity, format, usize::MAX)
                 .await

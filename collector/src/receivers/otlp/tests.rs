@@ -23,7 +23,7 @@ use super::test_support::{logs, spans, Behaviour, TestConsumer};
 use super::tls::test_certs::{pki, Pki};
 use super::*;
 use crate::component::SharedInstances;
-use crate::pipeline::{ConsumeError, Consumer};
+use crate::pipeline::{ConsumeError, Consumer, Logs, Traces};
 
 fn context(telemetry: &Telemetry) -> BuildContext {
     BuildContext {
@@ -64,10 +64,10 @@ async fn start(cfg: &OtlpReceiverConfig, behaviour: Behaviour, with_logs: bool) 
     let telemetry = Telemetry::new();
     let traces = Arc::new(TestConsumer::<Traces>::new(behaviour.clone()));
     let logs: Arc<TestConsumer<Logs>> = Arc::new(TestConsumer::new(behaviour));
-    let consumers = ReceiverConsumers {
-        traces: Some(traces.clone()),
-        logs: with_logs.then_some(logs as Arc<dyn Consumer<Logs>>),
-    };
+    let mut consumers = Consumers::default().with::<Traces>(traces.clone());
+    if with_logs {
+        consumers.insert::<Logs>(logs);
+    }
     let receiver = OtlpReceiver::new(context(&telemetry), cfg, consumers).unwrap();
     receiver.start().await.unwrap();
     Running {
@@ -361,10 +361,8 @@ async fn a_port_in_use_fails_the_start_naming_the_endpoint() {
         limits: Default::default(),
     };
     let telemetry = Telemetry::new();
-    let consumers = ReceiverConsumers {
-        traces: Some(Arc::new(TestConsumer::<Traces>::new(Behaviour::Accept))),
-        logs: None,
-    };
+    let consumers = Consumers::default()
+        .with::<Traces>(Arc::new(TestConsumer::<Traces>::new(Behaviour::Accept)));
     let receiver = OtlpReceiver::new(context(&telemetry), &cfg, consumers).unwrap();
     let err = format!("{:#}", receiver.start().await.unwrap_err());
     assert!(
@@ -394,10 +392,7 @@ async fn gated() -> (Arc<Gate>, OtlpReceiver) {
         release: Semaphore::new(0),
     });
     let telemetry = Telemetry::new();
-    let consumers = ReceiverConsumers {
-        traces: Some(gate.clone()),
-        logs: None,
-    };
+    let consumers = Consumers::default().with::<Traces>(gate.clone());
     let receiver = OtlpReceiver::new(context(&telemetry), &grpc_config(4), consumers).unwrap();
     receiver.start().await.unwrap();
     (gate, receiver)
@@ -482,10 +477,7 @@ fn both(grpc: GrpcConfig, http: HttpConfig) -> OtlpReceiverConfig {
 async fn start_with(cfg: &OtlpReceiverConfig, shared: SharedInstances) -> Running {
     let telemetry = Telemetry::new();
     let traces = Arc::new(TestConsumer::<Traces>::new(Behaviour::Accept));
-    let consumers = ReceiverConsumers {
-        traces: Some(traces.clone()),
-        logs: None,
-    };
+    let consumers = Consumers::default().with::<Traces>(traces.clone());
     let ctx = BuildContext {
         shared,
         ..context(&telemetry)
@@ -662,10 +654,8 @@ async fn a_missing_certificate_fails_the_start_naming_the_file() {
         },
     );
     let telemetry = Telemetry::new();
-    let consumers = ReceiverConsumers {
-        traces: Some(Arc::new(TestConsumer::<Traces>::new(Behaviour::Accept))),
-        logs: None,
-    };
+    let consumers = Consumers::default()
+        .with::<Traces>(Arc::new(TestConsumer::<Traces>::new(Behaviour::Accept)));
     let receiver = OtlpReceiver::new(context(&telemetry), &cfg, consumers).unwrap();
     let e = format!("{:#}", receiver.start().await.unwrap_err());
     assert!(
@@ -793,10 +783,8 @@ async fn an_authenticator_that_is_not_running_fails_the_build() {
         HttpConfig::default(),
     );
     let telemetry = Telemetry::new();
-    let consumers = ReceiverConsumers {
-        traces: Some(Arc::new(TestConsumer::<Traces>::new(Behaviour::Accept))),
-        logs: None,
-    };
+    let consumers = Consumers::default()
+        .with::<Traces>(Arc::new(TestConsumer::<Traces>::new(Behaviour::Accept)));
     let e = OtlpReceiver::new(context(&telemetry), &cfg, consumers)
         .err()
         .unwrap()

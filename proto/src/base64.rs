@@ -1,10 +1,12 @@
-//! Minimal base64 codec for `bytes` fields (the workspace has no base64
-//! dependency). Decoding accepts the standard and URL-safe alphabets, with or
+//! The one base64 codec of the workspace (RFC 4648), for OTLP/JSON `bytes` fields and
+//! anything else that shows bytes as text (the debug exporter, Elasticsearch documents,
+//! `Authorization: Basic`). Decoding accepts the standard and URL-safe alphabets, with or
 //! without padding; encoding produces standard, padded base64.
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-pub(super) fn encode(bytes: &[u8], out: &mut String) {
+/// Appends the standard, padded encoding of `bytes` to `out`.
+pub fn encode_into(bytes: &[u8], out: &mut String) {
     for chunk in bytes.chunks(3) {
         let b = [
             chunk[0],
@@ -20,8 +22,15 @@ pub(super) fn encode(bytes: &[u8], out: &mut String) {
     }
 }
 
+/// The standard, padded encoding of `bytes`.
+pub fn encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    encode_into(bytes, &mut out);
+    out
+}
+
 /// Returns `None` if `s` is not valid base64.
-pub(super) fn decode(s: &str) -> Option<Vec<u8>> {
+pub fn decode(s: &str) -> Option<Vec<u8>> {
     let bytes = s.as_bytes();
     let data = bytes
         .strip_suffix(b"==")
@@ -59,9 +68,7 @@ mod tests {
     use super::*;
 
     fn enc(b: &[u8]) -> String {
-        let mut s = String::new();
-        encode(b, &mut s);
-        s
+        encode(b)
     }
 
     #[test]

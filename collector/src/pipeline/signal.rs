@@ -1,0 +1,423 @@
+//! What a signal is: everything Weft needs to know about traces, logs (and, later, metrics)
+//! lives in one trait, [`Signal`], implemented once per signal on its OTLP export request.
+//!
+//! Components are written once, generic over the signal: the receiver serves
+//! `S::GRPC_EXPORT_PATH` and `S::HTTP_PATH` for every signal it feeds, the OTLP exporters send
+//! to them, `batch` joins and splits with `S::take`, and the service builds a pipeline of
+//! any signal with the same code. Only components whose work is specific to one signal (the
+//! tail-sampling window, the Elasticsearch document mapping) name signals, and they register
+//! exactly the signals they take, so a pipeline of another signal is a config error.
+//!
+//! Adding a signal: implement [`Signal`] for its export request (the proto crate's feature
+//! gives the type), add its word to `weft_config::SignalKind`, and list it in
+//! [`for_each_signal`]. Nothing else lists signals.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use prost::Message;
+use weft_config::SignalKind;
+use weft_proto::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use weft_proto::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use weft_proto::limits::{self, Limits};
+use weft_proto::logs::v1::{ResourceLogs, ScopeLogs};
+use weft_proto::otlp_json::{self, JsonError};
+use weft_proto::trace::v1::{ResourceSpans, ScopeSpans};
+use weft_proto::{validate, wire};
+
+use super::{Batch, Consumer, Fanout, Payload};
+
+/// One telemetry signal, described by its OTLP export request message.
+pub trait Signal: Message + Clone + Default + Debug + PartialEq + Send + Sync + 'static {
+    /// The export response message of the signal's service.
+    type Response: Message + Default + Send + 'static;
+
+    /// The signal's word in pipeline ids and metric labels.
+    const KIND: SignalKind;
+    /// The metric word for one item: `spans`, `log_records`.
+    const ITEM: &'static str;
+    /// The request message's name, for error messages.
+    const REQUEST: &'static str;
+    /// The fully qualified gRPC service name.
+    const GRPC_SERVICE: &'static str;
+    /// The gRPC method path of `Export`.
+    const GRPC_EXPORT_PATH: &'static str;
+    /// The OTLP/HTTP path, relative to a base endpoint: `v1/traces`.
+    const HTTP_PATH: &'static str;
+
+    /// Number of items (spans, log records).
+    fn items(&self) -> usize;
+    /// Appends `other`'s resources.
+    fn append(&mut self, other: Self);
+    /// Removes and returns the first `n` items (whole resources and scopes where they fit,
+    /// split where they do not); `self` keeps the rest.
+    fn take(&mut self, n: usize) -> Self;
+
+    /// The fast path: the item count when the protobuf `body` decodes and passes
+    /// [`Signal::validate`] under `limits`, found without decoding ([`wire`]); `None` leaves
+    /// the answer to decoding and validating.
+    fn scan(body: &[u8], limits: &Limits) -> Option<usize>;
+    /// Checks what protobuf cannot (id lengths) and the [`Limits`], naming the offending
+    /// field.
+    fn validate(&self, limits: &Limits) -> Result<(), String>;
+
+    /// Decodes OTLP/JSON. On error: the message, and whether the document nested too deeply.
+    fn decode_json(bytes: &[u8]) -> Result<Self, (String, bool)>;
+    fn encode_json(&self) -> Vec<u8>;
+    fn encode_response_json(response: &Self::Response) -> Vec<u8>;
+    fn decode_response_json(bytes: &[u8]) -> Result<Self::Response, JsonError>;
+    /// The rejected item count and message of a partial success, if the response has one.
+    fn partial_success(response: &Self::Response) -> Option<(i64, &str)>;
+}
+
+/// Something done once per signal type: `visit::<S>()` is called for each signal.
+pub trait SignalVisitor {
+    fn visit<S: Signal>(&mut self);
+}
+
+/// Calls `visitor` with every signal Weft carries. **The one list of signals.**
+pub fn for_each_signal(visitor: &mut impl SignalVisitor) {
+    visitor.visit::<ExportTraceServiceRequest>();
+    visitor.visit::<ExportLogsServiceRequest>();
+}
+
+/// Calls `visitor` with the signal whose word is `kind` (with none when Weft has no such
+/// signal type, which config validation rules out).
+pub fn visit_signal(kind: SignalKind, visitor: &mut impl SignalVisitor) {
+    struct Only<'a, V> {
+        kind: SignalKind,
+        inner: &'a mut V,
+    }
+    impl<V: SignalVisitor> SignalVisitor for Only<'_, V> {
+        fn visit<S: Signal>(&mut self) {
+            if S::KIND == self.kind {
+                self.inner.visit::<S>();
+            }
+        }
+    }
+    for_each_signal(&mut Only {
+        kind,
+        inner: visitor,
+    });
+}
+
+/// Every signal kind Weft has a [`Signal`] type for, in [`for_each_signal`]'s order.
+pub fn all_signals() -> Vec<SignalKind> {
+    struct Kinds(Vec<SignalKind>);
+    impl SignalVisitor for Kinds {
+        fn visit<S: Signal>(&mut self) {
+            self.0.push(S::KIND);
+        }
+    }
+    let mut kinds = Kinds(Vec::new());
+    for_each_signal(&mut kinds);
+    kinds.0
+}
+
+/// One value per signal, each of a type that depends on its signal (a consumer of that
+/// signal's batches, a build function for it): type-erased here, typed again by whoever put
+/// it in, with [`SignalMap::get`].
+#[derive(Clone, Default)]
+pub struct SignalMap {
+    values: HashMap<SignalKind, Arc<dyn Any + Send + Sync>>,
+}
+
+impl SignalMap {
+    pub fn insert<V: Any + Send + Sync>(&mut self, kind: SignalKind, value: V) {
+        self.values.insert(kind, Arc::new(value));
+    }
+
+    /// The value for `kind`, if one of type `V` was inserted.
+    pub fn get<V: Any>(&self, kind: SignalKind) -> Option<&V> {
+        self.values.get(&kind)?.downcast_ref::<V>()
+    }
+
+    pub fn contains(&self, kind: SignalKind) -> bool {
+        self.values.contains_key(&kind)
+    }
+
+    /// The signals present, in [`for_each_signal`]'s order.
+    pub fn signals(&self) -> Vec<SignalKind> {
+        all_signals()
+            .into_iter()
+            .filter(|k| self.values.contains_key(k))
+            .collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+/// The consumers a receiver or connector feeds, or an exporter offers: one per signal.
+#[derive(Clone, Default)]
+pub struct Consumers(SignalMap);
+
+impl Consumers {
+    pub fn insert<T: Payload>(&mut self, consumer: Arc<dyn Consumer<T>>) {
+        self.0.insert(T::SIGNAL, consumer);
+    }
+
+    /// With `consumer` for `T`'s signal.
+    pub fn with<T: Payload>(mut self, consumer: Arc<dyn Consumer<T>>) -> Self {
+        self.insert::<T>(consumer);
+        self
+    }
+
+    pub fn get<T: Payload>(&self) -> Option<Arc<dyn Consumer<T>>> {
+        self.0.get::<Arc<dyn Consumer<T>>>(T::SIGNAL).cloned()
+    }
+
+    pub fn contains(&self, kind: SignalKind) -> bool {
+        self.0.contains(kind)
+    }
+
+    /// A consumer for each of `signals`, each made by `make`.
+    pub fn build(signals: &[SignalKind], make: &impl MakeConsumer) -> anyhow::Result<Self> {
+        struct Each<'a, M> {
+            signals: &'a [SignalKind],
+            make: &'a M,
+            out: anyhow::Result<Consumers>,
+        }
+        impl<M: MakeConsumer> SignalVisitor for Each<'_, M> {
+            fn visit<S: Signal>(&mut self) {
+                if !self.signals.contains(&S::KIND) {
+                    return;
+                }
+                if let Ok(out) = &mut self.out {
+                    match self.make.consumer::<Batch<S>>() {
+                        Ok(consumer) => out.insert(consumer),
+                        Err(e) => self.out = Err(e),
+                    }
+                }
+            }
+        }
+        let mut each = Each {
+            signals,
+            make,
+            out: Ok(Consumers::default()),
+        };
+        for_each_signal(&mut each);
+        each.out
+    }
+
+    /// Adds `other`'s consumers (replacing this one's for the same signals).
+    pub fn extend(&mut self, other: Consumers) {
+        self.0.values.extend(other.0.values);
+    }
+
+    pub fn signals(&self) -> Vec<SignalKind> {
+        self.0.signals()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Moves the first `n` items of a nested list out of `list`: whole elements while they fit
+/// (`count` says how many items an element holds), and `split(element, k)` takes the first
+/// `k` items out of the element that does not fit. The shared shape of every signal's
+/// [`Signal::take`], one level (resources, scopes) at a time.
+pub fn take_items<E>(
+    list: &mut Vec<E>,
+    n: usize,
+    count: impl Fn(&E) -> usize,
+    mut split: impl FnMut(&mut E, usize) -> E,
+) -> Vec<E> {
+    let mut out = Vec::new();
+    let mut remaining = n;
+    let mut whole = 0;
+    while remaining > 0 && whole < list.len() {
+        let c = count(&list[whole]);
+        if c > remaining {
+            break;
+        }
+        remaining -= c;
+        whole += 1;
+    }
+    out.extend(list.drain(..whole));
+    if remaining > 0 {
+        if let Some(first) = list.first_mut() {
+            out.push(split(first, remaining));
+        }
+    }
+    out
+}
+
+fn json_error(e: JsonError) -> (String, bool) {
+    let too_deep = limits::is_json_depth_error(&e);
+    (e.to_string(), too_deep)
+}
+
+impl Signal for ExportTraceServiceRequest {
+    type Response = ExportTraceServiceResponse;
+    const KIND: SignalKind = SignalKind::Traces;
+    const ITEM: &'static str = "spans";
+    const REQUEST: &'static str = "ExportTraceServiceRequest";
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const GRPC_EXPORT_PATH: &'static str =
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+    const HTTP_PATH: &'static str = "v1/traces";
+
+    fn items(&self) -> usize {
+        self.resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum()
+    }
+
+    fn append(&mut self, other: Self) {
+        self.resource_spans.extend(other.resource_spans);
+    }
+
+    fn take(&mut self, n: usize) -> Self {
+        let scope_count = |s: &ScopeSpans| s.spans.len();
+        let resource_spans = take_items(
+            &mut self.resource_spans,
+            n,
+            |r| r.scope_spans.iter().map(scope_count).sum(),
+            |r, k| {
+                let scope_spans =
+                    take_items(&mut r.scope_spans, k, scope_count, |s, k| ScopeSpans {
+                        scope: s.scope.clone(),
+                        schema_url: s.schema_url.clone(),
+                        spans: s.spans.drain(..k).collect(),
+                    });
+                ResourceSpans {
+                    resource: r.resource.clone(),
+                    schema_url: r.schema_url.clone(),
+                    scope_spans,
+                }
+            },
+        );
+        Self { resource_spans }
+    }
+
+    fn scan(body: &[u8], limits: &Limits) -> Option<usize> {
+        wire::scan_traces(body, limits)
+    }
+    fn validate(&self, limits: &Limits) -> Result<(), String> {
+        validate::validate_traces_with(self, limits).map_err(|e| e.to_string())
+    }
+    fn decode_json(bytes: &[u8]) -> Result<Self, (String, bool)> {
+        otlp_json::decode_traces(bytes).map_err(json_error)
+    }
+    fn encode_json(&self) -> Vec<u8> {
+        otlp_json::encode_traces(self)
+    }
+    fn encode_response_json(response: &Self::Response) -> Vec<u8> {
+        otlp_json::encode_trace_response(response)
+    }
+    fn decode_response_json(bytes: &[u8]) -> Result<Self::Response, JsonError> {
+        otlp_json::decode_trace_response(bytes)
+    }
+    fn partial_success(response: &Self::Response) -> Option<(i64, &str)> {
+        let p = response.partial_success.as_ref()?;
+        Some((p.rejected_spans, p.error_message.as_str()))
+    }
+}
+
+impl Signal for ExportLogsServiceRequest {
+    type Response = ExportLogsServiceResponse;
+    const KIND: SignalKind = SignalKind::Logs;
+    const ITEM: &'static str = "log_records";
+    const REQUEST: &'static str = "ExportLogsServiceRequest";
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    const GRPC_EXPORT_PATH: &'static str =
+        "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+    const HTTP_PATH: &'static str = "v1/logs";
+
+    fn items(&self) -> usize {
+        self.resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .map(|s| s.log_records.len())
+            .sum()
+    }
+
+    fn append(&mut self, other: Self) {
+        self.resource_logs.extend(other.resource_logs);
+    }
+
+    fn take(&mut self, n: usize) -> Self {
+        let scope_count = |s: &ScopeLogs| s.log_records.len();
+        let resource_logs = take_items(
+            &mut self.resource_logs,
+            n,
+            |r| r.scope_logs.iter().map(scope_count).sum(),
+            |r, k| {
+                let scope_logs = take_items(&mut r.scope_logs, k, scope_count, |s, k| ScopeLogs {
+                    scope: s.scope.clone(),
+                    schema_url: s.schema_url.clone(),
+                    log_records: s.log_records.drain(..k).collect(),
+                });
+                ResourceLogs {
+                    resource: r.resource.clone(),
+                    schema_url: r.schema_url.clone(),
+                    scope_logs,
+                }
+            },
+        );
+        Self { resource_logs }
+    }
+
+    fn scan(body: &[u8], limits: &Limits) -> Option<usize> {
+        wire::scan_logs(body, limits)
+    }
+    fn validate(&self, limits: &Limits) -> Result<(), String> {
+        validate::validate_logs_with(self, limits).map_err(|e| e.to_string())
+    }
+    fn decode_json(bytes: &[u8]) -> Result<Self, (String, bool)> {
+        otlp_json::decode_logs(bytes).map_err(json_error)
+    }
+    fn encode_json(&self) -> Vec<u8> {
+        otlp_json::encode_logs(self)
+    }
+    fn encode_response_json(response: &Self::Response) -> Vec<u8> {
+        otlp_json::encode_logs_response(response)
+    }
+    fn decode_response_json(bytes: &[u8]) -> Result<Self::Response, JsonError> {
+        otlp_json::decode_logs_response(bytes)
+    }
+    fn partial_success(response: &Self::Response) -> Option<(i64, &str)> {
+        let p = response.partial_success.as_ref()?;
+        Some((p.rejected_log_records, p.error_message.as_str()))
+    }
+}
+
+/// Makes a consumer for any signal: what a component written once for every signal
+/// implements to give [`Consumers::build`] its per-signal consumers.
+pub trait MakeConsumer {
+    fn consumer<T: Payload>(&self) -> anyhow::Result<Arc<dyn Consumer<T>>>;
+}
+
+/// One consumer of `signal` over the `signal` consumers of `all` (a [`Fanout`] when there
+/// are several): a pipeline's exporters, or the pipelines one receiver feeds.
+pub fn fanout_consumers(signal: SignalKind, all: Vec<Consumers>) -> Consumers {
+    struct Join {
+        all: Vec<Consumers>,
+        out: Consumers,
+    }
+    impl SignalVisitor for Join {
+        fn visit<S: Signal>(&mut self) {
+            let consumers: Vec<_> = self
+                .all
+                .iter()
+                .filter_map(Consumers::get::<Batch<S>>)
+                .collect();
+            if !consumers.is_empty() {
+                self.out.insert(Fanout::of(consumers));
+            }
+        }
+    }
+    let mut join = Join {
+        all,
+        out: Consumers::default(),
+    };
+    visit_signal(signal, &mut join);
+    join.out
+}
