@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use weft_config::{
     ComponentId, ConfigPath, DataHolding, Diagnostics, Document, EnvLookup, Kind, MetricsLevel,
     PipelineId, PipelineList, SignalKind,
@@ -253,8 +254,12 @@ fn check_durable_pipelines(loaded: &LoadedConfig, registry: &Registry, diags: &m
     }
 }
 
+/// A built component, with what its lifecycle logs under.
 struct Named {
+    /// For the service's own messages, e.g. `exporter otlp/backend`.
     name: String,
+    /// Its [`BuildContext::span`]: start and shutdown run inside it.
+    span: tracing::Span,
     component: Arc<dyn Component>,
 }
 
@@ -316,14 +321,14 @@ impl Service {
             let factory = registry
                 .extension(&id.type_name)
                 .context("validated extension type")?;
+            let ctx = b.ctx(Kind::Extension, id);
+            let span = ctx.span();
             let component = factory
-                .build(
-                    b.ctx(Kind::Extension, id),
-                    loaded.config(Kind::Extension, id)?,
-                )
+                .build(ctx, loaded.config(Kind::Extension, id)?)
                 .with_context(|| format!("building extension {id}"))?;
             extensions.push(Named {
                 name: format!("extension {id}"),
+                span,
                 component,
             });
         }
@@ -339,15 +344,14 @@ impl Service {
             let factory = registry
                 .exporter(&section.id.type_name)
                 .context("validated exporter type")?;
+            let ctx = b.ctx(Kind::Exporter, &section.id);
+            let span = ctx.span();
             let built = factory
-                .build(
-                    b.ctx(Kind::Exporter, &section.id),
-                    loaded.config(Kind::Exporter, &section.id)?,
-                    &signals,
-                )
+                .build(ctx, loaded.config(Kind::Exporter, &section.id)?, &signals)
                 .with_context(|| format!("building exporter {}", section.id))?;
             exporters.push(Named {
                 name: format!("exporter {}", section.id),
+                span,
                 component: built.component,
             });
             exporter_consumers.insert(section.id.clone(), built.consumers);
@@ -387,16 +391,14 @@ impl Service {
                 let factory = registry
                     .processor(&id.type_name)
                     .context("validated processor type")?;
+                let ctx = b.ctx(Kind::Processor, id);
+                let span = ctx.span();
                 let stage = factory
-                    .build(
-                        pid.signal,
-                        b.ctx(Kind::Processor, id),
-                        loaded.config(Kind::Processor, id)?,
-                        next,
-                    )
+                    .build(pid.signal, ctx, loaded.config(Kind::Processor, id)?, next)
                     .with_context(|| format!("building processor {id} in pipeline {pid}"))?;
                 built.push(Named {
                     name: format!("processor {id} (pipeline {pid})"),
+                    span,
                     component: stage.component,
                 });
                 next = stage.entry;
@@ -421,15 +423,14 @@ impl Service {
             let factory = registry
                 .receiver(&section.id.type_name)
                 .context("validated receiver type")?;
+            let ctx = b.ctx(Kind::Receiver, &section.id);
+            let span = ctx.span();
             let component = factory
-                .build(
-                    b.ctx(Kind::Receiver, &section.id),
-                    loaded.config(Kind::Receiver, &section.id)?,
-                    consumers,
-                )
+                .build(ctx, loaded.config(Kind::Receiver, &section.id)?, consumers)
                 .with_context(|| format!("building receiver {}", section.id))?;
             receivers.push(Named {
                 name: format!("receiver {}", section.id),
+                span,
                 component,
             });
         }
@@ -481,6 +482,7 @@ impl Service {
             named
                 .component
                 .start()
+                .instrument(named.span.clone())
                 .await
                 .with_context(|| format!("starting {}", named.name))?;
         }
@@ -501,7 +503,11 @@ impl Service {
             .chain(&self.extensions);
         for named in order {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(remaining, named.component.shutdown(deadline)).await {
+            let shutdown = named
+                .component
+                .shutdown(deadline)
+                .instrument(named.span.clone());
+            match tokio::time::timeout(remaining, shutdown).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::error!(component = %named.name, error = %format!("{e:#}"), "shutdown failed")
@@ -571,16 +577,19 @@ impl Builder<'_> {
                     Ok((pid.clone(), entry.clone()))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
+            let ctx = self.ctx(Kind::Connector, id);
+            let span = ctx.span();
             let stage = factory
                 .build(
                     (from.signal, to),
-                    self.ctx(Kind::Connector, id),
+                    ctx,
                     self.loaded.config(Kind::Connector, id)?,
                     targets,
                 )
                 .with_context(|| format!("building connector {id} from {} to {to}", from.signal))?;
             stages.push(Named {
                 name: format!("connector {id} ({} to {to})", from.signal),
+                span,
                 component: stage.component,
             });
             built.insert(key, stage.entry.clone());

@@ -35,6 +35,7 @@ use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic_prost::ProstEncoder;
+use tracing::Instrument;
 
 use super::answer::Answer;
 use super::compression::Encoding;
@@ -87,6 +88,8 @@ pub(crate) struct ExportService<T: Payload> {
     /// decompressed message.
     max_message: usize,
     auth: Option<Arc<GrpcAuth>>,
+    /// The receiver's span: tonic runs calls on tasks of its own, which do not inherit it.
+    span: tracing::Span,
 }
 
 /// The authenticator of the gRPC server, and where its refusals are counted.
@@ -102,6 +105,7 @@ impl<T: Payload> Clone for ExportService<T> {
             receiver: self.receiver.clone(),
             max_message: self.max_message,
             auth: self.auth.clone(),
+            span: self.span.clone(),
         }
     }
 }
@@ -111,11 +115,13 @@ impl<T: Payload> ExportService<T> {
         receiver: Arc<SignalReceiver<T>>,
         max_message: usize,
         auth: Option<Arc<GrpcAuth>>,
+        span: tracing::Span,
     ) -> Self {
         Self {
             receiver,
             max_message,
             auth,
+            span,
         }
     }
 }
@@ -134,6 +140,7 @@ impl<T: Payload> tower::Service<http::Request<Body>> for ExportService<T> {
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let _in_span = self.span.clone().entered();
         if request.uri().path() != T::Request::GRPC_EXPORT_PATH {
             let message = format!(
                 "unknown method {}: {} only has Export",
@@ -145,23 +152,27 @@ impl<T: Payload> tower::Service<http::Request<Body>> for ExportService<T> {
         if let Some(auth) = &self.auth {
             if let Err(message) = auth.authenticator.authenticate(request.headers()) {
                 auth.refused.inc();
-                tracing::debug!(component = "otlp", transport = "grpc", code = ?tonic::Code::Unauthenticated, error = %message, "request rejected");
+                tracing::debug!(transport = "grpc", code = ?tonic::Code::Unauthenticated, error = %message, "request rejected");
                 return Box::pin(
                     async move { Ok(tonic::Status::unauthenticated(message).into_http()) },
                 );
             }
         }
         let this = self.clone();
-        Box::pin(async move {
-            let mut grpc = Grpc::new(RawCodec::<ResponseOf<T>>::default())
-                .accept_compressed(CompressionEncoding::Gzip)
-                .accept_compressed(CompressionEncoding::Zstd)
-                .send_compressed(CompressionEncoding::Gzip)
-                .send_compressed(CompressionEncoding::Zstd)
-                .max_decoding_message_size(this.max_message);
-            let response = grpc.unary(ExportMethod(this.receiver), request).await;
-            Ok(oversize_is_resource_exhausted(response, this.max_message))
-        })
+        let span = self.span.clone();
+        Box::pin(
+            async move {
+                let mut grpc = Grpc::new(RawCodec::<ResponseOf<T>>::default())
+                    .accept_compressed(CompressionEncoding::Gzip)
+                    .accept_compressed(CompressionEncoding::Zstd)
+                    .send_compressed(CompressionEncoding::Gzip)
+                    .send_compressed(CompressionEncoding::Zstd)
+                    .max_decoding_message_size(this.max_message);
+                let response = grpc.unary(ExportMethod(this.receiver), request).await;
+                Ok(oversize_is_resource_exhausted(response, this.max_message))
+            }
+            .instrument(span),
+        )
     }
 }
 
@@ -182,7 +193,7 @@ fn oversize_is_resource_exhausted(
     let original = tonic::Status::from_header_map(response.headers())
         .map(|s| s.message().to_string())
         .unwrap_or_default();
-    tracing::debug!(component = "otlp", transport = "grpc", error = %original, "request rejected");
+    tracing::debug!(transport = "grpc", error = %original, "request rejected");
     tonic::Status::resource_exhausted(format!(
         "{original} (max_recv_msg_size_mib allows {} MiB): send smaller batches",
         limit / (1024 * 1024)
@@ -210,7 +221,6 @@ impl<T: Payload> UnaryService<Bytes> for ExportMethod<T> {
                 Err(rejection) => {
                     let answer = Answer::of(&rejection);
                     tracing::debug!(
-                        component = "otlp",
                         transport = "grpc",
                         code = ?answer.grpc,
                         error = %answer.message,
@@ -230,8 +240,9 @@ pub(crate) fn add_service<T: Payload>(
     receiver: Arc<SignalReceiver<T>>,
     max_message: usize,
     auth: Option<Arc<GrpcAuth>>,
+    span: tracing::Span,
 ) {
-    builder.add_service(ExportService::new(receiver, max_message, auth));
+    builder.add_service(ExportService::new(receiver, max_message, auth, span));
 }
 
 /// HTTP/2 settings of the gRPC server.

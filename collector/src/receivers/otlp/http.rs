@@ -42,6 +42,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+use tracing::Instrument;
 use weft_config::SignalKind;
 use weft_proto::otlp_json;
 use weft_proto::status::{code, Status as RpcStatus};
@@ -133,14 +134,17 @@ pub(crate) async fn serve(
                 None => break,
             },
         };
-        tokio::spawn(serve_connection(
-            conn,
-            builder.clone(),
-            router.clone(),
-            timeouts,
-            stop.clone(),
-            done_tx.clone(),
-        ));
+        tokio::spawn(
+            serve_connection(
+                conn,
+                builder.clone(),
+                router.clone(),
+                timeouts,
+                stop.clone(),
+                done_tx.clone(),
+            )
+            .in_current_span(),
+        );
     }
     drop(incoming);
     drop(done_tx);
@@ -192,7 +196,7 @@ async fn serve_connection(
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(e) = result {
-                    tracing::debug!(component = "otlp", transport = "http", peer = %peer, error = %e, "connection closed");
+                    tracing::debug!(transport = "http", peer = %peer, error = %e, "connection closed");
                 }
                 return;
             }
@@ -206,7 +210,7 @@ async fn serve_connection(
                     .and_then(|t| activity.idle_deadline(accepted, t))
                     .is_some_and(|at| Instant::now() >= at);
                 if idle {
-                    tracing::debug!(component = "otlp", transport = "http", peer = %peer, "closing an idle connection (idle_timeout)");
+                    tracing::debug!(transport = "http", peer = %peer, "closing an idle connection (idle_timeout)");
                     connection.as_mut().graceful_shutdown();
                     closing = true;
                 }
@@ -452,7 +456,7 @@ fn encode_status(format: Format, status: &RpcStatus) -> Vec<u8> {
 
 /// An error answer not caused by a [`Rejection`] (routing, content negotiation).
 fn error_answer(status: StatusCode, format: Format, message: String) -> Response {
-    tracing::debug!(component = "otlp", transport = "http", status = status.as_u16(), error = %message, "request rejected");
+    tracing::debug!(transport = "http", status = status.as_u16(), error = %message, "request rejected");
     let rpc = RpcStatus::new(code_for_http(status), message);
     answer(status, format, encode_status(format, &rpc))
 }
@@ -467,7 +471,7 @@ async fn unauthenticated(
     body: Body,
     read_timeout: Option<Duration>,
 ) -> Response {
-    tracing::debug!(component = "otlp", transport = "http", status = 401, error = %message, "request rejected");
+    tracing::debug!(transport = "http", status = 401, error = %message, "request rejected");
     let drain = drain(body, UNAUTHENTICATED_DRAIN);
     match read_timeout {
         Some(t) => {
@@ -495,7 +499,7 @@ fn body_timeout_answer(format: Format, timeout: Duration) -> Response {
     let message = format!(
         "the request body did not arrive within read_timeout ({timeout:?}): send faster or raise read_timeout"
     );
-    tracing::debug!(component = "otlp", transport = "http", status = 408, error = %message, "request rejected");
+    tracing::debug!(transport = "http", status = 408, error = %message, "request rejected");
     let rpc = RpcStatus::new(code::DEADLINE_EXCEEDED, message);
     let mut response = answer(
         StatusCode::REQUEST_TIMEOUT,
@@ -510,7 +514,7 @@ fn body_timeout_answer(format: Format, timeout: Duration) -> Response {
 
 fn rejection_answer(rejection: &Rejection, format: Format) -> Response {
     let a = Answer::of(rejection);
-    tracing::debug!(component = "otlp", transport = "http", status = a.http.as_u16(), error = %a.message, "request rejected");
+    tracing::debug!(transport = "http", status = a.http.as_u16(), error = %a.message, "request rejected");
     let mut response = answer(a.http, format, encode_status(format, &a.rpc_status()));
     if let Some(secs) = a.retry_after_secs() {
         response

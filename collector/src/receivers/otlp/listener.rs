@@ -35,6 +35,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::telemetry::Telemetry;
 
@@ -93,7 +94,8 @@ pub(crate) fn spawn_accept_loop(
     stop: CancellationToken,
 ) -> (mpsc::Receiver<Conn>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(64);
-    let handle = tokio::spawn(accept_loop(listener, Arc::new(settings), tx, stop));
+    let handle =
+        tokio::spawn(accept_loop(listener, Arc::new(settings), tx, stop).in_current_span());
     (rx, handle)
 }
 
@@ -160,14 +162,17 @@ async fn accept_loop(
             },
         };
         let _ = tcp.set_nodelay(true);
-        tokio::spawn(handshake(
-            tcp,
-            peer,
-            permit,
-            settings.clone(),
-            tx.clone(),
-            stop.clone(),
-        ));
+        tokio::spawn(
+            handshake(
+                tcp,
+                peer,
+                permit,
+                settings.clone(),
+                tx.clone(),
+                stop.clone(),
+            )
+            .in_current_span(),
+        );
     }
 }
 

@@ -45,6 +45,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use weft_proto::limits::Limits;
 
 use crate::component::{BuildContext, Component, ReceiverFactory, Stability};
@@ -157,6 +158,8 @@ struct Running {
 /// One `otlp` receiver: up to two servers feeding the same pipelines.
 pub struct OtlpReceiver {
     id: String,
+    /// Its `tracing` span: the servers' tasks run inside it, so their log lines carry the id.
+    span: tracing::Span,
     health: Health,
     grpc: Mutex<Option<GrpcPlan>>,
     http: Mutex<Option<HttpPlan>>,
@@ -194,6 +197,7 @@ struct GrpcServices<'a> {
     builder: tonic::service::RoutesBuilder,
     max_message: usize,
     auth: Option<Arc<grpc::GrpcAuth>>,
+    span: tracing::Span,
 }
 
 impl SignalVisitor for GrpcServices<'_> {
@@ -204,6 +208,7 @@ impl SignalVisitor for GrpcServices<'_> {
                 receiver,
                 self.max_message,
                 self.auth.clone(),
+                self.span.clone(),
             );
         }
     }
@@ -274,6 +279,7 @@ impl OtlpReceiver {
                             builder: tonic::service::Routes::builder(),
                             max_message: g.max_recv_msg_size(),
                             auth,
+                            span: ctx.span(),
                         };
                         for_each_signal(&mut services);
                         services.builder.routes()
@@ -326,6 +332,7 @@ impl OtlpReceiver {
         );
         Ok(Self {
             id,
+            span: ctx.span(),
             health: ctx.health,
             grpc: Mutex::new(grpc),
             http: Mutex::new(http),
@@ -387,11 +394,14 @@ impl OtlpReceiver {
     ) -> (&'static str, JoinHandle<()>) {
         let id = self.id.clone();
         let health = self.health.clone();
-        let handle = tokio::spawn(async move {
-            if let Err(e) = server.await {
-                health.report_failure(&id, &format!("the OTLP/{protocol} server stopped: {e}"));
+        let handle = tokio::spawn(
+            async move {
+                if let Err(e) = server.await {
+                    health.report_failure(&id, &format!("the OTLP/{protocol} server stopped: {e}"));
+                }
             }
-        });
+            .instrument(self.span.clone()),
+        );
         (protocol, handle)
     }
 }
@@ -441,27 +451,29 @@ impl Component for OtlpReceiver {
             let addr = listener.local_addr()?;
             *self.grpc_addr.lock() = Some(addr);
             let tls = accept.tls.is_some();
-            let (incoming, accept_task) =
-                listener::spawn_accept_loop(listener, accept, stop.clone());
+            let (incoming, accept_task) = self
+                .span
+                .in_scope(|| listener::spawn_accept_loop(listener, accept, stop.clone()));
             tasks.push(("gRPC accept loop", accept_task));
             tasks.push(self.spawn(
                 "gRPC",
                 grpc::serve(incoming, plan.routes, plan.settings, stop.clone()),
             ));
-            tracing::info!(component = "otlp", id = %self.id, address = %addr, tls, "receiving OTLP/gRPC");
+            tracing::info!(component = %self.id, address = %addr, tls, "receiving OTLP/gRPC");
         }
         if let (Some(plan), Some(listener), Some(accept)) = (http, http_listener, http_accept) {
             let addr = listener.local_addr()?;
             *self.http_addr.lock() = Some(addr);
             let tls = accept.tls.is_some();
-            let (incoming, accept_task) =
-                listener::spawn_accept_loop(listener, accept, stop.clone());
+            let (incoming, accept_task) = self
+                .span
+                .in_scope(|| listener::spawn_accept_loop(listener, accept, stop.clone()));
             tasks.push(("HTTP accept loop", accept_task));
             tasks.push(self.spawn(
                 "HTTP",
                 http::serve(incoming, plan.router, plan.timeouts, stop.clone()),
             ));
-            tracing::info!(component = "otlp", id = %self.id, address = %addr, tls, "receiving OTLP/HTTP");
+            tracing::info!(component = %self.id, address = %addr, tls, "receiving OTLP/HTTP");
         }
         *self.running.lock() = Some(Running { stop, tasks });
         Ok(())
@@ -479,13 +491,12 @@ impl Component for OtlpReceiver {
             if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
                 task.abort();
                 tracing::warn!(
-                    component = "otlp",
-                    id = %self.id,
+                    component = %self.id,
                     "the OTLP/{protocol} server still had requests in flight at the shutdown deadline; they were cut off"
                 );
             }
         }
-        tracing::info!(component = "otlp", id = %self.id, "stopped receiving");
+        tracing::info!(component = %self.id, "stopped receiving");
         Ok(())
     }
 }
