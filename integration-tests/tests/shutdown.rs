@@ -22,24 +22,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use weft_integration_tests::{
-    eventually, file_sink_config, file_sink_received, free_port, loopback, run_python_client,
-    workspace_root, Weft,
+    eventually, file_sink_config, file_sink_received, free_port, loopback, run_python_client, Weft,
 };
 
-/// `weft::service::SHUTDOWN_DEADLINE`, read from the source so the test follows it.
+/// How long Weft's shutdown may take in all.
 fn shutdown_deadline() -> Duration {
-    let source = std::fs::read_to_string(workspace_root().join("collector/src/service.rs"))
-        .expect("collector/src/service.rs");
-    let secs = source
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(")?
-                .strip_suffix(");")?
-                .parse()
-                .ok()
-        })
-        .expect("`pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(N);` in service.rs");
-    Duration::from_secs(secs)
+    weft::service::SHUTDOWN_DEADLINE
 }
 
 /// How much later than the deadline the process may be gone: the time to leave the runtime

@@ -251,23 +251,9 @@ fn resource_envelope<'a>(
     s: &Scanner<'_>,
     msg: &'a [u8],
     depth: usize,
-    mut f: impl FnMut(&'a [u8]) -> Scan,
+    f: impl FnMut(&'a [u8]) -> Scan,
 ) -> Scan {
-    let mut resource = false;
-    let mut walk = Walk(msg);
-    while let Some(field) = walk.next()? {
-        match field {
-            (1, Value::Len(b)) => {
-                once(&mut resource)?;
-                s.resource(b, depth + 1)?;
-            }
-            (2, Value::Len(b)) => f(b)?,
-            (3, Value::Len(b)) => utf8(b)?,
-            (1..=3, _) => return Err(()),
-            _ => {}
-        }
-    }
-    Ok(())
+    envelope(s, msg, depth, Scanner::resource, f)
 }
 
 /// ScopeSpans / ScopeLogs: 1 scope, 2 items (each handed to `f`), 3 schema_url.
@@ -275,15 +261,27 @@ fn scope_envelope<'a>(
     s: &Scanner<'_>,
     msg: &'a [u8],
     depth: usize,
+    f: impl FnMut(&'a [u8]) -> Scan,
+) -> Scan {
+    envelope(s, msg, depth, Scanner::scope, f)
+}
+
+/// The shape both envelopes share: 1 a header message checked by `head` (at most once),
+/// 2 the contents (each handed to `f`), 3 a schema URL.
+fn envelope<'a, 'l>(
+    s: &Scanner<'l>,
+    msg: &'a [u8],
+    depth: usize,
+    head: fn(&Scanner<'l>, &[u8], usize) -> Scan,
     mut f: impl FnMut(&'a [u8]) -> Scan,
 ) -> Scan {
-    let mut scope = false;
+    let mut seen = false;
     let mut walk = Walk(msg);
     while let Some(field) = walk.next()? {
         match field {
             (1, Value::Len(b)) => {
-                once(&mut scope)?;
-                s.scope(b, depth + 1)?;
+                once(&mut seen)?;
+                head(s, b, depth + 1)?;
             }
             (2, Value::Len(b)) => f(b)?,
             (3, Value::Len(b)) => utf8(b)?,

@@ -8,8 +8,9 @@
 //! tail-sampling window, the Elasticsearch document mapping) name signals, and they register
 //! exactly the signals they take, so a pipeline of another signal is a config error.
 //!
-//! Adding a signal: implement [`Signal`] for its export request (the proto crate's feature
-//! gives the type), add its word to `weft_config::SignalKind`, and list it in
+//! Adding a signal: describe its export request with one `otlp_signal!` invocation (the
+//! proto crate's feature gives the types; `weft_proto` needs the signal's wire scanner,
+//! validator and JSON codec), add its word to `weft_config::SignalKind`, and list it in
 //! [`for_each_signal`]. Nothing else lists signals.
 
 use std::any::Any;
@@ -252,142 +253,121 @@ fn json_error(e: JsonError) -> (String, bool) {
     (e.to_string(), too_deep)
 }
 
-impl Signal for ExportTraceServiceRequest {
-    type Response = ExportTraceServiceResponse;
-    const KIND: SignalKind = SignalKind::Traces;
-    const ITEM: &'static str = "spans";
-    const REQUEST: &'static str = "ExportTraceServiceRequest";
-    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
-    const GRPC_EXPORT_PATH: &'static str =
-        "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-    const HTTP_PATH: &'static str = "v1/traces";
+/// Implements [`Signal`] for one OTLP export request from its facts: names, paths, how its
+/// items nest (resources → scopes → items), its [`wire`] scanner, its validator and its
+/// OTLP/JSON codec. Every signal's description is one invocation below.
+macro_rules! otlp_signal {
+    (
+        $request:ty {
+            response: $response:ty,
+            kind: $kind:ident,
+            item: $item:literal,
+            request: $name:literal,
+            grpc_service: $service:literal,
+            http_path: $http_path:literal,
+            nesting: $resources:ident: $resource_ty:ident / $scopes:ident: $scope_ty:ident / $items:ident,
+            scan: $scan:path,
+            validate: $validate:path,
+            json: $decode_json:path, $encode_json:path,
+            json_response: $encode_response:path, $decode_response:path,
+            rejected: $rejected:ident $(,)?
+        }
+    ) => {
+        impl Signal for $request {
+            type Response = $response;
+            const KIND: SignalKind = SignalKind::$kind;
+            const ITEM: &'static str = $item;
+            const REQUEST: &'static str = $name;
+            const GRPC_SERVICE: &'static str = $service;
+            const GRPC_EXPORT_PATH: &'static str = concat!("/", $service, "/Export");
+            const HTTP_PATH: &'static str = $http_path;
 
-    fn items(&self) -> usize {
-        self.resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum()
-    }
+            fn items(&self) -> usize {
+                self.$resources
+                    .iter()
+                    .flat_map(|r| &r.$scopes)
+                    .map(|s| s.$items.len())
+                    .sum()
+            }
 
-    fn append(&mut self, other: Self) {
-        self.resource_spans.extend(other.resource_spans);
-    }
+            fn append(&mut self, other: Self) {
+                self.$resources.extend(other.$resources);
+            }
 
-    fn take(&mut self, n: usize) -> Self {
-        let scope_count = |s: &ScopeSpans| s.spans.len();
-        let resource_spans = take_items(
-            &mut self.resource_spans,
-            n,
-            |r| r.scope_spans.iter().map(scope_count).sum(),
-            |r, k| {
-                let scope_spans =
-                    take_items(&mut r.scope_spans, k, scope_count, |s, k| ScopeSpans {
-                        scope: s.scope.clone(),
-                        schema_url: s.schema_url.clone(),
-                        spans: s.spans.drain(..k).collect(),
-                    });
-                ResourceSpans {
-                    resource: r.resource.clone(),
-                    schema_url: r.schema_url.clone(),
-                    scope_spans,
-                }
-            },
-        );
-        Self { resource_spans }
-    }
+            fn take(&mut self, n: usize) -> Self {
+                let scope_count = |s: &$scope_ty| s.$items.len();
+                let $resources = take_items(
+                    &mut self.$resources,
+                    n,
+                    |r| r.$scopes.iter().map(scope_count).sum(),
+                    |r, k| $resource_ty {
+                        resource: r.resource.clone(),
+                        schema_url: r.schema_url.clone(),
+                        $scopes: take_items(&mut r.$scopes, k, scope_count, |s, k| $scope_ty {
+                            scope: s.scope.clone(),
+                            schema_url: s.schema_url.clone(),
+                            $items: s.$items.drain(..k).collect(),
+                        }),
+                    },
+                );
+                Self { $resources }
+            }
 
-    fn scan(body: &[u8], limits: &Limits) -> Option<usize> {
-        wire::scan_traces(body, limits)
-    }
-    fn validate(&self, limits: &Limits) -> Result<(), String> {
-        validate::validate_traces_with(self, limits).map_err(|e| e.to_string())
-    }
-    fn decode_json(bytes: &[u8]) -> Result<Self, (String, bool)> {
-        otlp_json::decode_traces(bytes).map_err(json_error)
-    }
-    fn encode_json(&self) -> Vec<u8> {
-        otlp_json::encode_traces(self)
-    }
-    fn encode_response_json(response: &Self::Response) -> Vec<u8> {
-        otlp_json::encode_trace_response(response)
-    }
-    fn decode_response_json(bytes: &[u8]) -> Result<Self::Response, JsonError> {
-        otlp_json::decode_trace_response(bytes)
-    }
-    fn partial_success(response: &Self::Response) -> Option<(i64, &str)> {
-        let p = response.partial_success.as_ref()?;
-        Some((p.rejected_spans, p.error_message.as_str()))
-    }
+            fn scan(body: &[u8], limits: &Limits) -> Option<usize> {
+                $scan(body, limits)
+            }
+            fn validate(&self, limits: &Limits) -> Result<(), String> {
+                $validate(self, limits).map_err(|e| e.to_string())
+            }
+            fn decode_json(bytes: &[u8]) -> Result<Self, (String, bool)> {
+                $decode_json(bytes).map_err(json_error)
+            }
+            fn encode_json(&self) -> Vec<u8> {
+                $encode_json(self)
+            }
+            fn encode_response_json(response: &Self::Response) -> Vec<u8> {
+                $encode_response(response)
+            }
+            fn decode_response_json(bytes: &[u8]) -> Result<Self::Response, JsonError> {
+                $decode_response(bytes)
+            }
+            fn partial_success(response: &Self::Response) -> Option<(i64, &str)> {
+                let p = response.partial_success.as_ref()?;
+                Some((p.$rejected, p.error_message.as_str()))
+            }
+        }
+    };
 }
 
-impl Signal for ExportLogsServiceRequest {
-    type Response = ExportLogsServiceResponse;
-    const KIND: SignalKind = SignalKind::Logs;
-    const ITEM: &'static str = "log_records";
-    const REQUEST: &'static str = "ExportLogsServiceRequest";
-    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
-    const GRPC_EXPORT_PATH: &'static str =
-        "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
-    const HTTP_PATH: &'static str = "v1/logs";
+otlp_signal!(ExportTraceServiceRequest {
+    response: ExportTraceServiceResponse,
+    kind: Traces,
+    item: "spans",
+    request: "ExportTraceServiceRequest",
+    grpc_service: "opentelemetry.proto.collector.trace.v1.TraceService",
+    http_path: "v1/traces",
+    nesting: resource_spans: ResourceSpans / scope_spans: ScopeSpans / spans,
+    scan: wire::scan_traces,
+    validate: validate::validate_traces_with,
+    json: otlp_json::decode_traces, otlp_json::encode_traces,
+    json_response: otlp_json::encode_trace_response, otlp_json::decode_trace_response,
+    rejected: rejected_spans,
+});
 
-    fn items(&self) -> usize {
-        self.resource_logs
-            .iter()
-            .flat_map(|r| &r.scope_logs)
-            .map(|s| s.log_records.len())
-            .sum()
-    }
-
-    fn append(&mut self, other: Self) {
-        self.resource_logs.extend(other.resource_logs);
-    }
-
-    fn take(&mut self, n: usize) -> Self {
-        let scope_count = |s: &ScopeLogs| s.log_records.len();
-        let resource_logs = take_items(
-            &mut self.resource_logs,
-            n,
-            |r| r.scope_logs.iter().map(scope_count).sum(),
-            |r, k| {
-                let scope_logs = take_items(&mut r.scope_logs, k, scope_count, |s, k| ScopeLogs {
-                    scope: s.scope.clone(),
-                    schema_url: s.schema_url.clone(),
-                    log_records: s.log_records.drain(..k).collect(),
-                });
-                ResourceLogs {
-                    resource: r.resource.clone(),
-                    schema_url: r.schema_url.clone(),
-                    scope_logs,
-                }
-            },
-        );
-        Self { resource_logs }
-    }
-
-    fn scan(body: &[u8], limits: &Limits) -> Option<usize> {
-        wire::scan_logs(body, limits)
-    }
-    fn validate(&self, limits: &Limits) -> Result<(), String> {
-        validate::validate_logs_with(self, limits).map_err(|e| e.to_string())
-    }
-    fn decode_json(bytes: &[u8]) -> Result<Self, (String, bool)> {
-        otlp_json::decode_logs(bytes).map_err(json_error)
-    }
-    fn encode_json(&self) -> Vec<u8> {
-        otlp_json::encode_logs(self)
-    }
-    fn encode_response_json(response: &Self::Response) -> Vec<u8> {
-        otlp_json::encode_logs_response(response)
-    }
-    fn decode_response_json(bytes: &[u8]) -> Result<Self::Response, JsonError> {
-        otlp_json::decode_logs_response(bytes)
-    }
-    fn partial_success(response: &Self::Response) -> Option<(i64, &str)> {
-        let p = response.partial_success.as_ref()?;
-        Some((p.rejected_log_records, p.error_message.as_str()))
-    }
-}
+otlp_signal!(ExportLogsServiceRequest {
+    response: ExportLogsServiceResponse,
+    kind: Logs,
+    item: "log_records",
+    request: "ExportLogsServiceRequest",
+    grpc_service: "opentelemetry.proto.collector.logs.v1.LogsService",
+    http_path: "v1/logs",
+    nesting: resource_logs: ResourceLogs / scope_logs: ScopeLogs / log_records,
+    scan: wire::scan_logs,
+    validate: validate::validate_logs_with,
+    json: otlp_json::decode_logs, otlp_json::encode_logs,
+    json_response: otlp_json::encode_logs_response, otlp_json::decode_logs_response,
+    rejected: rejected_log_records,
+});
 
 /// Makes a consumer for any signal: what a component written once for every signal
 /// implements to give [`Consumers::build`] its per-signal consumers.
@@ -420,4 +400,43 @@ pub fn fanout_consumers(signal: SignalKind, all: Vec<Consumers>) -> Consumers {
     };
     visit_signal(signal, &mut join);
     join.out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_signal_word_has_a_signal_type_and_the_spec_paths() {
+        assert_eq!(all_signals(), SignalKind::ALL);
+        assert_eq!(
+            ExportTraceServiceRequest::GRPC_EXPORT_PATH,
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+        );
+        assert_eq!(
+            ExportLogsServiceRequest::GRPC_EXPORT_PATH,
+            "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+        );
+    }
+
+    #[test]
+    fn take_items_moves_whole_elements_then_splits_one() {
+        let mut list = vec![vec![1, 2], vec![3, 4, 5], vec![6]];
+        let taken = take_items(&mut list, 3, Vec::len, |v, k| v.drain(..k).collect());
+        assert_eq!(taken, [vec![1, 2], vec![3]]);
+        assert_eq!(list, [vec![4, 5], vec![6]]);
+        let rest = take_items(&mut list, 10, Vec::len, |v, k| v.drain(..k).collect());
+        assert_eq!(rest, [vec![4, 5], vec![6]]);
+        assert!(list.is_empty());
+    }
+
+    #[test]
+    fn a_signal_map_gives_back_only_what_was_put_in_with_its_type() {
+        let mut map = SignalMap::default();
+        map.insert(SignalKind::Logs, 7u32);
+        assert_eq!(map.get::<u32>(SignalKind::Logs), Some(&7));
+        assert_eq!(map.get::<u64>(SignalKind::Logs), None);
+        assert_eq!(map.get::<u32>(SignalKind::Traces), None);
+        assert_eq!(map.signals(), [SignalKind::Logs]);
+    }
 }

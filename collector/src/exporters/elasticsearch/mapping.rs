@@ -209,15 +209,25 @@ fn flat_common(
     }
 }
 
-fn flat_log(origin: Origin<'_>, r: &LogRecord, at: DateTime<Utc>) -> Map<String, Value> {
+/// A document holding only its `@timestamp`.
+fn stamped(at: DateTime<Utc>) -> Map<String, Value> {
     let mut doc = Map::new();
     doc.insert("@timestamp".to_string(), Value::String(timestamp(at)));
-    if let Some(t) = id_hex(&r.trace_id) {
-        doc.insert("trace_id".to_string(), Value::String(t));
+    doc
+}
+
+/// Adds the trace and span ids, when set, under `keys`.
+fn insert_ids(doc: &mut Map<String, Value>, trace_id: &[u8], span_id: &[u8], keys: [&str; 2]) {
+    for (key, id) in keys.into_iter().zip([trace_id, span_id]) {
+        if let Some(hex) = id_hex(id) {
+            doc.insert(key.to_string(), Value::String(hex));
+        }
     }
-    if let Some(s) = id_hex(&r.span_id) {
-        doc.insert("span_id".to_string(), Value::String(s));
-    }
+}
+
+fn flat_log(origin: Origin<'_>, r: &LogRecord, at: DateTime<Utc>) -> Map<String, Value> {
+    let mut doc = stamped(at);
+    insert_ids(&mut doc, &r.trace_id, &r.span_id, ["trace_id", "span_id"]);
     if !r.severity_text.is_empty() {
         doc.insert(
             "severity_text".to_string(),
@@ -288,14 +298,8 @@ fn nanos_time(nanos: u64) -> Option<String> {
 }
 
 fn flat_span(origin: Origin<'_>, s: &Span, at: DateTime<Utc>) -> Map<String, Value> {
-    let mut doc = Map::new();
-    doc.insert("@timestamp".to_string(), Value::String(timestamp(at)));
-    if let Some(t) = id_hex(&s.trace_id) {
-        doc.insert("trace_id".to_string(), Value::String(t));
-    }
-    if let Some(id) = id_hex(&s.span_id) {
-        doc.insert("span_id".to_string(), Value::String(id));
-    }
+    let mut doc = stamped(at);
+    insert_ids(&mut doc, &s.trace_id, &s.span_id, ["trace_id", "span_id"]);
     if let Some(p) = id_hex(&s.parent_span_id) {
         doc.insert("parent_span_id".to_string(), Value::String(p));
     }
@@ -418,21 +422,25 @@ fn ecs_attr(doc: &mut Map<String, Value>, kv: &KeyValue) {
     }
 }
 
+/// An ECS document's common part: `@timestamp`, the resource's and the item's attributes
+/// mapped to ECS fields, then the trace and span ids (which win over attributes).
+fn ecs_head(
+    origin: Origin<'_>,
+    attributes: &[KeyValue],
+    at: DateTime<Utc>,
+    trace_id: &[u8],
+    span_id: &[u8],
+) -> Map<String, Value> {
+    let mut doc = stamped(at);
+    for kv in origin.resource_attrs().iter().chain(attributes) {
+        ecs_attr(&mut doc, kv);
+    }
+    insert_ids(&mut doc, trace_id, span_id, ["trace.id", "span.id"]);
+    doc
+}
+
 fn ecs_log(origin: Origin<'_>, r: &LogRecord, at: DateTime<Utc>) -> Map<String, Value> {
-    let mut doc = Map::new();
-    doc.insert("@timestamp".to_string(), Value::String(timestamp(at)));
-    for kv in origin.resource_attrs() {
-        ecs_attr(&mut doc, kv);
-    }
-    for kv in &r.attributes {
-        ecs_attr(&mut doc, kv);
-    }
-    if let Some(t) = id_hex(&r.trace_id) {
-        doc.insert("trace.id".to_string(), Value::String(t));
-    }
-    if let Some(s) = id_hex(&r.span_id) {
-        doc.insert("span.id".to_string(), Value::String(s));
-    }
+    let mut doc = ecs_head(origin, &r.attributes, at, &r.trace_id, &r.span_id);
     if let Some(l) = level(&r.severity_text, r.severity_number) {
         doc.insert("log.level".to_string(), Value::String(l));
     }
@@ -464,20 +472,7 @@ fn ecs_log(origin: Origin<'_>, r: &LogRecord, at: DateTime<Utc>) -> Map<String, 
 }
 
 fn ecs_span(origin: Origin<'_>, s: &Span, at: DateTime<Utc>) -> Map<String, Value> {
-    let mut doc = Map::new();
-    doc.insert("@timestamp".to_string(), Value::String(timestamp(at)));
-    for kv in origin.resource_attrs() {
-        ecs_attr(&mut doc, kv);
-    }
-    for kv in &s.attributes {
-        ecs_attr(&mut doc, kv);
-    }
-    if let Some(t) = id_hex(&s.trace_id) {
-        doc.insert("trace.id".to_string(), Value::String(t));
-    }
-    if let Some(id) = id_hex(&s.span_id) {
-        doc.insert("span.id".to_string(), Value::String(id));
-    }
+    let mut doc = ecs_head(origin, &s.attributes, at, &s.trace_id, &s.span_id);
     if let Some(p) = id_hex(&s.parent_span_id) {
         doc.insert("parent.id".to_string(), Value::String(p));
     }
