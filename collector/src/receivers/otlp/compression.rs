@@ -9,7 +9,16 @@ use std::io::Read;
 use bytes::Bytes;
 use flate2::read::{DeflateDecoder, MultiGzDecoder, ZlibDecoder};
 
-use super::receive::Rejection;
+/// Why a body could not be decompressed; the receiver turns it into its answer.
+#[derive(Debug)]
+pub(crate) enum DecompressError {
+    /// The output would pass the limit (RESOURCE_EXHAUSTED / 413).
+    TooLarge(String),
+    /// The data is not valid for its encoding (INVALID_ARGUMENT / 400).
+    Corrupt(String),
+    /// The decoder could not be set up (INTERNAL / 500).
+    Internal(String),
+}
 
 /// The encodings an OTLP/HTTP client may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,13 +57,13 @@ impl Encoding {
     }
 }
 
-/// Decodes `body` into at most `limit` bytes. Over the limit is [`Rejection::TooLarge`];
-/// corrupt data is [`Rejection::Invalid`].
+/// Decodes `body` into at most `limit` bytes. Over the limit is
+/// [`DecompressError::TooLarge`]; corrupt data is [`DecompressError::Corrupt`].
 pub(crate) fn decompress(
     body: Bytes,
     encoding: Encoding,
     limit: usize,
-) -> Result<Bytes, Rejection> {
+) -> Result<Bytes, DecompressError> {
     let out = match encoding {
         Encoding::Identity => return Ok(body),
         Encoding::Gzip => read_capped(MultiGzDecoder::new(&body[..]), encoding, limit)?,
@@ -63,13 +72,14 @@ pub(crate) fn decompress(
         }
         Encoding::Deflate => read_capped(DeflateDecoder::new(&body[..]), encoding, limit)?,
         Encoding::Zstd => {
-            let mut decoder = zstd::stream::read::Decoder::new(&body[..])
-                .map_err(|e| Rejection::Internal(format!("cannot start a zstd decoder: {e}")))?;
+            let mut decoder = zstd::stream::read::Decoder::new(&body[..]).map_err(|e| {
+                DecompressError::Internal(format!("cannot start a zstd decoder: {e}"))
+            })?;
             // A zstd frame chooses its own window (up to 2 GiB), and the decoder allocates
             // it up front: never allow more window than the output may hold.
             decoder
                 .window_log_max(window_log_for(limit))
-                .map_err(|e| Rejection::Internal(format!("cannot configure zstd: {e}")))?;
+                .map_err(|e| DecompressError::Internal(format!("cannot configure zstd: {e}")))?;
             read_capped(decoder, encoding, limit)?
         }
     };
@@ -91,16 +101,20 @@ fn looks_like_zlib(body: &[u8]) -> bool {
         && (u16::from(body[0]) << 8 | u16::from(body[1])) % 31 == 0
 }
 
-fn read_capped(reader: impl Read, encoding: Encoding, limit: usize) -> Result<Vec<u8>, Rejection> {
+fn read_capped(
+    reader: impl Read,
+    encoding: Encoding,
+    limit: usize,
+) -> Result<Vec<u8>, DecompressError> {
     let mut out = Vec::new();
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     match reader.take(cap).read_to_end(&mut out) {
-        Ok(_) if out.len() > limit => Err(Rejection::TooLarge(format!(
+        Ok(_) if out.len() > limit => Err(DecompressError::TooLarge(format!(
             "the {} body decompresses to more than max_request_body_size ({limit} bytes): send smaller batches",
             encoding.name()
         ))),
         Ok(_) => Ok(out),
-        Err(e) => Err(Rejection::invalid(format!(
+        Err(e) => Err(DecompressError::Corrupt(format!(
             "cannot decompress the {} body: {e}",
             encoding.name()
         ))),
@@ -178,7 +192,7 @@ mod tests {
             (Encoding::Zstd, zstd::encode_all(&data[..], 3).unwrap()),
         ] {
             match decompress(Bytes::from(body), encoding, 10_000) {
-                Err(Rejection::TooLarge(m)) => assert!(
+                Err(DecompressError::TooLarge(m)) => assert!(
                     m.contains("decompresses to more than max_request_body_size (10000 bytes)"),
                     "{m}"
                 ),
@@ -204,7 +218,7 @@ mod tests {
         let limit = 1 << 20;
         assert!(matches!(
             decompress(Bytes::from(bomb), Encoding::Gzip, limit),
-            Err(Rejection::TooLarge(_))
+            Err(DecompressError::TooLarge(_))
         ));
     }
 
@@ -216,7 +230,7 @@ mod tests {
                 encoding,
                 1000,
             ) {
-                Err(Rejection::Invalid { message, .. }) => {
+                Err(DecompressError::Corrupt(message)) => {
                     assert!(message.starts_with("cannot decompress the"), "{message}")
                 }
                 other => panic!("{encoding:?}: {other:?}"),

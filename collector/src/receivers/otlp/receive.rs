@@ -20,7 +20,7 @@ use bytes::Bytes;
 use prost::Message;
 use weft_proto::limits::{self, Limits};
 
-use super::compression::{decompress, Encoding};
+use super::compression::{decompress, DecompressError, Encoding};
 use crate::pipeline::{ConsumeError, Consumer, Payload, Signal};
 use crate::telemetry::ReceiverMetrics;
 
@@ -66,6 +66,16 @@ pub(crate) enum Rejection {
     Pipeline(ConsumeError),
     /// Weft itself failed (a decoding task panicked): INTERNAL / 500.
     Internal(String),
+}
+
+impl From<DecompressError> for Rejection {
+    fn from(e: DecompressError) -> Self {
+        match e {
+            DecompressError::TooLarge(message) => Rejection::TooLarge(message),
+            DecompressError::Corrupt(message) => Rejection::invalid(message),
+            DecompressError::Internal(message) => Rejection::Internal(message),
+        }
+    }
 }
 
 impl Rejection {
