@@ -8,6 +8,7 @@
 pub mod component;
 pub mod exporters;
 pub mod extensions;
+pub mod ottl;
 pub mod pipeline;
 pub mod processors;
 pub mod receivers;
