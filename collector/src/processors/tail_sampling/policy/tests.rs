@@ -1258,3 +1258,48 @@ mod conformance {
         assert!(conforms(&|| config.build().unwrap(), config.reads(), &corpus()).is_ok());
     }
 }
+
+// ---- The README's reference for the new policies stays true ----
+
+/// The YAML block under the README heading `heading`.
+fn readme_block(heading: &str) -> &'static str {
+    const README: &str = include_str!("../../../../../README.md");
+    let section = README
+        .split_once(heading)
+        .unwrap_or_else(|| panic!("README has no {heading:?}"))
+        .1;
+    section
+        .split_once("```yaml\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .expect("a yaml block follows")
+        .0
+}
+
+#[test]
+fn the_readme_example_of_the_new_policies_is_valid() {
+    let yaml = readme_block("#### `bytes_limiting`, `trace_flags` and `ottl_condition`");
+    let value: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+    let list = &value["processors"]["tail_sampling"]["policies"];
+    let text = serde_yaml::to_string(list).unwrap();
+    let built = policies(&text);
+    assert_eq!(
+        built.names().collect::<Vec<_>>(),
+        vec!["sampled-upstream", "checkout-errors", "budget"]
+    );
+}
+
+#[test]
+fn the_readme_ottl_error_example_is_what_weft_says() {
+    let (_, diags) = check(
+        r#"
+        - {name: all, type: always_sample}
+        - {name: c, type: ottl_condition, ottl_condition: {span: ['name == "GET" and IsRootSpan()']}}
+        "#,
+    );
+    let expected = "processors::tail_sampling::policies[1]::ottl_condition::span[0]: column 19: unsupported OTTL function \"IsRootSpan\" (supported: Concat, Double, Int, IsMap, IsMatch, IsString, Len, String)";
+    assert_eq!(errors(&diags), vec![expected.to_string()]);
+    assert!(
+        include_str!("../../../../../README.md").contains(&format!("`{expected}`")),
+        "the README quotes the message"
+    );
+}
