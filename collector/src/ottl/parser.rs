@@ -24,7 +24,7 @@
 //! parenthesized condition) each is tried and the error that got furthest is reported.
 //! Nesting is bounded ([`MAX_DEPTH`]) so hostile text cannot exhaust the stack.
 
-use super::ast::{Arg, ArgValue, BoolExpr, Call, Key, Path, Segment, Statement, Value};
+use super::ast::{Arg, ArgValue, BoolExpr, Call, Key, MathOp, Path, Segment, Statement, Value};
 use super::lexer::{lex, Tok, Token};
 use super::ParseError;
 
@@ -288,12 +288,21 @@ impl Parser {
         }
     }
 
+    /// A chain of operators builds a left-deep tree, one level per operator: each counts
+    /// towards [`MAX_DEPTH`], so compiling and evaluating the tree stays within the stack.
     fn math(&mut self) -> Result<Value, ParseError> {
+        let entered = self.depth;
+        let result = self.math_chain();
+        self.depth = entered;
+        result
+    }
+
+    fn math_chain(&mut self) -> Result<Value, ParseError> {
         let mut left = self.product()?;
-        while let Tok::Math(op @ (super::ast::MathOp::Add | super::ast::MathOp::Sub)) = *self.peek()
-        {
+        while let Tok::Math(op @ (MathOp::Add | MathOp::Sub)) = *self.peek() {
             let pos = self.pos();
             self.bump();
+            self.enter()?;
             let right = self.product()?;
             left = Value::Math {
                 left: Box::new(left),
@@ -306,11 +315,18 @@ impl Parser {
     }
 
     fn product(&mut self) -> Result<Value, ParseError> {
+        let entered = self.depth;
+        let result = self.product_chain();
+        self.depth = entered;
+        result
+    }
+
+    fn product_chain(&mut self) -> Result<Value, ParseError> {
         let mut left = self.factor()?;
-        while let Tok::Math(op @ (super::ast::MathOp::Mul | super::ast::MathOp::Div)) = *self.peek()
-        {
+        while let Tok::Math(op @ (MathOp::Mul | MathOp::Div)) = *self.peek() {
             let pos = self.pos();
             self.bump();
+            self.enter()?;
             let right = self.factor()?;
             left = Value::Math {
                 left: Box::new(left),
@@ -325,14 +341,14 @@ impl Parser {
     fn factor(&mut self) -> Result<Value, ParseError> {
         let pos = self.pos();
         match (self.peek().clone(), self.peek_at(1)) {
-            (Tok::Math(op @ (super::ast::MathOp::Add | super::ast::MathOp::Sub)), _) => {
+            (Tok::Math(op @ (MathOp::Add | MathOp::Sub)), _) => {
                 self.bump();
                 self.enter()?;
                 let value = self.factor();
                 self.leave();
                 let value = value?;
                 Ok(match op {
-                    super::ast::MathOp::Sub => Value::Negate {
+                    MathOp::Sub => Value::Negate {
                         value: Box::new(value),
                         pos,
                     },

@@ -339,6 +339,16 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     assert!(parse_err("not not a == 1").contains("found \"not\""));
     let deep_minus = format!("a == {}1", "- ".repeat(10_000));
     assert!(parse_err(&deep_minus).contains("nested too deeply"));
+    // A long operator chain builds a deep tree too.
+    let long_sum = format!("a == 1{}", " + 1".repeat(100_000));
+    assert!(parse_err(&long_sum).contains("nested too deeply"));
+    let long_product = format!("a == 1{}", " * 1".repeat(100_000));
+    assert!(parse_err(&long_product).contains("nested too deeply"));
+    // Flat repetition is no nesting.
+    let many_ors = vec!["a == 1"; 10_000].join(" or ");
+    assert!(parse_condition(&many_ors).is_ok());
+    let many_keys = format!("a{} == 1", "[\"k\"]".repeat(10_000));
+    assert!(parse_condition(&many_keys).is_ok());
     // 60 levels are fine.
     let ok = format!("{}a == 1{}", "(".repeat(60), ")".repeat(60));
     assert!(parse_condition(&ok).is_ok());

@@ -97,7 +97,9 @@ impl Output {
 
 /// A trace waiting for its decision. Spans and logs are held protobuf-encoded: a decoded
 /// span is a tree of small allocations about 3x its encoded size, an encoded one is a single
-/// allocation of exactly its size. They are decoded once, when the trace is decided.
+/// allocation of exactly its size. When the trace is decided, only what the policies read is
+/// decoded ([`Entry::view`]); a kept trace is decoded again for its summary when the
+/// policies did not read enough for it.
 struct Entry {
     first_seen: Instant,
     spans: Vec<Held>,
