@@ -642,7 +642,12 @@ impl SegmentLog {
 impl Drop for SegmentLog {
     fn drop(&mut self) {
         if let Some(h) = self.stop_writer() {
-            let _ = h.join();
+            // The last owner may go away in a `Done::Call` run by the writer itself (a
+            // completion holding its owner): the writer then ends on its own once it has
+            // written what is left, and must not wait for itself.
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
         }
     }
 }

@@ -377,6 +377,9 @@ impl Inner {
         drop(st);
         if written.is_ok() {
             self.notify.notify_one();
+        } else {
+            // A closed queue with nothing left being written: waiting pops end.
+            self.notify.notify_waiters();
         }
         // The pusher may have stopped waiting (its request was cancelled): the batch is
         // queued all the same.
@@ -502,6 +505,20 @@ mod tests {
         assert!(q.is_empty());
         q.inner.log.flushed().await;
         assert_eq!(segment_files(dir.path()), 0, "all delivered: nothing left");
+    }
+
+    #[tokio::test]
+    async fn a_queue_dropped_with_a_push_in_flight_still_writes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = open(dir.path());
+        let receipt = q.push(b"in flight").unwrap();
+        // The write's completion now holds the last reference to the queue: the writer
+        // thread drops it, and must end without waiting for itself.
+        drop(q);
+        receipt.written().await.expect("written");
+        let q = open(dir.path());
+        let (_, p) = q.pop().await.unwrap();
+        assert_eq!(p, b"in flight"[..]);
     }
 
     #[tokio::test]
