@@ -24,7 +24,7 @@ use crate::component::Component;
 use crate::pipeline::Payload;
 use crate::telemetry::{ExporterMetrics, Telemetry};
 
-pub use persistent::FileQueue;
+pub use persistent::{FileQueue, Receipt};
 pub use queue::QueueSender;
 pub use retry::{RetrySender, TimeoutSender};
 

@@ -17,8 +17,8 @@
 //! | 4, 5 | an OTLP traces / logs request the next stage refused | by a `consume` whose released data had to wait in the outbox |
 //! | 6 | a [`ShutdownRecord`] (protobuf): a checkpoint, and the traces still held | by a clean shutdown that keeps its undecided traces |
 //!
-//! This file is the only place that knows the payload types' encoding (see
-//! [`encode_payload`], [`Logged`]).
+//! This file is the only place that knows the payload types' encoding (`encode_payload`,
+//! `decode_payload`, the retain helpers, and the [`Logged`] kinds).
 //!
 //! # What a record promises
 //!
