@@ -958,6 +958,15 @@ impl Window {
             .min()
     }
 
+    /// The trace ids held now (undecided); for a durable window's shutdown, which keeps
+    /// them for the next start. Scans every shard.
+    pub fn held_trace_ids(&self) -> Vec<TraceKey> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.lock().live.keys().copied().collect::<Vec<_>>())
+            .collect()
+    }
+
     /// Remembers a decision made before a restart, so late items follow it: kept with its
     /// summary (`Some`), or dropped (`None`).
     pub fn remember(&self, trace_id: TraceKey, kept: Option<Arc<Summary>>, now: Instant) {
