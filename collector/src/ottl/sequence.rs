@@ -50,9 +50,18 @@ impl<C: Context> ConditionSequence<C> {
         data: &C::Data<'a>,
         on_ignored: &mut dyn FnMut(usize, &EvalError),
     ) -> Result<bool, (usize, EvalError)> {
+        Ok(self.first_holding(data, on_ignored)?.is_some())
+    }
+
+    /// As [`ConditionSequence::eval`], with the index of the condition that holds.
+    pub fn first_holding<'a>(
+        &'a self,
+        data: &C::Data<'a>,
+        on_ignored: &mut dyn FnMut(usize, &EvalError),
+    ) -> Result<Option<usize>, (usize, EvalError)> {
         for (index, condition) in self.conditions.iter().enumerate() {
             match condition.eval(data) {
-                Ok(true) => return Ok(true),
+                Ok(true) => return Ok(Some(index)),
                 Ok(false) => {}
                 Err(e) => match self.mode {
                     ErrorMode::Propagate => return Err((index, e)),
@@ -61,7 +70,7 @@ impl<C: Context> ConditionSequence<C> {
                 },
             }
         }
-        Ok(false)
+        Ok(None)
     }
 
     /// Every path the conditions read.

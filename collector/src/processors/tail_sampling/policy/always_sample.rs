@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use super::super::trace::{Reads, TraceData};
 use super::kind::{Nesting, NoSettings, PolicyKind, Section};
-use super::{Decision, Evaluate};
+use super::{Decision, Evaluate, Why};
 
 /// The `always_sample` policy type, registered in [`super::KINDS`].
 pub(crate) struct Kind;
@@ -30,7 +30,8 @@ impl PolicyKind for Kind {
 pub(super) struct AlwaysSample;
 
 impl Evaluate for AlwaysSample {
-    fn evaluate(&self, _trace: &TraceData, _now: Instant) -> Decision {
+    fn decide(&self, _trace: &TraceData, _now: Instant, why: &mut Why) -> Decision {
+        why.say(format_args!("samples every trace"));
         Decision::Sampled
     }
 }

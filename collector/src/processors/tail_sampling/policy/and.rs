@@ -9,7 +9,7 @@ use weft_config::{ConfigPath, Diagnostics};
 use super::super::trace::{Reads, TraceData};
 use super::config::{build_all, reads_of, validate_list, Level, PolicyConfig};
 use super::kind::{Nesting, PolicyKind, Section};
-use super::{Decision, Evaluate};
+use super::{Decision, Evaluate, Why};
 
 /// The `and` policy type, registered in [`super::KINDS`].
 pub(crate) struct Kind;
@@ -59,23 +59,40 @@ pub(super) struct And {
 }
 
 impl Evaluate for And {
-    fn evaluate(&self, trace: &TraceData, now: Instant) -> Decision {
-        self.try_evaluate(trace, now, &mut Vec::new())
-            .unwrap_or(Decision::NotSampled)
+    fn decide(&self, trace: &TraceData, now: Instant, why: &mut Why) -> Decision {
+        self.try_decide(trace, now, &mut Vec::new(), why)
+            .unwrap_or_else(|e| {
+                why.say(format_args!("a sub-policy failed: {e}"));
+                Decision::NotSampled
+            })
     }
 
     /// Stops at the first sub-policy against; a sub-policy's error is the policy's error.
-    fn try_evaluate(
+    fn try_decide(
         &self,
         trace: &TraceData,
         now: Instant,
         ignored: &mut Vec<String>,
+        why: &mut Why,
     ) -> Result<Decision, String> {
+        let mut matched = Vec::new();
         for sub in &self.subs {
-            if sub.try_evaluate(trace, now, ignored)?.is_against() {
+            let mut said = why.sub();
+            if sub.try_decide(trace, now, ignored, &mut said)?.is_against() {
+                why.say(format_args!(
+                    "not every sub-policy matches: {}",
+                    said.text()
+                ));
                 return Ok(Decision::NotSampled);
             }
+            if why.wanted() {
+                matched.push(said.into_text());
+            }
         }
+        why.say(format_args!(
+            "every sub-policy matches: {}",
+            matched.join("; ")
+        ));
         Ok(Decision::Sampled)
     }
 }

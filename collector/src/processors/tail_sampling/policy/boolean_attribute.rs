@@ -8,8 +8,10 @@ use weft_config::{ConfigPath, Diagnostics};
 
 use super::super::trace::{Reads, TraceData};
 use super::kind::{Nesting, PolicyKind, Section};
-use super::matcher::{any_span_or_its_resource, find_attr, match_decision, require_key};
-use super::{Decision, Evaluate};
+use super::matcher::{
+    any_span_or_its_resource, find_attr, match_decision, require_key, say_attribute,
+};
+use super::{Decision, Evaluate, Why};
 
 /// The `boolean_attribute` policy type, registered in [`super::KINDS`].
 pub(crate) struct Kind;
@@ -60,7 +62,7 @@ pub(super) struct BooleanAttribute {
 }
 
 impl Evaluate for BooleanAttribute {
-    fn evaluate(&self, trace: &TraceData, _now: Instant) -> Decision {
+    fn decide(&self, trace: &TraceData, _now: Instant, why: &mut Why) -> Decision {
         let matched = any_span_or_its_resource(
             trace,
             |resource| {
@@ -71,6 +73,10 @@ impl Evaluate for BooleanAttribute {
                 find_attr(&span.attributes, &self.key).is_some_and(|v| v.as_bool() == self.value)
             },
         );
+        if why.wanted() {
+            let what = format!("= {}", self.value);
+            say_attribute(why, trace, matched, &self.key, &what, "span", self.invert);
+        }
         match_decision(matched, self.invert)
     }
 }

@@ -19,7 +19,7 @@ use weft_config::{ConfigPath, Diagnostics};
 use super::super::trace::{Reads, TraceData};
 use super::kind::{Nesting, PolicyKind, Section};
 use super::token_bucket::TokenBucket;
-use super::{Decision, Evaluate};
+use super::{Decision, Evaluate, Why};
 
 /// The `bytes_limiting` policy type, registered in [`super::KINDS`].
 pub(crate) struct Kind;
@@ -106,8 +106,16 @@ impl BytesLimiting {
 }
 
 impl Evaluate for BytesLimiting {
-    fn evaluate(&self, trace: &TraceData, now: Instant) -> Decision {
-        if self.bucket.allow(trace.spans_request_size() as f64, now) {
+    fn decide(&self, trace: &TraceData, now: Instant, why: &mut Why) -> Decision {
+        let size = trace.spans_request_size();
+        let allowed = self.bucket.allow(size as f64, now);
+        why.say(format_args!(
+            "{size} bytes of spans {} the budget of {} bytes/s (burst {})",
+            if allowed { "within" } else { "over" },
+            self.bucket.rate(),
+            self.bucket.burst()
+        ));
+        if allowed {
             Decision::Sampled
         } else {
             Decision::NotSampled

@@ -10,7 +10,7 @@ use weft_config::{ConfigPath, Diagnostics};
 use super::super::trace::{Reads, TraceData};
 use super::config::{reads_of, validate_list, Level, PolicyConfig};
 use super::kind::{Nesting, PolicyKind, Section};
-use super::{Decision, Evaluate};
+use super::{Decision, Evaluate, Why};
 
 use parking_lot::Mutex;
 
@@ -193,7 +193,7 @@ impl CompositeConfig {
             .into_iter()
             .map(|index| {
                 Ok(CompositeSub {
-                    evaluator: self.composite_sub_policy[index].build()?,
+                    evaluator: self.composite_sub_policy[index].build_named()?,
                     allocated: budgets[index],
                 })
             })
@@ -257,16 +257,20 @@ impl Composite {
 }
 
 impl Evaluate for Composite {
-    fn evaluate(&self, trace: &TraceData, now: Instant) -> Decision {
-        self.try_evaluate(trace, now, &mut Vec::new())
-            .unwrap_or(Decision::NotSampled)
+    fn decide(&self, trace: &TraceData, now: Instant, why: &mut Why) -> Decision {
+        self.try_decide(trace, now, &mut Vec::new(), why)
+            .unwrap_or_else(|e| {
+                why.say(format_args!("a sub-policy failed: {e}"));
+                Decision::NotSampled
+            })
     }
 
-    fn try_evaluate(
+    fn try_decide(
         &self,
         trace: &TraceData,
         now: Instant,
         ignored: &mut Vec<String>,
+        why: &mut Why,
     ) -> Result<Decision, String> {
         let spans = trace.spans.len() as i64;
         // Held while sub-policies run: the budget check and the charge must be one step when
@@ -279,23 +283,40 @@ impl Evaluate for Composite {
             state.second = second;
             state.spent.iter_mut().for_each(|s| *s = 0);
         }
+        let mut missed = Vec::new();
         for (index, sub) in self.subs.iter().enumerate() {
+            let mut said = why.sub();
             if sub
                 .evaluator
-                .try_evaluate(trace, now, ignored)?
+                .try_decide(trace, now, ignored, &mut said)?
                 .is_against()
             {
+                if why.wanted() {
+                    missed.push(said.into_text());
+                }
                 continue;
             }
             let if_kept = state.spent[index] + spans;
             if if_kept <= sub.allocated && if_kept <= self.max_total_spans_per_second {
                 state.spent[index] = if_kept;
+                why.say(format_args!(
+                    "{}; its {spans} span(s) fit its share of {} spans/s",
+                    said.text(),
+                    sub.allocated
+                ));
                 return Ok(Decision::Sampled);
             }
             // Over budget: not kept, and the counter is left as is so a smaller trace may
             // still fit this second.
+            why.say(format_args!(
+                "{}; but its {spans} span(s) do not fit its share of {} spans/s ({} spent this second)",
+                said.text(),
+                sub.allocated.min(self.max_total_spans_per_second),
+                state.spent[index]
+            ));
             return Ok(Decision::NotSampled);
         }
+        why.say(format_args!("no sub-policy matches: {}", missed.join("; ")));
         Ok(Decision::NotSampled)
     }
 }

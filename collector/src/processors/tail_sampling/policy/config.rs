@@ -20,7 +20,7 @@ use weft_config::{ConfigPath, Diagnostics};
 
 use super::super::trace::Reads;
 use super::kind::{DynKind, Nesting, Section, Settings};
-use super::{Evaluate, KINDS};
+use super::{Evaluate, NamedSub, KINDS};
 
 /// One entry of `policies` (or of `and_sub_policy`, `drop_sub_policy`,
 /// `composite_sub_policy`): `{name, type, <type>: {...}}`.
@@ -227,9 +227,10 @@ pub(super) fn validate_list(
     }
 }
 
-/// Builds every policy of a list (sub-policies of `and`, `drop`).
+/// Builds every policy of a list (sub-policies of `and`, `drop`), each named (see
+/// [`NamedSub`]).
 pub(super) fn build_all(list: &[PolicyConfig]) -> Result<Vec<Box<dyn Evaluate>>, String> {
-    list.iter().map(PolicyConfig::build).collect()
+    list.iter().map(PolicyConfig::build_named).collect()
 }
 
 /// The union of what every policy of a list reads.
@@ -306,6 +307,14 @@ impl PolicyConfig {
             SettingsState::Decoded(settings) => settings.reads(),
             _ => Reads::NOTHING,
         }
+    }
+
+    /// Builds the evaluator as a sub-policy, which names itself in what it says.
+    pub(super) fn build_named(&self) -> Result<Box<dyn Evaluate>, String> {
+        Ok(Box::new(NamedSub {
+            name: self.name.clone(),
+            inner: self.build()?,
+        }))
     }
 
     /// Builds the evaluator. Call only on a configuration without validation errors; an

@@ -9,7 +9,7 @@ use weft_config::{ConfigPath, Diagnostics};
 
 use super::super::trace::{Reads, TraceData};
 use super::kind::{Nesting, PolicyKind, Section};
-use super::{Decision, Evaluate};
+use super::{human_ms, Decision, Evaluate, Why};
 
 /// The `latency` policy type, registered in [`super::KINDS`].
 pub(crate) struct Kind;
@@ -88,13 +88,14 @@ pub(super) struct Latency {
 }
 
 impl Evaluate for Latency {
-    fn evaluate(&self, trace: &TraceData, _now: Instant) -> Decision {
+    fn decide(&self, trace: &TraceData, _now: Instant, why: &mut Why) -> Decision {
         let Some(start) = trace
             .spans
             .iter()
             .map(|e| e.span.start_time_unix_nano)
             .min()
         else {
+            why.say(format_args!("no span to time"));
             return Decision::NotSampled;
         };
         let end = trace
@@ -111,6 +112,18 @@ impl Evaluate for Latency {
         } else {
             threshold < duration_ms && duration_ms <= i128::from(self.upper_threshold_ms)
         };
+        if why.wanted() {
+            let (lasted, bound) = (human_ms(duration_ms), human_ms(threshold));
+            match (self.upper_threshold_ms, sampled) {
+                (0, true) => why.say(format_args!("lasted {lasted} ≥ {bound}")),
+                (0, false) => why.say(format_args!("lasted {lasted} < {bound}")),
+                (upper, inside) => why.say(format_args!(
+                    "lasted {lasted}, {} ({bound}, {}]",
+                    if inside { "within" } else { "outside" },
+                    human_ms(i128::from(upper))
+                )),
+            }
+        }
         if sampled {
             Decision::Sampled
         } else {

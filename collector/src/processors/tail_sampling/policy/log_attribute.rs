@@ -10,10 +10,10 @@ use weft_config::{ConfigPath, Diagnostics};
 use super::super::trace::{Reads, TraceData};
 use super::kind::{Nesting, PolicyKind, Section};
 use super::matcher::{
-    any_log_or_its_resource, find_attr, match_decision, require_key, require_values,
+    any_log_or_its_resource, find_attr, match_decision, require_key, require_values, say_attribute,
     validate_regexes, StringMatcher,
 };
-use super::{Decision, Evaluate};
+use super::{Decision, Evaluate, Why};
 
 /// The `log_attribute` policy type, registered in [`super::KINDS`].
 pub(crate) struct Kind;
@@ -70,7 +70,7 @@ pub(super) struct LogAttribute {
 }
 
 impl Evaluate for LogAttribute {
-    fn evaluate(&self, trace: &TraceData, _now: Instant) -> Decision {
+    fn decide(&self, trace: &TraceData, _now: Instant, why: &mut Why) -> Decision {
         let matched = any_log_or_its_resource(
             trace,
             |resource| {
@@ -84,6 +84,10 @@ impl Evaluate for LogAttribute {
                 })
             },
         );
+        if why.wanted() {
+            let what = self.matcher.describe();
+            say_attribute(why, trace, matched, &self.key, &what, "log", self.invert);
+        }
         match_decision(matched, self.invert)
     }
 }

@@ -11,8 +11,8 @@ use weft_config::{ConfigPath, Diagnostics};
 
 use super::super::trace::{Reads, TraceData};
 use super::kind::{Nesting, PolicyKind, Section};
-use super::matcher::{match_decision, require_values, validate_regexes, StringMatcher};
-use super::{Decision, Evaluate};
+use super::matcher::{match_decision, require_values, validate_regexes, Hit, StringMatcher};
+use super::{clip, Decision, Evaluate, Why};
 
 /// The `log_body` policy type, registered in [`super::KINDS`].
 pub(crate) struct Kind;
@@ -64,14 +64,43 @@ pub(super) struct LogBody {
 }
 
 impl Evaluate for LogBody {
-    fn evaluate(&self, trace: &TraceData, _now: Instant) -> Decision {
-        let matched = trace.logs.iter().any(|entry| {
+    fn decide(&self, trace: &TraceData, _now: Instant, why: &mut Why) -> Decision {
+        fn body_of(entry: &super::super::trace::LogEntry) -> Option<&str> {
             match entry.record.body.as_ref().and_then(|b| b.value.as_ref()) {
-                Some(Value::StringValue(body)) => !body.is_empty() && self.matcher.matches(body),
-                _ => false,
+                Some(Value::StringValue(body)) if !body.is_empty() => Some(body.as_str()),
+                _ => None,
             }
-        });
-        match_decision(matched, self.invert)
+        }
+        let matched = trace
+            .logs
+            .iter()
+            .position(|entry| body_of(entry).is_some_and(|body| self.matcher.matches(body)));
+        if why.wanted() {
+            let inverted = if self.invert {
+                " (invert_match: a match is against the trace)"
+            } else {
+                ""
+            };
+            match matched {
+                Some(i) => why.say(format_args!(
+                    "log #{} body {:?} {}{inverted}",
+                    i + 1,
+                    clip(body_of(&trace.logs[i]).unwrap_or_default(), 80),
+                    self.matcher.describe()
+                )),
+                None => why.say(format_args!(
+                    "no log body (of {}) {}{}",
+                    trace.logs.len(),
+                    self.matcher.describe(),
+                    if self.invert {
+                        " (invert_match: no match is for the trace)"
+                    } else {
+                        ""
+                    }
+                )),
+            }
+        }
+        match_decision(matched.map(Hit::Item), self.invert)
     }
 }
 

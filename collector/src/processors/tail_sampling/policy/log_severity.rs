@@ -7,8 +7,8 @@ use weft_config::{ConfigPath, Diagnostics};
 
 use super::super::trace::{Reads, TraceData};
 use super::kind::{Nesting, PolicyKind, Section};
-use super::severity::{record_severity, SeverityValue};
-use super::{Decision, Evaluate};
+use super::severity::{record_severity, severity_name, SeverityValue};
+use super::{clip, Decision, Evaluate, Why};
 
 /// The `log_severity` policy type, registered in [`super::KINDS`].
 pub(crate) struct Kind;
@@ -62,12 +62,44 @@ pub(super) struct LogSeverity {
 }
 
 impl Evaluate for LogSeverity {
-    fn evaluate(&self, trace: &TraceData, _now: Instant) -> Decision {
-        if trace
+    fn decide(&self, trace: &TraceData, _now: Instant, why: &mut Why) -> Decision {
+        let hit = trace
             .logs
             .iter()
-            .any(|entry| record_severity(&entry.record) >= self.min)
-        {
+            .position(|entry| record_severity(&entry.record) >= self.min);
+        if why.wanted() {
+            let min = severity_name(self.min);
+            match hit {
+                Some(i) => {
+                    let record = &trace.logs[i].record;
+                    let body = match record.body.as_ref().and_then(|b| b.value.as_ref()) {
+                        Some(weft_proto::common::v1::any_value::Value::StringValue(s))
+                            if !s.is_empty() =>
+                        {
+                            format!(" {:?}", clip(s, 60))
+                        }
+                        _ => String::new(),
+                    };
+                    why.say(format_args!(
+                        "log #{}{body} at {} ≥ {min}",
+                        i + 1,
+                        severity_name(record_severity(record))
+                    ));
+                }
+                None => {
+                    let highest = trace.logs.iter().map(|e| record_severity(&e.record)).max();
+                    match highest {
+                        Some(h) => why.say(format_args!(
+                            "no log at or above {min} (of {}; highest: {})",
+                            trace.logs.len(),
+                            severity_name(h)
+                        )),
+                        None => why.say(format_args!("no logs in the trace")),
+                    }
+                }
+            }
+        }
+        if hit.is_some() {
             Decision::Sampled
         } else {
             Decision::NotSampled

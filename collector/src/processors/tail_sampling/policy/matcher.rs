@@ -47,6 +47,18 @@ impl StringMatcher {
             StringMatcher::Regex(set) => set.is_match(text),
         }
     }
+
+    /// The values looked for, as a reason lists them: `in ["a", "b"]`, `matching ["^b"]`.
+    pub(super) fn describe(&self) -> String {
+        match self {
+            StringMatcher::Exact(values) => {
+                let mut sorted: Vec<String> = values.iter().cloned().collect();
+                sorted.sort();
+                show_values(&sorted, false)
+            }
+            StringMatcher::Regex(set) => show_values(set.patterns(), true),
+        }
+    }
 }
 
 /// An attribute found by key, read as the Collector's `pcommon.Value` reads: the accessor of
@@ -72,6 +84,74 @@ impl<'a> Attr<'a> {
     pub(super) fn as_bool(self) -> bool {
         matches!(self.0, Some(Value::BoolValue(true)))
     }
+
+    /// The value as a reason quotes it: strings quoted (and clipped), numbers and booleans
+    /// as written, other types by their kind.
+    pub(super) fn show(self) -> String {
+        match self.0 {
+            Some(Value::StringValue(s)) => format!("{:?}", super::clip(s, 80)),
+            Some(Value::IntValue(i)) => i.to_string(),
+            Some(Value::DoubleValue(d)) => d.to_string(),
+            Some(Value::BoolValue(b)) => b.to_string(),
+            Some(Value::BytesValue(b)) => format!("{} bytes", b.len()),
+            Some(Value::ArrayValue(_)) => "an array".to_string(),
+            Some(Value::KvlistValue(_)) => "a map".to_string(),
+            Some(_) | None => "empty".to_string(),
+        }
+    }
+}
+
+/// Where a match was found: on an item (span or log record, by index in the trace) or on
+/// the resource the item at that index arrived under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Hit {
+    Resource(usize),
+    Item(usize),
+}
+
+/// `span #2 "Charge" has k = "v"` / `the resource of span #2 has k = "v"` (`item` is `span`
+/// or `log`), for a hit of an attribute policy on `key`.
+pub(super) fn describe_hit(trace: &TraceData, hit: Hit, key: &str) -> String {
+    let (item, index, attributes, name) = match hit {
+        Hit::Item(i) if !trace.spans.is_empty() && i < trace.spans.len() => {
+            let span = &trace.spans[i].span;
+            ("span", i, &span.attributes[..], span.name.as_str())
+        }
+        Hit::Resource(i) if i < trace.spans.len() => (
+            "span",
+            i,
+            &trace.spans[i].origin.resource.attributes[..],
+            "",
+        ),
+        Hit::Item(i) => (
+            "log",
+            i,
+            trace
+                .logs
+                .get(i)
+                .map_or(&[][..], |l| &l.record.attributes[..]),
+            "",
+        ),
+        Hit::Resource(i) => (
+            "log",
+            i,
+            trace
+                .logs
+                .get(i)
+                .map_or(&[][..], |l| &l.origin.resource.attributes[..]),
+            "",
+        ),
+    };
+    let value = find_attr(attributes, key).map_or_else(|| "empty".to_string(), Attr::show);
+    let on = match hit {
+        Hit::Resource(_) => format!("the resource of {item} #{}", index + 1),
+        Hit::Item(_) => format!(
+            "{item} #{} {}",
+            index + 1,
+            super::status_code::quoted_name(name)
+        ),
+    };
+    format!("{} has {key} = {value}", on.trim_end())
 }
 
 /// The first attribute named `key`, if any (pdata's `Map.Get`).
@@ -82,27 +162,27 @@ pub(super) fn find_attr<'a>(attributes: &'a [KeyValue], key: &str) -> Option<Att
         .map(|kv| Attr(kv.value.as_ref().and_then(|v| v.value.as_ref())))
 }
 
-/// Whether any resource the trace's spans arrived under satisfies `on_resource`, or any span
-/// satisfies `on_span`. Each resource is checked once per run of spans sharing it (spans of one
-/// batch share one [`Origin`]), as the Collector checks each `ResourceSpans` once.
+/// The first resource the trace's spans arrived under that satisfies `on_resource`, or span
+/// that satisfies `on_span`. Each resource is checked once per run of spans sharing it (spans
+/// of one batch share one [`Origin`]), as the Collector checks each `ResourceSpans` once.
 pub(super) fn any_span_or_its_resource(
     trace: &TraceData,
     on_resource: impl Fn(&Resource) -> bool,
     on_span: impl Fn(&weft_proto::trace::v1::Span) -> bool,
-) -> bool {
+) -> Option<Hit> {
     let mut last: Option<&Arc<Origin>> = None;
-    for entry in &trace.spans {
+    for (index, entry) in trace.spans.iter().enumerate() {
         if last.is_none_or(|o| !Arc::ptr_eq(o, &entry.origin)) {
             last = Some(&entry.origin);
             if on_resource(&entry.origin.resource) {
-                return true;
+                return Some(Hit::Resource(index));
             }
         }
         if on_span(&entry.span) {
-            return true;
+            return Some(Hit::Item(index));
         }
     }
-    false
+    None
 }
 
 /// The same walk over the trace's log records and the resources they arrived under.
@@ -110,26 +190,74 @@ pub(super) fn any_log_or_its_resource(
     trace: &TraceData,
     on_resource: impl Fn(&Resource) -> bool,
     on_log: impl Fn(&weft_proto::logs::v1::LogRecord) -> bool,
-) -> bool {
+) -> Option<Hit> {
     let mut last: Option<&Arc<Origin>> = None;
-    for entry in &trace.logs {
+    for (index, entry) in trace.logs.iter().enumerate() {
         if last.is_none_or(|o| !Arc::ptr_eq(o, &entry.origin)) {
             last = Some(&entry.origin);
             if on_resource(&entry.origin.resource) {
-                return true;
+                return Some(Hit::Resource(index));
             }
         }
         if on_log(&entry.record) {
-            return true;
+            return Some(Hit::Item(index));
         }
     }
-    false
+    None
+}
+
+/// What an attribute policy on `key` says: where it matched, or that nothing did (`what`
+/// describes the values looked for: `in ["a", "b"]`, `in [3, 5]`, `= true`). `items` is
+/// `span` or `log`.
+pub(super) fn say_attribute(
+    why: &mut super::Why,
+    trace: &TraceData,
+    hit: Option<Hit>,
+    key: &str,
+    what: &str,
+    items: &str,
+    invert: bool,
+) {
+    if !why.wanted() {
+        return;
+    }
+    let count = if items == "span" {
+        trace.spans.len()
+    } else {
+        trace.logs.len()
+    };
+    match (hit, invert) {
+        (Some(hit), false) => why.say(format_args!("{}", describe_hit(trace, hit, key))),
+        (Some(hit), true) => why.say(format_args!(
+            "{} (invert_match: a match is against the trace)",
+            describe_hit(trace, hit, key)
+        )),
+        (None, false) => why.say(format_args!(
+            "no {items} (of {count}) or its resource has {key} {what}"
+        )),
+        (None, true) => why.say(format_args!(
+            "no {items} (of {count}) or its resource has {key} {what} (invert_match: no match is for the trace)"
+        )),
+    }
+}
+
+/// The configured values as a reason lists them: `["a", "b"]` (at most 5, then `…`).
+pub(super) fn show_values(values: &[String], regex: bool) -> String {
+    let shown: Vec<String> = values
+        .iter()
+        .take(5)
+        .map(|v| format!("{:?}", super::clip(v, 40)))
+        .collect();
+    let more = if values.len() > 5 { ", …" } else { "" };
+    let op = if regex { "matching" } else { "in" };
+    format!("{op} [{}{more}]", shown.join(", "))
 }
 
 /// The decision of a matching policy: with `invert_match`, a match means
 /// [`Decision::InvertNotSampled`] and no match [`Decision::InvertSampled`] (so a trace without
 /// any span, or without the key, is inverted-sampled, as in the Collector).
-pub(super) fn match_decision(matched: bool, invert: bool) -> Decision {
+pub(super) fn match_decision(matched: Option<Hit>, invert: bool) -> Decision {
+    let matched = matched.is_some();
     match (invert, matched) {
         (false, true) => Decision::Sampled,
         (false, false) => Decision::NotSampled,

@@ -73,7 +73,7 @@ mod tests;
 #[cfg(test)]
 mod testutil;
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::time::Instant;
 
 use weft_config::{ConfigPath, Diagnostics};
@@ -188,6 +188,10 @@ pub struct Verdict {
     /// Policies that failed on this trace at run time, or let errors through by
     /// configuration (an `ottl_condition` with `error_mode: ignore`), to be logged.
     pub errors: Vec<PolicyError>,
+    /// Why each policy of [`Verdict::per_policy`] decided as it did, in the same order
+    /// ("lasted 2.3 s ≥ 1 s"): filled only by [`Policies::decide_explained`] with
+    /// `explain` (the status page's decisions ring), empty otherwise.
+    pub reasons: Vec<String>,
 }
 
 /// A policy's run-time error on one trace.
@@ -201,26 +205,175 @@ pub struct PolicyError {
     pub failed: bool,
 }
 
+/// Why a policy decided what it did, in words an operator reads: `lasted 2.3 s ≥ 1 s`,
+/// `span #2 "Charge" has status ERROR`, `no log at or above ERROR (highest: WARN)`.
+///
+/// Written only when asked for ([`Why::on`]: the status page's decisions ring is on), so a
+/// decision without it costs one predictable branch per policy: [`Why::say`] takes
+/// `format_args!`, which formats nothing unless wanted, and evaluators that must look
+/// further for their explanation (which span matched, which value) check [`Why::wanted`]
+/// first. The last thing said counts. Every policy type says something on every trace: the
+/// conformance test (`tests.rs`) checks it for each registered type.
+#[derive(Debug, Default)]
+pub struct Why {
+    wanted: bool,
+    text: String,
+}
+
+impl Why {
+    /// Nothing is written (the fast path).
+    pub const fn off() -> Self {
+        Self {
+            wanted: false,
+            text: String::new(),
+        }
+    }
+
+    /// Explanations are written.
+    pub fn on() -> Self {
+        Self {
+            wanted: true,
+            text: String::new(),
+        }
+    }
+
+    #[inline]
+    pub fn wanted(&self) -> bool {
+        self.wanted
+    }
+
+    /// Says why (replacing what was said before); formats only when wanted.
+    #[inline]
+    pub fn say(&mut self, args: fmt::Arguments<'_>) {
+        if self.wanted {
+            self.text.clear();
+            let _ = self.text.write_fmt(args);
+        }
+    }
+
+    /// A fresh explanation for a sub-policy, wanted when this one is.
+    pub fn sub(&self) -> Why {
+        Why {
+            wanted: self.wanted,
+            text: String::new(),
+        }
+    }
+
+    /// What was said.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn into_text(self) -> String {
+        self.text
+    }
+}
+
+/// A duration in milliseconds as an operator reads it: `850 ms`, `2.3 s`, `1 m 5 s`.
+pub(crate) fn human_ms(ms: i128) -> String {
+    let abs = ms.unsigned_abs();
+    let sign = if ms < 0 { "-" } else { "" };
+    if abs < 1000 {
+        format!("{sign}{abs} ms")
+    } else if abs < 60_000 {
+        let tenths = abs / 100;
+        if tenths.is_multiple_of(10) {
+            format!("{sign}{} s", tenths / 10)
+        } else {
+            format!("{sign}{}.{} s", tenths / 10, tenths % 10)
+        }
+    } else {
+        format!("{sign}{} m {} s", abs / 60_000, abs / 1000 % 60)
+    }
+}
+
+/// At most `max` characters of `text`, with `…` when cut (for values quoted in reasons).
+pub(crate) fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => text.into(),
+        Some((at, _)) => format!("{}…", &text[..at]).into(),
+    }
+}
+
 /// One built policy: something that looks at a whole trace and says what it thinks.
 ///
 /// Implementations must not read the system clock: `now` is the caller's clock, the same for
 /// every policy of one decision. Stateful implementations keep their state behind a mutex, as
 /// [`Policies::decide`] may run concurrently on several shards.
+///
+/// Every evaluator says why it decided through `why` (see [`Why`]); explaining must not
+/// change the decision nor the evaluator's state (a rate limit is charged once, whether
+/// explained or not).
 pub(crate) trait Evaluate: Send + Sync + fmt::Debug {
-    fn evaluate(&self, trace: &TraceData, now: Instant) -> Decision;
+    /// Decides on `trace`; when `why.wanted()`, also says why.
+    fn decide(&self, trace: &TraceData, now: Instant, why: &mut Why) -> Decision;
 
-    /// As [`Evaluate::evaluate`], for evaluators the data can make fail (`ottl_condition`)
+    /// As [`Evaluate::decide`], for evaluators the data can make fail (`ottl_condition`)
     /// and those holding them (`and`, `drop`, `composite`): `Err` means the policy failed on
     /// this trace (its decision does not count); errors it let through by configuration are
     /// pushed to `ignored`, to be logged. Infallible evaluators keep this default.
+    fn try_decide(
+        &self,
+        trace: &TraceData,
+        now: Instant,
+        ignored: &mut Vec<String>,
+        why: &mut Why,
+    ) -> Result<Decision, String> {
+        let _ = ignored;
+        Ok(self.decide(trace, now, why))
+    }
+
+    /// [`Evaluate::decide`] without an explanation (tests).
+    #[cfg(test)]
+    fn evaluate(&self, trace: &TraceData, now: Instant) -> Decision {
+        self.decide(trace, now, &mut Why::off())
+    }
+
+    /// [`Evaluate::try_decide`] without an explanation (tests).
+    #[cfg(test)]
     fn try_evaluate(
         &self,
         trace: &TraceData,
         now: Instant,
         ignored: &mut Vec<String>,
     ) -> Result<Decision, String> {
-        let _ = ignored;
-        Ok(self.evaluate(trace, now))
+        self.try_decide(trace, now, ignored, &mut Why::off())
+    }
+}
+
+/// A sub-policy (of `and`, `drop`, `composite`) with its name, which it puts in front of
+/// what it says: `errors: span #1 "Charge" has status ERROR`.
+#[derive(Debug)]
+pub(super) struct NamedSub {
+    pub(super) name: String,
+    pub(super) inner: Box<dyn Evaluate>,
+}
+
+impl Evaluate for NamedSub {
+    fn decide(&self, trace: &TraceData, now: Instant, why: &mut Why) -> Decision {
+        let decision = self.inner.decide(trace, now, why);
+        self.name_it(why);
+        decision
+    }
+
+    fn try_decide(
+        &self,
+        trace: &TraceData,
+        now: Instant,
+        ignored: &mut Vec<String>,
+        why: &mut Why,
+    ) -> Result<Decision, String> {
+        let decision = self.inner.try_decide(trace, now, ignored, why);
+        self.name_it(why);
+        decision
+    }
+}
+
+impl NamedSub {
+    fn name_it(&self, why: &mut Why) {
+        if why.wanted() {
+            why.text.insert_str(0, &format!("{}: ", self.name));
+        }
     }
 }
 
@@ -228,6 +381,8 @@ pub(crate) trait Evaluate: Send + Sync + fmt::Debug {
 #[derive(Debug)]
 struct NamedPolicy {
     name: String,
+    /// Its `type`, for the status page ("slow (latency): …").
+    type_name: &'static str,
     evaluator: Box<dyn Evaluate>,
 }
 
@@ -263,6 +418,7 @@ impl Policies {
         for config in configs {
             let named = NamedPolicy {
                 name: config.name.clone(),
+                type_name: config.type_name().unwrap_or("unknown"),
                 evaluator: config.build()?,
             };
             if config.runs_first() {
@@ -291,6 +447,14 @@ impl Policies {
         self.policies.iter().map(|p| p.name.as_str())
     }
 
+    /// The `type` of the top-level policy named `name`.
+    pub fn type_of(&self, name: &str) -> Option<&'static str> {
+        self.policies
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.type_name)
+    }
+
     /// What deciding reads of a trace: the union of the policies' [`Reads`].
     pub fn reads(&self) -> Reads {
         self.reads
@@ -316,7 +480,14 @@ impl Policies {
     ///
     /// `now` is the caller's clock; only the rate-based policies use it.
     pub fn decide(&self, trace: &TraceData, now: Instant) -> Verdict {
+        self.decide_explained(trace, now, false)
+    }
+
+    /// [`Policies::decide`]; with `explain`, [`Verdict::reasons`] says why each policy
+    /// decided as it did. Explaining changes no decision.
+    pub fn decide_explained(&self, trace: &TraceData, now: Instant, explain: bool) -> Verdict {
         let mut per_policy = Vec::with_capacity(self.policies.len());
+        let mut reasons = Vec::new();
         let mut errors = Vec::new();
         let mut ignored = Vec::new();
         let mut first_sampled = None;
@@ -325,7 +496,10 @@ impl Policies {
         let mut any_invert_not_sampled = false;
         let mut dropped = false;
         for (index, policy) in self.policies.iter().enumerate() {
-            let outcome = policy.evaluator.try_evaluate(trace, now, &mut ignored);
+            let mut why = if explain { Why::on() } else { Why::off() };
+            let outcome = policy
+                .evaluator
+                .try_decide(trace, now, &mut ignored, &mut why);
             errors.extend(ignored.drain(..).map(|message| PolicyError {
                 policy: policy.name.clone(),
                 message,
@@ -343,6 +517,9 @@ impl Policies {
                 }
             };
             per_policy.push((policy.name.clone(), decision));
+            if explain {
+                reasons.push(why.into_text());
+            }
             match decision {
                 Decision::Dropped => {
                     dropped = true;
@@ -381,6 +558,7 @@ impl Policies {
             policy: keeper.map(|i| self.policies[i].name.clone()),
             per_policy,
             errors,
+            reasons,
         }
     }
 }

@@ -9,8 +9,10 @@ use weft_config::{ConfigPath, Diagnostics};
 
 use super::super::trace::{Reads, TraceData};
 use super::kind::{Nesting, PolicyKind, Section};
-use super::matcher::{any_span_or_its_resource, find_attr, match_decision, require_key};
-use super::{Decision, Evaluate};
+use super::matcher::{
+    any_span_or_its_resource, find_attr, match_decision, require_key, say_attribute,
+};
+use super::{Decision, Evaluate, Why};
 
 /// The `numeric_attribute` policy type, registered in [`super::KINDS`].
 pub(crate) struct Kind;
@@ -76,7 +78,7 @@ pub(super) struct NumericAttribute {
 }
 
 impl Evaluate for NumericAttribute {
-    fn evaluate(&self, trace: &TraceData, _now: Instant) -> Decision {
+    fn decide(&self, trace: &TraceData, _now: Instant, why: &mut Why) -> Decision {
         let in_range = |v: i64| self.min <= v && v <= self.max;
         let matched = any_span_or_its_resource(
             trace,
@@ -85,6 +87,21 @@ impl Evaluate for NumericAttribute {
             },
             |span| find_attr(&span.attributes, &self.key).is_some_and(|v| in_range(v.as_int())),
         );
+        if why.wanted() {
+            let bound = |v: i64, open: i64, inf: &str| {
+                if v == open {
+                    inf.to_string()
+                } else {
+                    v.to_string()
+                }
+            };
+            let what = format!(
+                "in [{}, {}]",
+                bound(self.min, i64::MIN, "-∞"),
+                bound(self.max, i64::MAX, "∞")
+            );
+            say_attribute(why, trace, matched, &self.key, &what, "span", self.invert);
+        }
         match_decision(matched, self.invert)
     }
 }

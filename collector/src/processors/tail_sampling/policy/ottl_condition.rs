@@ -23,7 +23,7 @@ use weft_config::{ConfigPath, Diagnostics};
 
 use super::super::trace::{Reads, TraceData};
 use super::kind::{Nesting, PolicyKind, Section};
-use super::{Decision, Evaluate};
+use super::{clip, Decision, Evaluate, Why};
 use crate::ottl::contexts::{
     Origin, Span, SpanData, SpanEvent, SpanEventData, SpanEventPath, SpanPath,
 };
@@ -90,6 +90,9 @@ impl PolicyKind for Kind {
 pub(super) struct OttlCondition {
     span: Option<ConditionSequence<Span>>,
     spanevent: Option<ConditionSequence<SpanEvent>>,
+    /// The conditions as written, for reasons.
+    span_sources: Vec<String>,
+    spanevent_sources: Vec<String>,
 }
 
 impl OttlCondition {
@@ -105,7 +108,12 @@ impl OttlCondition {
             .then(|| ConditionSequence::<SpanEvent>::new(&c.spanevent, c.error_mode))
             .transpose()
             .map_err(|(i, e)| format!("spanevent[{i}]: {e}"))?;
-        Ok(Self { span, spanevent })
+        Ok(Self {
+            span,
+            spanevent,
+            span_sources: c.span.clone(),
+            spanevent_sources: c.spanevent.clone(),
+        })
     }
 
     /// What the conditions' paths name.
@@ -174,20 +182,28 @@ impl Ignored {
 }
 
 impl Evaluate for OttlCondition {
-    fn evaluate(&self, trace: &TraceData, now: Instant) -> Decision {
-        self.try_evaluate(trace, now, &mut Vec::new())
-            .unwrap_or(Decision::NotSampled)
+    fn decide(&self, trace: &TraceData, now: Instant, why: &mut Why) -> Decision {
+        self.try_decide(trace, now, &mut Vec::new(), why)
+            .unwrap_or_else(|e| {
+                why.say(format_args!("failed: {e}"));
+                Decision::NotSampled
+            })
     }
 
-    fn try_evaluate(
+    fn try_decide(
         &self,
         trace: &TraceData,
         _now: Instant,
         ignored: &mut Vec<String>,
+        why: &mut Why,
     ) -> Result<Decision, String> {
         let mut noted = Ignored::default();
         let mut decision = Decision::NotSampled;
-        'spans: for entry in &trace.spans {
+        why.say(format_args!(
+            "no condition holds on any span (of {}) or span event",
+            trace.spans.len()
+        ));
+        'spans: for (span_index, entry) in trace.spans.iter().enumerate() {
             let data = SpanData {
                 span: &entry.span,
                 origin: Origin {
@@ -199,9 +215,15 @@ impl Evaluate for OttlCondition {
             };
             if let Some(conditions) = &self.span {
                 let holds = conditions
-                    .eval(&data, &mut |i, e| noted.note("span", i, e))
+                    .first_holding(&data, &mut |i, e| noted.note("span", i, e))
                     .map_err(|(i, e)| format!("span[{i}]: {e}"))?;
-                if holds {
+                if let Some(i) = holds {
+                    why.say(format_args!(
+                        "span #{} {}: span[{i}] holds: {}",
+                        span_index + 1,
+                        super::status_code::quoted_name(&entry.span.name).trim_end(),
+                        clip(&self.span_sources[i], 120)
+                    ));
                     decision = Decision::Sampled;
                     break 'spans;
                 }
@@ -214,9 +236,16 @@ impl Evaluate for OttlCondition {
                         span: data,
                     };
                     let holds = conditions
-                        .eval(&event_data, &mut |i, e| noted.note("spanevent", i, e))
+                        .first_holding(&event_data, &mut |i, e| noted.note("spanevent", i, e))
                         .map_err(|(i, e)| format!("spanevent[{i}]: {e}"))?;
-                    if holds {
+                    if let Some(i) = holds {
+                        why.say(format_args!(
+                            "event #{} {:?} of span #{}: spanevent[{i}] holds: {}",
+                            index + 1,
+                            clip(&event.name, 60),
+                            span_index + 1,
+                            clip(&self.spanevent_sources[i], 120)
+                        ));
                         decision = Decision::Sampled;
                         break 'spans;
                     }

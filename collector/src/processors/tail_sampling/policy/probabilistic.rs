@@ -15,7 +15,7 @@ use weft_config::{ConfigPath, Diagnostics};
 
 use super::super::trace::{Reads, TraceData};
 use super::kind::{Nesting, PolicyKind, Section};
-use super::{Decision, Evaluate};
+use super::{Decision, Evaluate, Why};
 
 /// The `probabilistic` policy type, registered in [`super::KINDS`].
 pub(crate) struct Kind;
@@ -79,6 +79,8 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 pub(super) struct Probabilistic {
     salt: String,
     threshold: u64,
+    /// As configured, for reasons.
+    percentage: f64,
 }
 
 impl Probabilistic {
@@ -91,13 +93,20 @@ impl Probabilistic {
         Self {
             salt: salt.to_string(),
             threshold: threshold(sampling_percentage / 100.0),
+            percentage: sampling_percentage,
         }
     }
 }
 
 impl Evaluate for Probabilistic {
-    fn evaluate(&self, trace: &TraceData, _now: Instant) -> Decision {
-        if hash_trace_id(&self.salt, &trace.trace_id) <= self.threshold {
+    fn decide(&self, trace: &TraceData, _now: Instant, why: &mut Why) -> Decision {
+        let sampled = hash_trace_id(&self.salt, &trace.trace_id) <= self.threshold;
+        why.say(format_args!(
+            "the trace id's hash falls {} the {}% kept",
+            if sampled { "in" } else { "outside" },
+            self.percentage
+        ));
+        if sampled {
             Decision::Sampled
         } else {
             Decision::NotSampled

@@ -16,7 +16,7 @@ use weft_config::{ConfigPath, Diagnostics};
 use super::super::trace::{Reads, TraceData};
 use super::kind::{Nesting, PolicyKind, Section};
 use super::token_bucket::TokenBucket;
-use super::{Decision, Evaluate};
+use super::{Decision, Evaluate, Why};
 
 /// The `rate_limiting` policy type, registered in [`super::KINDS`].
 pub(crate) struct Kind;
@@ -84,8 +84,16 @@ impl RateLimiting {
 }
 
 impl Evaluate for RateLimiting {
-    fn evaluate(&self, trace: &TraceData, now: Instant) -> Decision {
-        if self.bucket.allow(trace.spans.len() as f64, now) {
+    fn decide(&self, trace: &TraceData, now: Instant, why: &mut Why) -> Decision {
+        let spans = trace.spans.len();
+        let allowed = self.bucket.allow(spans as f64, now);
+        why.say(format_args!(
+            "{spans} span(s) {} the budget of {} spans/s (burst {})",
+            if allowed { "within" } else { "over" },
+            self.bucket.rate(),
+            self.bucket.burst()
+        ));
+        if allowed {
             Decision::Sampled
         } else {
             Decision::NotSampled

@@ -50,6 +50,25 @@ pub(super) fn record_severity(record: &LogRecord) -> i32 {
     }
 }
 
+/// A severity number's short name, as the log data model names its ranges: `ERROR` for 17,
+/// `ERROR2` for 18, …; `UNSPECIFIED` for 0 and the number itself out of range.
+pub fn severity_name(number: i32) -> String {
+    const NAMES: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+    match number {
+        0 => "UNSPECIFIED".to_string(),
+        1..=24 => {
+            let (range, step) = ((number - 1) / 4, (number - 1) % 4);
+            let name = NAMES[range as usize];
+            if step == 0 {
+                name.to_string()
+            } else {
+                format!("{name}{}", step + 1)
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
 /// A severity as written in YAML: a name (`ERROR`, `warn`, …) or a number from 1 to 24.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]

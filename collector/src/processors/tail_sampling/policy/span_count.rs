@@ -8,7 +8,7 @@ use weft_config::{ConfigPath, Diagnostics};
 
 use super::super::trace::{Reads, TraceData};
 use super::kind::{Nesting, PolicyKind, Section};
-use super::{Decision, Evaluate};
+use super::{Decision, Evaluate, Why};
 
 /// The `span_count` policy type, registered in [`super::KINDS`].
 pub(crate) struct Kind;
@@ -66,9 +66,21 @@ pub(super) struct SpanCount {
 }
 
 impl Evaluate for SpanCount {
-    fn evaluate(&self, trace: &TraceData, _now: Instant) -> Decision {
+    fn decide(&self, trace: &TraceData, _now: Instant, why: &mut Why) -> Decision {
         let count = trace.spans.len() as i64;
         let sampled = count >= self.min_spans && (self.max_spans == 0 || count <= self.max_spans);
+        if why.wanted() {
+            let max = if self.max_spans == 0 {
+                "∞".to_string()
+            } else {
+                self.max_spans.to_string()
+            };
+            why.say(format_args!(
+                "{count} span(s), {} [{}, {max}]",
+                if sampled { "within" } else { "outside" },
+                self.min_spans
+            ));
+        }
         if sampled {
             Decision::Sampled
         } else {

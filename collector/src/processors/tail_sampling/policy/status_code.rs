@@ -8,7 +8,7 @@ use weft_config::{ConfigPath, Diagnostics};
 
 use super::super::trace::{Reads, TraceData};
 use super::kind::{Nesting, PolicyKind, Section};
-use super::{Decision, Evaluate};
+use super::{Decision, Evaluate, Why};
 
 /// The status code names the Collector accepts, with their OTLP numbers.
 const STATUS_CODES: [(&str, i32); 3] = [("UNSET", 0), ("OK", 1), ("ERROR", 2)];
@@ -64,6 +64,23 @@ impl PolicyKind for Kind {
     }
 }
 
+/// A status code's name (`ERROR`), or its number when it has none.
+fn code_name(code: i32) -> &'static str {
+    STATUS_CODES
+        .iter()
+        .find(|(_, c)| *c == code)
+        .map_or("(unknown)", |(name, _)| name)
+}
+
+/// `"name" ` for a span with a name, nothing otherwise (its name is not always decoded).
+pub(super) fn quoted_name(name: &str) -> String {
+    if name.is_empty() {
+        String::new()
+    } else {
+        format!("{:?} ", super::clip(name, 60))
+    }
+}
+
 /// `status_code`: any span with one of `status_codes` (`OK`, `ERROR`, `UNSET`).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -80,12 +97,35 @@ pub(super) struct StatusCodeFilter {
 }
 
 impl Evaluate for StatusCodeFilter {
-    fn evaluate(&self, trace: &TraceData, _now: Instant) -> Decision {
-        let hit = trace.spans.iter().any(|e| {
-            let code = e.span.status.as_ref().map_or(0, |s| s.code);
-            self.codes.contains(&code)
-        });
-        if hit {
+    fn decide(&self, trace: &TraceData, _now: Instant, why: &mut Why) -> Decision {
+        let code_of =
+            |e: &super::super::trace::SpanEntry| e.span.status.as_ref().map_or(0, |s| s.code);
+        let hit = trace
+            .spans
+            .iter()
+            .position(|e| self.codes.contains(&code_of(e)));
+        if why.wanted() {
+            match hit {
+                Some(i) => {
+                    let span = &trace.spans[i].span;
+                    why.say(format_args!(
+                        "span #{} {}has status {}",
+                        i + 1,
+                        quoted_name(&span.name),
+                        code_name(code_of(&trace.spans[i]))
+                    ));
+                }
+                None => {
+                    let names: Vec<&str> = self.codes.iter().map(|c| code_name(*c)).collect();
+                    why.say(format_args!(
+                        "none of {} span(s) has status {}",
+                        trace.spans.len(),
+                        names.join(" or ")
+                    ));
+                }
+            }
+        }
+        if hit.is_some() {
             Decision::Sampled
         } else {
             Decision::NotSampled

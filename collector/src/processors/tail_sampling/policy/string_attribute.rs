@@ -15,9 +15,9 @@ use super::super::trace::{Reads, TraceData};
 use super::kind::{Nesting, PolicyKind, Section};
 use super::matcher::{
     any_span_or_its_resource, find_attr, match_decision, require_key, require_values,
-    validate_regexes, StringMatcher,
+    say_attribute, validate_regexes, StringMatcher,
 };
-use super::{Decision, Evaluate};
+use super::{Decision, Evaluate, Why};
 
 /// The `string_attribute` policy type, registered in [`super::KINDS`].
 pub(crate) struct Kind;
@@ -79,7 +79,7 @@ pub(super) struct StringAttribute {
 }
 
 impl Evaluate for StringAttribute {
-    fn evaluate(&self, trace: &TraceData, _now: Instant) -> Decision {
+    fn decide(&self, trace: &TraceData, _now: Instant, why: &mut Why) -> Decision {
         let matched = any_span_or_its_resource(
             trace,
             |resource| {
@@ -93,6 +93,10 @@ impl Evaluate for StringAttribute {
                 })
             },
         );
+        if why.wanted() {
+            let what = self.matcher.describe();
+            say_attribute(why, trace, matched, &self.key, &what, "span", self.invert);
+        }
         match_decision(matched, self.invert)
     }
 }

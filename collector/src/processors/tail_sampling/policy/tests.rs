@@ -530,6 +530,65 @@ fn any_sampled_keeps_the_trace_and_names_the_first_sampler() {
 }
 
 #[test]
+fn an_explained_verdict_says_why_each_policy_decided() {
+    let built = policies(
+        r#"
+        - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}
+        - {name: slow, type: latency, latency: {threshold_ms: 1000}}
+        - {name: error-logs, type: log_severity, log_severity: {min_severity: ERROR}}
+        - name: both
+          type: and
+          and: {and_sub_policy: [
+            {name: big, type: span_count, span_count: {min_spans: 2}},
+            {name: tenant, type: string_attribute, string_attribute: {key: tenant, values: [acme]}}]}
+        "#,
+    );
+    let charge = Span {
+        name: "Charge".into(),
+        status: span_status(StatusCode::Error).status,
+        ..span_ms(100, 200)
+    };
+    let trace = trace_from(
+        vec![
+            (origin_with(&[]), span_ms(0, 2300)),
+            (origin_with(&[("tenant", s("acme"))]), charge),
+        ],
+        vec![(origin_with(&[]), log_severity(13, "WARN"))],
+    );
+    let verdict = built.decide_explained(&trace, now(), true);
+    assert_eq!(verdict.reasons.len(), verdict.per_policy.len());
+    let said: Vec<(&str, &str)> = verdict
+        .per_policy
+        .iter()
+        .zip(&verdict.reasons)
+        .map(|((name, _), reason)| (name.as_str(), reason.as_str()))
+        .collect();
+    assert_eq!(
+        said,
+        vec![
+            ("errors", r#"span #2 "Charge" has status ERROR"#),
+            ("slow", "lasted 2.3 s ≥ 1 s"),
+            (
+                "error-logs",
+                "no log at or above ERROR (of 1; highest: WARN)"
+            ),
+            (
+                "both",
+                r#"every sub-policy matches: big: 2 span(s), within [2, ∞]; tenant: the resource of span #2 has tenant = "acme""#
+            ),
+        ]
+    );
+    assert_eq!(built.type_of("slow"), Some("latency"));
+    // Not explaining gives the same verdict, without reasons.
+    let plain = built.decide(&trace, now());
+    assert!(plain.reasons.is_empty());
+    assert_eq!(
+        (plain.sampled, plain.policy, plain.per_policy),
+        (verdict.sampled, verdict.policy, verdict.per_policy)
+    );
+}
+
+#[test]
 fn a_trace_kept_only_because_of_its_logs() {
     let built = policies(
         r#"
@@ -1181,15 +1240,16 @@ mod conformance {
             .collect()
     }
 
-    /// Runs two evaluators of one policy over the corpus, one on fully decoded traces and one
-    /// on the decode `reads` allows, on the same simulated clock; returns how many distinct
-    /// outcomes there were, or the first trace where the two disagree.
+    /// Runs three evaluators of one policy over the corpus, one on fully decoded traces, one
+    /// on the decode `reads` allows, and one on that decode explaining itself, on the same
+    /// simulated clock; returns how many distinct outcomes there were, or the first trace
+    /// where they disagree or the explanation is empty.
     fn conforms(
         build: &dyn Fn() -> Box<dyn Evaluate>,
         reads: Reads,
         corpus: &[Held],
     ) -> Result<usize, String> {
-        let (full, partial) = (build(), build());
+        let (full, partial, explained) = (build(), build(), build());
         let mut outcomes = Vec::new();
         for (i, held) in corpus.iter().enumerate() {
             let at = now() + Duration::from_millis(i as u64 * 40);
@@ -1199,6 +1259,16 @@ mod conformance {
                 return Err(format!(
                     "trace {i}: {expected:?} on the full trace, {got:?} on what {reads:?} decodes"
                 ));
+            }
+            let mut why = Why::on();
+            let said = explained.try_decide(&held.view(reads), at, &mut Vec::new(), &mut why);
+            if said != got {
+                return Err(format!(
+                    "trace {i}: explaining changed the outcome: {said:?}, not {got:?}"
+                ));
+            }
+            if said.is_ok() && why.text().trim().is_empty() {
+                return Err(format!("trace {i}: decided {said:?} without saying why"));
             }
             if !outcomes.contains(&got) {
                 outcomes.push(got);

@@ -14,7 +14,7 @@ use weft_proto::trace::v1::{Span, Status};
 use prost::Message;
 
 use super::super::trace::{LogEntry, Origin, SpanEntry, TraceData};
-use super::{Decision, Evaluate};
+use super::{Decision, Evaluate, Why};
 
 /// A fixed instant for policies that ignore time (the base of simulated clocks elsewhere).
 pub(super) fn now() -> Instant {
@@ -174,8 +174,9 @@ pub(super) fn fixed(decision: Decision) -> (Box<dyn Evaluate>, Arc<AtomicUsize>)
 }
 
 impl Evaluate for Fixed {
-    fn evaluate(&self, _trace: &TraceData, _now: Instant) -> Decision {
+    fn decide(&self, _trace: &TraceData, _now: Instant, why: &mut Why) -> Decision {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        why.say(format_args!("fixed: {}", self.decision));
         self.decision
     }
 }

@@ -36,6 +36,16 @@ impl TokenBucket {
         }
     }
 
+    /// Tokens added per second, as configured.
+    pub(super) fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// The most tokens the bucket holds, as configured.
+    pub(super) fn burst(&self) -> f64 {
+        self.burst
+    }
+
     /// Takes `n` tokens at `now` if the bucket has them (refilled for the time elapsed since
     /// the last successful request); a refused request changes nothing.
     pub(super) fn allow(&self, n: f64, now: Instant) -> bool {

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::super::trace::{Reads, TraceData};
 use super::kind::{Nesting, NoSettings, PolicyKind, Section};
-use super::{Decision, Evaluate};
+use super::{Decision, Evaluate, Why};
 
 /// W3C `trace-flags` bit 0.
 const SAMPLED: u32 = 0x01;
@@ -38,8 +38,16 @@ impl PolicyKind for Kind {
 pub(super) struct TraceFlags;
 
 impl Evaluate for TraceFlags {
-    fn evaluate(&self, trace: &TraceData, _now: Instant) -> Decision {
-        if trace.spans.iter().any(|e| e.span.flags & SAMPLED != 0) {
+    fn decide(&self, trace: &TraceData, _now: Instant, why: &mut Why) -> Decision {
+        let hit = trace.spans.iter().position(|e| e.span.flags & SAMPLED != 0);
+        match hit {
+            Some(i) => why.say(format_args!("span #{} carries the W3C sampled flag", i + 1)),
+            None => why.say(format_args!(
+                "no span (of {}) carries the W3C sampled flag",
+                trace.spans.len()
+            )),
+        }
+        if hit.is_some() {
             Decision::Sampled
         } else {
             Decision::NotSampled

@@ -9,7 +9,7 @@ use weft_config::{ConfigPath, Diagnostics};
 use super::super::trace::{Reads, TraceData};
 use super::kind::{Nesting, PolicyKind, Section};
 use super::matcher::{require_key, require_values};
-use super::{Decision, Evaluate};
+use super::{Decision, Evaluate, Why};
 
 /// The `trace_state` policy type, registered in [`super::KINDS`].
 pub(crate) struct Kind;
@@ -76,11 +76,32 @@ impl TraceStateFilter {
 }
 
 impl Evaluate for TraceStateFilter {
-    fn evaluate(&self, trace: &TraceData, _now: Instant) -> Decision {
-        let hit = trace.spans.iter().any(|e| {
+    fn decide(&self, trace: &TraceData, _now: Instant, why: &mut Why) -> Decision {
+        let hit = trace.spans.iter().position(|e| {
             trace_state_get(&e.span.trace_state, &self.key).is_some_and(|v| self.values.contains(v))
         });
-        if hit {
+        if why.wanted() {
+            match hit {
+                Some(i) => why.say(format_args!(
+                    "span #{} has {}={} in its trace state",
+                    i + 1,
+                    self.key,
+                    trace_state_get(&trace.spans[i].span.trace_state, &self.key)
+                        .unwrap_or_default()
+                )),
+                None => {
+                    let mut values: Vec<&str> = self.values.iter().map(String::as_str).collect();
+                    values.sort_unstable();
+                    why.say(format_args!(
+                        "no span (of {}) has {} in [{}] in its trace state",
+                        trace.spans.len(),
+                        self.key,
+                        values.join(", ")
+                    ));
+                }
+            }
+        }
+        if hit.is_some() {
             Decision::Sampled
         } else {
             Decision::NotSampled
