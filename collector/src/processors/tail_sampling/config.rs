@@ -38,6 +38,9 @@ pub struct TailSamplingConfig {
     pub keep_logs_at_or_above: Option<SeverityValue>,
     /// Kept logs also become events on their span (Jaeger shows them as span logs).
     pub attach_logs_as_span_events: bool,
+    /// With `attach_logs_as_span_events`: how long a kept trace's spans wait after the
+    /// decision for logs still on their way, which are attached too. 0 sends them at once.
+    pub attach_logs_wait: Duration,
     /// The trace's verdict added to each exported log as attributes.
     pub enrichment: EnrichmentConfig,
     /// A `file_storage` extension id: the window is then durable — every batch is written to
@@ -62,6 +65,7 @@ impl Default for TailSamplingConfig {
             logs_without_trace: LogsWithoutTrace::Pass,
             keep_logs_at_or_above: None,
             attach_logs_as_span_events: false,
+            attach_logs_wait: Duration::from_secs(1),
             enrichment: EnrichmentConfig::default(),
             storage: None,
         }

@@ -45,6 +45,12 @@ pub struct WindowMetrics {
     pub logs_kept_by_severity: Counter,
     pub logs_late_kept: Counter,
     pub logs_late_dropped: Counter,
+    /// Late logs of kept traces attached as span events while the spans waited
+    /// (`attach_logs_wait`).
+    pub late_logs_attached: Counter,
+    /// Late logs of kept traces that came after their spans had left (or whose span is not
+    /// in the trace): exported as logs only.
+    pub late_logs_not_attached: Counter,
 }
 
 impl WindowMetrics {
@@ -144,6 +150,16 @@ impl WindowMetrics {
             logs_kept_by_severity: logs("kept_by_severity", logs_help),
             logs_late_kept: logs("late_kept", logs_help),
             logs_late_dropped: logs("late_dropped", logs_help),
+            late_logs_attached: t.counter(
+                "weft_processor_tail_sampling_late_log_events",
+                "Logs of kept traces that arrived after the decision, by whether they became span events (attach_logs_as_span_events)",
+                &[("processor", processor), ("attached", "true")],
+            ),
+            late_logs_not_attached: t.counter(
+                "weft_processor_tail_sampling_late_log_events",
+                "Logs of kept traces that arrived after the decision, by whether they became span events (attach_logs_as_span_events)",
+                &[("processor", processor), ("attached", "false")],
+            ),
         }
     }
 

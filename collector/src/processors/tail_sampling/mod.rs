@@ -17,6 +17,7 @@
 //! replays and decides them when due.
 
 pub mod config;
+pub mod decisions;
 pub mod enrich;
 mod metrics;
 pub mod policy;
@@ -225,6 +226,21 @@ impl TailSampling {
 
     pub fn window(&self) -> &Window {
         &self.window
+    }
+
+    /// The id this window runs under (`tail_sampling`, `tail_sampling/edge`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Turns this window's decisions ring on (see [`decisions`]): the status page does,
+    /// when it starts, before any data flows. Once on it stays on; a second call gets the
+    /// same ring.
+    pub fn decisions_ring(
+        &self,
+        settings: decisions::RingSettings,
+    ) -> Arc<decisions::DecisionRing> {
+        self.window.enable_ring(settings)
     }
 
     fn check_outbox(&self) -> Result<(), ConsumeError> {
@@ -573,6 +589,10 @@ impl TailSampling {
         if let Some(t) = ticker {
             let _ = t.await;
         }
+        // Kept spans waiting for late logs leave now, with the record of their decision.
+        let cutoff = self.cutoff();
+        let lingering = self.window.release_lingering((self.clock)(), true);
+        self.emit_decided(lingering, cutoff).await;
         let pending = self.window.trace_count();
         let drop_pending = self.cfg.drop_pending_traces_on_shutdown;
         let keep = self.durable.is_some() && !drop_pending;

@@ -12,7 +12,7 @@ use weft_proto::resource::v1::Resource;
 use weft_proto::trace::v1::{status, ResourceSpans, ScopeSpans, Span, Status};
 
 use super::config::TailSamplingConfig;
-use super::window::{to_logs, to_traces, Output, Window};
+use super::window::{to_logs, to_traces, Held, Output, Window};
 use super::*;
 use crate::component::BuildContext;
 use crate::telemetry::Telemetry;
@@ -522,8 +522,178 @@ fn root_received_shortens_the_wait() {
 }
 
 #[test]
-fn logs_become_events_on_their_span() {
+fn a_late_log_is_attached_while_the_kept_spans_wait_and_one_later_still_is_not() {
+    let (w, t) = window(&format!(
+        "{POLICIES}\nattach_logs_as_span_events: true\nattach_logs_wait: 2s"
+    ));
+    let t0 = Instant::now();
+    w.ingest_spans(
+        traces(vec![span(19, 1, 0, 10, ERR), span(19, 2, 1, 5, OK)]),
+        t0,
+    );
+    w.ingest_logs(logs(vec![log(Some(19), 1, ERROR, "early")]), t0);
+    let decided = w.tick(t0 + WAIT);
+    assert!(decided.spans.is_empty(), "the spans wait for late logs");
+    assert_eq!(
+        bodies(&decided),
+        ["early"],
+        "the logs leave at the decision"
+    );
+    assert!(
+        decided.decided.is_empty(),
+        "the decision is recorded when the spans leave"
+    );
+    assert_eq!(w.lingering_count(), 1);
+
+    // Arrives after the decision, while the spans wait: attached to span 2, and exported.
+    let late = w.ingest_logs(
+        logs(vec![log(Some(19), 2, INFO, "late")]),
+        t0 + WAIT + Duration::from_secs(1),
+    );
+    assert_eq!(bodies(&late), ["late"]);
+    assert!(w.tick(t0 + WAIT + Duration::from_secs(1)).spans.is_empty());
+
+    let out = w.tick(t0 + WAIT + Duration::from_secs(2));
+    assert_eq!(out.decided, [(tid(19).try_into().unwrap(), true)]);
+    let events = |s: u8| -> Vec<String> {
+        out.spans
+            .iter()
+            .map(Held::span)
+            .find(|x| x.span_id == sid(s))
+            .unwrap()
+            .events
+            .into_iter()
+            .map(|e| e.name)
+            .collect()
+    };
+    assert_eq!(events(1), ["early"]);
+    assert_eq!(events(2), ["late"]);
+    assert_eq!(w.lingering_count(), 0);
+
+    // Later still: the spans have left; the log is exported, not attached.
+    let later = w.ingest_logs(
+        logs(vec![log(Some(19), 2, INFO, "later")]),
+        t0 + WAIT + Duration::from_secs(3),
+    );
+    assert_eq!(bodies(&later), ["later"]);
+    let count = |attached| {
+        t.counter_value(
+            "weft_processor_tail_sampling_late_log_events",
+            &[("processor", "tail_sampling"), ("attached", attached)],
+        )
+    };
+    assert_eq!((count("true"), count("false")), (1, 1));
+}
+
+#[test]
+fn waiting_spans_leave_at_shutdown() {
     let (w, _) = window(&format!("{POLICIES}\nattach_logs_as_span_events: true"));
+    let t0 = Instant::now();
+    w.ingest_spans(traces(vec![span(20, 1, 0, 10, ERR)]), t0);
+    assert!(w.tick(t0 + WAIT).spans.is_empty());
+    let out = w.release_lingering(t0 + WAIT, true);
+    assert_eq!(span_ids(&out), [(20, 1)]);
+    assert_eq!(out.decided.len(), 1);
+}
+
+#[test]
+fn the_decisions_ring_records_kept_and_dropped_traces_with_why() {
+    use super::decisions::RingSettings;
+    let (w, _) = window(POLICIES);
+    let ring = w.enable_ring(RingSettings {
+        size: 10,
+        keep_dropped_detail: false,
+        detail_max_bytes: 1 << 20,
+    });
+    let t0 = Instant::now();
+    w.ingest_spans(
+        traces(vec![
+            span(21, 1, 0, 50, OK),
+            span(21, 2, 1, 10, ERR),
+            span(22, 3, 0, 20, OK),
+        ]),
+        t0,
+    );
+    w.ingest_logs(logs(vec![log(Some(21), 2, ERROR, "card declined")]), t0);
+    w.tick(t0 + WAIT);
+    let kept = ring
+        .get(&tid(21).try_into().unwrap())
+        .expect("kept trace recorded");
+    assert!(kept.sampled);
+    assert_eq!(kept.decided_by.as_deref(), Some("errors"));
+    assert_eq!(kept.summary.root_operation.as_deref(), Some("op-1"));
+    assert_eq!((kept.summary.span_count, kept.log_count), (2, 1));
+    let why: Vec<(String, &str, String)> = kept
+        .policies
+        .iter()
+        .map(|p| (p.name.clone(), p.type_name, p.reason.clone()))
+        .collect();
+    assert_eq!(
+        why[0],
+        (
+            "errors".to_string(),
+            "status_code",
+            r#"span #2 "op-2" has status ERROR"#.to_string()
+        )
+    );
+    assert_eq!(why[1].2, "lasted 50 ms < 1 s");
+    // The policies read severities only: the reason says no more than was decoded.
+    assert_eq!(why[2].2, "log #1 at ERROR ≥ ERROR");
+    let detail = kept.detail().expect("kept traces keep their detail");
+    assert_eq!((detail.spans.len(), detail.logs.len()), (2, 1));
+
+    let dropped = ring
+        .get(&tid(22).try_into().unwrap())
+        .expect("dropped trace recorded");
+    assert!(!dropped.sampled);
+    assert_eq!(dropped.decided_by, None);
+    // Summaries of dropped traces are decoded too while the ring is on.
+    assert_eq!(dropped.summary.root_service.as_deref(), Some("checkout"));
+    assert_eq!(dropped.summary.duration_ms, 20);
+    assert!(dropped.detail().is_none(), "keep_dropped_detail is off");
+    assert_eq!(
+        dropped.policies[0].reason,
+        "none of 1 span(s) has status ERROR"
+    );
+
+    // A late log of the kept trace joins its detail.
+    w.ingest_logs(
+        logs(vec![log(Some(21), 1, INFO, "refund queued")]),
+        t0 + WAIT + Duration::from_secs(1),
+    );
+    let detail = ring
+        .get(&tid(21).try_into().unwrap())
+        .unwrap()
+        .detail()
+        .unwrap();
+    assert_eq!((detail.logs.len(), detail.late_logs), (2, 1));
+    let newest: Vec<u8> = ring.newest_first().iter().map(|r| r.trace_id[15]).collect();
+    assert_eq!(newest.len(), 2);
+}
+
+#[test]
+fn the_ring_keeps_dropped_detail_when_asked() {
+    use super::decisions::RingSettings;
+    let (w, _) = window(POLICIES);
+    let ring = w.enable_ring(RingSettings {
+        size: 10,
+        keep_dropped_detail: true,
+        detail_max_bytes: 1 << 20,
+    });
+    let t0 = Instant::now();
+    w.ingest_spans(traces(vec![span(23, 1, 0, 20, OK)]), t0);
+    let out = w.tick(t0 + WAIT);
+    assert_eq!(out.decided, [(tid(23).try_into().unwrap(), false)]);
+    let record = ring.get(&tid(23).try_into().unwrap()).unwrap();
+    assert_eq!(record.detail().unwrap().spans.len(), 1);
+}
+
+#[test]
+fn logs_become_events_on_their_span() {
+    // Without the wait for late logs: the spans leave with the decision.
+    let (w, _) = window(&format!(
+        "{POLICIES}\nattach_logs_as_span_events: true\nattach_logs_wait: 0s"
+    ));
     let t0 = Instant::now();
     w.ingest_spans(
         traces(vec![span(18, 1, 0, 10, ERR), span(18, 2, 1, 5, OK)]),

@@ -13,13 +13,16 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
 use prost::Message;
 
 use super::config::{LogsWithoutTrace, TailSamplingConfig};
+use super::decisions::{
+    decided_by, DecisionRecord, DecisionRing, Detail, PolicyOutcome, RingSettings,
+};
 use super::enrich::Summary;
 use super::metrics::WindowMetrics;
 use super::policy::{Policies, PolicyConfig, Verdict};
@@ -310,6 +313,23 @@ struct Shard {
     dropped: FifoCache,
 }
 
+/// Kept traces whose spans wait `attach_logs_wait` after their decision, decoded, for logs
+/// still on their way to be attached as span events (`attach_logs_as_span_events`). Their
+/// logs left at the decision; their spans, and the record of their decision, leave when
+/// due.
+#[derive(Default)]
+struct Linger {
+    traces: HashMap<TraceKey, Lingering>,
+    /// (trace, due) in due order: every trace waits the same `attach_logs_wait`.
+    order: VecDeque<(TraceKey, Instant)>,
+}
+
+struct Lingering {
+    first_seen: Instant,
+    spans: Vec<SpanEntry>,
+    summary: Arc<Summary>,
+}
+
 /// The window of one `tail_sampling` processor id, shared by its traces and logs pipelines.
 pub struct Window {
     cfg: Arc<TailSamplingConfig>,
@@ -326,6 +346,10 @@ pub struct Window {
     /// when `keep_logs_at_or_above` may rescue logs of dropped traces.
     reads: Reads,
     pub(super) metrics: WindowMetrics,
+    /// The decisions ring, once the status page turned it on (see [`super::decisions`]).
+    ring: OnceLock<Arc<DecisionRing>>,
+    /// Kept spans waiting for late logs. Locked after a shard, never before one.
+    linger: Mutex<Linger>,
 }
 
 fn shard_of(key: &TraceKey) -> usize {
@@ -371,7 +395,60 @@ impl Window {
             bytes: AtomicUsize::new(0),
             keep_severity,
             metrics,
+            ring: OnceLock::new(),
+            linger: Mutex::new(Linger::default()),
         }
+    }
+
+    /// Turns the decisions ring on (once: a second call gets the same ring, whatever its
+    /// settings). Turn it on before data flows; decisions made before are not in it.
+    pub fn enable_ring(&self, settings: RingSettings) -> Arc<DecisionRing> {
+        self.ring
+            .get_or_init(|| Arc::new(DecisionRing::new(settings)))
+            .clone()
+    }
+
+    /// The decisions ring, when turned on.
+    pub fn ring(&self) -> Option<&Arc<DecisionRing>> {
+        self.ring.get()
+    }
+
+    /// The configuration the window runs with.
+    pub fn config(&self) -> &TailSamplingConfig {
+        &self.cfg
+    }
+
+    /// The `type` of the top-level policy named `name`.
+    pub fn policy_type(&self, name: &str) -> Option<&'static str> {
+        self.policies.type_of(name)
+    }
+
+    /// When the oldest trace held now arrived, looking at most at the 64 oldest arrivals
+    /// (the arrival FIFO may name traces already decided early); `None` when none of them
+    /// is held. For the status page: cheap, and never holds two locks.
+    pub fn oldest_arrival(&self) -> Option<Instant> {
+        let front: Vec<(TraceKey, Instant)> = self.order.lock().iter().take(64).copied().collect();
+        front.into_iter().find_map(|(key, first_seen)| {
+            let shard = self.shards[shard_of(&key)].lock();
+            shard
+                .live
+                .get(&key)
+                .filter(|e| e.first_seen == first_seen)
+                .map(|e| e.first_seen)
+        })
+    }
+
+    /// Decisions remembered now: (kept, dropped). Locks each shard once.
+    pub fn cached_decisions(&self) -> (usize, usize) {
+        self.shards.iter().fold((0, 0), |(k, d), s| {
+            let s = s.lock();
+            (k + s.kept.map.len(), d + s.dropped.map.len())
+        })
+    }
+
+    /// Kept traces whose spans wait for late logs now.
+    pub fn lingering_count(&self) -> usize {
+        self.linger.lock().traces.len()
     }
 
     /// Traces currently held.
@@ -487,6 +564,12 @@ impl Window {
                 match self.cached(shard, &key) {
                     Some(Cached::Kept { summary, .. }) => {
                         self.metrics.logs_late_kept.inc();
+                        if let Some(ring) = self.ring.get() {
+                            ring.add_late_log(&key, &held);
+                        }
+                        if self.cfg.attach_logs_as_span_events {
+                            self.attach_late(&key, &held);
+                        }
                         let extra = summary.encoded_attributes(&self.cfg.enrichment, true);
                         out.logs
                             .push(self.enriched_or_as_received(held, &summary, true, &extra));
@@ -554,6 +637,7 @@ impl Window {
             };
             out.append(self.decide(key, Some(first_seen), now, DecideReason::Root));
         }
+        out.append(self.release_lingering(now, false));
         self.metrics.traces_on_memory.set(self.trace_count() as i64);
         self.metrics.bytes_on_memory.set(self.byte_count() as i64);
         out
@@ -690,12 +774,18 @@ impl Window {
         let first_seen = entry.first_seen;
         let started = std::time::Instant::now();
         // Policies see what they declared they read; dropped traces (most of them) are never
-        // decoded further.
-        let view = match entry.view(key, self.reads) {
-            Ok(view) => view,
-            Err(e) => return self.drop_undecodable(shard, &entry, key, now, &e),
+        // decoded further — unless the decisions ring is on, which shows every trace's
+        // summary: then it is decoded in the same pass.
+        let ring = self.ring.get();
+        let reads = match ring {
+            Some(_) => self.reads | SUMMARY_READS,
+            None => self.reads,
         };
-        let verdict = self.policies.decide(&view, now);
+        let view = match entry.view(key, reads) {
+            Ok(view) => view,
+            Err(e) => return self.drop_undecodable(shard, &entry, key, now, reason, &e),
+        };
+        let verdict = self.policies.decide_explained(&view, now, ring.is_some());
         self.metrics
             .decision_latency
             .observe(started.elapsed().as_secs_f64() * 1e6);
@@ -704,9 +794,9 @@ impl Window {
             .observe(now.saturating_duration_since(first_seen).as_secs_f64());
         self.report_policy_errors(&verdict, &key);
         if verdict.sampled {
-            let kept = match self.kept_parts(&entry, view, &verdict, key) {
+            let kept = match self.kept_parts(&entry, view, reads, &verdict, key) {
                 Ok(kept) => kept,
-                Err(e) => return self.drop_undecodable(shard, &entry, key, now, &e),
+                Err(e) => return self.drop_undecodable(shard, &entry, key, now, reason, &e),
             };
             self.metrics.record_verdict(&verdict, reason);
             shard.kept.insert(
@@ -716,12 +806,69 @@ impl Window {
                     at: now,
                 },
             );
-            self.release_kept(entry, kept, key)
+            if let Some(ring) = ring {
+                let detail = (ring.settings().detail_max_bytes > 0).then(|| Detail {
+                    spans: entry.spans.clone(),
+                    logs: entry.logs.clone(),
+                    late_logs: 0,
+                });
+                let record = self.record(key, &verdict, reason, now, &entry, kept.summary.clone());
+                ring.push(record, detail);
+            }
+            self.release_kept(entry, kept, key, now)
         } else {
             self.metrics.record_verdict(&verdict, reason);
             shard.dropped.insert(key, Cached::Dropped { at: now });
+            if let Some(ring) = ring {
+                let detail = ring.wants_dropped_detail().then(|| Detail {
+                    spans: entry.spans.clone(),
+                    logs: entry.logs.clone(),
+                    late_logs: 0,
+                });
+                let summary = Arc::new(Summary::of(&view, &verdict));
+                ring.push(
+                    self.record(key, &verdict, reason, now, &entry, summary),
+                    detail,
+                );
+            }
             self.release_dropped(entry, view, key)
         }
+    }
+
+    /// The decisions ring's record of a decision.
+    fn record(
+        &self,
+        key: TraceKey,
+        verdict: &Verdict,
+        reason: DecideReason,
+        now: Instant,
+        entry: &Entry,
+        summary: Arc<Summary>,
+    ) -> DecisionRecord {
+        let policies = verdict
+            .per_policy
+            .iter()
+            .enumerate()
+            .map(|(i, (name, decision))| PolicyOutcome {
+                name: name.clone(),
+                type_name: self.policies.type_of(name).unwrap_or("unknown"),
+                decision: *decision,
+                reason: verdict.reasons.get(i).cloned().unwrap_or_default(),
+            })
+            .collect();
+        DecisionRecord::new(
+            key,
+            verdict.sampled,
+            verdict.decision,
+            decided_by(&verdict.per_policy, verdict.policy.as_ref()),
+            reason,
+            now.saturating_duration_since(entry.first_seen),
+            summary,
+            entry.logs.len(),
+            entry.bytes,
+            policies,
+            verdict.errors.clone(),
+        )
     }
 
     fn release(&self, entry: &Entry) {
@@ -764,6 +911,7 @@ impl Window {
         entry: &Entry,
         key: TraceKey,
         now: Instant,
+        reason: DecideReason,
         error: &DecodeError,
     ) -> Output {
         tracing::error!(
@@ -777,6 +925,22 @@ impl Window {
         self.metrics.dropped_undecodable.inc();
         self.metrics.logs_dropped.inc_by(entry.logs.len() as u64);
         shard.dropped.insert(key, Cached::Dropped { at: now });
+        if let Some(ring) = self.ring.get() {
+            let verdict = Verdict {
+                sampled: false,
+                decision: super::policy::Decision::NotSampled,
+                policy: None,
+                per_policy: Vec::new(),
+                errors: Vec::new(),
+                reasons: Vec::new(),
+            };
+            let record = self
+                .record(key, &verdict, reason, now, entry, Arc::default())
+                .with_failure(format!(
+                    "dropped without a decision: {error} (a bug to report: the receiver's checks let it in)"
+                ));
+            ring.push(record, None);
+        }
         Output {
             spans: Vec::new(),
             logs: Vec::new(),
@@ -793,27 +957,33 @@ impl Window {
         &self,
         entry: &Entry,
         view: TraceData,
+        reads: Reads,
         verdict: &Verdict,
         key: TraceKey,
     ) -> Result<Kept, DecodeError> {
-        let view = if self.reads.contains(SUMMARY_READS) {
+        let view = if reads.contains(SUMMARY_READS) {
             view
         } else {
             entry.view(key, SUMMARY_READS)?
         };
         let summary = Arc::new(Summary::of(&view, verdict));
-        let spans = if self.cfg.attach_logs_as_span_events && !entry.logs.is_empty() {
+        let linger = !self.cfg.attach_logs_wait.is_zero() && !entry.spans.is_empty();
+        let spans = if self.cfg.attach_logs_as_span_events && (linger || !entry.logs.is_empty()) {
             let logs = decode_all(&entry.logs, "log record", Held::log_entry)?;
             let mut spans = decode_all(&entry.spans, "span", Held::span_entry)?;
             super::enrich::attach_as_events(&mut spans, &logs);
-            Some(
-                spans
-                    .into_iter()
-                    .map(|s| Held::new(s.origin, &s.span))
-                    .collect(),
-            )
+            if linger {
+                KeptSpans::Lingering(spans)
+            } else {
+                KeptSpans::WithEvents(
+                    spans
+                        .into_iter()
+                        .map(|s| Held::new(s.origin, &s.span))
+                        .collect(),
+                )
+            }
         } else {
-            None
+            KeptSpans::AsReceived
         };
         let extra = summary.encoded_attributes(&self.cfg.enrichment, true);
         let logs = entry
@@ -837,15 +1007,95 @@ impl Window {
     }
 
     /// What a kept trace sends downstream: its spans as they arrived (unless its logs became
-    /// span events), its logs with the verdict's attributes.
-    fn release_kept(&self, entry: Entry, kept: Kept, key: TraceKey) -> Output {
+    /// span events), its logs with the verdict's attributes. Spans waiting for late logs
+    /// (see [`Linger`]) leave later, with the record of the decision.
+    fn release_kept(&self, entry: Entry, kept: Kept, key: TraceKey, now: Instant) -> Output {
         self.metrics.logs_kept.inc_by(kept.logs.len() as u64);
+        let spans = match kept.spans {
+            KeptSpans::AsReceived => entry.spans,
+            KeptSpans::WithEvents(spans) => spans,
+            KeptSpans::Lingering(spans) => {
+                let due = now + self.cfg.attach_logs_wait.get();
+                let mut linger = self.linger.lock();
+                linger.traces.insert(
+                    key,
+                    Lingering {
+                        first_seen: entry.first_seen,
+                        spans,
+                        summary: kept.summary,
+                    },
+                );
+                linger.order.push_back((key, due));
+                return Output {
+                    logs: kept.logs,
+                    ..Output::default()
+                };
+            }
+        };
         Output {
-            spans: kept.spans.unwrap_or(entry.spans),
+            spans,
             logs: kept.logs,
             decided: vec![(key, true)],
             summaries: vec![(key, kept.summary)],
         }
+    }
+
+    /// A log of a kept trace that arrived after the decision: attached to its span while the
+    /// trace's spans wait (see [`Linger`]); counted either way. It also leaves on its own
+    /// (enriched) in the logs pipeline, as every late log of a kept trace does.
+    fn attach_late(&self, key: &TraceKey, held: &Held) {
+        let mut linger = self.linger.lock();
+        let Some(lingering) = linger.traces.get_mut(key) else {
+            self.metrics.late_logs_not_attached.inc();
+            return;
+        };
+        match held.log_entry() {
+            Ok(log) => {
+                let before: usize = lingering.spans.iter().map(|s| s.span.events.len()).sum();
+                super::enrich::attach_as_events(&mut lingering.spans, &[log]);
+                let after: usize = lingering.spans.iter().map(|s| s.span.events.len()).sum();
+                if after > before {
+                    self.metrics.late_logs_attached.inc();
+                } else {
+                    // Its span is not among the trace's spans.
+                    self.metrics.late_logs_not_attached.inc();
+                }
+            }
+            Err(error) => {
+                self.metrics.late_logs_not_attached.inc();
+                tracing::warn!(
+                    component = %self.metrics.processor(),
+                    trace_id = %hex::encode(key),
+                    error = %error,
+                    "a late log record does not decode: it is not attached to its span"
+                );
+            }
+        }
+    }
+
+    /// Sends the spans of kept traces whose wait for late logs is over (`all`: every one,
+    /// at shutdown), with the record of their decision.
+    pub fn release_lingering(&self, now: Instant, all: bool) -> Output {
+        let mut out = Output::default();
+        let mut linger = self.linger.lock();
+        while let Some(&(key, due)) = linger.order.front() {
+            if !all && due > now {
+                break;
+            }
+            linger.order.pop_front();
+            let Some(lingering) = linger.traces.remove(&key) else {
+                continue;
+            };
+            out.spans.extend(
+                lingering
+                    .spans
+                    .into_iter()
+                    .map(|s| Held::new(s.origin, &s.span)),
+            );
+            out.decided.push((key, true));
+            out.summaries.push((key, lingering.summary));
+        }
+        out
     }
 
     /// What a dropped trace sends downstream: the logs `keep_logs_at_or_above` rescues.
@@ -928,10 +1178,19 @@ impl Window {
 /// The parts of a kept trace that needed decoding (see [`Window::kept_parts`]).
 struct Kept {
     summary: Arc<Summary>,
-    /// The spans with logs attached as events, when they are.
-    spans: Option<Vec<Held>>,
+    spans: KeptSpans,
     /// The logs, enriched.
     logs: Vec<Held>,
+}
+
+/// How a kept trace's spans leave.
+enum KeptSpans {
+    /// As they arrived.
+    AsReceived,
+    /// Now, with their logs attached as events.
+    WithEvents(Vec<Held>),
+    /// After `attach_logs_wait`, with their logs attached as events, late ones included.
+    Lingering(Vec<SpanEntry>),
 }
 
 /// Every held item decoded with `decode`, or the first that fails.
@@ -952,9 +1211,19 @@ impl Window {
     /// The earliest `first_seen` of the traces held now (`None` when empty). Scans every
     /// shard: called when the write-ahead log looks for segments to delete, not per item.
     pub fn oldest_first_seen(&self) -> Option<Instant> {
+        // Kept spans waiting for late logs count as held: their decision is recorded when
+        // they leave, and their data must stay in the log until then.
+        let lingering = self
+            .linger
+            .lock()
+            .traces
+            .values()
+            .map(|l| l.first_seen)
+            .min();
         self.shards
             .iter()
             .filter_map(|s| s.lock().live.values().map(|e| e.first_seen).min())
+            .chain(lingering)
             .min()
     }
 

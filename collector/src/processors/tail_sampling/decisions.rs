@@ -1,0 +1,465 @@
+//! The decisions ring: the last traces a window decided, kept *and* dropped, each with its
+//! verdict, why every policy decided as it did, and (bounded by bytes) the spans and logs it
+//! held — what the status page (the `weft_status` extension) shows.
+//!
+//! Off by default, and then free: the window checks one `OnceLock` per decision. An extension
+//! turns it on before data flows ([`super::TailSampling::decisions_ring`]); from then on each
+//! decision also
+//! - decodes, for dropped traces too, what a verdict summary reads (root span, times,
+//!   status, resource) in the same pass as the policies' own reads,
+//! - asks the policies why ([`super::policy::Policies::decide_explained`]),
+//! - appends one [`DecisionRecord`] here under a short mutex, copying the kept trace's held
+//!   items (its encoded spans and logs, one `memcpy` each) when detail is kept.
+//!
+//! Bounds: `size` records (the oldest is forgotten first) and `detail_max_bytes` of held
+//! items over all records (past it, the oldest records lose their detail and keep their
+//! summary). Readers (the HTTP handlers) take the lock only to clone `Arc`s; they decode
+//! detail outside it, so a page load never holds up a decision for longer than that.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use parking_lot::Mutex;
+
+use super::enrich::Summary;
+use super::policy::{Decision, PolicyError};
+use super::window::{DecideReason, Held};
+
+type TraceKey = [u8; 16];
+
+/// How big the ring is, set by whoever turns it on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RingSettings {
+    /// Records kept; the oldest is forgotten first. At least 1.
+    pub size: usize,
+    /// Keep the held spans and logs of dropped traces too (kept traces always keep theirs).
+    pub keep_dropped_detail: bool,
+    /// Encoded bytes of held spans and logs over all records; past it, the oldest records
+    /// lose their detail first. 0 keeps no detail at all.
+    pub detail_max_bytes: usize,
+}
+
+/// One policy's say on one trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyOutcome {
+    pub name: String,
+    /// Its `type` (`latency`, `status_code`, …).
+    pub type_name: &'static str,
+    pub decision: Decision,
+    /// Why, in words ("lasted 2.3 s ≥ 1 s").
+    pub reason: String,
+}
+
+/// One decided trace.
+#[derive(Debug)]
+pub struct DecisionRecord {
+    pub trace_id: TraceKey,
+    /// Wall-clock time of the decision.
+    pub decided_at: SystemTime,
+    pub sampled: bool,
+    /// The final decision (`Sampled`, `NotSampled` or `Dropped`).
+    pub decision: Decision,
+    /// The policy that decided: the one that kept the trace, or the `drop` / `invert_match`
+    /// policy that dropped it; `None` for a trace dropped because no policy asked for it.
+    pub decided_by: Option<String>,
+    /// Why it was decided then (its `decision_wait` ran out, the window was full, …).
+    pub when: DecideReason,
+    /// From its first span or log to its decision.
+    pub waited: Duration,
+    /// Root service and operation, duration, error flag, span count.
+    pub summary: Arc<Summary>,
+    /// Logs held with the trace at its decision.
+    pub log_count: usize,
+    /// Encoded bytes held for the trace at its decision.
+    pub bytes: usize,
+    /// Every policy evaluated, in evaluation order, with its reason.
+    pub policies: Vec<PolicyOutcome>,
+    /// Policies that failed on the trace, or let evaluation errors through.
+    pub errors: Vec<PolicyError>,
+    /// A problem that decided the trace without the policies (a held item that does not
+    /// decode).
+    pub failure: Option<String>,
+    detail: Mutex<Option<Detail>>,
+}
+
+/// The held items of a decided trace, as they arrived (encoded), and the logs that joined
+/// it after its decision.
+#[derive(Clone, Debug, Default)]
+pub struct Detail {
+    pub spans: Vec<Held>,
+    pub logs: Vec<Held>,
+    /// How many of `logs` (the last ones) arrived after the decision.
+    pub late_logs: usize,
+}
+
+impl Detail {
+    fn bytes(&self) -> usize {
+        self.spans
+            .iter()
+            .chain(&self.logs)
+            .map(|h| h.encoded.len())
+            .sum()
+    }
+}
+
+impl DecisionRecord {
+    /// Everything but the detail, which [`DecisionRing::push`] takes separately.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        trace_id: TraceKey,
+        sampled: bool,
+        decision: Decision,
+        decided_by: Option<String>,
+        when: DecideReason,
+        waited: Duration,
+        summary: Arc<Summary>,
+        log_count: usize,
+        bytes: usize,
+        policies: Vec<PolicyOutcome>,
+        errors: Vec<PolicyError>,
+    ) -> Self {
+        Self {
+            trace_id,
+            decided_at: SystemTime::now(),
+            sampled,
+            decision,
+            decided_by,
+            when,
+            waited,
+            summary,
+            log_count,
+            bytes,
+            policies,
+            errors,
+            failure: None,
+            detail: Mutex::new(None),
+        }
+    }
+
+    pub(super) fn with_failure(mut self, failure: String) -> Self {
+        self.failure = Some(failure);
+        self
+    }
+
+    /// The held spans and logs, if the ring still keeps them (a copy: decode it at leisure).
+    pub fn detail(&self) -> Option<Detail> {
+        self.detail.lock().clone()
+    }
+
+    /// Whether the ring still keeps this record's spans and logs.
+    pub fn has_detail(&self) -> bool {
+        self.detail.lock().is_some()
+    }
+
+    /// Removes the detail; returns the bytes freed.
+    fn take_detail(&self) -> usize {
+        self.detail.lock().take().map_or(0, |d| d.bytes())
+    }
+}
+
+/// What a reader sees of the ring's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingStats {
+    pub records: usize,
+    pub capacity: usize,
+    pub detail_bytes: usize,
+    pub detail_max_bytes: usize,
+    /// Records pushed since the ring was turned on.
+    pub recorded: u64,
+}
+
+/// The ring of one window. See the module documentation.
+#[derive(Debug)]
+pub struct DecisionRing {
+    settings: RingSettings,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Oldest first.
+    records: VecDeque<Arc<DecisionRecord>>,
+    /// The newest record of each trace id (a trace re-opened by a late span after its
+    /// decision was forgotten is decided, and recorded, again).
+    by_id: HashMap<TraceKey, Arc<DecisionRecord>>,
+    /// Records holding detail, oldest first: the order detail is given up in.
+    with_detail: VecDeque<Arc<DecisionRecord>>,
+    detail_bytes: usize,
+    recorded: u64,
+}
+
+impl DecisionRing {
+    pub fn new(settings: RingSettings) -> Self {
+        let settings = RingSettings {
+            size: settings.size.max(1),
+            ..settings
+        };
+        Self {
+            settings,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    pub fn settings(&self) -> &RingSettings {
+        &self.settings
+    }
+
+    /// Whether the detail of dropped traces is kept.
+    pub(super) fn wants_dropped_detail(&self) -> bool {
+        self.settings.keep_dropped_detail && self.settings.detail_max_bytes > 0
+    }
+
+    /// Adds a decision, with its held items when given; forgets the oldest record past
+    /// `size` and the oldest detail past `detail_max_bytes`. A trace whose detail alone is
+    /// larger than the bound keeps none.
+    pub(super) fn push(&self, record: DecisionRecord, detail: Option<Detail>) {
+        let detail_bytes = detail.as_ref().map(Detail::bytes);
+        let keep_detail = detail_bytes.is_some_and(|b| b <= self.settings.detail_max_bytes);
+        if keep_detail {
+            *record.detail.lock() = detail;
+        }
+        let record = Arc::new(record);
+        let mut inner = self.inner.lock();
+        inner.recorded += 1;
+        if keep_detail {
+            inner.detail_bytes += detail_bytes.unwrap_or(0);
+            inner.with_detail.push_back(record.clone());
+        }
+        inner.by_id.insert(record.trace_id, record.clone());
+        inner.records.push_back(record);
+        while inner.records.len() > self.settings.size {
+            let Some(old) = inner.records.pop_front() else {
+                break;
+            };
+            if inner
+                .by_id
+                .get(&old.trace_id)
+                .is_some_and(|r| Arc::ptr_eq(r, &old))
+            {
+                inner.by_id.remove(&old.trace_id);
+            }
+            inner.detail_bytes -= old.take_detail();
+        }
+        self.shrink_detail(&mut inner);
+    }
+
+    /// A log of a kept trace that arrived after its decision: added to the trace's detail
+    /// while the ring keeps it (bounded like the rest).
+    pub(super) fn add_late_log(&self, trace_id: &TraceKey, log: &Held) {
+        let mut inner = self.inner.lock();
+        let Some(record) = inner.by_id.get(trace_id).cloned() else {
+            return;
+        };
+        let added = {
+            let mut detail = record.detail.lock();
+            match detail.as_mut() {
+                Some(d) => {
+                    d.logs.push(log.clone());
+                    d.late_logs += 1;
+                    log.encoded.len()
+                }
+                None => 0,
+            }
+        };
+        inner.detail_bytes += added;
+        self.shrink_detail(&mut inner);
+    }
+
+    /// Gives up the oldest detail until the bytes fit.
+    fn shrink_detail(&self, inner: &mut Inner) {
+        while inner.detail_bytes > self.settings.detail_max_bytes {
+            let Some(old) = inner.with_detail.pop_front() else {
+                break;
+            };
+            inner.detail_bytes -= old.take_detail();
+        }
+        // Records whose detail went with the record itself leave the queue here too.
+        while inner.with_detail.front().is_some_and(|r| !r.has_detail()) {
+            inner.with_detail.pop_front();
+        }
+    }
+
+    /// The newest record of `trace_id`, if the ring still has it.
+    pub fn get(&self, trace_id: &TraceKey) -> Option<Arc<DecisionRecord>> {
+        self.inner.lock().by_id.get(trace_id).cloned()
+    }
+
+    /// Every record, newest first.
+    pub fn newest_first(&self) -> Vec<Arc<DecisionRecord>> {
+        self.inner.lock().records.iter().rev().cloned().collect()
+    }
+
+    pub fn stats(&self) -> RingStats {
+        let inner = self.inner.lock();
+        RingStats {
+            records: inner.records.len(),
+            capacity: self.settings.size,
+            detail_bytes: inner.detail_bytes,
+            detail_max_bytes: self.settings.detail_max_bytes,
+            recorded: inner.recorded,
+        }
+    }
+}
+
+/// The policy that decided a trace, for [`DecisionRecord::decided_by`]: the keeper when
+/// kept; when dropped, the `drop` policy, else the first `invert_match` policy that matched.
+pub(super) fn decided_by(
+    per_policy: &[(String, Decision)],
+    keeper: Option<&String>,
+) -> Option<String> {
+    if let Some(k) = keeper {
+        return Some(k.clone());
+    }
+    per_policy
+        .iter()
+        .find(|(_, d)| *d == Decision::Dropped)
+        .or_else(|| {
+            per_policy
+                .iter()
+                .find(|(_, d)| *d == Decision::InvertNotSampled)
+        })
+        .map(|(name, _)| name.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::trace::Origin;
+    use super::*;
+
+    fn held(bytes: usize) -> Held {
+        Held {
+            origin: Arc::new(Origin::default()),
+            encoded: vec![0u8; bytes].into_boxed_slice(),
+        }
+    }
+
+    fn record(n: u8, sampled: bool) -> DecisionRecord {
+        DecisionRecord::new(
+            [n; 16],
+            sampled,
+            if sampled {
+                Decision::Sampled
+            } else {
+                Decision::NotSampled
+            },
+            None,
+            DecideReason::Wait,
+            Duration::from_secs(1),
+            Arc::new(Summary::default()),
+            0,
+            0,
+            Vec::new(),
+            Vec::new(),
+        )
+    }
+
+    fn detail(span_bytes: usize) -> Option<Detail> {
+        Some(Detail {
+            spans: vec![held(span_bytes)],
+            ..Default::default()
+        })
+    }
+
+    fn ring(size: usize, detail_max_bytes: usize) -> DecisionRing {
+        DecisionRing::new(RingSettings {
+            size,
+            keep_dropped_detail: false,
+            detail_max_bytes,
+        })
+    }
+
+    #[test]
+    fn the_oldest_record_goes_first_and_takes_its_detail_with_it() {
+        let r = ring(2, 1000);
+        r.push(record(1, true), detail(100));
+        r.push(record(2, false), None);
+        r.push(record(3, true), detail(50));
+        let ids: Vec<u8> = r.newest_first().iter().map(|x| x.trace_id[0]).collect();
+        assert_eq!(ids, vec![3, 2]);
+        assert!(r.get(&[1; 16]).is_none());
+        assert_eq!(r.stats().detail_bytes, 50);
+        assert_eq!(r.stats().recorded, 3);
+    }
+
+    #[test]
+    fn past_the_byte_bound_the_oldest_detail_goes_and_the_summary_stays() {
+        let r = ring(10, 250);
+        r.push(record(1, true), detail(100));
+        r.push(record(2, true), detail(100));
+        r.push(record(3, true), detail(100));
+        assert!(
+            !r.get(&[1; 16]).unwrap().has_detail(),
+            "oldest detail given up"
+        );
+        assert!(r.get(&[2; 16]).unwrap().has_detail());
+        assert!(r.get(&[3; 16]).unwrap().has_detail());
+        assert_eq!(r.stats().detail_bytes, 200);
+        // A trace larger than the whole bound keeps no detail, and costs no other its own.
+        r.push(record(4, true), detail(300));
+        assert!(!r.get(&[4; 16]).unwrap().has_detail());
+        assert!(r.get(&[3; 16]).unwrap().has_detail());
+    }
+
+    #[test]
+    fn late_logs_join_the_detail_within_the_bound() {
+        let r = ring(10, 300);
+        r.push(record(1, true), detail(100));
+        r.push(record(2, true), detail(100));
+        r.add_late_log(&[2; 16], &held(20));
+        let d = r.get(&[2; 16]).unwrap().detail().unwrap();
+        assert_eq!((d.logs.len(), d.late_logs), (1, 1));
+        assert_eq!(r.stats().detail_bytes, 220);
+        // Over the bound: the oldest detail goes.
+        r.add_late_log(&[2; 16], &held(100));
+        assert!(!r.get(&[1; 16]).unwrap().has_detail());
+        assert_eq!(r.stats().detail_bytes, 220);
+        // A log of a trace the ring does not know is ignored.
+        r.add_late_log(&[9; 16], &held(10));
+        assert_eq!(r.stats().detail_bytes, 220);
+    }
+
+    #[test]
+    fn a_trace_decided_twice_is_found_by_its_newest_record() {
+        let r = ring(3, 0);
+        r.push(record(1, false), None);
+        r.push(record(1, true), None);
+        assert!(r.get(&[1; 16]).unwrap().sampled);
+        r.push(record(2, true), None);
+        r.push(record(3, true), None);
+        // The first record of trace 1 left; its newer record stays findable.
+        assert!(r.get(&[1; 16]).unwrap().sampled);
+    }
+
+    #[test]
+    fn the_deciding_policy_of_a_dropped_trace() {
+        let p = |v: &[(&str, Decision)]| -> Vec<(String, Decision)> {
+            v.iter().map(|(n, d)| (n.to_string(), *d)).collect()
+        };
+        let keeper = "slow".to_string();
+        assert_eq!(
+            decided_by(&p(&[("slow", Decision::Sampled)]), Some(&keeper)).as_deref(),
+            Some("slow")
+        );
+        assert_eq!(
+            decided_by(
+                &p(&[
+                    ("x", Decision::NotSampled),
+                    ("no-health", Decision::Dropped)
+                ]),
+                None
+            )
+            .as_deref(),
+            Some("no-health")
+        );
+        assert_eq!(
+            decided_by(
+                &p(&[("a", Decision::Sampled), ("b", Decision::InvertNotSampled)]),
+                None
+            )
+            .as_deref(),
+            Some("b")
+        );
+        assert_eq!(decided_by(&p(&[("a", Decision::NotSampled)]), None), None);
+    }
+}
