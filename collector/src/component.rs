@@ -15,7 +15,7 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -121,12 +121,57 @@ impl BuildContext {
 /// One instance per component id across pipelines, for components whose state must be
 /// shared: the `tail_sampling` processor listed in a traces and a logs pipeline is one
 /// window. Processors are otherwise built once per pipeline, as in the Collector.
+///
+/// It also carries what the service tells every component about itself: the configured
+/// [`ServiceGraph`].
 #[derive(Clone, Default)]
 pub struct SharedInstances {
     inner: Arc<parking_lot::Mutex<HashMap<ComponentId, Arc<dyn Any + Send + Sync>>>>,
+    graph: Arc<OnceLock<Arc<ServiceGraph>>>,
+}
+
+/// The configured pipelines, as the service runs them: component ids only, no settings
+/// (a view of the graph shows nothing a configuration may hide, such as credentials).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceGraph {
+    pub pipelines: Vec<PipelineGraph>,
+    /// `service::extensions`, in order.
+    pub extensions: Vec<ComponentId>,
+    /// Ids in pipelines' `receivers` / `exporters` lists that are connectors.
+    pub connectors: Vec<ComponentId>,
+}
+
+/// One pipeline of a [`ServiceGraph`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PipelineGraph {
+    pub id: PipelineId,
+    pub receivers: Vec<ComponentId>,
+    pub processors: Vec<ComponentId>,
+    pub exporters: Vec<ComponentId>,
 }
 
 impl SharedInstances {
+    /// Every instance of type `T`, with its id, in no particular order: how a component
+    /// finds the instances it serves without knowing their ids (the status page finds every
+    /// `tail_sampling` window).
+    pub fn all<T: Any + Send + Sync>(&self) -> Vec<(ComponentId, Arc<T>)> {
+        self.inner
+            .lock()
+            .iter()
+            .filter_map(|(id, any)| Some((id.clone(), any.clone().downcast::<T>().ok()?)))
+            .collect()
+    }
+
+    /// Set once by the service before it builds anything.
+    pub fn set_service_graph(&self, graph: ServiceGraph) {
+        let _ = self.graph.set(Arc::new(graph));
+    }
+
+    /// The configured pipelines (`None` for a component built outside a service).
+    pub fn service_graph(&self) -> Option<Arc<ServiceGraph>> {
+        self.graph.get().cloned()
+    }
+
     /// The instance for `id`, if one was made (and is a `T`).
     pub fn get<T: Any + Send + Sync>(&self, id: &ComponentId) -> Option<Arc<T>> {
         self.inner.lock().get(id).cloned()?.downcast::<T>().ok()

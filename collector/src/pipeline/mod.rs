@@ -6,6 +6,7 @@
 //! data (queued it, forwarded it, or deliberately dropped it by policy); an error travels back
 //! to the receiver, which turns it into the OTLP answer the client sees.
 
+mod counted;
 mod fanout;
 mod payload;
 mod signal;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use counted::{counted_consumers, Counted};
 pub use fanout::Fanout;
 pub use payload::{Batch, Logs, Payload, Traces};
 pub use signal::{

@@ -19,9 +19,11 @@ use weft_config::{
     PipelineId, PipelineList, SignalKind,
 };
 
-use crate::component::{AnyConfig, BuildContext, Component, SharedInstances};
+use crate::component::{
+    AnyConfig, BuildContext, Component, PipelineGraph, ServiceGraph, SharedInstances,
+};
 use crate::health::Health;
-use crate::pipeline::{fanout_consumers, Consumers};
+use crate::pipeline::{counted_consumers, fanout_consumers, Consumers};
 use crate::registry::Registry;
 use crate::telemetry::{self, Telemetry};
 
@@ -288,6 +290,34 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
+    /// The Collector's per-processor item counters, `otelcol_processor_incoming_items` and
+    /// `otelcol_processor_outgoing_items` (labels `processor`, `otel_signal`): items each
+    /// processor took, and items it handed on.
+    fn processor_counters(
+        &self,
+        id: &ComponentId,
+        signal: SignalKind,
+    ) -> (
+        prometheus_client::metrics::counter::Counter,
+        prometheus_client::metrics::counter::Counter,
+    ) {
+        let id = id.to_string();
+        let signal = signal.to_string();
+        let labels = [("processor", id.as_str()), ("otel_signal", signal.as_str())];
+        (
+            self.telemetry.counter(
+                "otelcol_processor_incoming_items",
+                "Number of items passed to the processor",
+                &labels,
+            ),
+            self.telemetry.counter(
+                "otelcol_processor_outgoing_items",
+                "Number of items emitted from the processor",
+                &labels,
+            ),
+        )
+    }
+
     fn ctx(&self, kind: Kind, id: &ComponentId) -> BuildContext {
         BuildContext {
             id: id.clone(),
@@ -315,6 +345,7 @@ impl Service {
             health: Health::default(),
             shared: SharedInstances::default(),
         };
+        b.shared.set_service_graph(graph_of(doc));
 
         let mut extensions = Vec::new();
         for id in &doc.service_extensions {
@@ -393,15 +424,21 @@ impl Service {
                     .context("validated processor type")?;
                 let ctx = b.ctx(Kind::Processor, id);
                 let span = ctx.span();
+                let (incoming, outgoing) = b.processor_counters(id, pid.signal);
                 let stage = factory
-                    .build(pid.signal, ctx, loaded.config(Kind::Processor, id)?, next)
+                    .build(
+                        pid.signal,
+                        ctx,
+                        loaded.config(Kind::Processor, id)?,
+                        counted_consumers(pid.signal, next, outgoing),
+                    )
                     .with_context(|| format!("building processor {id} in pipeline {pid}"))?;
                 built.push(Named {
                     name: format!("processor {id} (pipeline {pid})"),
                     span,
                     component: stage.component,
                 });
-                next = stage.entry;
+                next = counted_consumers(pid.signal, stage.entry, incoming);
             }
             stages.extend(built);
             entries.insert(index, next);
@@ -596,6 +633,33 @@ impl Builder<'_> {
             out.push(stage.entry);
         }
         Ok(out)
+    }
+}
+
+/// The pipelines as configured, for components that show them (the status page).
+fn graph_of(doc: &Document) -> ServiceGraph {
+    let mut connectors: Vec<ComponentId> = Vec::new();
+    let pipelines = doc
+        .pipelines
+        .iter()
+        .map(|(id, p)| {
+            for c in p.receivers.iter().chain(&p.exporters) {
+                if doc.is_connector(c) && !connectors.contains(c) {
+                    connectors.push(c.clone());
+                }
+            }
+            PipelineGraph {
+                id: id.clone(),
+                receivers: p.receivers.clone(),
+                processors: p.processors.clone(),
+                exporters: p.exporters.clone(),
+            }
+        })
+        .collect();
+    ServiceGraph {
+        pipelines,
+        extensions: doc.service_extensions.clone(),
+        connectors,
     }
 }
 

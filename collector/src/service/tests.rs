@@ -38,6 +38,8 @@ type Batches = Vec<(SignalKind, usize)>;
 struct Seen {
     receivers: Arc<Mutex<HashMap<String, Consumers>>>,
     exported: Arc<Mutex<HashMap<String, Batches>>>,
+    /// The service graph as a component built by the service sees it.
+    graph: Arc<Mutex<Option<Arc<ServiceGraph>>>>,
 }
 
 impl Seen {
@@ -100,6 +102,7 @@ fn registry(seen: &Seen) -> Registry {
         "test: hands its consumers to the test",
         move |ctx, _cfg, next| {
             receivers.receivers.lock().insert(ctx.id_str(), next);
+            *receivers.graph.lock() = ctx.shared.service_graph();
             Ok(Arc::new(Nothing) as Arc<dyn Component>)
         },
     ));
@@ -219,6 +222,62 @@ service:
         })
         .sum();
     assert_eq!(y, 5, "traces/y got every span from both pipelines");
+}
+
+#[tokio::test]
+async fn components_see_the_graph_and_each_processor_counts_what_passes() {
+    let seen = Seen::default();
+    let yaml = format!(
+        r#"
+receivers: {{capture: }}
+connectors: {{forward: }}
+processors: {{batch: {{timeout: 1ms}}, memory_limiter: {{check_interval: 1s, limit_mib: 100000}}}}
+exporters: {{record: }}
+extensions: {{health_check: {{endpoint: "127.0.0.1:0"}}}}
+service:
+  extensions: [health_check]
+  pipelines:
+    traces: {{receivers: [capture], processors: [memory_limiter, batch], exporters: [forward]}}
+    traces/out: {{receivers: [forward], exporters: [record]}}
+{NO_METRICS}"#
+    );
+    let service = started(&yaml, &seen).await;
+    let graph = seen
+        .graph
+        .lock()
+        .clone()
+        .expect("the service shares its graph");
+    let ids = |list: &[ComponentId]| list.iter().map(|i| i.to_string()).collect::<Vec<_>>();
+    assert_eq!(graph.pipelines.len(), 2);
+    assert_eq!(graph.pipelines[0].id.to_string(), "traces");
+    assert_eq!(
+        ids(&graph.pipelines[0].processors),
+        ["memory_limiter", "batch"]
+    );
+    assert_eq!(ids(&graph.pipelines[0].exporters), ["forward"]);
+    assert_eq!(ids(&graph.connectors), ["forward"]);
+    assert_eq!(ids(&graph.extensions), ["health_check"]);
+
+    let entry = seen.receiver("capture");
+    entry
+        .get::<Traces>()
+        .unwrap()
+        .consume(spans(4))
+        .await
+        .unwrap();
+    service
+        .shutdown(Instant::now() + Duration::from_secs(5))
+        .await;
+    let count = |name: &str, processor: &str| {
+        service
+            .telemetry()
+            .counter_value(name, &[("processor", processor), ("otel_signal", "traces")])
+    };
+    for processor in ["memory_limiter", "batch"] {
+        assert_eq!(count("otelcol_processor_incoming_items", processor), 4);
+        assert_eq!(count("otelcol_processor_outgoing_items", processor), 4);
+    }
+    assert_eq!(seen.exported("record"), [(SignalKind::Traces, 4)]);
 }
 
 #[tokio::test]

@@ -148,6 +148,88 @@ impl Telemetry {
     }
 }
 
+/// One sample of the text exposition: `name{labels} value`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// As exposed: counters with `_total`, histogram series with `_bucket`, `_sum`, `_count`.
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+impl Sample {
+    /// The value of label `key`.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Telemetry {
+    /// Every sample of every metric, read back from the text exposition: for views inside
+    /// Weft (the status page) that show what `/metrics` shows without holding every
+    /// component's metric handles. Costs one encoding of the registry.
+    pub fn samples(&self) -> Vec<Sample> {
+        parse_exposition(&self.encode())
+    }
+}
+
+/// The samples of a Prometheus text exposition (comments and malformed lines skipped).
+pub fn parse_exposition(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(parse_sample)
+        .collect()
+}
+
+fn parse_sample(line: &str) -> Option<Sample> {
+    let name_end = line.find(['{', ' '])?;
+    let name = line[..name_end].to_string();
+    let mut rest = &line[name_end..];
+    let mut labels = Vec::new();
+    if let Some(inner) = rest.strip_prefix('{') {
+        rest = inner;
+        loop {
+            rest = rest.trim_start_matches(',');
+            if let Some(after) = rest.strip_prefix('}') {
+                rest = after;
+                break;
+            }
+            let eq = rest.find('=')?;
+            let key = rest[..eq].to_string();
+            rest = rest[eq + 1..].strip_prefix('"')?;
+            // The value runs to the first unescaped quote; \\, \" and \n are escapes.
+            let mut value = String::new();
+            let mut chars = rest.char_indices();
+            let end = loop {
+                match chars.next()? {
+                    (i, '"') => break i,
+                    (_, '\\') => match chars.next()?.1 {
+                        'n' => value.push('\n'),
+                        c => value.push(c),
+                    },
+                    (_, c) => value.push(c),
+                }
+            };
+            rest = &rest[end + 1..];
+            labels.push((key, value));
+        }
+    }
+    let value = rest.split_whitespace().next()?;
+    let value = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().ok()?,
+    };
+    Some(Sample {
+        name,
+        labels,
+        value,
+    })
+}
+
 fn to_labels(labels: &[(&str, &str)]) -> Labels {
     labels
         .iter()
@@ -229,6 +311,45 @@ impl ExporterMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn samples_read_back_what_the_exposition_shows() {
+        let t = Telemetry::new();
+        t.counter("c", "help", &[("a", "x y,z=w"), ("b", "2")])
+            .inc_by(5);
+        t.gauge("g", "help", &[]).set(-3);
+        let h = t.histogram("h", "help", &[("p", "q")], || {
+            Histogram::new([1.0, 2.0].into_iter())
+        });
+        h.observe(1.5);
+        let samples = t.samples();
+        let c = samples.iter().find(|s| s.name == "c_total").unwrap();
+        assert_eq!(c.value, 5.0);
+        assert_eq!(c.label("a"), Some("x y,z=w"));
+        assert_eq!(c.label("b"), Some("2"));
+        let g = samples.iter().find(|s| s.name == "g").unwrap();
+        assert_eq!((g.value, g.labels.len()), (-3.0, 0));
+        let buckets: Vec<(String, f64)> = samples
+            .iter()
+            .filter(|s| s.name == "h_bucket")
+            .map(|s| (s.label("le").unwrap().to_string(), s.value))
+            .collect();
+        assert_eq!(
+            buckets,
+            vec![
+                ("1.0".to_string(), 0.0),
+                ("2.0".to_string(), 1.0),
+                ("+Inf".to_string(), 1.0)
+            ]
+        );
+        // Escapes as the exposition format defines them; a broken line is skipped.
+        let parsed = parse_exposition(
+            "# HELP x y\nx_total{a=\"q\\\"u\\\\o\\nte\"} 2\nbroken{a=\"1} 3\ny +Inf\n",
+        );
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].label("a"), Some("q\"u\\o\nte"));
+        assert_eq!(parsed[1].value, f64::INFINITY);
+    }
 
     #[test]
     fn series_use_collector_names_and_labels() {
