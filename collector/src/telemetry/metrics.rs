@@ -319,7 +319,7 @@ mod tests {
             .inc_by(5);
         t.gauge("g", "help", &[]).set(-3);
         let h = t.histogram("h", "help", &[("p", "q")], || {
-            Histogram::new([1.0, 2.0].into_iter())
+            Histogram::new([1.0, 2.0])
         });
         h.observe(1.5);
         let samples = t.samples();
