@@ -16,6 +16,7 @@ pub mod ottl;
 pub mod pipeline;
 pub mod processors;
 pub mod receivers;
+pub mod redaction;
 pub mod registry;
 pub mod secret;
 pub mod service;

@@ -39,6 +39,7 @@ impl Registry {
                 extensions::bearertokenauth::factory(),
                 extensions::file_storage::factory(),
                 extensions::health_check::factory(),
+                extensions::weft_status::factory(),
             ],
         }
     }

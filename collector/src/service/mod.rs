@@ -181,6 +181,7 @@ fn check_extension_references(loaded: &LoadedConfig, registry: &Registry, diags:
         Kind::Processor,
         Kind::Exporter,
         Kind::Connector,
+        Kind::Extension,
     ] {
         for section in doc.sections(kind) {
             let (Some(info), Ok(cfg)) = (

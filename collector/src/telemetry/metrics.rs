@@ -318,9 +318,7 @@ mod tests {
         t.counter("c", "help", &[("a", "x y,z=w"), ("b", "2")])
             .inc_by(5);
         t.gauge("g", "help", &[]).set(-3);
-        let h = t.histogram("h", "help", &[("p", "q")], || {
-            Histogram::new([1.0, 2.0])
-        });
+        let h = t.histogram("h", "help", &[("p", "q")], || Histogram::new([1.0, 2.0]));
         h.observe(1.5);
         let samples = t.samples();
         let c = samples.iter().find(|s| s.name == "c_total").unwrap();

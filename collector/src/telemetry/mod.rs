@@ -13,8 +13,8 @@ use tracing_subscriber::EnvFilter;
 use weft_config::{LogEncoding, LogsTelemetry, MetricsTelemetry};
 
 pub use metrics::{
-    CounterFamily, ExporterMetrics, GaugeFamily, HistogramFamily, Labels, ReceiverMetrics,
-    Telemetry,
+    parse_exposition, CounterFamily, ExporterMetrics, GaugeFamily, HistogramFamily, Labels,
+    ReceiverMetrics, Sample, Telemetry,
 };
 
 /// Installs the process's log subscriber. `RUST_LOG`, when set, overrides the configured level.

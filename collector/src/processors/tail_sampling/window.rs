@@ -446,6 +446,14 @@ impl Window {
         })
     }
 
+    /// Whether `trace_id` is held now, waiting for its decision.
+    pub fn holds(&self, trace_id: &TraceKey) -> bool {
+        self.shards[shard_of(trace_id)]
+            .lock()
+            .live
+            .contains_key(trace_id)
+    }
+
     /// Kept traces whose spans wait for late logs now.
     pub fn lingering_count(&self) -> usize {
         self.linger.lock().traces.len()

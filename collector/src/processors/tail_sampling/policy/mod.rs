@@ -82,7 +82,7 @@ use super::trace::{Reads, TraceData};
 use kind::DynKind;
 
 pub use config::{validate_policies, PolicyConfig};
-pub use severity::{severity_from_str, SeverityValue};
+pub use severity::{severity_from_str, severity_name, SeverityValue};
 
 /// Every policy type, once. The order is the one of the "required: one of …" message.
 pub(crate) static KINDS: &[&dyn DynKind] = &[
@@ -269,18 +269,21 @@ impl Why {
     }
 }
 
-/// A duration in milliseconds as an operator reads it: `850 ms`, `2.3 s`, `1 m 5 s`.
+/// A duration in milliseconds as an operator reads it: `850 ms`, `2.3 s`, `1.97 s`,
+/// `1 m 5 s` (seconds to the hundredth, truncated, as the whole milliseconds are).
 pub(crate) fn human_ms(ms: i128) -> String {
     let abs = ms.unsigned_abs();
     let sign = if ms < 0 { "-" } else { "" };
     if abs < 1000 {
         format!("{sign}{abs} ms")
     } else if abs < 60_000 {
-        let tenths = abs / 100;
-        if tenths.is_multiple_of(10) {
-            format!("{sign}{} s", tenths / 10)
+        let hundredths = abs / 10;
+        let fraction = format!("{:02}", hundredths % 100);
+        let fraction = fraction.trim_end_matches('0');
+        if fraction.is_empty() {
+            format!("{sign}{} s", hundredths / 100)
         } else {
-            format!("{sign}{}.{} s", tenths / 10, tenths % 10)
+            format!("{sign}{}.{fraction} s", hundredths / 100)
         }
     } else {
         format!("{sign}{} m {} s", abs / 60_000, abs / 1000 % 60)
