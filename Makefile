@@ -21,7 +21,7 @@ build:
 ## each cargo-fuzz target for TEST_FUZZ_SECONDS/3 s (scripts/fuzz.sh; a crash fails the
 ## run; the fuzz build is cached in ~/.cache/weft/fuzz-target). TEST_FUZZ_SECONDS=0 skips it.
 TEST_FUZZ_SECONDS ?= 180
-test: build python-env
+test: build python-env browser-env
 	@started=0; bash scripts/services.sh status >/dev/null 2>&1 || started=1; \
 	bash scripts/services.sh up || exit 1; \
 	$(CARGO) test --workspace --no-fail-fast; status=$$?; \
@@ -33,6 +33,11 @@ test: build python-env
 
 python-env:
 	@bash scripts/python-env.sh >/dev/null
+
+## browser-env: Chromium and chromium-driver from Debian's packages, for the status page's browser test (once; needs root or sudo)
+.PHONY: browser-env
+browser-env:
+	@bash scripts/browser-env.sh >/dev/null
 
 lint:
 	$(CARGO) fmt --all -- --check
