@@ -17,6 +17,7 @@ use prost::Message;
 use weft::component::BuildContext;
 use weft::pipeline::{Payload, Traces};
 use weft::processors::tail_sampling::config::TailSamplingConfig;
+use weft::processors::tail_sampling::decisions::RingSettings;
 use weft::processors::tail_sampling::TailSampling;
 use weft_config::{ConfigPath, Diagnostics, Kind};
 use weft_proto::collector::trace::v1::ExportTraceServiceRequest;
@@ -71,6 +72,15 @@ policies:
   - {name: slow, type: latency, latency: {threshold_ms: 1000}}
   - {name: tenants, type: string_attribute, string_attribute: {key: biz_user_id, values: [u-1, u-2]}}
 ";
+
+/// The status page's decisions ring (`weft_status` turns it on), at its default bounds.
+fn ring() -> RingSettings {
+    RingSettings {
+        size: 10_000,
+        keep_dropped_detail: false,
+        detail_max_bytes: 64 << 20,
+    }
+}
 
 fn core(policies: &str) -> TailSampling {
     let text = format!("{COMMON}{policies}");
@@ -130,12 +140,18 @@ fn insert_and_decide(c: &mut Criterion) {
     let mut group = c.benchmark_group("tail_sampling");
     let request = weft_benches::traces_request(50, 10);
     group.throughput(Throughput::Elements(500));
-    for (name, policies) in [
-        ("scalar_policies", SCALAR_POLICIES),
-        ("attribute_policy", ATTRIBUTE_POLICIES),
+    for (name, policies, with_ring) in [
+        ("scalar_policies", SCALAR_POLICIES, false),
+        ("attribute_policy", ATTRIBUTE_POLICIES, false),
+        // The same with the status page's decisions ring on: what it costs per span.
+        ("scalar_policies+decisions_ring", SCALAR_POLICIES, true),
+        ("attribute_policy+decisions_ring", ATTRIBUTE_POLICIES, true),
     ] {
         group.bench_function(format!("ingest_and_decide_500_spans/{name}"), |b| {
             let core = core(policies);
+            if with_ring {
+                core.decisions_ring(ring());
+            }
             let mut t = Instant::now();
             // The batch is made outside the measurement: ingest takes it by value, as the
             // pipeline hands it over (the receiver's bytes, checked but not decoded).
