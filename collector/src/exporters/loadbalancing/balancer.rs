@@ -174,6 +174,7 @@ impl<T: Payload> Balancer<T> {
     }
 
     /// The endpoints of the current ring (sorted).
+    #[cfg(test)]
     pub fn endpoints(&self) -> Vec<String> {
         self.inner.state.read().ring.endpoints().to_vec()
     }

@@ -89,6 +89,9 @@ impl Config {
         );
         // Offsets are stored by the receiver, after the pipeline took the message.
         p.insert("enable.auto.offset.store", "false".into());
+        // Co-partitioned topics: partition p of the traces and of the logs topic go to the same
+        // member, so a trace's logs meet its spans (see the receiver's module docs).
+        p.insert("partition.assignment.strategy", "range".into());
         p.insert(
             "session.timeout.ms",
             self.session_timeout.get().as_millis().to_string(),

@@ -1,5 +1,10 @@
 //! The `kafka` receiver: a member of a Kafka consumer group reading OTLP messages (the
-//! Collector contrib `kafkareceiver`'s keys), one consumer per signal.
+//! Collector contrib `kafkareceiver`'s keys).
+//!
+//! One consumer group member per receiver, subscribed to every signal's topic with the range
+//! assignor: partition p of the traces topic and of the logs topic go to the same member, and
+//! the `kafka` exporter keys spans and logs by trace id, so a trace's spans and logs meet at one
+//! gateway (both topics need the same partition count, which Kafka's auto-creation gives).
 //!
 //! Contract, per message, in partition order:
 //! - a message that is OTLP (checked as the `otlp` receiver checks a request) goes to the
@@ -58,20 +63,22 @@ pub fn factory() -> ReceiverFactory {
 const MAX_REFUSED_WAIT: Duration = Duration::from_secs(5);
 
 struct KafkaReceiver {
-    id: String,
-    /// One per signal, started at `start`.
-    loops: Mutex<Vec<Box<dyn FnOnce(CancellationToken) -> JoinHandle<()> + Send>>>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The consumer loop, started at `start`.
+    run: Mutex<Option<ConsumerLoop>>,
+    task: Mutex<Option<JoinHandle<()>>>,
     stop: CancellationToken,
+    id: String,
+    span: tracing::Span,
 }
 
 impl KafkaReceiver {
     fn new(ctx: BuildContext, cfg: &Config, next: Consumers) -> anyhow::Result<Self> {
+        /// One [`SignalSink`] per signal the receiver feeds, keyed by its topic.
         struct Each<'a> {
             ctx: &'a BuildContext,
             cfg: &'a Config,
             next: &'a Consumers,
-            loops: Vec<Box<dyn FnOnce(CancellationToken) -> JoinHandle<()> + Send>>,
+            sinks: Vec<(String, Box<dyn SignalSink>)>,
             error: Option<anyhow::Error>,
         }
         impl SignalVisitor for Each<'_> {
@@ -79,13 +86,8 @@ impl KafkaReceiver {
                 let Some(next) = self.next.get::<Batch<S>>() else {
                     return;
                 };
-                match SignalLoop::<S>::new(self.ctx, self.cfg, next) {
-                    Ok(l) => {
-                        let span = self.ctx.span();
-                        self.loops.push(Box::new(move |stop| {
-                            tokio::spawn(l.run(stop).instrument(span))
-                        }))
-                    }
+                match SignalHandler::<S>::new(self.ctx, self.cfg, next) {
+                    Ok(h) => self.sinks.push((h.topic.clone(), Box::new(h))),
                     Err(e) => self.error = Some(e),
                 }
             }
@@ -94,18 +96,59 @@ impl KafkaReceiver {
             ctx: &ctx,
             cfg,
             next: &next,
-            loops: Vec::new(),
+            sinks: Vec::new(),
             error: None,
         };
         for_each_signal(&mut each);
         if let Some(e) = each.error {
             return Err(e);
         }
+        let id = ctx.id_str();
+        let topics: Vec<&str> = each.sinks.iter().map(|(t, _)| t.as_str()).collect();
+        let mut unique = topics.clone();
+        unique.sort();
+        unique.dedup();
+        if unique.len() != topics.len() {
+            anyhow::bail!(
+                "receiver {id}: traces and logs need topics of their own (both read {:?})",
+                topics
+            );
+        }
+        let context = ReceiverContext {
+            log: LoggingContext::new(id.clone()),
+            partition_start: ctx.telemetry.counter(
+                "otelcol_kafka_receiver_partition_start",
+                "Number of started partitions",
+                &[("receiver", &id)],
+            ),
+            partition_close: ctx.telemetry.counter(
+                "otelcol_kafka_receiver_partition_close",
+                "Number of finished partitions",
+                &[("receiver", &id)],
+            ),
+        };
+        let consumer: StreamConsumer<ReceiverContext> = client_config(
+            &cfg.brokers,
+            &cfg.client_id,
+            &cfg.auth,
+            &cfg.consumer_properties(),
+        )
+        .create_with_context(context)
+        .map_err(|e| anyhow::anyhow!("receiver {id}: cannot create the Kafka consumer: {e}"))?;
+        consumer
+            .subscribe(&topics)
+            .map_err(|e| anyhow::anyhow!("receiver {id}: cannot subscribe to {topics:?}: {e}"))?;
         Ok(Self {
-            id: ctx.id_str(),
-            loops: Mutex::new(each.loops),
-            tasks: Mutex::new(Vec::new()),
+            run: Mutex::new(Some(ConsumerLoop {
+                id: id.clone(),
+                consumer,
+                sinks: each.sinks,
+                telemetry: ctx.telemetry.clone(),
+            })),
+            task: Mutex::new(None),
             stop: CancellationToken::new(),
+            id,
+            span: ctx.span(),
         })
     }
 }
@@ -113,10 +156,9 @@ impl KafkaReceiver {
 #[async_trait]
 impl Component for KafkaReceiver {
     async fn start(&self) -> anyhow::Result<()> {
-        let loops = std::mem::take(&mut *self.loops.lock());
-        let mut tasks = self.tasks.lock();
-        for l in loops {
-            tasks.push(l(self.stop.clone()));
+        if let Some(run) = self.run.lock().take() {
+            let task = tokio::spawn(run.run(self.stop.clone()).instrument(self.span.clone()));
+            *self.task.lock() = Some(task);
         }
         Ok(())
     }
@@ -125,16 +167,15 @@ impl Component for KafkaReceiver {
     /// group reads it again), and what was taken is committed before leaving the group.
     async fn shutdown(&self, deadline: std::time::Instant) -> anyhow::Result<()> {
         self.stop.cancel();
-        let tasks = std::mem::take(&mut *self.tasks.lock());
+        let task = self.task.lock().take();
         let wait = deadline.saturating_duration_since(std::time::Instant::now());
-        if tokio::time::timeout(wait, futures::future::join_all(tasks))
-            .await
-            .is_err()
-        {
-            anyhow::bail!(
-                "receiver {}: consumers did not stop by the deadline",
-                self.id
-            );
+        if let Some(task) = task {
+            if tokio::time::timeout(wait, task).await.is_err() {
+                anyhow::bail!(
+                    "receiver {}: the consumer did not stop by the deadline",
+                    self.id
+                );
+            }
         }
         Ok(())
     }
@@ -180,69 +221,45 @@ impl ConsumerContext for ReceiverContext {
     }
 }
 
-/// The consumer of one signal's topic and its hand-off to the pipeline.
-struct SignalLoop<S: Signal> {
-    id: String,
-    consumer: StreamConsumer<ReceiverContext>,
-    topic: String,
-    encoding: Encoding,
-    next: Arc<dyn Consumer<Batch<S>>>,
-    metrics: ReceiverMetrics,
-    telemetry: Telemetry,
-    limits: Limits,
+/// What happened to one message.
+enum Outcome {
+    /// The pipeline took it.
+    Taken,
+    /// Not OTLP, or refused for good: skipped.
+    Skipped,
+    /// Shutting down while the pipeline refused it: not committed, read again later.
+    Abandoned,
 }
 
-impl<S: Signal> SignalLoop<S> {
-    fn new(
-        ctx: &BuildContext,
-        cfg: &Config,
-        next: Arc<dyn Consumer<Batch<S>>>,
-    ) -> anyhow::Result<Self> {
-        let id = ctx.id_str();
-        let section = match S::KIND {
-            weft_config::SignalKind::Traces => &cfg.traces,
-            _ => &cfg.logs,
-        };
-        let (topic, encoding) = topic_for(S::KIND, &cfg.topic, &cfg.encoding, section)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let context = ReceiverContext {
-            log: LoggingContext::new(id.clone()),
-            partition_start: ctx.telemetry.counter(
-                "otelcol_kafka_receiver_partition_start",
-                "Number of started partitions",
-                &[("receiver", &id)],
-            ),
-            partition_close: ctx.telemetry.counter(
-                "otelcol_kafka_receiver_partition_close",
-                "Number of finished partitions",
-                &[("receiver", &id)],
-            ),
-        };
-        let consumer: StreamConsumer<ReceiverContext> = client_config(
-            &cfg.brokers,
-            &cfg.client_id,
-            &cfg.auth,
-            &cfg.consumer_properties(),
-        )
-        .create_with_context(context)
-        .map_err(|e| anyhow::anyhow!("receiver {id}: cannot create the Kafka consumer: {e}"))?;
-        consumer
-            .subscribe(&[topic.as_str()])
-            .map_err(|e| anyhow::anyhow!("receiver {id}: cannot subscribe to {topic}: {e}"))?;
-        Ok(Self {
-            metrics: ReceiverMetrics::new(&ctx.telemetry, &id, "kafka", S::ITEM),
-            id,
-            consumer,
-            topic,
-            encoding,
-            next,
-            telemetry: ctx.telemetry.clone(),
-            limits: Limits::default(),
-        })
-    }
+/// One signal's side of the receiver: decodes a message of its topic and hands it to its
+/// pipeline.
+#[async_trait]
+trait SignalSink: Send + Sync {
+    async fn handle(&self, payload: &[u8], at: &Position<'_>, stop: &CancellationToken) -> Outcome;
+}
 
+/// Where a message sits, for log lines and metric labels.
+struct Position<'a> {
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
+}
+
+/// The group member: one consumer subscribed to every signal's topic, so that partition `p`
+/// of the traces topic and partition `p` of the logs topic (where the spans and the logs of
+/// the same trace ids land) are assigned to the same member by the range assignor.
+struct ConsumerLoop {
+    id: String,
+    consumer: StreamConsumer<ReceiverContext>,
+    /// (topic, its signal's sink).
+    sinks: Vec<(String, Box<dyn SignalSink>)>,
+    telemetry: Telemetry,
+}
+
+impl ConsumerLoop {
     async fn run(self, stop: CancellationToken) {
-        tracing::info!(component = %self.id, topic = %self.topic, "consuming");
+        let topics: Vec<&str> = self.sinks.iter().map(|(t, _)| t.as_str()).collect();
+        tracing::info!(component = %self.id, topics = ?topics, "consuming");
         loop {
             let message = tokio::select! {
                 m = self.consumer.recv() => m,
@@ -259,12 +276,16 @@ impl<S: Signal> SignalLoop<S> {
                 }
             };
             self.consumer.context().log.recovered();
-            let (partition, offset) = (message.partition(), message.offset());
-            let partition_label = partition.to_string();
+            let at = Position {
+                topic: message.topic(),
+                partition: message.partition(),
+                offset: message.offset(),
+            };
+            let partition = at.partition.to_string();
             let labels = [
                 ("receiver", self.id.as_str()),
-                ("topic", self.topic.as_str()),
-                ("partition", partition_label.as_str()),
+                ("topic", at.topic),
+                ("partition", partition.as_str()),
             ];
             self.telemetry
                 .gauge(
@@ -272,31 +293,29 @@ impl<S: Signal> SignalLoop<S> {
                     "Current message offset",
                     &labels,
                 )
-                .set(offset);
-            let taken = match self.decode(message.payload().unwrap_or_default()) {
-                Err(reason) => {
-                    self.telemetry
-                        .counter(
-                            &format!("otelcol_kafka_receiver_unmarshal_failed_{}", S::ITEM),
-                            &format!("Number of {} failed to be unmarshaled", S::ITEM),
-                            &labels,
-                        )
-                        .inc();
-                    tracing::error!(
-                        component = %self.id, topic = %self.topic, partition, offset, error = %reason,
-                        "skipping a message that is not valid OTLP (its offset is committed)"
-                    );
-                    false
-                }
-                Ok(batch) => match self.hand_off(batch, &stop).await {
-                    Some(taken) => taken,
-                    // Shutting down while the pipeline refused it: not committed, read again.
-                    None => break,
-                },
+                .set(at.offset);
+            let Some((_, sink)) = self.sinks.iter().find(|(t, _)| t == at.topic) else {
+                continue;
             };
-            self.outcome(&labels, taken).inc();
+            let taken = match sink
+                .handle(message.payload().unwrap_or_default(), &at, &stop)
+                .await
+            {
+                Outcome::Taken => true,
+                Outcome::Skipped => false,
+                Outcome::Abandoned => break,
+            };
+            let mut with = labels.to_vec();
+            with.push(("outcome", if taken { "success" } else { "failure" }));
+            self.telemetry
+                .counter(
+                    "otelcol_kafka_receiver_messages",
+                    "The number of received messages.",
+                    &with,
+                )
+                .inc();
             if let Err(e) = self.consumer.store_offset_from_message(&message) {
-                tracing::warn!(component = %self.id, error = %e, partition, offset, "cannot store the offset");
+                tracing::warn!(component = %self.id, error = %e, partition = at.partition, offset = at.offset, "cannot store the offset");
             }
             if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Async) {
                 tracing::debug!(component = %self.id, error = %e, "commit failed; the next one carries it");
@@ -305,17 +324,43 @@ impl<S: Signal> SignalLoop<S> {
         if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
             tracing::debug!(component = %self.id, error = %e, "final commit");
         }
-        tracing::info!(component = %self.id, topic = %self.topic, "stopped consuming");
+        tracing::info!(component = %self.id, "stopped consuming");
     }
+}
 
-    fn outcome(&self, labels: &[(&str, &str); 3], success: bool) -> Counter {
-        let mut with = labels.to_vec();
-        with.push(("outcome", if success { "success" } else { "failure" }));
-        self.telemetry.counter(
-            "otelcol_kafka_receiver_messages",
-            "The number of received messages.",
-            &with,
-        )
+/// Decodes one signal's messages and offers them to its pipeline.
+struct SignalHandler<S: Signal> {
+    id: String,
+    topic: String,
+    encoding: Encoding,
+    next: Arc<dyn Consumer<Batch<S>>>,
+    metrics: ReceiverMetrics,
+    telemetry: Telemetry,
+    limits: Limits,
+}
+
+impl<S: Signal> SignalHandler<S> {
+    fn new(
+        ctx: &BuildContext,
+        cfg: &Config,
+        next: Arc<dyn Consumer<Batch<S>>>,
+    ) -> anyhow::Result<Self> {
+        let id = ctx.id_str();
+        let section = match S::KIND {
+            weft_config::SignalKind::Traces => &cfg.traces,
+            _ => &cfg.logs,
+        };
+        let (topic, encoding) = topic_for(S::KIND, &cfg.topic, &cfg.encoding, section)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Self {
+            metrics: ReceiverMetrics::new(&ctx.telemetry, &id, "kafka", S::ITEM),
+            id,
+            topic,
+            encoding,
+            next,
+            telemetry: ctx.telemetry.clone(),
+            limits: Limits::default(),
+        })
     }
 
     /// The message as a batch, checked as the `otlp` receiver checks a request.
@@ -338,22 +383,45 @@ impl<S: Signal> SignalLoop<S> {
             }
         }
     }
+}
 
-    /// Offers `batch` until the pipeline takes it (`Some(true)`) or refuses it for good
-    /// (`Some(false)`); `None` when `stop` came first.
-    async fn hand_off(&self, batch: Batch<S>, stop: &CancellationToken) -> Option<bool> {
+#[async_trait]
+impl<S: Signal> SignalSink for SignalHandler<S> {
+    async fn handle(&self, payload: &[u8], at: &Position<'_>, stop: &CancellationToken) -> Outcome {
+        let batch = match self.decode(payload) {
+            Ok(batch) => batch,
+            Err(reason) => {
+                let partition = at.partition.to_string();
+                self.telemetry
+                    .counter(
+                        &format!("otelcol_kafka_receiver_unmarshal_failed_{}", S::ITEM),
+                        &format!("Number of {} failed to be unmarshaled", S::ITEM),
+                        &[
+                            ("receiver", self.id.as_str()),
+                            ("topic", at.topic),
+                            ("partition", partition.as_str()),
+                        ],
+                    )
+                    .inc();
+                tracing::error!(
+                    component = %self.id, topic = %at.topic, partition = at.partition, offset = at.offset, error = %reason,
+                    "skipping a message that is not valid OTLP (its offset is committed)"
+                );
+                return Outcome::Skipped;
+            }
+        };
         let items = batch.item_count() as u64;
         let mut warned = false;
         loop {
             match self.next.consume(batch.clone()).await {
                 Ok(()) => {
                     self.metrics.accepted.inc_by(items);
-                    return Some(true);
+                    return Outcome::Taken;
                 }
                 Err(ConsumeError::Permanent(e)) => {
                     self.metrics.refused.inc_by(items);
-                    tracing::error!(component = %self.id, topic = %self.topic, error = %e, dropped_items = items, "dropping a message the pipeline refused for good");
-                    return Some(false);
+                    tracing::error!(component = %self.id, topic = %at.topic, partition = at.partition, offset = at.offset, error = %e, dropped_items = items, "dropping a message the pipeline refused for good");
+                    return Outcome::Skipped;
                 }
                 Err(ConsumeError::Refused {
                     message,
@@ -361,13 +429,13 @@ impl<S: Signal> SignalLoop<S> {
                     ..
                 }) => {
                     if !warned {
-                        tracing::warn!(component = %self.id, topic = %self.topic, error = %message, "the pipeline refused a message for now; offering it again (the partition waits)");
+                        tracing::warn!(component = %self.id, topic = %at.topic, partition = at.partition, error = %message, "the pipeline refused a message for now; offering it again (the partition waits)");
                         warned = true;
                     }
                     let wait = retry_after.clamp(Duration::from_millis(50), MAX_REFUSED_WAIT);
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
-                        _ = stop.cancelled() => return None,
+                        _ = stop.cancelled() => return Outcome::Abandoned,
                     }
                 }
             }
