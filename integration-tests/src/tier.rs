@@ -9,12 +9,14 @@ use serde_json::Value as Json;
 
 /// A gateway: `receiver` (YAML of the `receivers:` section, defining `receiver_id`) → one `tail_sampling` window for
 /// traces and logs (errors and slow traces kept, `decision_wait` 2 s) → files in `out`.
-/// `extra` is added at the top level (extensions, the window's storage).
+/// `window_extra` goes into the window's section, `extra` at the top level (an `extensions:`
+/// section), `extensions` into `service::extensions`.
 pub fn gateway_config(
     receiver_id: &str,
     receiver: &str,
     window_extra: &str,
     extra: &str,
+    extensions: &str,
     metrics: u16,
     out: &Path,
 ) -> String {
@@ -39,6 +41,7 @@ exporters:
     flush_interval: 100ms
 {extra}
 service:
+  extensions: [{extensions}]
   pipelines:
     traces: {{receivers: [{receiver_id}], processors: [tail_sampling], exporters: [file/traces]}}
     logs: {{receivers: [{receiver_id}], processors: [tail_sampling], exporters: [file/logs]}}

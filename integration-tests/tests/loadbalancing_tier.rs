@@ -140,7 +140,7 @@ fn start_gateway(i: u8, port: u16) -> Gateway {
     let out = tempfile::tempdir().unwrap();
     let receiver =
         format!("  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.{i}:{port}\n");
-    let config = gateway_config("otlp", &receiver, "", "", free_port(), out.path());
+    let config = gateway_config("otlp", &receiver, "", "", "", free_port(), out.path());
     let weft = Weft::start(&config, &[SocketAddr::from(([127, 0, 0, i], port))]).unwrap();
     Gateway {
         weft: Some(weft),
