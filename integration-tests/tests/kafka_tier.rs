@@ -15,6 +15,9 @@
 //!    traces whose spans the rebalance split between two gateways, which each decided on
 //!    their part — counted and printed (see the README's "Deploying at scale").
 
+// The measured numbers (moved share, split traces) are printed for the report.
+#![allow(clippy::print_stdout)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -47,3 +47,12 @@ fn manifests_are_valid_kubernetes_and_their_configs_valid_weft() {
     }
     assert_eq!(configs, 4, "agent and gateway, for each design:\n{report}");
 }
+
+#[test]
+fn the_example_tier_configs_are_valid() {
+    for name in ["sidecar.yaml", "gateway.yaml"] {
+        let config = std::fs::read_to_string(workspace_root().join("config").join(name)).unwrap();
+        let (code, output) = weft_validate(&config, &[]).unwrap();
+        assert_eq!(code, 0, "config/{name}: {output}");
+    }
+}

@@ -101,12 +101,15 @@ fn build(ctx: BuildContext, cfg: &Config, signals: &[SignalKind]) -> anyhow::Res
     })
 }
 
+/// A signal's balancer, as the resolver and the lifecycle see it.
+type Made = (Arc<dyn RingListener>, Arc<dyn Component>);
+
 /// Makes each signal's [`Balancer`], remembering it as a ring listener and a component.
 struct Balancers<'a> {
     ctx: &'a BuildContext,
     cfg: &'a Config,
     key: RoutingKey,
-    made: Mutex<Vec<(Arc<dyn RingListener>, Arc<dyn Component>)>>,
+    made: Mutex<Vec<Made>>,
 }
 
 impl MakeConsumer for Balancers<'_> {

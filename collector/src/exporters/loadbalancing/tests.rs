@@ -18,10 +18,13 @@ use crate::exporters::helper::{ExportError, QueueSettings, RetrySettings, Sender
 use crate::pipeline::{ConsumeError, Consumer, Logs, Payload, Traces};
 use crate::telemetry::Telemetry;
 
+/// (trace id, span id) pairs.
+type Items = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// What every fake backend received, and which are down (failing) or stuck (never answering).
 #[derive(Clone, Default)]
 struct Backends {
-    received: Arc<Mutex<HashMap<String, Vec<(Vec<u8>, Vec<u8>)>>>>,
+    received: Arc<Mutex<HashMap<String, Items>>>,
     down: Arc<Mutex<HashSet<String>>>,
     stuck: Arc<Mutex<HashSet<String>>>,
     attempts: Arc<Mutex<HashMap<String, usize>>>,
@@ -60,7 +63,7 @@ impl<T: Payload> Sender<T> for Fake<T> {
 }
 
 /// (trace id, span id) of every item of a batch.
-fn ids<T: Payload>(data: &T) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn ids<T: Payload>(data: &T) -> Items {
     let bytes = data.to_bytes();
     match T::SIGNAL {
         weft_config::SignalKind::Traces => {
