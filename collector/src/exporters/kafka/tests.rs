@@ -58,6 +58,7 @@ auth: { sasl: { username: u, password: p, mechanism: GSSAPI } }
 fn sender(by_trace: bool) -> KafkaSender<Traces> {
     let producer: FutureProducer<LoggingContext> = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", "127.0.0.1:1")
+        .set("message.timeout.ms", "1000")
         .create_with_context(LoggingContext::new("kafka".into()))
         .unwrap();
     KafkaSender {
@@ -102,4 +103,24 @@ async fn partitioning_by_trace_makes_one_message_per_trace_keyed_by_its_id() {
     let whole = sender(false).messages(&batch);
     assert_eq!(whole.len(), 1);
     assert_eq!(whole[0].0, None);
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_is_a_retryable_send_failure_not_a_crash() {
+    let batch = Traces::from(ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    trace_id: vec![1; 16],
+                    span_id: vec![1; 8],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    });
+    let err = sender(true).send(&batch).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.message.contains("writing to Kafka topic t"), "{err}");
 }

@@ -208,3 +208,109 @@ fn dns_client(cfg: &DnsResolver) -> anyhow::Result<TokioResolver> {
         .build()
         .map_err(|e| anyhow::anyhow!("resolver::dns: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::exporters::loadbalancing::config::Port;
+
+    /// Records every list it is given.
+    #[derive(Default)]
+    struct Lists(parking_lot::Mutex<Vec<Vec<String>>>);
+
+    impl RingListener for Lists {
+        fn update(&self, endpoints: &[String]) -> anyhow::Result<()> {
+            self.0.lock().push(endpoints.to_vec());
+            Ok(())
+        }
+    }
+
+    /// A DNS server answering every A question with 10.0.0.1 and 10.0.0.2, or NXDOMAIN once
+    /// `broken` is set.
+    fn dns_server(broken: Arc<AtomicBool>) -> SocketAddr {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = socket.recv_from(&mut buf) {
+                let q = &buf[..n];
+                let mut end = 12;
+                while q[end] != 0 {
+                    end += 1 + usize::from(q[end]);
+                }
+                let is_a = q[end + 2] == 1;
+                let nx = broken.load(Ordering::Relaxed);
+                let ips: &[[u8; 4]] = if is_a && !nx {
+                    &[[10, 0, 0, 1], [10, 0, 0, 2]]
+                } else {
+                    &[]
+                };
+                let mut out = q[..2].to_vec();
+                out.extend_from_slice(&[
+                    0x81,
+                    if nx { 0x83 } else { 0x80 },
+                    0,
+                    1,
+                    0,
+                    ips.len() as u8,
+                    0,
+                    0,
+                    0,
+                    0,
+                ]);
+                out.extend_from_slice(&q[12..end + 5]);
+                for ip in ips {
+                    out.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4]);
+                    out.extend_from_slice(ip);
+                }
+                let _ = socket.send_to(&out, from);
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_name_that_stops_resolving_keeps_the_last_good_ring_and_counts_the_failure() {
+        let broken = Arc::new(AtomicBool::new(false));
+        let server = dns_server(broken.clone());
+        let lists = Arc::new(Lists::default());
+        let telemetry = Telemetry::new();
+        let resolution = Resolution::new(
+            "loadbalancing".into(),
+            Resolver::Dns(DnsResolver {
+                hostname: "gateways.weft.test".into(),
+                port: Some(Port::Text("4317".into())),
+                nameserver: Some(server.to_string()),
+                ..DnsResolver::default()
+            }),
+            vec![lists.clone()],
+            &telemetry,
+        )
+        .unwrap();
+        resolution.resolve_once().await;
+        let good = vec!["10.0.0.1:4317".to_string(), "10.0.0.2:4317".to_string()];
+        assert_eq!(*lists.0.lock(), [good.clone()]);
+        broken.store(true, Ordering::Relaxed);
+        resolution.resolve_once().await;
+        resolution.resolve_once().await;
+        assert_eq!(*lists.0.lock(), [good], "the ring was kept");
+        let labels = |success| {
+            [
+                ("exporter", "loadbalancing"),
+                ("resolver", "dns"),
+                ("success", success),
+            ]
+        };
+        assert_eq!(
+            telemetry.counter_value("otelcol_loadbalancer_num_resolutions", &labels("false")),
+            2
+        );
+        assert_eq!(
+            telemetry.counter_value("otelcol_loadbalancer_num_resolutions", &labels("true")),
+            1
+        );
+    }
+}
