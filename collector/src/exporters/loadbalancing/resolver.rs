@@ -292,7 +292,7 @@ mod tests {
         .unwrap();
         resolution.resolve_once().await;
         let good = vec!["10.0.0.1:4317".to_string(), "10.0.0.2:4317".to_string()];
-        assert_eq!(*lists.0.lock(), [good.clone()]);
+        assert_eq!(*lists.0.lock(), std::slice::from_ref(&good));
         broken.store(true, Ordering::Relaxed);
         resolution.resolve_once().await;
         resolution.resolve_once().await;
