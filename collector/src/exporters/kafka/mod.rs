@@ -146,7 +146,7 @@ impl<T: Payload> KafkaSender<T> {
                 keys.len() - 1
             })
         };
-        let split = route::split(&bytes, layout, RoutingKey::TraceId, &mut choose).or_else(|()| {
+        let split = route::split(&bytes, layout, RoutingKey::TraceId, &mut choose).or_else(|_| {
             let encoded = T::from_request(batch.request().into_owned()).to_bytes();
             route::split(&encoded, layout, RoutingKey::TraceId, &mut choose)
         });
@@ -163,7 +163,7 @@ impl<T: Payload> KafkaSender<T> {
                 })
                 .collect(),
             // Not reachable for a batch prost encoded; one unkeyed message keeps the data.
-            Err(()) => vec![(None, self.encode(batch))],
+            Err(_) => vec![(None, self.encode(batch))],
         }
     }
 

@@ -314,7 +314,7 @@ impl<T: Payload> Inner<T> {
         let split = match route::split(&bytes, self.layout, self.key, &mut choose) {
             Ok(split) => split,
             // Valid protobuf outside the walker's shape: prost's encoding of it is inside.
-            Err(()) => {
+            Err(_) => {
                 let encoded = T::from_request(batch.request().into_owned()).to_bytes();
                 route::split(&encoded, self.layout, self.key, &mut choose)
                     .unwrap_or(Split::Whole(0))

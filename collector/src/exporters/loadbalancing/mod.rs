@@ -22,7 +22,7 @@ mod balancer;
 mod config;
 mod resolver;
 pub mod ring;
-pub(crate) mod route;
+pub mod route;
 #[cfg(test)]
 mod tests;
 

@@ -63,10 +63,25 @@ pub enum Split {
     Empty,
 }
 
+/// The body is valid protobuf outside the shape the wire walker reads (a group, an over-long
+/// varint): re-encode it with prost and split that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the batch is not in the shape the wire walker reads")]
+pub struct Unreadable;
+
 /// Cuts the encoded export request `body` by destination: `choose` names the destination
-/// of each record from its [`RecordKey`]. `Err` when the body is not in the shape the wire
-/// walker reads (the caller then re-encodes it with prost and tries again).
+/// of each record from its [`RecordKey`]. [`Unreadable`] when the body is not in the shape
+/// the wire walker reads (the caller then re-encodes it with prost and tries again).
 pub fn split(
+    body: &[u8],
+    layout: Layout,
+    key: RoutingKey,
+    choose: impl FnMut(RecordKey<'_>) -> usize,
+) -> Result<Split, Unreadable> {
+    split_walk(body, layout, key, choose).map_err(|()| Unreadable)
+}
+
+fn split_walk(
     body: &[u8],
     layout: Layout,
     key: RoutingKey,
@@ -456,6 +471,9 @@ mod tests {
     fn a_body_the_walker_cannot_read_is_an_error_not_a_loss() {
         let layout = layout(SignalKind::Traces).unwrap();
         // A group (wire type 3) is outside what the walker reads.
-        assert_eq!(split(&[0x0b], layout, RoutingKey::TraceId, |_| 0), Err(()));
+        assert_eq!(
+            split(&[0x0b], layout, RoutingKey::TraceId, |_| 0),
+            Err(Unreadable)
+        );
     }
 }
