@@ -1,11 +1,20 @@
-"""Emits traces whose spans and logs come from two services through two different agents, as
-several services' sidecars would send them: the "frontend" service (the SERVER root span, a
-"SELECT cart" child, their logs) exports to --endpoint-a; the "payments" service (a
-"POST /payments" child of the same trace, its logs) exports to --endpoint-b. Writes a manifest
-of every trace: its category, span ids and log bodies.
+"""Emits traces in two parts, through the official OpenTelemetry Python SDK, for the test of a
+durable window's restart: the first part before Weft is restarted, the rest after.
 
-Categories (shares of --traces): error (the payments span has status ERROR and logs an ERROR),
-slow (the root lasts --slow-ms, timestamps set explicitly: no sleeping), ok.
+--phase first:
+  --complete N traces, whole (a SERVER root and a child, a log in each); every third has an
+  ERROR child. And --split N traces of which only the first part is sent: a child span (OK)
+  and a log, under a remote parent span that is never sent (so the trace has no root and
+  waits the whole decision_wait). Writes the manifest to --out.
+--phase rest:
+  reads --manifest and sends the rest of each split trace: a second child under the same
+  remote parent, ERROR for the first --split-errors of them, OK for the others, and a log in
+  it. Writes the manifest, completed, to --out.
+
+The second part is timestamped 3 ms after the first (its delivery, not the work, waited for
+the restart), so no split trace looks slow. Manifest: {"complete": [{trace_id, error, spans,
+logs}], "split": [{trace_id, parent, error, start, spans, logs}]} with hex ids and log
+bodies.
 """
 
 import argparse
@@ -22,85 +31,91 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+from opentelemetry.trace import (NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode,
+                                 TraceFlags, set_span_in_context)
 
 
-def service(name, endpoint):
-    resource = Resource.create({"service.name": name})
-    tracer_provider = TracerProvider(resource=resource)
-    tracer_provider.add_span_processor(
-        BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True, timeout=30),
-                           max_export_batch_size=128, max_queue_size=100000, schedule_delay_millis=200))
-    logger_provider = LoggerProvider(resource=resource)
-    logger_provider.add_log_record_processor(
-        BatchLogRecordProcessor(OTLPLogExporter(endpoint=endpoint, insecure=True, timeout=30),
-                                max_export_batch_size=128, max_queue_size=100000, schedule_delay_millis=200))
-    return (tracer_provider, logger_provider,
-            tracer_provider.get_tracer("weft.test." + name), logger_provider.get_logger("weft.test." + name))
+def remote_parent(trace_id, span_id):
+    return set_span_in_context(NonRecordingSpan(SpanContext(
+        trace_id=trace_id, span_id=span_id, is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED))))
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--endpoint-a", required=True)
-    p.add_argument("--endpoint-b", required=True)
-    p.add_argument("--traces", type=int, default=300)
-    p.add_argument("--error-share", type=float, default=0.1)
-    p.add_argument("--slow-share", type=float, default=0.1)
-    p.add_argument("--slow-ms", type=int, default=1500)
+    p.add_argument("--endpoint", required=True)
+    p.add_argument("--phase", choices=["first", "rest"], required=True)
+    p.add_argument("--complete", type=int, default=9)
+    p.add_argument("--split", type=int, default=10)
+    p.add_argument("--split-errors", type=int, default=4)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--pause-every", type=int, default=0, help="sleep --pause-ms after every N traces")
-    p.add_argument("--pause-ms", type=int, default=0)
+    p.add_argument("--manifest")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     rnd = random.Random(args.seed)
 
-    tp_a, lp_a, tracer_a, logger_a = service("frontend", args.endpoint_a)
-    tp_b, lp_b, tracer_b, logger_b = service("payments", args.endpoint_b)
+    resource = Resource.create({"service.name": "checkout", "deployment.environment": "test"})
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(
+        BatchSpanProcessor(OTLPSpanExporter(endpoint=args.endpoint, insecure=True, timeout=30)))
+    logger_provider = LoggerProvider(resource=resource)
+    logger_provider.add_log_record_processor(
+        BatchLogRecordProcessor(OTLPLogExporter(endpoint=args.endpoint, insecure=True, timeout=30)))
+    tracer = tracer_provider.get_tracer("weft.test.split")
+    logger = logger_provider.get_logger("weft.test.split.logs")
 
-    n = args.traces
-    counts = {"error": round(n * args.error_share), "slow": round(n * args.slow_share)}
-    categories = [c for c, k in counts.items() for _ in range(k)]
-    categories += ["ok"] * (n - len(categories))
-    rnd.shuffle(categories)
+    def span_hex(span):
+        return format(span.get_span_context().span_id, "016x")
 
-    manifest = {"traces": []}
-    for i, category in enumerate(categories):
-        start = time.time_ns()
-        root_ms = args.slow_ms if category == "slow" else rnd.randint(5, 200)
-        root = tracer_a.start_span("GET /checkout", kind=SpanKind.SERVER, start_time=start)
-        ctx = set_span_in_context(root)
-        entry = {"category": category, "trace_id": format(root.get_span_context().trace_id, "032x"),
-                 "spans": [format(root.get_span_context().span_id, "016x")], "logs": []}
+    def child(name, context, error, entry, body, start=None):
+        start = start or time.time_ns()
+        span = tracer.start_span(name, kind=SpanKind.CLIENT, context=context, start_time=start)
+        ctx = set_span_in_context(span)
+        entry["spans"].append(span_hex(span))
+        severity = (SeverityNumber.ERROR, "ERROR") if error else (SeverityNumber.INFO, "INFO")
+        logger.emit(body=body, severity_number=severity[0], severity_text=severity[1], context=ctx)
+        entry["logs"].append(body)
+        if error:
+            span.set_status(Status(StatusCode.ERROR, "payment gateway 502"))
+        span.end(end_time=start + 2_000_000)
 
-        def emit(logger, body, severity, text, context):
-            logger.emit(body=body, severity_number=severity, severity_text=text, context=context)
-            entry["logs"].append(body)
+    if args.phase == "first":
+        manifest = {"complete": [], "split": []}
+        for i in range(args.complete):
+            error = i % 3 == 0
+            start = time.time_ns()
+            root = tracer.start_span("GET /checkout", kind=SpanKind.SERVER, start_time=start)
+            entry = {"trace_id": format(root.get_span_context().trace_id, "032x"), "error": error,
+                     "spans": [span_hex(root)], "logs": []}
+            child("POST /payments", set_span_in_context(root), error, entry,
+                  "payment %d (complete)" % i)
+            root.end(end_time=start + 5_000_000)
+            manifest["complete"].append(entry)
+        for i in range(args.split):
+            trace_id, parent = rnd.getrandbits(128), rnd.getrandbits(64)
+            entry = {"trace_id": format(trace_id, "032x"), "parent": format(parent, "016x"),
+                     "error": i < args.split_errors, "start": time.time_ns(), "spans": [],
+                     "logs": []}
+            child("SELECT cart", remote_parent(trace_id, parent), False, entry,
+                  "cart %d (before the restart)" % i, start=entry["start"])
+            manifest["split"].append(entry)
+    else:
+        with open(args.manifest) as f:
+            manifest = json.load(f)
+        for i, entry in enumerate(manifest["split"]):
+            context = remote_parent(int(entry["trace_id"], 16), int(entry["parent"], 16))
+            # Timed as if it had happened right after the first part: only its delivery
+            # waited for the restart (a trace seconds long would be kept as slow).
+            child("POST /payments", context, entry["error"], entry,
+                  "payment %d (after the restart)" % i, start=entry["start"] + 3_000_000)
 
-        emit(logger_a, "checkout %d started" % i, SeverityNumber.INFO, "INFO", ctx)
-        cart = tracer_a.start_span("SELECT cart", kind=SpanKind.CLIENT, context=ctx, start_time=start + 1_000_000)
-        entry["spans"].append(format(cart.get_span_context().span_id, "016x"))
-        emit(logger_a, "cart loaded for %d" % i, SeverityNumber.DEBUG, "DEBUG", set_span_in_context(cart))
-        cart.end(end_time=start + 2_000_000)
-        pay = tracer_b.start_span("POST /payments", kind=SpanKind.SERVER, context=ctx, start_time=start + 2_000_000)
-        pay_ctx = set_span_in_context(pay)
-        entry["spans"].append(format(pay.get_span_context().span_id, "016x"))
-        emit(logger_b, "charging order %d" % i, SeverityNumber.INFO, "INFO", pay_ctx)
-        if category == "error":
-            pay.set_status(Status(StatusCode.ERROR, "card declined"))
-            emit(logger_b, "payment failed for %d" % i, SeverityNumber.ERROR, "ERROR", pay_ctx)
-        pay.end(end_time=start + 3_000_000)
-        root.set_status(Status(StatusCode.OK))
-        root.end(end_time=start + root_ms * 1_000_000)
-        manifest["traces"].append(entry)
-        if args.pause_every and (i + 1) % args.pause_every == 0:
-            time.sleep(args.pause_ms / 1000.0)
-
-    ok = all(p.force_flush(60_000) for p in (tp_a, lp_a, tp_b, lp_b))
-    for p in (tp_a, lp_a, tp_b, lp_b):
-        p.shutdown()
+    ok = tracer_provider.force_flush(60_000) and logger_provider.force_flush(60_000)
+    tracer_provider.shutdown()
+    logger_provider.shutdown()
     with open(args.out, "w") as f:
         json.dump(manifest, f)
-    print("emitted %d traces (%s) through two agents" % (n, counts))
+    print("phase %s: %d complete, %d split traces" % (
+        args.phase, len(manifest["complete"]), len(manifest["split"])))
     return 0 if ok else 1
 
 

@@ -61,7 +61,7 @@ pub struct Sent {
     pub logs: BTreeSet<String>,
 }
 
-/// The manifest `emit_split.py` wrote: trace id → what was sent.
+/// The manifest `emit_two_services.py` wrote: trace id → what was sent.
 pub fn read_manifest(path: &Path) -> BTreeMap<String, Sent> {
     let json: Json = serde_json::from_str(&std::fs::read_to_string(path).expect("manifest"))
         .expect("JSON manifest");

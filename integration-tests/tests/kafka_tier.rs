@@ -171,7 +171,7 @@ fn send(
     if pause {
         args.extend_from_slice(&["--pause-every", "40", "--pause-ms", "400"]);
     }
-    run_python_client("emit_split.py", &args).map_err(|e| e.to_string())
+    run_python_client("emit_two_services.py", &args).map_err(|e| e.to_string())
 }
 
 fn all_logs(agents: &[(Weft, u16)], gateways: &[Gateway]) -> String {
@@ -273,7 +273,7 @@ fn a_consumer_group_of_gateways_keeps_traces_whole_and_a_killed_one_loses_nothin
             let a = format!("http://127.0.0.1:{}", agents_ports[0]);
             let b = format!("http://127.0.0.1:{}", agents_ports[1]);
             run_python_client(
-                "emit_split.py",
+                "emit_two_services.py",
                 &[
                     "--endpoint-a",
                     &a,

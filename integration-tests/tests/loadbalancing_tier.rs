@@ -215,7 +215,7 @@ fn send(
     let a = format!("http://127.0.0.1:{}", agents[0].grpc);
     let b = format!("http://127.0.0.1:{}", agents[1].grpc);
     let out = run_python_client(
-        "emit_split.py",
+        "emit_two_services.py",
         &[
             "--endpoint-a",
             &a,
