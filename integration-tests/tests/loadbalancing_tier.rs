@@ -116,15 +116,18 @@ fn port_free_on_three() -> u16 {
             .all(|i| std::net::TcpListener::bind((Ipv4Addr::new(127, 0, 0, i), port)).is_ok());
         let endpoints: Vec<String> = (1..=3).map(|i| format!("127.0.0.{i}:{port}")).collect();
         let ring = Ring::new(&endpoints);
-        let owned = (0u32..20_000)
-            .filter(|k| {
-                let key = [
-                    k.to_le_bytes(),
-                    k.wrapping_mul(2_654_435_761).to_be_bytes(),
-                    [1, 2, 3, 4],
-                    k.to_be_bytes(),
-                ]
-                .concat();
+        // Random trace ids, as the SDKs make them (splitmix64: reproducible, well spread).
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let owned = (0..20_000)
+            .filter(|_| {
+                let key = [next().to_le_bytes(), next().to_le_bytes()].concat();
                 ring.owner(&key) == Some(2)
             })
             .count();
