@@ -66,10 +66,12 @@ impl K8sTarget {
         };
         match parts.len() {
             1 | 2 => {}
-            3 => return Err(format!(
+            3 => {
+                return Err(format!(
                 "service: \"{}\" lacks the cluster domain after \"svc\" (e.g. .svc.cluster.local)",
                 cfg.service
-            )),
+            ))
+            }
             _ if parts[2] != "svc" => {
                 return Err(format!(
                     "service: the third label of \"{}\" must be \"svc\"",
