@@ -11,6 +11,7 @@ pub mod exporters;
 pub mod extensions;
 pub mod health;
 pub mod net;
+pub mod operators;
 pub mod pipeline;
 pub mod processors;
 pub mod receivers;
