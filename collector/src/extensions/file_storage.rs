@@ -6,7 +6,8 @@
 //! Each exporter and signal gets its own folder `<directory>/<exporter id>-<signal>` of
 //! append-only segment files (see [`crate::exporters::helper::FileQueue`] for the format and
 //! the crash-safety contract); each durable window gets `<directory>/<processor id>-window`
-//! (see [`crate::processors::tail_sampling::wal`]).
+//! (see [`crate::processors::tail_sampling::wal`]); each receiver that keeps state (the
+//! `filelog` receiver's committed file offsets) gets `<directory>/<receiver id>-receiver`.
 //!
 //! fsync policy: with `fsync: false` (the default, as in the Collector) a batch is
 //! acknowledged to the client once it is written to the segment file — it survives Weft being
@@ -121,6 +122,13 @@ impl FileStorage {
     /// `<directory>/<processor id>-window`.
     pub fn window_dir(&self, processor: &ComponentId) -> PathBuf {
         let folder = format!("{}-window", processor.to_string().replace('/', "_"));
+        self.directory.join(folder)
+    }
+
+    /// The folder of one receiver's own state (the `filelog` receiver's file offsets):
+    /// `<directory>/<receiver id>-receiver`. The receiver creates it and owns what is in it.
+    pub fn receiver_dir(&self, receiver: &ComponentId) -> PathBuf {
+        let folder = format!("{}-receiver", receiver.to_string().replace('/', "_"));
         self.directory.join(folder)
     }
 
