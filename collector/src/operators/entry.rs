@@ -500,6 +500,59 @@ impl Entry {
     }
 }
 
+/// Entries as one OTLP logs request: consecutive entries with the same resource share a
+/// `ResourceLogs` (a batch read from a few files has a few resources).
+pub fn into_request(
+    entries: Vec<Entry>,
+) -> weft_proto::collector::logs::v1::ExportLogsServiceRequest {
+    use weft_proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use weft_proto::resource::v1::Resource;
+    let mut groups: Vec<(Value, Vec<LogRecord>)> = Vec::new();
+    for e in entries {
+        let record = LogRecord {
+            time_unix_nano: e.timestamp,
+            observed_time_unix_nano: e.observed,
+            severity_number: e.severity,
+            severity_text: e.severity_text,
+            body: match e.body {
+                Value::Null => None,
+                body => Some(body.into_any()),
+            },
+            attributes: match e.attributes {
+                Value::Map(m) => m.into_key_values(),
+                _ => Vec::new(),
+            },
+            trace_id: e.trace_id,
+            span_id: e.span_id,
+            flags: e.trace_flags,
+            ..Default::default()
+        };
+        match groups.iter_mut().rev().find(|(r, _)| *r == e.resource) {
+            Some((_, records)) => records.push(record),
+            None => groups.push((e.resource, vec![record])),
+        }
+    }
+    weft_proto::collector::logs::v1::ExportLogsServiceRequest {
+        resource_logs: groups
+            .into_iter()
+            .map(|(resource, log_records)| ResourceLogs {
+                resource: Some(Resource {
+                    attributes: match resource {
+                        Value::Map(m) => m.into_key_values(),
+                        _ => Vec::new(),
+                    },
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    log_records,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

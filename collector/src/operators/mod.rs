@@ -233,6 +233,8 @@ impl OperatorType {
 /// One decoded `operators:` item.
 #[derive(Debug)]
 pub struct DecodedOperator {
+    /// Its position in the list.
+    pub index: usize,
     pub id: String,
     pub type_name: &'static str,
     pub config: Box<dyn AnyOperatorConfig>,
@@ -307,6 +309,7 @@ pub fn decode_list(
         };
         if let Some(config) = (kind.decode)(&Yaml::Mapping(rest), &at, diags) {
             out.push(DecodedOperator {
+                index: i,
                 id,
                 type_name: kind.name,
                 config,
