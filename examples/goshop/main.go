@@ -200,7 +200,7 @@ func (s *shop) checkout(w http.ResponseWriter, r *http.Request) {
 	span := trace.SpanFromContext(ctx)
 	span.SetAttributes(attribute.String("order.no", "A-"+n))
 	fields := []zap.Field{zap.String("order_no", "A-"+n)}
-	if mode == "big" {
+	if r.URL.Query().Get("big") == "1" {
 		// A line longer than the CRI line limit: the kubelet splits it into P parts.
 		fields = append(fields, zap.String("cart", s.padding))
 	}
@@ -301,7 +301,7 @@ func main() {
 
 	// zap's production JSON: {"level":"info","ts":<float seconds>,"caller":"…","msg":"…",…}
 	encoder := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
-	zapLogger := zap.New(zapcore.NewCore(encoder, zapcore.AddSync(checkoutFile), zapcore.DebugLevel), zap.AddCaller())
+	zapLogger := zap.New(zapcore.NewCore(encoder, zapcore.AddSync(checkoutFile), zapcore.DebugLevel), zap.AddCaller(), zap.AddCallerSkip(1))
 	// zerolog's JSON: {"level":"info","time":"<RFC 3339>","message":"…","caller":"…",…}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	zl := zerolog.New(paymentFile).With().Timestamp().Caller().Logger()
@@ -322,7 +322,6 @@ func main() {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/pay", otelhttp.NewHandler(http.HandlerFunc(s.pay), "POST /pay"))
-	mux.HandleFunc("/checkout", s.checkout)
 	server := &http.Server{Handler: mux}
 	go func() { _ = server.Serve(listener) }()
 
@@ -342,13 +341,15 @@ func main() {
 			category, mode = "error", "error"
 		case p < *errorShare+*slowShare:
 			category, mode = "slow", "slow"
-		case p < *errorShare+*slowShare+*bigShare:
-			mode = "big"
+		}
+		big := 0
+		if rng.Float64() < *bigShare {
+			big = 1
 		}
 		// The root span is the shop's own entry point, as a gateway's server span would be.
 		rctx, root := tracer.Start(ctx, "GET /checkout", trace.WithSpanKind(trace.SpanKindServer))
 		traceID, _ := ids(rctx)
-		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, fmt.Sprintf("%s/checkout?n=%d&mode=%s", s.base, i, mode), nil)
+		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, fmt.Sprintf("%s/checkout?n=%d&mode=%s&big=%d", s.base, i, mode, big), nil)
 		rec := &statusRecorder{header: http.Header{}}
 		s.checkout(rec, req)
 		if rec.status >= 400 {

@@ -424,6 +424,19 @@ impl Tailer {
                 i
             }
             None => {
+                let inode = (meta.dev(), meta.ino());
+                if let Some(old) = self
+                    .readers
+                    .iter()
+                    .find(|r| r.inode == Some(inode) && r.seen_in_poll != poll && r.consumed() > 0)
+                {
+                    // The same file with other first bytes: cut and written anew in place.
+                    tracing::info!(
+                        component = %self.s.id, path = %path.display(), size = meta.len(), offset = old.consumed(),
+                        "file truncated in place (copytruncate?): reading it again from its start"
+                    );
+                    self.m.truncated_files.inc();
+                }
                 let offset = if first && self.s.start_at == StartAt::End {
                     meta.len()
                 } else {
