@@ -11,6 +11,7 @@
 # Arguments go to weft-bench-compare, e.g. a quick run:
 #   bash scripts/bench-compare.sh --duration 10 --search-duration 5 --repeats 1
 #   make bench-compare BENCH_ARGS="--scenarios a --repeats 1"
+#   make bench-compare BENCH_ARGS="--scenarios f"      # file ingest only (filelog peer)
 # The full default run takes about 25 minutes on 2 cores. It is never part of `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,28 @@ if [[ -f "$PEER_BIN.build-seconds" ]]; then
     PEER_SECS=(--peer-build-seconds "$(cat "$PEER_BIN.build-seconds")")
 fi
 
+# The file-ingest scenario's peer (benches/peer-filelog: the Collector with the filelog
+# receiver) is a module of its own at FILE_PEER_VERSION: the module proxy does not serve
+# pkg/stanza at PEER_VERSION. Built once into the cache, named by a hash of its sources; its
+# Go modules and build cache live under the Weft cache, read-only go.mod/go.sum.
+FILE_PEER_VERSION=0.165.1
+FILE_PEER_SRC=benches/peer-filelog
+FILE_PEER_HASH="$(cat "$FILE_PEER_SRC/main.go" "$FILE_PEER_SRC/go.mod" "$FILE_PEER_SRC/go.sum" | sha256sum | cut -c1-12)"
+FILE_PEER_BIN="$CACHE/bin/otelcol-peer-filelog-$FILE_PEER_VERSION-$FILE_PEER_HASH"
+if [[ ! -x "$FILE_PEER_BIN" ]]; then
+    command -v go >/dev/null || {
+        echo "bench-compare: Go is needed once to build the filelog peer (benches/peer-filelog)" >&2
+        exit 1
+    }
+    mkdir -p "$CACHE/bin"
+    echo "bench-compare: building the Collector v$FILE_PEER_VERSION filelog peer (first run only, several minutes)..."
+    (cd "$FILE_PEER_SRC" &&
+        GOPATH="$CACHE/go" GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" \
+            GOFLAGS="-mod=readonly -modcacherw -buildvcs=false" GOTOOLCHAIN=local GOWORK=off \
+            go build -trimpath -o "$FILE_PEER_BIN.tmp" .)
+    mv "$FILE_PEER_BIN.tmp" "$FILE_PEER_BIN"
+fi
+
 echo "bench-compare: building Weft and the harness (release)..."
 start=$(date +%s.%N)
 "$CARGO" build --release -p weft --bin weft -p weft-benches --bins
@@ -52,6 +75,8 @@ exec target/release/weft-bench-compare \
     --weft-bin target/release/weft \
     --peer-bin "$PEER_BIN" \
     --peer-version "$PEER_VERSION" \
+    --file-peer-bin "$FILE_PEER_BIN" \
+    --file-peer-version "$FILE_PEER_VERSION" \
     --weft-build-seconds "$WEFT_SECS" \
     "${PEER_SECS[@]}" \
     ${BENCH_ARGS:-} "$@"

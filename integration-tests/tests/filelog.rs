@@ -93,11 +93,11 @@ fn metrics(addr: SocketAddr) -> String {
 
 /// The `filelog` receivers of the Go shop's two containers: zap (checkout) and zerolog
 /// (payment), each the README's preset on top of the `container` operator.
-fn shop_receivers(pods: &Path) -> String {
+fn shop_receivers(pods: &Path, glob: &str) -> String {
     format!(
         r#"
   filelog/zap:
-    include: [{pods}/*_*_*/checkout/*.log]
+    include: [{pods}/*_*_*/checkout/{glob}]
     start_at: beginning
     include_file_path: true
     poll_interval: 100ms
@@ -111,7 +111,7 @@ fn shop_receivers(pods: &Path) -> String {
           span_id: {{parse_from: attributes.span_id}}
       - {{type: move, from: attributes.msg, to: body}}
   filelog/zerolog:
-    include: [{pods}/*_*_*/payment/*.log]
+    include: [{pods}/*_*_*/payment/{glob}]
     start_at: beginning
     include_file_path: true
     poll_interval: 100ms
@@ -131,6 +131,28 @@ fn shop_receivers(pods: &Path) -> String {
 
 #[test]
 fn go_shop_file_logs_join_their_traces_in_jaeger_and_opensearch() {
+    run_shop(false);
+}
+
+/// The files reach the receiver only after every trace was decided: each line follows its
+/// trace's remembered decision (kept → exported, enriched; dropped → dropped).
+#[test]
+fn late_file_logs_follow_the_cached_decision() {
+    run_shop(true);
+}
+
+/// Sum of every sample of `name` (all label sets).
+fn metric_sum(exposition: &str, name: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+/// The Go shop against Weft, Jaeger and OpenSearch. `late`: the shop writes its files
+/// elsewhere and they are moved where the receiver looks only once every trace is decided.
+fn run_shop(late: bool) {
     let s = services();
     let shop = goshop();
     let rt = runtime();
@@ -139,6 +161,13 @@ fn go_shop_file_logs_join_their_traces_in_jaeger_and_opensearch() {
     let prefix = unique_name("filelog-shop");
     let dir = tempfile::tempdir().unwrap();
     let pods = dir.path().join("pods");
+    let written = if late {
+        dir.path().join("staging")
+    } else {
+        pods.clone()
+    };
+    // Late, the rotated file is moved in with the current one: read both from the start.
+    let glob = if late { "*.log*" } else { "*.log" };
     let config = format!(
         r#"
 receivers:
@@ -179,7 +208,7 @@ service:
     metrics:
       address: 127.0.0.1:{metrics_port}
 "#,
-        receivers = shop_receivers(&pods),
+        receivers = shop_receivers(&pods, glob),
         jaeger = s.jaeger_otlp_grpc,
         opensearch = s.opensearch_url,
     );
@@ -189,7 +218,7 @@ service:
     // longer than 1 KiB are split by the CRI writer into P/F parts.
     let out = Command::new(&shop)
         .args(["-otlp", &format!("127.0.0.1:{grpc}"), "-pods-dir"])
-        .arg(&pods)
+        .arg(&written)
         .args([
             "-requests",
             "60",
@@ -244,7 +273,7 @@ service:
         + orphans.len();
 
     // The run was rotated and had split lines: the test exercises both.
-    let pod_dir = std::fs::read_dir(&pods)
+    let pod_dir = std::fs::read_dir(&written)
         .unwrap()
         .next()
         .unwrap()
@@ -261,8 +290,25 @@ service:
     }
     assert!(partial_lines > 0, "some lines were split by the CRI writer");
 
-    // Every line was read and taken by the window before Weft is stopped.
     let maddr = loopback(metrics_port);
+    if late {
+        // Every trace decided (its spans arrived, decision_wait passed), then the files appear.
+        let decided = eventually(Duration::from_secs(60), || {
+            let n = metric_sum(
+                &metrics(maddr),
+                "otelcol_processor_tail_sampling_global_count_traces_sampled_total",
+            );
+            (n as usize >= traces.len()).then_some(n)
+        });
+        assert!(
+            decided.is_some(),
+            "not every trace was decided\n{}",
+            metrics(maddr)
+        );
+        std::fs::create_dir_all(&pods).unwrap();
+        std::fs::rename(&pod_dir, pods.join(pod_dir.file_name().unwrap())).unwrap();
+    }
+    // Every line was read and taken by the window before Weft is stopped.
     let read_all = eventually(Duration::from_secs(60), || {
         let m = metrics(maddr);
         let read: f64 = ["filelog/zap", "filelog/zerolog"]

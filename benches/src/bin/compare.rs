@@ -31,6 +31,9 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 use serde_json::Value;
 
+#[path = "compare_file_ingest.rs"]
+mod file_ingest;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "weft-bench-compare",
@@ -72,9 +75,19 @@ struct Args {
     /// Bisection steps after the first failing rate.
     #[arg(long, default_value_t = 3)]
     bisect_steps: usize,
-    /// Scenarios to run: a (traces, tail sampling), b (traces + logs), c (pass-through).
-    #[arg(long, default_value = "a,b,c")]
+    /// Scenarios to run: a (traces, tail sampling), b (traces + logs), c (pass-through),
+    /// f (file ingest: filelog + container + json_parser + trace_parser).
+    #[arg(long, default_value = "a,b,c,f")]
     scenarios: String,
+    /// The Collector with the filelog receiver (benches/peer-filelog), for scenario f.
+    #[arg(long)]
+    file_peer_bin: Option<PathBuf>,
+    /// Its release (for the report).
+    #[arg(long, default_value = "0.165.1")]
+    file_peer_version: String,
+    /// Scenario f: lines in the file.
+    #[arg(long, default_value_t = 1_000_000)]
+    file_lines: usize,
     /// tail_sampling decision_wait, seconds.
     #[arg(long, default_value_t = 5)]
     decision_wait: u64,
@@ -1364,18 +1377,27 @@ fn main() -> anyhow::Result<()> {
     ] {
         anyhow::ensure!(p.exists(), "{what} not found at {}", p.display());
     }
+    let file_ingest = a.scenarios.split(',').any(|s| s.trim() == "f");
     let scenarios: Vec<Scenario> = a
         .scenarios
         .split(',')
+        .filter(|s| s.trim() != "f")
         .map(|s| match s.trim() {
             "a" => Ok(Scenario::A),
             "b" => Ok(Scenario::B),
             "c" => Ok(Scenario::C),
             other => Err(anyhow::anyhow!(
-                "unknown scenario {other:?}: use a, b and/or c"
+                "unknown scenario {other:?}: use a, b, c and/or f"
             )),
         })
         .collect::<anyhow::Result<_>>()?;
+    std::fs::create_dir_all(&a.workdir)?;
+    if file_ingest {
+        file_ingest::run(&a, &sink_bin)?;
+    }
+    if scenarios.is_empty() {
+        return Ok(());
+    }
     std::fs::create_dir_all(&a.workdir)?;
     // The trial files of an earlier run (NNN-system-scenario.*) would mix with this one's.
     for entry in std::fs::read_dir(&a.workdir)?.flatten() {

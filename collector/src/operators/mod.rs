@@ -272,19 +272,28 @@ pub fn decode_list(
             }
         };
         let id = match rest.remove("id") {
-            Some(Yaml::String(id)) if !id.is_empty() => id,
+            Some(Yaml::String(id)) if !id.is_empty() => {
+                if ids.contains(&id) {
+                    diags.error(
+                        &at.key("id"),
+                        format!("operator id {id:?} is used twice; give one of them another id"),
+                    );
+                }
+                id
+            }
             Some(_) => {
                 diags.error(&at.key("id"), "must be a non-empty string");
                 type_name.clone()
             }
-            None => type_name.clone(),
+            // As the Collector: a default id already taken gets a number (move, move1, ...).
+            None => (0..)
+                .map(|n| match n {
+                    0 => type_name.clone(),
+                    n => format!("{type_name}{n}"),
+                })
+                .find(|candidate| !ids.contains(candidate))
+                .expect("an unused id"),
         };
-        if ids.contains(&id) {
-            diags.error(
-                &at.key("id"),
-                format!("operator id {id:?} is used twice; give one of them another id"),
-            );
-        }
         ids.push(id.clone());
         for key in ["output", "if"] {
             if rest.remove(key).is_some() {

@@ -429,3 +429,122 @@ operators:
         "no trace: it passes as an orphan log"
     );
 }
+
+/// The README's presets (`<!-- preset:NAME -->` before a YAML block), each run on a real line
+/// of its logger as the kubelet stores it.
+#[test]
+fn the_readme_presets_parse_their_loggers_lines() {
+    let readme = include_str!("../../../../README.md");
+    let preset = |name: &str| -> Config {
+        let marker = format!("<!-- preset:{name} -->");
+        let at = readme
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {marker} in the README"));
+        let block = &readme[at..];
+        let start = block
+            .find("```yaml\n")
+            .expect("a yaml block after the marker")
+            + 8;
+        let end = start + block[start..].find("```").expect("the block ends");
+        let doc: serde_yaml::Value = serde_yaml::from_str(&block[start..end]).unwrap();
+        let (_, section) = doc["receivers"]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .next()
+            .unwrap();
+        let mut diags = Diagnostics::new();
+        let path = ConfigPath::root().key(name);
+        let c = weft_config::decode_component::<Config>(section, &path, &mut diags).unwrap();
+        assert!(!diags.has_errors(), "preset {name}: {diags}");
+        c
+    };
+    let path = "/var/log/pods/shop_checkout-7d4b9_0a1b2c3d-0000-4000-8000-000000000001/app/0.log";
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let cases = [
+        (
+            "zap",
+            format!(
+                r#"{{"level":"error","ts":1764757730.123456,"caller":"shop/pay.go:42","msg":"payment declined","trace_id":"{trace}","span_id":"00f067aa0ba902b7"}}"#
+            ),
+            "payment declined",
+            17,
+            1_764_757_730_123_456_000u64,
+        ),
+        (
+            "zerolog",
+            format!(
+                r#"{{"level":"warn","trace_id":"{trace}","span_id":"00f067aa0ba902b7","time":"2025-12-03T10:28:50Z","caller":"pay.go:9","message":"retrying card"}}"#
+            ),
+            "retrying card",
+            13,
+            1_764_757_730_000_000_000,
+        ),
+        (
+            "logrus",
+            format!(
+                r#"{{"level":"warning","msg":"disk almost full","time":"2025-12-03T11:28:50+01:00","trace_id":"{trace}","span_id":"00f067aa0ba902b7"}}"#
+            ),
+            "disk almost full",
+            13,
+            1_764_757_730_000_000_000,
+        ),
+        (
+            "seed",
+            format!(
+                r#"{{"timestamp":"2025-12-03T10:28:50.123Z","level":"error","service":"order-svc","trace_id":"{trace}","span_id":"00f067aa0ba902b7","event":"order payment failed","caller":"order/pay.go:88","context":{{"user_id":1001,"path":"/api/v1/orders"}},"biz_order_no":"A-1001"}}"#
+            ),
+            "order payment failed",
+            17,
+            1_764_757_730_123_000_000,
+        ),
+    ];
+    for (name, json, body, severity, time) in cases {
+        let cfg = preset(name);
+        assert!(cfg.include_file_path, "{name}");
+        let mut chain = Chain::build(
+            &cfg.decoded_operators(),
+            name,
+            &crate::telemetry::Telemetry::new(),
+            1 << 20,
+        )
+        .unwrap();
+        let mut entry = crate::operators::Entry::new(
+            crate::operators::Value::Str(format!("2025-12-03T10:28:50.999Z stdout F {json}")),
+            1,
+            crate::operators::Source::default(),
+        );
+        entry.set_attribute("log.file.path", crate::operators::Value::Str(path.into()));
+        let mut out = Vec::new();
+        chain.run(entry, &mut out);
+        assert_eq!(out.len(), 1, "{name}");
+        let e = &out[0];
+        assert_eq!(
+            e.body,
+            crate::operators::Value::Str(body.into()),
+            "{name}: {e:?}"
+        );
+        assert_eq!((e.severity, e.timestamp), (severity, time), "{name}");
+        assert_eq!(hex::encode(&e.trace_id), trace, "{name}");
+        assert!(
+            e.get(&"attributes[\"weft.parse_error\"]".parse().unwrap())
+                .is_none(),
+            "{name}: {e:?}"
+        );
+        assert_eq!(
+            e.get(&"resource[\"k8s.namespace.name\"]".parse().unwrap()),
+            Some(&crate::operators::Value::Str("shop".into())),
+            "{name}"
+        );
+        if name == "seed" {
+            assert_eq!(
+                e.get(&"resource[\"service.name\"]".parse().unwrap()),
+                Some(&crate::operators::Value::Str("order-svc".into()))
+            );
+            assert_eq!(
+                e.get(&"attributes.biz_order_no".parse().unwrap()),
+                Some(&crate::operators::Value::Str("A-1001".into()))
+            );
+        }
+    }
+}
