@@ -19,7 +19,8 @@
 //! so the receiver never commits past it. A joined line longer than `max_log_size` is cut
 //! there (counted in `weft_receiver_filelog_records_truncated`). The record's body is the
 //! line, its time the runtime's, `log.iostream` the stream. From a path
-//! `/var/log/pods/<namespace>_<pod>_<uid>/<container>/<restart>.log` it adds the resource
+//! `/var/log/pods/<namespace>_<pod>_<uid>/<container>/<restart>.log` (or a rotated
+//! `<restart>.log.<timestamp>`) it adds the resource
 //! attributes `k8s.namespace.name`, `k8s.pod.name`, `k8s.pod.uid`, `k8s.container.name`
 //! and `k8s.container.restart_count` (the receiver must set `include_file_path: true`).
 
@@ -61,8 +62,9 @@ fn yes() -> bool {
     true
 }
 
-/// The kubelet's pod log path (the Collector's expression).
-const POD_PATH: &str = r"^.*/(?P<namespace>[^_]+)_(?P<pod_name>[^_]+)_(?P<uid>[a-f0-9\-]+)/(?P<container_name>[^\._]+)/(?P<restart_count>\d+)\.log$";
+/// The kubelet's pod log path (the Collector's expression), also for a file the kubelet
+/// rotated (`0.log.20250101-120000`), which the Collector's expression does not match.
+const POD_PATH: &str = r"^.*/(?P<namespace>[^_]+)_(?P<pod_name>[^_]+)_(?P<uid>[a-f0-9\-]+)/(?P<container_name>[^\._]+)/(?P<restart_count>\d+)\.log(\.[0-9][0-9.\-]*)?$";
 
 impl OperatorConfig for Config {
     fn build(&self, ctx: &OperatorContext) -> anyhow::Result<Box<dyn Operator>> {
