@@ -62,6 +62,9 @@ fn yes() -> bool {
     true
 }
 
+const NO_PATH: &str =
+    "no attributes[\"log.file.path\"] to read the pod from: set include_file_path: true on the receiver";
+
 /// The kubelet's pod log path (the Collector's expression), also for a file the kubelet
 /// rotated (`0.log.20250101-120000`), which the Collector's expression does not match.
 const POD_PATH: &str = r"^.*/(?P<namespace>[^_]+)_(?P<pod_name>[^_]+)_(?P<uid>[a-f0-9\-]+)/(?P<container_name>[^\._]+)/(?P<restart_count>\d+)\.log(\.[0-9][0-9.\-]*)?$";
@@ -181,18 +184,17 @@ impl Container {
     }
 
     fn resource(&mut self, entry: &Entry) -> Result<Map, String> {
-        let path = match entry.get(&Field::attribute("log.file.path")) {
-            Some(Value::Str(p)) => p.clone(),
-            _ => {
-                return Err(
-                    "no attributes[\"log.file.path\"] to read the pod from: set include_file_path: true on the receiver"
-                        .to_string(),
-                )
-            }
+        let path = match &entry.attributes {
+            Value::Map(m) => match m.get("log.file.path") {
+                Some(Value::Str(p)) => p.as_str(),
+                _ => return Err(NO_PATH.to_string()),
+            },
+            _ => return Err(NO_PATH.to_string()),
         };
-        if let Some(r) = self.resources.get(&path) {
+        if let Some(r) = self.resources.get(path) {
             return r.clone();
         }
+        let path = path.to_string();
         let parsed = match self.pod_path.captures(&path) {
             Some(c) => {
                 let mut m = Map::default();

@@ -56,6 +56,9 @@ struct Gathering {
 pub struct Reader {
     pub id: u64,
     pub path: PathBuf,
+    /// `path` and its file name as text, made once (every record carries them).
+    pub path_text: String,
+    pub name_text: String,
     /// The file's first bytes (up to `fingerprint_size`): how it is recognised after a
     /// rename, a restart or a copy.
     pub fingerprint: Vec<u8>,
@@ -86,9 +89,11 @@ pub struct Reader {
 
 impl Reader {
     pub fn new(id: u64, path: PathBuf, fingerprint: Vec<u8>, offset: u64) -> Self {
-        Self {
+        let mut r = Self {
             id,
-            path,
+            path: PathBuf::new(),
+            path_text: String::new(),
+            name_text: String::new(),
             fingerprint,
             file: None,
             inode: None,
@@ -103,7 +108,22 @@ impl Reader {
             seen_in_poll: 0,
             binary: false,
             warned_utf8: false,
+        };
+        r.set_path(path);
+        r
+    }
+
+    /// The path the file is found at now.
+    pub fn set_path(&mut self, path: PathBuf) {
+        if path == self.path {
+            return;
         }
+        self.path_text = path.to_string_lossy().into_owned();
+        self.name_text = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.path = path;
     }
 
     /// Uses `file` from now on (reading goes on at the same offset).
@@ -220,7 +240,7 @@ impl Reader {
 
     fn next_line(&mut self, max: usize, cut: &mut u64) -> std::io::Result<Option<Record>> {
         loop {
-            if let Some(nl) = memchr(b'\n', &self.buf[self.pos..]) {
+            if let Some(nl) = memchr::memchr(b'\n', &self.buf[self.pos..]) {
                 let start = self.consumed();
                 let line_end = self.pos + nl;
                 let mut bytes = &self.buf[self.pos..line_end];
@@ -323,10 +343,6 @@ impl Gathering {
             truncated: self.truncated,
         }
     }
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|b| *b == needle)
 }
 
 /// The first `size` bytes of `file`.

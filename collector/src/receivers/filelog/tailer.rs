@@ -398,7 +398,7 @@ impl Tailer {
         let i = match known {
             Some(i) => {
                 let r = &mut self.readers[i];
-                r.path = path.to_path_buf();
+                r.set_path(path.to_path_buf());
                 r.seen_in_poll = poll;
                 r.unseen_polls = 0;
                 if fp.len() > r.fingerprint.len() {
@@ -548,18 +548,10 @@ impl Tailer {
             },
         );
         if self.s.include_file_name {
-            let name = r
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            entry.set_attribute("log.file.name", Value::Str(name));
+            entry.set_attribute("log.file.name", Value::Str(r.name_text.clone()));
         }
         if self.s.include_file_path {
-            entry.set_attribute(
-                "log.file.path",
-                Value::Str(r.path.to_string_lossy().into_owned()),
-            );
+            entry.set_attribute("log.file.path", Value::Str(r.path_text.clone()));
         }
         self.batch_bytes += size + 64;
         let mut out = std::mem::take(&mut self.scratch);
@@ -657,7 +649,7 @@ impl Tailer {
             .map(|r| Committed {
                 fingerprint: hex::encode(&r.fingerprint),
                 offset: r.committed,
-                path: r.path.to_string_lossy().into_owned(),
+                path: r.path_text.clone(),
             })
             .collect();
         if let Err(e) = checkpoint.write(files) {
