@@ -548,3 +548,41 @@ fn the_readme_presets_parse_their_loggers_lines() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_files_than_max_concurrent_files_are_all_read() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..12 {
+        append(
+            &dir.path().join(format!("f{i:02}.log")),
+            &format!("file {i} line 1\n"),
+        );
+    }
+    let sink = Arc::new(Sink::default());
+    let r = start(
+        dir.path(),
+        "max_concurrent_files: 4",
+        sink.clone(),
+        SharedInstances::default(),
+    )
+    .await;
+    assert_eq!(wait_for(&sink, 12).await.len(), 12);
+    for i in 0..12 {
+        append(
+            &dir.path().join(format!("f{i:02}.log")),
+            &format!("file {i} line 2\n"),
+        );
+    }
+    let mut got = wait_for(&sink, 24).await;
+    settle().await;
+    got.sort();
+    let mut expected: Vec<String> = (0..12)
+        .flat_map(|i| [format!("file {i} line 1"), format!("file {i} line 2")])
+        .collect();
+    expected.sort();
+    assert_eq!(
+        got, expected,
+        "each line once, though at most 4 files stay open"
+    );
+    stop(&r).await;
+}
