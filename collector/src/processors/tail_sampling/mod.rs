@@ -12,7 +12,9 @@
 //!
 //! With `storage` naming a `file_storage` extension the window is durable: each batch is
 //! written to a write-ahead log before the window takes it and the client is answered, and
-//! after a crash the log is replayed (see [`wal`]).
+//! after a crash the log is replayed (see [`wal`]). A durable window's shutdown keeps the
+//! traces still waiting in the log rather than deciding them on partial data; the next start
+//! replays and decides them when due.
 
 pub mod config;
 pub mod enrich;
@@ -249,7 +251,7 @@ impl TailSampling {
         &self,
         out: Output,
         record: bool,
-    ) -> Vec<oneshot::Receiver<Result<(), String>>> {
+    ) -> Vec<oneshot::Receiver<crate::storage::Written>> {
         let mut receipts = Vec::new();
         if !out.spans.is_empty() {
             receipts.extend(self.send_traces(to_traces(out.spans), record).await);
@@ -264,7 +266,7 @@ impl TailSampling {
         &self,
         batch: Traces,
         record: bool,
-    ) -> Option<oneshot::Receiver<Result<(), String>>> {
+    ) -> Option<oneshot::Receiver<crate::storage::Written>> {
         let Some(next) = self.traces_next.get() else {
             tracing::warn!(
                 component = %self.id,
@@ -286,7 +288,7 @@ impl TailSampling {
         &self,
         batch: Logs,
         record: bool,
-    ) -> Option<oneshot::Receiver<Result<(), String>>> {
+    ) -> Option<oneshot::Receiver<crate::storage::Written>> {
         let Some(next) = self.logs_next.get() else {
             tracing::warn!(
                 component = %self.id,
@@ -305,7 +307,7 @@ impl TailSampling {
         e: &ConsumeError,
         batch: &T,
         record: bool,
-    ) -> Option<oneshot::Receiver<Result<(), String>>> {
+    ) -> Option<oneshot::Receiver<crate::storage::Written>> {
         let d = self
             .durable
             .as_ref()
@@ -425,7 +427,7 @@ impl TailSampling {
         drop(applied);
         let decided = decisions(&out, cutoff);
         for receipt in self.release(out, true).await {
-            if !matches!(receipt.await, Ok(Ok(()))) {
+            if !matches!(receipt.await, Ok(Ok(_))) {
                 return Err(ConsumeError::unavailable(
                     format!(
                         "processor {}: cannot write released data waiting for the next stage to the durable window's log",
@@ -459,8 +461,17 @@ impl TailSampling {
             self.window.remember(*trace_id, kept.clone(), now);
         }
         let (mut spans, mut logs) = (0, 0);
+        let recovery = Arc::new(recovery);
         for &segment in recovery.segments() {
-            for record in recovery.read(segment) {
+            // Read and decoded on a blocking thread, one segment at a time.
+            let reader = recovery.clone();
+            let records = tokio::task::spawn_blocking(move || reader.read(segment))
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(component = %self.id, segment, error = %e, "reading a segment of the durable window's log failed; its data is not replayed");
+                    Vec::new()
+                });
+            for record in records {
                 match record {
                     Replayed::Traces {
                         seq,
@@ -540,8 +551,19 @@ impl TailSampling {
         }));
     }
 
-    /// Called by each pipeline's shutdown; the last one decides (or drops) what is pending
-    /// and delivers it by `deadline`.
+    /// Called by each pipeline's shutdown; the last one stops the window by `deadline`:
+    ///
+    /// - in memory, it decides (or, with `drop_pending_traces_on_shutdown`, drops) every
+    ///   trace still waiting, and delivers what is kept;
+    /// - durable, it keeps the waiting traces in the log instead — deciding them now would
+    ///   decide on partial data (every rolling restart would) — and records which they are;
+    ///   the next start replays them with their arrival times and decides them when due,
+    ///   with whatever arrives after the restart joined in. (`drop_pending_traces_on_shutdown`
+    ///   still drops them, as asked.)
+    ///
+    /// Either way, decided data waiting for a refusing next stage is retried until the
+    /// deadline, and a durable window records what was decided and delivered, so it is not
+    /// sent again.
     async fn release_user(&self, deadline: Instant) -> anyhow::Result<()> {
         if self.users.fetch_sub(1, Ordering::SeqCst) != 1 {
             return Ok(());
@@ -552,16 +574,22 @@ impl TailSampling {
             let _ = t.await;
         }
         let pending = self.window.trace_count();
-        let cutoff = self.cutoff();
-        let out = self
-            .window
-            .flush_all((self.clock)(), self.cfg.drop_pending_traces_on_shutdown);
-        tracing::info!(
-            component = %self.id, pending_traces = pending,
-            dropped = self.cfg.drop_pending_traces_on_shutdown,
-            "shutdown: deciding the traces still in the window"
-        );
-        self.emit_decided(out, cutoff).await;
+        let drop_pending = self.cfg.drop_pending_traces_on_shutdown;
+        let keep = self.durable.is_some() && !drop_pending;
+        if keep {
+            tracing::info!(
+                component = %self.id, pending_traces = pending,
+                "shutdown: keeping the undecided traces in the durable window's log; the next start decides them when due"
+            );
+        } else {
+            let cutoff = self.cutoff();
+            let out = self.window.flush_all((self.clock)(), drop_pending);
+            tracing::info!(
+                component = %self.id, pending_traces = pending, dropped = drop_pending,
+                "shutdown: deciding the traces still in the window"
+            );
+            self.emit_decided(out, cutoff).await;
+        }
         while !self.drain_outbox().await {
             if Instant::now() + Duration::from_millis(100) >= deadline {
                 let left = self.outbox.lock().len();
@@ -582,7 +610,20 @@ impl TailSampling {
                 // Everything was decided and accepted downstream: nothing to replay.
                 d.wal.close_and_clear().await;
             } else {
+                let held = self.window.held_trace_ids();
+                let kept = held.len();
+                if let Err(e) = d.wal.append_shutdown(held).await {
+                    // The traces are still in the log: the next start replays them by the
+                    // rules for a crash (at least once).
+                    tracing::warn!(component = %self.id, error = %e, "cannot record the shutdown in the durable window's log");
+                }
                 d.wal.close().await;
+                if kept > 0 {
+                    tracing::info!(
+                        component = %self.id, pending_traces = kept,
+                        "shutdown: undecided traces kept in the durable window's log for the next start"
+                    );
+                }
             }
         }
         Ok(())
