@@ -21,7 +21,11 @@ impl Registry {
     /// Every component built into this binary.
     pub fn builtin() -> Self {
         Self {
-            receivers: vec![receivers::otlp::factory(), receivers::filelog::factory()],
+            receivers: vec![
+                receivers::otlp::factory(),
+                receivers::kafka::factory(),
+                receivers::filelog::factory(),
+            ],
             processors: vec![
                 processors::batch::factory(),
                 processors::memory_limiter::factory(),
@@ -33,6 +37,9 @@ impl Registry {
                 exporters::debug::factory(),
                 exporters::file::factory(),
                 exporters::elasticsearch::factory(),
+                exporters::loadbalancing::factory(),
+                exporters::loadbalancing::factory_load_balancing(),
+                exporters::kafka::factory(),
             ],
             connectors: vec![connectors::forward::factory()],
             extensions: vec![
