@@ -3,7 +3,7 @@
 #
 # 1. Builds the peer — the upstream Collector at one release, with exactly the components the
 #    comparison uses (benches/peer: main.go + go.mod/go.sum pinned) — into
-#    ${WEFT_CACHE:-~/.cache/weft}/bin/otelcol-peer-<version>, once; later runs reuse it.
+#    ${WEFT_CACHE:-~/.cache/weft}/bin/otelcol-peer-<version>-<hash of its sources>, once; later runs reuse it.
 # 2. Builds Weft (release) and the harness (weft-loadgen, weft-sink, weft-bench-compare).
 # 3. Runs weft-bench-compare, which writes the results section of docs/BENCHMARKS.md and
 #    docs/bench-compare.svg, and whose last line is `RESULT throughput_ratio=… rss_ratio=…`.
@@ -18,7 +18,9 @@ cd "$(dirname "$0")/.."
 
 PEER_VERSION=0.161.0
 CACHE="${WEFT_CACHE:-$HOME/.cache/weft}"
-PEER_BIN="$CACHE/bin/otelcol-peer-$PEER_VERSION"
+# Keyed by the peer's sources too: a component added to benches/peer builds a new binary.
+PEER_KEY=$(cat benches/peer/go.mod benches/peer/go.sum benches/peer/main.go | sha256sum | cut -c1-12)
+PEER_BIN="$CACHE/bin/otelcol-peer-$PEER_VERSION-$PEER_KEY"
 CARGO="${CARGO:-cargo}"
 
 if [[ ! -x "$PEER_BIN" ]]; then
@@ -29,7 +31,10 @@ if [[ ! -x "$PEER_BIN" ]]; then
     mkdir -p "$CACHE/bin"
     echo "bench-compare: building the OpenTelemetry Collector v$PEER_VERSION peer (first run only, a few minutes)..."
     start=$(date +%s.%N)
-    (cd benches/peer && go build -trimpath -o "$PEER_BIN.tmp" .)
+    (cd benches/peer &&
+        GOPATH="$CACHE/go" GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" \
+            GOFLAGS="-mod=readonly -modcacherw -buildvcs=false" GOTOOLCHAIN=local GOWORK=off \
+            go build -trimpath -o "$PEER_BIN.tmp" .)
     mv "$PEER_BIN.tmp" "$PEER_BIN"
     end=$(date +%s.%N)
     awk -v s="$start" -v e="$end" 'BEGIN { printf "%.0f\n", e - s }' >"$PEER_BIN.build-seconds"
