@@ -3,7 +3,7 @@
 #
 # 1. Builds the peer — the upstream Collector at one release, with exactly the components the
 #    comparison uses (benches/peer: main.go + go.mod/go.sum pinned) — into
-#    ${WEFT_CACHE:-~/.cache/weft}/bin/otelcol-peer-<version>, once; later runs reuse it.
+#    ${WEFT_CACHE:-~/.cache/weft}/bin/otelcol-peer-<version>-<hash of its sources>, once; later runs reuse it.
 # 2. Builds Weft (release) and the harness (weft-loadgen, weft-sink, weft-bench-compare).
 # 3. Runs weft-bench-compare, which writes the results section of docs/BENCHMARKS.md and
 #    docs/bench-compare.svg, and whose last line is `RESULT throughput_ratio=… rss_ratio=…`.
@@ -11,13 +11,16 @@
 # Arguments go to weft-bench-compare, e.g. a quick run:
 #   bash scripts/bench-compare.sh --duration 10 --search-duration 5 --repeats 1
 #   make bench-compare BENCH_ARGS="--scenarios a --repeats 1"
+#   make bench-compare BENCH_ARGS="--scenarios f"      # file ingest only (filelog peer)
 # The full default run takes about 25 minutes on 2 cores. It is never part of `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PEER_VERSION=0.161.0
 CACHE="${WEFT_CACHE:-$HOME/.cache/weft}"
-PEER_BIN="$CACHE/bin/otelcol-peer-$PEER_VERSION"
+# Keyed by the peer's sources too: a component added to benches/peer builds a new binary.
+PEER_KEY=$(cat benches/peer/go.mod benches/peer/go.sum benches/peer/main.go | sha256sum | cut -c1-12)
+PEER_BIN="$CACHE/bin/otelcol-peer-$PEER_VERSION-$PEER_KEY"
 CARGO="${CARGO:-cargo}"
 
 if [[ ! -x "$PEER_BIN" ]]; then
@@ -28,7 +31,10 @@ if [[ ! -x "$PEER_BIN" ]]; then
     mkdir -p "$CACHE/bin"
     echo "bench-compare: building the OpenTelemetry Collector v$PEER_VERSION peer (first run only, a few minutes)..."
     start=$(date +%s.%N)
-    (cd benches/peer && go build -trimpath -o "$PEER_BIN.tmp" .)
+    (cd benches/peer &&
+        GOPATH="$CACHE/go" GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" \
+            GOFLAGS="-mod=readonly -modcacherw -buildvcs=false" GOTOOLCHAIN=local GOWORK=off \
+            go build -trimpath -o "$PEER_BIN.tmp" .)
     mv "$PEER_BIN.tmp" "$PEER_BIN"
     end=$(date +%s.%N)
     awk -v s="$start" -v e="$end" 'BEGIN { printf "%.0f\n", e - s }' >"$PEER_BIN.build-seconds"
@@ -39,6 +45,28 @@ fi
 PEER_SECS=()
 if [[ -f "$PEER_BIN.build-seconds" ]]; then
     PEER_SECS=(--peer-build-seconds "$(cat "$PEER_BIN.build-seconds")")
+fi
+
+# The file-ingest scenario's peer (benches/peer-filelog: the Collector with the filelog
+# receiver) is a module of its own at FILE_PEER_VERSION: the module proxy does not serve
+# pkg/stanza at PEER_VERSION. Built once into the cache, named by a hash of its sources; its
+# Go modules and build cache live under the Weft cache, read-only go.mod/go.sum.
+FILE_PEER_VERSION=0.165.1
+FILE_PEER_SRC=benches/peer-filelog
+FILE_PEER_HASH="$(cat "$FILE_PEER_SRC/main.go" "$FILE_PEER_SRC/go.mod" "$FILE_PEER_SRC/go.sum" | sha256sum | cut -c1-12)"
+FILE_PEER_BIN="$CACHE/bin/otelcol-peer-filelog-$FILE_PEER_VERSION-$FILE_PEER_HASH"
+if [[ ! -x "$FILE_PEER_BIN" ]]; then
+    command -v go >/dev/null || {
+        echo "bench-compare: Go is needed once to build the filelog peer (benches/peer-filelog)" >&2
+        exit 1
+    }
+    mkdir -p "$CACHE/bin"
+    echo "bench-compare: building the Collector v$FILE_PEER_VERSION filelog peer (first run only, several minutes)..."
+    (cd "$FILE_PEER_SRC" &&
+        GOPATH="$CACHE/go" GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" \
+            GOFLAGS="-mod=readonly -modcacherw -buildvcs=false" GOTOOLCHAIN=local GOWORK=off \
+            go build -trimpath -o "$FILE_PEER_BIN.tmp" .)
+    mv "$FILE_PEER_BIN.tmp" "$FILE_PEER_BIN"
 fi
 
 echo "bench-compare: building Weft and the harness (release)..."
@@ -52,6 +80,8 @@ exec target/release/weft-bench-compare \
     --weft-bin target/release/weft \
     --peer-bin "$PEER_BIN" \
     --peer-version "$PEER_VERSION" \
+    --file-peer-bin "$FILE_PEER_BIN" \
+    --file-peer-version "$FILE_PEER_VERSION" \
     --weft-build-seconds "$WEFT_SECS" \
     "${PEER_SECS[@]}" \
     ${BENCH_ARGS:-} "$@"

@@ -12,6 +12,7 @@ pub mod exporters;
 pub mod extensions;
 pub mod health;
 pub mod net;
+pub mod operators;
 pub mod ottl;
 pub mod pipeline;
 pub mod processors;

@@ -21,7 +21,11 @@ impl Registry {
     /// Every component built into this binary.
     pub fn builtin() -> Self {
         Self {
-            receivers: vec![receivers::otlp::factory(), receivers::kafka::factory()],
+            receivers: vec![
+                receivers::otlp::factory(),
+                receivers::kafka::factory(),
+                receivers::filelog::factory(),
+            ],
             processors: vec![
                 processors::batch::factory(),
                 processors::memory_limiter::factory(),

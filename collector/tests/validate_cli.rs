@@ -248,3 +248,25 @@ fn receiver_limits_are_checked() {
         "error: receivers::otlp::limits::max_any_value_depth: must be from 1 to 28",
     );
 }
+
+#[test]
+fn filelog_operators_are_checked_with_their_paths() {
+    let lines = errors_of("bad_operators.yaml");
+    assert_reported(
+        &lines,
+        "error: receivers::filelog::operators[0]: container reads attributes[\"log.file.path\"]: set include_file_path: true",
+    );
+    assert_reported(
+        &lines,
+        "error: receivers::filelog::operators[1]::type: unknown operator type \"json_parsr\", expected one of \"container\", \"json_parser\"",
+    );
+    assert_reported(
+        &lines,
+        "error: receivers::filelog::operators[2]: unknown field \"parse_form\"",
+    );
+    assert_reported(
+        &lines,
+        "error: receivers::filelog::operators[3]::from: invalid field \"msg\"",
+    );
+    assert_reported(&lines, "receivers::filelog::storage");
+}

@@ -455,3 +455,20 @@ pub fn weft_validate(config: &str, env: &[(&str, &str)]) -> anyhow::Result<(i32,
         ),
     ))
 }
+
+/// The Go shop of `examples/goshop` (zap, zerolog, the OpenTelemetry Go SDK), built once
+/// from the Go module proxy by `scripts/goshop.sh` and cached under `~/.cache/weft/bin`.
+pub fn goshop() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let script = workspace_root().join("scripts").join("goshop.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("scripts/goshop.sh runs");
+        assert!(out.status.success(), "scripts/goshop.sh failed");
+        PathBuf::from(String::from_utf8(out.stdout).expect("utf-8 path").trim())
+    })
+    .clone()
+}

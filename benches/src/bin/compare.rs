@@ -31,6 +31,9 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 use serde_json::Value;
 
+#[path = "compare_file_ingest.rs"]
+mod file_ingest;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "weft-bench-compare",
@@ -72,9 +75,20 @@ struct Args {
     /// Bisection steps after the first failing rate.
     #[arg(long, default_value_t = 3)]
     bisect_steps: usize,
-    /// Scenarios to run: a (traces, tail sampling), b (traces + logs), c (pass-through).
-    #[arg(long, default_value = "a,b,c")]
+    /// Scenarios to run: a (traces, tail sampling), b (traces + logs), c (pass-through),
+    /// t (the agent of a two-tier deployment: loadbalancing by trace id, no sampling),
+    /// f (file ingest: filelog + container + json_parser + trace_parser).
+    #[arg(long, default_value = "a,b,c,t,f")]
     scenarios: String,
+    /// The Collector with the filelog receiver (benches/peer-filelog), for scenario f.
+    #[arg(long)]
+    file_peer_bin: Option<PathBuf>,
+    /// Its release (for the report).
+    #[arg(long, default_value = "0.165.1")]
+    file_peer_version: String,
+    /// Scenario f: lines in the file.
+    #[arg(long, default_value_t = 1_000_000)]
+    file_lines: usize,
     /// tail_sampling decision_wait, seconds.
     #[arg(long, default_value_t = 5)]
     decision_wait: u64,
@@ -164,6 +178,9 @@ enum Scenario {
     B,
     /// Traces, no sampling: memory_limiter + batch only.
     C,
+    /// The agent of a two-tier deployment: no sampling, a `loadbalancing` exporter routing
+    /// each span by trace id to one of two gateways (two listeners of the sink).
+    T,
 }
 
 impl Scenario {
@@ -172,6 +189,7 @@ impl Scenario {
             Scenario::A => "a",
             Scenario::B => "b",
             Scenario::C => "c",
+            Scenario::T => "t",
         }
     }
     fn title(self) -> &'static str {
@@ -179,10 +197,15 @@ impl Scenario {
             Scenario::A => "a: traces, tail sampling",
             Scenario::B => "b: traces + logs, tail sampling",
             Scenario::C => "c: traces, pass-through",
+            Scenario::T => "t: two-tier agent, loadbalancing by trace id to 2 gateways",
         }
     }
     fn logs(self) -> bool {
         self == Scenario::B
+    }
+    /// Whether the process under test runs the tail-sampling window.
+    fn samples(self) -> bool {
+        matches!(self, Scenario::A | Scenario::B)
     }
 }
 
@@ -427,7 +450,16 @@ fn int(v: &Value, key: &str) -> u64 {
 // Configurations: the same settings, each in its collector's dialect
 // ---------------------------------------------------------------------------------------------
 
-fn config(sys: System, sc: Scenario, a: &Args, receiver: u16, metrics: u16, sink: u16) -> String {
+/// The configuration of the process under test. `sinks` are the sink's OTLP gRPC ports: the
+/// first is the exporter's endpoint; scenario t balances over all of them.
+fn config(
+    sys: System,
+    sc: Scenario,
+    a: &Args,
+    receiver: u16,
+    metrics: u16,
+    sinks: &[u16],
+) -> String {
     let mut c = String::new();
     let _ = write!(
         c,
@@ -453,7 +485,7 @@ processors:
         bs = a.batch_size,
         bt = a.batch_timeout,
     );
-    if sc != Scenario::C {
+    if sc.samples() {
         let _ = write!(
             c,
             "  tail_sampling:
@@ -483,25 +515,53 @@ processors:
             },
         );
     }
-    let _ = write!(
-        c,
-        "exporters:
+    let exporter = if sc == Scenario::T {
+        // Both collectors' defaults otherwise (a sending queue per backend, retries).
+        let hostnames: Vec<String> = sinks.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let _ = write!(
+            c,
+            "exporters:
+  loadbalancing:
+    routing_key: traceID
+    protocol:
+      otlp:
+        tls:
+          insecure: true
+        compression: none
+    resolver:
+      static:
+        hostnames: [{}]
+",
+            hostnames.join(", ")
+        );
+        "loadbalancing"
+    } else {
+        let _ = write!(
+            c,
+            "exporters:
   otlp:
     endpoint: 127.0.0.1:{sink}
     tls:
       insecure: true
     compression: none
-service:
+",
+            sink = sinks[0]
+        );
+        "otlp"
+    };
+    let _ = write!(
+        c,
+        "service:
   pipelines:
     traces:
       receivers: [otlp]
       processors: [{tp}]
-      exporters: [otlp]
+      exporters: [{exporter}]
 ",
-        tp = if sc == Scenario::C {
-            "memory_limiter, batch"
-        } else {
+        tp = if sc.samples() {
             "memory_limiter, tail_sampling, batch"
+        } else {
+            "memory_limiter, batch"
         },
     );
     if sc.logs() {
@@ -560,7 +620,8 @@ struct Bench {
     a: Args,
     loadgen: PathBuf,
     sink_control: u16,
-    sink_grpc: u16,
+    /// The sink's OTLP gRPC ports (two: scenario t's gateways).
+    sink_grpc: [u16; 2],
     tck: f64,
     trial_no: usize,
 }
@@ -601,7 +662,7 @@ impl Bench {
         let cfg_path = self.a.workdir.join(format!("{stem}.yaml"));
         std::fs::write(
             &cfg_path,
-            config(sys, sc, &self.a, receiver, metrics, self.sink_grpc),
+            config(sys, sc, &self.a, receiver, metrics, &self.sink_grpc),
         )?;
         let log = std::fs::File::create(self.a.workdir.join(format!("{stem}.log")))?;
         let mut child = pinned(&self.a.sut_cpus, self.bin(sys))
@@ -674,7 +735,7 @@ impl Bench {
 
         // What the sink must receive.
         let (want_spans, want_logs, want_traces) = match (sys, sc) {
-            (_, Scenario::C) => (
+            (_, Scenario::C | Scenario::T) => (
                 int(&summary, "spans_accepted"),
                 0,
                 int(&summary, "traces_accepted"),
@@ -696,10 +757,10 @@ impl Bench {
         // everything expected arrived, or when nothing more arrived for 2.5 s once the last
         // decisions are due, or at the deadline.
         let sent_end = Instant::now();
-        let due = Duration::from_secs(if sc == Scenario::C {
-            1
-        } else {
+        let due = Duration::from_secs(if sc.samples() {
             self.a.decision_wait + 2
+        } else {
+            1
         });
         let deadline = sent_end + due + Duration::from_secs(10);
         let mut stats: Value;
@@ -735,7 +796,7 @@ impl Bench {
             self.a.workdir.join(format!("{stem}.json")),
             format!("{{\"loadgen\":{summary},\"sink\":{stats}}}\n"),
         );
-        let weft_delay_mean_s = if sys == System::Weft && sc != Scenario::C {
+        let weft_delay_mean_s = if sys == System::Weft && sc.samples() {
             match (
                 prom_sum(
                     &metrics_text,
@@ -1305,6 +1366,7 @@ fn svg(results: &[ScenarioResult]) -> String {
                     Scenario::A => "a: sampling",
                     Scenario::B => "b: + logs",
                     Scenario::C => "c: pass-through",
+                    Scenario::T => "t: two-tier agent",
                 }
             );
         }
@@ -1364,18 +1426,28 @@ fn main() -> anyhow::Result<()> {
     ] {
         anyhow::ensure!(p.exists(), "{what} not found at {}", p.display());
     }
+    let file_ingest = a.scenarios.split(',').any(|s| s.trim() == "f");
     let scenarios: Vec<Scenario> = a
         .scenarios
         .split(',')
+        .filter(|s| s.trim() != "f")
         .map(|s| match s.trim() {
             "a" => Ok(Scenario::A),
             "b" => Ok(Scenario::B),
             "c" => Ok(Scenario::C),
+            "t" => Ok(Scenario::T),
             other => Err(anyhow::anyhow!(
-                "unknown scenario {other:?}: use a, b and/or c"
+                "unknown scenario {other:?}: use a, b, c, t and/or f"
             )),
         })
         .collect::<anyhow::Result<_>>()?;
+    std::fs::create_dir_all(&a.workdir)?;
+    if file_ingest {
+        file_ingest::run(&a, &sink_bin)?;
+    }
+    if scenarios.is_empty() {
+        return Ok(());
+    }
     std::fs::create_dir_all(&a.workdir)?;
     // The trial files of an earlier run (NNN-system-scenario.*) would mix with this one's.
     for entry in std::fs::read_dir(&a.workdir)?.flatten() {
@@ -1416,11 +1488,13 @@ fn main() -> anyhow::Result<()> {
     );
     let decode_ceiling = num(&payload, "decode_spans_per_s");
 
-    let sink_grpc = free_port()?;
+    let sink_grpc = [free_port()?, free_port()?];
     let sink_control = free_port()?;
     let mut sink = pinned(&a.aux_cpus, &sink_bin)
         .arg("--grpc")
-        .arg(format!("127.0.0.1:{sink_grpc}"))
+        .arg(format!("127.0.0.1:{}", sink_grpc[0]))
+        .arg("--grpc")
+        .arg(format!("127.0.0.1:{}", sink_grpc[1]))
         .arg("--control")
         .arg(format!("127.0.0.1:{sink_control}"))
         .stdin(Stdio::null())
@@ -1507,9 +1581,9 @@ mod tests {
     fn the_collector_gets_an_unsampled_logs_pipeline_in_scenario_b() {
         let a = args();
         let weft: serde_yaml::Value =
-            serde_yaml::from_str(&config(System::Weft, Scenario::B, &a, 1, 2, 3)).unwrap();
+            serde_yaml::from_str(&config(System::Weft, Scenario::B, &a, 1, 2, &[3])).unwrap();
         let otel: serde_yaml::Value =
-            serde_yaml::from_str(&config(System::Collector, Scenario::B, &a, 1, 2, 3)).unwrap();
+            serde_yaml::from_str(&config(System::Collector, Scenario::B, &a, 1, 2, &[3])).unwrap();
         let procs = |v: &serde_yaml::Value, p: &str| {
             v["service"]["pipelines"][p]["processors"]
                 .as_sequence()
@@ -1529,8 +1603,28 @@ mod tests {
             otel["processors"]["tail_sampling"]["policies"]
         );
         let pass: serde_yaml::Value =
-            serde_yaml::from_str(&config(System::Weft, Scenario::C, &a, 1, 2, 3)).unwrap();
+            serde_yaml::from_str(&config(System::Weft, Scenario::C, &a, 1, 2, &[3])).unwrap();
         assert!(pass["processors"]["tail_sampling"].is_null());
+    }
+
+    #[test]
+    fn the_two_tier_agent_balances_over_both_gateways_without_sampling() {
+        let a = args();
+        for sys in [System::Weft, System::Collector] {
+            let agent: serde_yaml::Value =
+                serde_yaml::from_str(&config(sys, Scenario::T, &a, 1, 2, &[3, 4])).unwrap();
+            assert!(agent["processors"]["tail_sampling"].is_null());
+            let lb = &agent["exporters"]["loadbalancing"];
+            assert_eq!(lb["routing_key"], "traceID");
+            assert_eq!(
+                lb["resolver"]["static"]["hostnames"],
+                serde_yaml::from_str::<serde_yaml::Value>("[127.0.0.1:3, 127.0.0.1:4]").unwrap()
+            );
+            assert_eq!(
+                agent["service"]["pipelines"]["traces"]["exporters"][0],
+                "loadbalancing"
+            );
+        }
     }
 
     fn outcome(pass: bool, achieved: f64) -> Trial {

@@ -36,9 +36,10 @@ use weft_proto::collector::trace::v1::ExportTraceServiceResponse;
     about = "Counting OTLP/gRPC sink for bench-compare"
 )]
 struct Args {
-    /// OTLP gRPC listen address.
+    /// OTLP gRPC listen address; repeat it to listen on several (the gateways of the two-tier
+    /// scenario), all counted together.
     #[arg(long, default_value = "127.0.0.1:4417")]
-    grpc: SocketAddr,
+    grpc: Vec<SocketAddr>,
     /// HTTP control address (GET /stats, GET /reset).
     #[arg(long, default_value = "127.0.0.1:4418")]
     control: SocketAddr,
@@ -353,11 +354,15 @@ async fn main() -> anyhow::Result<()> {
         state: state.clone(),
         _signal: PhantomData,
     };
-    let grpc = tokio::net::TcpListener::bind(args.grpc)
-        .await
-        .with_context(|| format!("binding the OTLP gRPC address {}", args.grpc))?;
+    let mut incoming = tokio_stream::StreamMap::new();
+    for (k, addr) in args.grpc.iter().enumerate() {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the OTLP gRPC address {addr}"))?;
+        incoming.insert(k, tokio_stream::wrappers::TcpListenerStream::new(listener));
+    }
     println!(
-        "weft-sink ready grpc={} control={}",
+        "weft-sink ready grpc={:?} control={}",
         args.grpc, args.control
     );
     let server = tonic::transport::Server::builder()
@@ -366,7 +371,7 @@ async fn main() -> anyhow::Result<()> {
         .add_service(traces)
         .add_service(logs)
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(grpc),
+            tokio_stream::StreamExt::map(incoming, |(_, conn)| conn),
             shutdown_signal(),
         );
     server.await.context("serving OTLP gRPC")?;

@@ -7,7 +7,9 @@
 //! durable window `<directory>/<processor id>-window`; both are segment logs
 //! ([`crate::storage`]: the format, the crash-safety rule and the writer thread), opened by
 //! their users ([`crate::exporters::helper::FileQueue`],
-//! [`crate::processors::tail_sampling::wal`]) with the settings this extension gives.
+//! [`crate::processors::tail_sampling::wal`]) with the settings this extension gives. Each
+//! receiver that keeps state (the `filelog` receiver's committed file offsets) gets
+//! `<directory>/<receiver id>-receiver`.
 //!
 //! fsync policy (`fsync`), the same for every log here:
 //! - `false` (the default, as in the Collector): a batch is acknowledged to the client once
@@ -158,6 +160,13 @@ impl FileStorage {
     /// `<directory>/<processor id>-window`.
     pub fn window_dir(&self, processor: &ComponentId) -> PathBuf {
         let folder = format!("{}-window", processor.to_string().replace('/', "_"));
+        self.directory.join(folder)
+    }
+
+    /// The folder of one receiver's own state (the `filelog` receiver's file offsets):
+    /// `<directory>/<receiver id>-receiver`. The receiver creates it and owns what is in it.
+    pub fn receiver_dir(&self, receiver: &ComponentId) -> PathBuf {
+        let folder = format!("{}-receiver", receiver.to_string().replace('/', "_"));
         self.directory.join(folder)
     }
 

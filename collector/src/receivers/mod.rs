@@ -1,3 +1,4 @@
 //! Receivers: where data enters Weft.
+pub mod filelog;
 pub mod kafka;
 pub mod otlp;
