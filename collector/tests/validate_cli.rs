@@ -248,3 +248,21 @@ fn receiver_limits_are_checked() {
         "error: receivers::otlp::limits::max_any_value_depth: must be from 1 to 28",
     );
 }
+
+#[test]
+fn components_that_take_no_metrics_say_so_at_their_place() {
+    let lines = errors_of("metrics_unsupported.yaml");
+    assert_reported(
+        &lines,
+        "error: service::pipelines::metrics::processors[0]: processor \"tail_sampling\" does not support metrics pipelines (it takes traces and logs)",
+    );
+    assert_reported(
+        &lines,
+        "error: service::pipelines::metrics::exporters[1]: exporter \"elasticsearch\" does not support metrics pipelines (it takes",
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("error:")).count(),
+        2,
+        "{lines:#?}"
+    );
+}
