@@ -18,6 +18,7 @@ pub mod registry;
 pub mod secret;
 pub mod service;
 pub mod telemetry;
+pub mod verdicts;
 
 /// The configuration Weft runs when started without `--config` (shown in the README).
 pub const DEFAULT_CONFIG: &str = include_str!("default_config.yaml");

@@ -34,7 +34,10 @@ impl Registry {
                 exporters::file::factory(),
                 exporters::elasticsearch::factory(),
             ],
-            connectors: vec![connectors::forward::factory()],
+            connectors: vec![
+                connectors::forward::factory(),
+                connectors::spanmetrics::factory(),
+            ],
             extensions: vec![
                 extensions::bearertokenauth::factory(),
                 extensions::file_storage::factory(),
