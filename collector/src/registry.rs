@@ -33,6 +33,7 @@ impl Registry {
                 exporters::debug::factory(),
                 exporters::file::factory(),
                 exporters::elasticsearch::factory(),
+                exporters::prometheus::factory(),
             ],
             connectors: vec![
                 connectors::forward::factory(),

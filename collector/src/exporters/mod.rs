@@ -7,3 +7,4 @@ pub mod file;
 pub mod helper;
 pub mod otlp;
 pub mod otlphttp;
+pub mod prometheus;
