@@ -38,6 +38,7 @@ impl Registry {
             connectors: vec![
                 connectors::forward::factory(),
                 connectors::spanmetrics::factory(),
+                connectors::samplingmetrics::factory(),
             ],
             extensions: vec![
                 extensions::bearertokenauth::factory(),

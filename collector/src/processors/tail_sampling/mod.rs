@@ -17,6 +17,7 @@
 pub mod config;
 pub mod enrich;
 mod metrics;
+mod outcome;
 pub mod policy;
 pub mod trace;
 pub mod wal;
@@ -205,9 +206,13 @@ impl TailSampling {
             .with_sample_on_first_match(cfg.sample_on_first_match);
         let cfg = Arc::new(cfg);
         let metrics = WindowMetrics::new(&ctx.telemetry, &ctx.id_str());
+        // Components that act on the decisions (spanmetrics exemplars, samplingmetrics)
+        // listen on this window's bus.
+        let verdicts = crate::verdicts::VerdictBus::of(&ctx.shared, &ctx.id)?;
+        verdicts.register_publisher();
         Ok(Self {
             id: ctx.id_str(),
-            window: Window::new(cfg.clone(), policies, metrics),
+            window: Window::new(cfg.clone(), policies, metrics).publishing_to(verdicts),
             cfg,
             traces_next: OnceLock::new(),
             logs_next: OnceLock::new(),

@@ -421,6 +421,8 @@ pub struct Window {
     /// Decide on fully decoded traces (some policy reads attributes or bodies).
     full_decode: bool,
     pub(super) metrics: WindowMetrics,
+    /// Where decisions are told, for those who listen (see `outcome`).
+    verdicts: Option<Arc<crate::verdicts::VerdictBus>>,
 }
 
 fn shard_of(key: &TraceKey) -> usize {
@@ -463,7 +465,14 @@ impl Window {
             bytes: AtomicUsize::new(0),
             keep_severity,
             metrics,
+            verdicts: None,
         }
+    }
+
+    /// Publishes every decision on `bus`.
+    pub fn publishing_to(mut self, bus: Arc<crate::verdicts::VerdictBus>) -> Self {
+        self.verdicts = Some(bus);
+        self
     }
 
     /// Traces currently held.
@@ -794,6 +803,25 @@ impl Window {
             .decision_delay
             .observe(now.saturating_duration_since(first_seen).as_secs_f64());
         self.metrics.record_verdict(&verdict, reason);
+        if let Some(bus) = self.verdicts.as_ref().filter(|b| b.has_listeners()) {
+            let logs_kept = if verdict.sampled {
+                entry.logs.len()
+            } else {
+                view.logs
+                    .iter()
+                    .filter(|l| self.keeps_anyway(l.record.severity_number))
+                    .count()
+            };
+            super::outcome::publish(
+                bus,
+                &key,
+                &verdict,
+                reason,
+                &view,
+                &entry.spans,
+                logs_kept as u64,
+            );
+        }
         if verdict.sampled {
             let view = if self.full_decode {
                 view
