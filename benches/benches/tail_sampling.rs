@@ -18,8 +18,7 @@ use weft::component::BuildContext;
 use weft::pipeline::{Payload, Traces};
 use weft::processors::tail_sampling::config::TailSamplingConfig;
 use weft::processors::tail_sampling::TailSampling;
-use weft::telemetry::Telemetry;
-use weft_config::{ComponentId, ConfigPath, Diagnostics, Kind};
+use weft_config::{ConfigPath, Diagnostics, Kind};
 use weft_proto::collector::trace::v1::ExportTraceServiceRequest;
 
 struct Counting;
@@ -80,13 +79,7 @@ fn core(policies: &str) -> TailSampling {
     let cfg: TailSamplingConfig =
         weft_config::decode_component(&value, &ConfigPath::root(), &mut diags)
             .expect("valid config");
-    let ctx = BuildContext {
-        id: ComponentId::new("tail_sampling", None),
-        kind: Kind::Processor,
-        telemetry: Telemetry::new(),
-        health: Default::default(),
-        shared: Default::default(),
-    };
+    let ctx = BuildContext::standalone("tail_sampling", Kind::Processor);
     TailSampling::new(&ctx, cfg, Arc::new(Instant::now)).expect("core")
 }
 

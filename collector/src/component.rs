@@ -100,6 +100,12 @@ impl BuildContext {
         }
     }
 
+    /// With `telemetry` (a test that reads the component's metrics passes its own).
+    pub fn with_telemetry(mut self, telemetry: &Telemetry) -> Self {
+        self.telemetry = telemetry.clone();
+        self
+    }
+
     /// The id as it appears in metric labels and logs, e.g. `otlp/backend`.
     pub fn id_str(&self) -> String {
         self.id.to_string()

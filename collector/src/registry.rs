@@ -21,7 +21,7 @@ impl Registry {
     /// Every component built into this binary.
     pub fn builtin() -> Self {
         Self {
-            receivers: vec![receivers::otlp::factory()],
+            receivers: vec![receivers::otlp::factory(), receivers::kafka::factory()],
             processors: vec![
                 processors::batch::factory(),
                 processors::memory_limiter::factory(),
@@ -34,6 +34,9 @@ impl Registry {
                 exporters::file::factory(),
                 exporters::elasticsearch::factory(),
                 exporters::prometheus::factory(),
+                exporters::loadbalancing::factory(),
+                exporters::loadbalancing::factory_load_balancing(),
+                exporters::kafka::factory(),
             ],
             connectors: vec![
                 connectors::forward::factory(),

@@ -7,6 +7,11 @@
 //!
 //! The same kill without `storage` loses what the window held (the last test), so the first
 //! one can fail.
+//!
+//! A SIGTERM is not a crash: a durable window keeps its waiting traces in the log instead of
+//! deciding them on what arrived so far, and the next start decides them when due, with the
+//! spans that arrive after the restart joined in (the middle test: the error that makes a
+//! trace worth keeping arrives only after the restart).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -276,6 +281,212 @@ fn a_killed_durable_window_resumes_its_decisions_and_delivers_everything_exactly
     assert!(
         spans.iter().all(|(t, _)| !all.dropped_traces.contains(t)),
         "a dropped trace's span arrived"
+    );
+}
+
+/// The forwarder of [`a_sigterm_keeps_waiting_traces_and_the_next_start_decides_them_on_all_their_spans`]:
+/// traces with a root are decided 1 s after it; traces without one wait `decision_wait`
+/// (long enough for a restart and the second part to arrive).
+fn restart_config(grpc: u16, metrics: u16, sink_grpc: u16, storage: &Path) -> String {
+    forwarder_config(grpc, metrics, sink_grpc, Some(storage)).replace(
+        &format!("decision_wait: {DECISION_WAIT}"),
+        "decision_wait: 30s\n    decision_wait_after_root_received: 1s",
+    )
+}
+
+/// `log` without its ANSI colour sequences (`ESC [ … m`), so fields read as `key=value`.
+fn without_colours(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Runs `emit_split.py` for one phase; returns its manifest.
+fn send_split(grpc: u16, out: &Path, phase: &str, weft: &Weft) -> Json {
+    let manifest = out.join(format!("split-{phase}.json"));
+    let first = out.join("split-first.json");
+    let endpoint = format!("http://127.0.0.1:{grpc}");
+    let mut args = vec![
+        "--endpoint",
+        &endpoint,
+        "--phase",
+        phase,
+        "--out",
+        manifest.to_str().unwrap(),
+    ];
+    if phase == "rest" {
+        args.extend(["--manifest", first.to_str().unwrap()]);
+    }
+    let client =
+        run_python_client("emit_split.py", &args).unwrap_or_else(|e| panic!("{e}\n{}", weft.log()));
+    assert!(
+        !client.contains("Failed to export"),
+        "the SDK was told its data was accepted:\n{client}"
+    );
+    serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap()
+}
+
+/// The kept spans and logs of the traces of `part` ("complete" or "split") whose `error` is
+/// set, and the ids of the others.
+fn split_expected(manifest: &Json, part: &str) -> Expected {
+    let mut e = Expected {
+        kept_spans: HashSet::new(),
+        kept_logs: HashSet::new(),
+        dropped_traces: HashSet::new(),
+    };
+    for t in manifest[part].as_array().unwrap() {
+        let id = t["trace_id"].as_str().unwrap().to_string();
+        if !t["error"].as_bool().unwrap() {
+            e.dropped_traces.insert(id);
+            continue;
+        }
+        for s in t["spans"].as_array().unwrap() {
+            e.kept_spans
+                .insert((id.clone(), s.as_str().unwrap().to_string()));
+        }
+        for l in t["logs"].as_array().unwrap() {
+            e.kept_logs.insert(format!("{id}|{}", l.as_str().unwrap()));
+        }
+    }
+    e
+}
+
+#[test]
+fn a_sigterm_keeps_waiting_traces_and_the_next_start_decides_them_on_all_their_spans() {
+    let storage = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (fwd_grpc, fwd_metrics) = (free_port(), free_port());
+    let (sink_grpc, sink_metrics) = (free_port(), free_port());
+    let sink = Weft::start(
+        &file_sink_config(sink_grpc, sink_metrics, out.path()),
+        &[loopback(sink_grpc)],
+    )
+    .unwrap();
+    let config = restart_config(fwd_grpc, fwd_metrics, sink_grpc, storage.path());
+    let fwd = Weft::start(&config, &[loopback(fwd_grpc)]).unwrap();
+
+    // Whole traces, decided 1 s after their root, and the first part of traces whose root
+    // never comes (they wait decision_wait): all OK so far.
+    let first = send_split(fwd_grpc, out.path(), "first", &fwd);
+    let complete = split_expected(&first, "complete");
+    let whole_traces = first["complete"].as_array().unwrap().len() as f64;
+    let split_traces = first["split"].as_array().unwrap().len();
+    let decided = eventually(Duration::from_secs(60), || {
+        let (spans, _) = received(out.path());
+        let spans: HashSet<_> = spans.into_iter().collect();
+        (metric(fwd_metrics, DECISIONS_WRITTEN) >= whole_traces
+            && complete.kept_spans.is_subset(&spans))
+        .then_some(())
+    });
+    assert!(
+        decided.is_some(),
+        "the whole traces were decided and delivered\n{}",
+        fwd.log()
+    );
+    let waiting = metric(fwd_metrics, ON_MEMORY);
+    assert_eq!(
+        waiting,
+        split_traces as f64,
+        "scenario: the split traces wait at the SIGTERM\n{}",
+        fwd.log()
+    );
+
+    let (status, log) = fwd.terminate().unwrap();
+    assert!(status.success(), "a clean exit\n{log}");
+    let log = without_colours(&log);
+    assert!(
+        log.contains("undecided traces kept in the durable window's log")
+            && log.contains(&format!("pending_traces={split_traces}")),
+        "says it kept the waiting traces for the next start:\n{log}"
+    );
+    let (spans, _) = received(out.path());
+    let split_ids: HashSet<&str> = first["split"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["trace_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        spans.iter().all(|(t, _)| !split_ids.contains(t.as_str())),
+        "nothing of a waiting trace was decided at the SIGTERM"
+    );
+
+    // The restart, then the rest of the split traces: an error for some of them.
+    let fwd = Weft::start(&config, &[loopback(fwd_grpc)]).unwrap();
+    let rest = send_split(fwd_grpc, out.path(), "rest", &fwd);
+    let split = split_expected(&rest, "split");
+    let mut all = split_expected(&rest, "complete");
+    all.kept_spans.extend(split.kept_spans.iter().cloned());
+    all.kept_logs.extend(split.kept_logs.iter().cloned());
+    all.dropped_traces
+        .extend(split.dropped_traces.iter().cloned());
+    let done = eventually(Duration::from_secs(90), || {
+        let (spans, logs) = received(out.path());
+        let spans: HashSet<_> = spans.into_iter().collect();
+        let logs: HashSet<_> = logs.into_iter().collect();
+        (all.kept_spans.is_subset(&spans) && all.kept_logs.is_subset(&logs)).then_some(())
+    });
+    let replayed = metric(fwd_metrics, REPLAYED_SPANS);
+    let (status, fwd_log) = fwd.terminate().unwrap();
+    assert!(status.success(), "{fwd_log}");
+    let (status, log) = sink.terminate().unwrap();
+    assert!(status.success(), "{log}");
+    let (spans, logs) = received(out.path());
+    assert!(
+        done.is_some(),
+        "after the restart the kept traces arrive whole: {} of {} spans, {} of {} logs\n--- forwarder ---\n{fwd_log}",
+        all.kept_spans
+            .intersection(&spans.iter().cloned().collect())
+            .count(),
+        all.kept_spans.len(),
+        all.kept_logs
+            .intersection(&logs.iter().cloned().collect())
+            .count(),
+        all.kept_logs.len(),
+    );
+    assert_eq!(
+        replayed, split_traces as f64,
+        "the replay re-ingested the first part of each split trace, nothing of the decided ones\n{fwd_log}"
+    );
+
+    // Each kept trace once, on all its spans (before and after the restart); nothing of a
+    // dropped one; the whole traces decided before the SIGTERM not sent again.
+    let mut span_counts: HashMap<&(String, String), usize> = HashMap::new();
+    for s in &spans {
+        *span_counts.entry(s).or_default() += 1;
+    }
+    let twice: Vec<_> = span_counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "spans delivered more than once: {twice:?}"
+    );
+    let mut log_counts: HashMap<&String, usize> = HashMap::new();
+    for l in &logs {
+        *log_counts.entry(l).or_default() += 1;
+    }
+    let twice: Vec<_> = log_counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "logs delivered more than once: {twice:?}");
+    assert_eq!(spans.len(), all.kept_spans.len(), "no other span arrives");
+    assert_eq!(logs.len(), all.kept_logs.len(), "no other log arrives");
+    assert!(
+        spans.iter().all(|(t, _)| !all.dropped_traces.contains(t)),
+        "a dropped trace's span arrived"
+    );
+    assert!(
+        !split.kept_spans.is_empty()
+            && split.kept_spans.len() == 2 * split_expected(&first, "split").kept_spans.len(),
+        "scenario: each kept split trace has a span from before and one from after the restart"
     );
 }
 

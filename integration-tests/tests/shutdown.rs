@@ -2,7 +2,8 @@
 //! (`weft::service::SHUTDOWN_DEADLINE`, 25 s, under Kubernetes' 30 s grace period) with a
 //! clean status, and
 //! - with a persistent sending queue (`file_storage`), what it acknowledged stays on disk and
-//!   is delivered, exactly once, by the next start;
+//!   is delivered, exactly once, by the next start; the queue does not wait for the backend
+//!   at all (nothing is abandoned at the deadline: its workers stop when shutdown begins);
 //! - with an in-memory queue, what it could not deliver is logged (`dropping data`, with the
 //!   item count) so nothing disappears silently.
 //!
@@ -214,6 +215,24 @@ fn sigterm_with_the_backend_down_keeps_the_persistent_queue_for_the_next_start()
     assert!(
         kept > 0,
         "says how many batches stay queued for the next start:\n{log}"
+    );
+    // It stopped when shutdown began, not at the deadline: no attempt was cut off by it, and
+    // every batch it kept is there because shutdown began, not because time ran out.
+    let lines = json_lines(&log);
+    let at_deadline: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["message"].as_str())
+        .filter(|m| m.contains("deadline"))
+        .collect();
+    assert!(
+        at_deadline.is_empty(),
+        "nothing waited for the shutdown deadline: {at_deadline:?}\n{log}"
+    );
+    assert!(
+        lines.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not waiting for the backend"))),
+        "says it did not wait for the backend:\n{log}"
     );
 
     // The backend comes back, then Weft on the same storage.

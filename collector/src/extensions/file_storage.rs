@@ -3,16 +3,22 @@
 //! where a durable `tail_sampling` window (`tail_sampling: { storage: file_storage }`) keeps
 //! its write-ahead log.
 //!
-//! Each exporter and signal gets its own folder `<directory>/<exporter id>-<signal>` of
-//! append-only segment files (see [`crate::exporters::helper::FileQueue`] for the format and
-//! the crash-safety contract); each durable window gets `<directory>/<processor id>-window`
-//! (see [`crate::processors::tail_sampling::wal`]).
+//! Each exporter and signal gets its own folder `<directory>/<exporter id>-<signal>`, each
+//! durable window `<directory>/<processor id>-window`; both are segment logs
+//! ([`crate::storage`]: the format, the crash-safety rule and the writer thread), opened by
+//! their users ([`crate::exporters::helper::FileQueue`],
+//! [`crate::processors::tail_sampling::wal`]) with the settings this extension gives.
 //!
-//! fsync policy: with `fsync: false` (the default, as in the Collector) a batch is
-//! acknowledged to the client once it is written to the segment file — it survives Weft being
-//! killed (`kill -9`, a crash, an OOM kill), because the kernel holds the written bytes, but
-//! not a power loss or kernel crash. With `fsync: true` every batch is synced to the disk
-//! before it is acknowledged: it survives those too, at the cost of one fsync per batch.
+//! fsync policy (`fsync`), the same for every log here:
+//! - `false` (the default, as in the Collector): a batch is acknowledged to the client once
+//!   the log's writer thread has written it to the segment file. It survives Weft being
+//!   killed (`kill -9`, a crash, an OOM kill), because the kernel holds the written bytes, but
+//!   not a power loss or kernel crash.
+//! - `true`: a batch is acknowledged once it is also synced to the disk (`fdatasync`). The
+//!   writer syncs once per group commit — everything appended while the previous write was
+//!   in progress — not once per batch, and syncs the folder when it creates a segment file.
+//!   Bookkeeping records (deliveries, decisions) are not synced on their own: losing one
+//!   only means sending something again.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,13 +27,14 @@ use serde::Deserialize;
 use weft_config::{ComponentConfig, ComponentId, ConfigPath, Diagnostics, Duration};
 
 use crate::component::{BuildContext, Component, ExtensionFactory, SharedInstances, Stability};
-use crate::exporters::helper::FileQueue;
+use crate::storage::{LogMetrics, LogOptions};
+use crate::telemetry::Telemetry;
 
 pub fn factory() -> ExtensionFactory {
     ExtensionFactory::new::<Config>(
         "file_storage",
         Stability::Alpha,
-        "a directory for persistent sending queues that survive restarts and crashes",
+        "a directory for persistent sending queues and durable tail-sampling windows that survive restarts and crashes",
         build,
     )
 }
@@ -41,7 +48,8 @@ pub struct Config {
     pub fsync: bool,
     /// Create `directory` when missing.
     pub create_directory: bool,
-    /// Bytes of segment files one queue may hold; past it new data is refused (retryably).
+    /// Bytes of segment files one queue (or durable window's log) may hold; past it new data
+    /// is refused (retryably).
     pub max_size_mib: u64,
     /// Accepted for Collector compatibility (file locking timeout); unused.
     pub timeout: Duration,
@@ -95,26 +103,55 @@ impl FileStorage {
         shared.get::<FileStorage>(&storage_key(id))
     }
 
-    /// Opens (recovering what a previous run left) the queue of one exporter and signal.
-    pub fn queue(
+    /// Where and how the persistent queue of one exporter and signal is kept: the folder
+    /// `<directory>/<exporter id>-<signal>`, with its log's metrics (labels `exporter`,
+    /// `data_type`).
+    pub fn queue_log(
         &self,
         exporter: &ComponentId,
         signal: &str,
-        max_records: usize,
-    ) -> anyhow::Result<Arc<FileQueue>> {
+        telemetry: &Telemetry,
+    ) -> LogOptions {
         let folder = format!("{}-{signal}", exporter.to_string().replace('/', "_"));
-        let dir = self.directory.join(folder);
-        let queue =
-            FileQueue::open(&dir, self.fsync, self.max_bytes, max_records as u64).map_err(|e| {
-                anyhow::anyhow!("cannot open the persistent queue in {}: {e}", dir.display())
-            })?;
-        if queue.corrupted > 0 {
-            tracing::warn!(
-                component = %exporter, records = queue.corrupted, dir = %dir.display(),
-                "skipping queued batches whose checksum does not match (damaged on disk)"
-            );
+        let id = exporter.to_string();
+        let labels = [("exporter", id.as_str()), ("data_type", signal)];
+        let metrics = LogMetrics {
+            bytes: telemetry.gauge(
+                "weft_exporter_persistent_queue_bytes",
+                "Bytes of a persistent sending queue's segment files",
+                &labels,
+            ),
+            segments: telemetry.gauge(
+                "weft_exporter_persistent_queue_segments",
+                "Segment files of a persistent sending queue",
+                &labels,
+            ),
+            records_per_write: telemetry.histogram(
+                "weft_exporter_persistent_queue_records_per_write",
+                "Records a persistent sending queue wrote with one write (group commit)",
+                &labels,
+                LogMetrics::records_per_write_buckets,
+            ),
+            write_errors: telemetry.counter(
+                "weft_exporter_persistent_queue_write_errors",
+                "Writes to a persistent sending queue that failed (the batches were refused, retryably)",
+                &labels,
+            ),
+            corrupt_records: telemetry.counter(
+                "weft_exporter_persistent_queue_corrupt_records",
+                "Damaged records of a persistent sending queue skipped (checksum mismatch): their batches are lost",
+                &labels,
+            ),
+            torn_tails: telemetry.counter(
+                "weft_exporter_persistent_queue_torn_tails",
+                "Records torn by a crash mid-write (never acknowledged), cut off when the queue was opened",
+                &labels,
+            ),
+        };
+        LogOptions {
+            metrics,
+            ..LogOptions::new(self.directory.join(folder), self.fsync, self.max_bytes, id)
         }
-        Ok(Arc::new(queue))
     }
 
     /// The folder of one processor's write-ahead log (the durable `tail_sampling` window):

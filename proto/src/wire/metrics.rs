@@ -10,7 +10,7 @@
 
 use super::{
     envelope, expect_i64, expect_len, expect_varint, for_each_len, id_field, nest, once,
-    optional_id, resource_envelope, utf8, varint, Scan, Scanner, Value, Walk,
+    optional_id, utf8, varint, Scan, Scanner, Value, Walk,
 };
 use std::cmp::Ordering;
 
@@ -24,7 +24,7 @@ pub fn scan_metrics(body: &[u8], limits: &Limits) -> Option<usize> {
     let s = Scanner { limits };
     let mut count = 0;
     for_each_len(body, 1, |rm| {
-        resource_envelope(&s, rm, 1, |sm| {
+        envelope(&s, rm, 1, Scanner::resource, |sm| {
             envelope(&s, sm, 2, Scanner::scope, |metric| {
                 count += s.metric(metric, 3)?;
                 Ok(())

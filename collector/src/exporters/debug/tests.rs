@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::TimeZone;
 use parking_lot::Mutex;
-use weft_config::{decode_component, ComponentId, ConfigPath, Diagnostics, Kind, SignalKind};
+use weft_config::{decode_component, ConfigPath, Diagnostics, Kind, SignalKind};
 use weft_proto::common::v1::{
     any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
 };
@@ -17,7 +17,6 @@ use weft_proto::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
 use super::format::{go_time, plain, render, typed};
 use super::*;
-use crate::health::Health;
 use crate::pipeline::{Logs, Traces};
 use crate::telemetry::Telemetry;
 
@@ -254,13 +253,7 @@ fn decode(yaml: &str) -> Result<Config, Diagnostics> {
 #[tokio::test]
 async fn the_exporter_writes_each_batch_and_counts_it() {
     let t = Telemetry::new();
-    let ctx = BuildContext {
-        id: ComponentId::new("debug", None),
-        kind: Kind::Exporter,
-        telemetry: t.clone(),
-        health: Health::default(),
-        shared: Default::default(),
-    };
+    let ctx = BuildContext::standalone("debug", Kind::Exporter).with_telemetry(&t);
     let out = Captured::default();
     let cfg = decode("verbosity: normal").unwrap();
     let built = DebugExporter::build(

@@ -34,7 +34,6 @@ use super::index::{record_time, IndexPattern};
 use super::mapping::{document_id, Fnv128, Origin};
 use super::*;
 use crate::exporters::helper::{ExportError, QueueSettings, RetrySettings, Sender as _};
-use crate::health::Health;
 use crate::pipeline::{ConsumeError, Payload};
 use crate::pipeline::{Logs, Traces};
 use crate::telemetry::Telemetry;
@@ -260,13 +259,7 @@ retry_on_failure: {{initial_interval: 5ms, max_interval: 5ms, randomization_fact
 }
 
 fn ctx(t: &Telemetry) -> BuildContext {
-    BuildContext {
-        id: ComponentId::new("elasticsearch", None),
-        kind: Kind::Exporter,
-        telemetry: t.clone(),
-        health: Health::default(),
-        shared: Default::default(),
-    }
+    BuildContext::standalone("elasticsearch", Kind::Exporter).with_telemetry(t)
 }
 
 fn counter(t: &Telemetry, name: &str) -> u64 {

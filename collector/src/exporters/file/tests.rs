@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use weft_config::{decode_component, ComponentId, ConfigPath, Diagnostics, Kind};
+use weft_config::{decode_component, ConfigPath, Diagnostics, Kind};
 use weft_proto::common::v1::{any_value, AnyValue, KeyValue};
 use weft_proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use weft_proto::otlp_json;
@@ -11,7 +11,6 @@ use weft_proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
 use super::writer::{backups, free_backup_name};
 use super::*;
-use crate::health::Health;
 use crate::pipeline::Payload;
 use crate::pipeline::{Logs, Traces};
 use crate::telemetry::Telemetry;
@@ -31,13 +30,7 @@ fn config(path: &Path, extra: &str) -> Config {
 }
 
 fn ctx(t: &Telemetry) -> BuildContext {
-    BuildContext {
-        id: ComponentId::new("file", None),
-        kind: Kind::Exporter,
-        telemetry: t.clone(),
-        health: Health::default(),
-        shared: Default::default(),
-    }
+    BuildContext::standalone("file", Kind::Exporter).with_telemetry(t)
 }
 
 /// `n` spans, each with an attribute of `pad` bytes to make lines as large as a test needs.

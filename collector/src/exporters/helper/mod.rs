@@ -30,8 +30,9 @@ use crate::pipeline::{Consumer, Consumers, MakeConsumer, Payload};
 use crate::telemetry::{ExporterMetrics, Telemetry};
 
 pub use partial::PartialSuccess;
-pub use persistent::FileQueue;
+pub use persistent::{FileQueue, Receipt};
 pub use queue::QueueSender;
+pub(crate) use retry::jitter;
 pub use retry::{RetrySender, TimeoutSender};
 
 /// Why one send attempt failed, and whether trying again can help.
@@ -235,7 +236,12 @@ pub fn build_queued<T: Payload>(
                         "sending_queue::storage: extension \"{storage_id}\" is not running: define it under extensions and list it in service::extensions"
                     )
                 })?;
-            Some(storage.queue(&ctx.id, T::SIGNAL.as_str(), queue.queue_size)?)
+            let log = storage.queue_log(&ctx.id, T::SIGNAL.as_str(), &ctx.telemetry);
+            let dir = log.dir.clone();
+            let queue = FileQueue::open_with(log, queue.queue_size as u64).map_err(|e| {
+                anyhow::anyhow!("cannot open the persistent queue in {}: {e}", dir.display())
+            })?;
+            Some(Arc::new(queue))
         }
         _ => None,
     };

@@ -1,45 +1,58 @@
 //! A crash-safe on-disk queue of encoded batches: the `sending_queue` of an exporter whose
-//! `storage` names a `file_storage` extension.
+//! `storage` names a `file_storage` extension. It is a [`SegmentLog`] (see [`crate::storage`]
+//! for the files, the record format, the torn-tail and corruption rule, and the writer
+//! thread) in one folder per exporter and signal, holding two kinds of records:
 //!
-//! Layout, in one directory per exporter and signal:
-//!
-//! ```text
-//! seg-00000000000000000001.log   records: [len: u32 LE][crc32: u32 LE][payload: len bytes]
-//! seg-00000000000000000001.ack   offsets (u64 LE) of the records already delivered
-//! seg-00000000000000000002.log   ... written to until it passes SEGMENT_BYTES
-//! ```
+//! | kind | payload after the kind byte | written |
+//! |---|---|---|
+//! | 1 | an OTLP request (protobuf), as the exporter received it | by [`FileQueue::push`], before the batch is acknowledged |
+//! | 2 | `(segment: u64 LE, offset: u64 LE)` of delivered batches | by [`FileQueue::done`], after delivery (bookkeeping: not synced on its own) |
 //!
 //! Contract:
-//! - [`FileQueue::push`] returns only once the record is written to the segment file (and, with
-//!   `fsync: true`, synced to the disk). A batch it accepted survives `kill -9` of Weft (the
-//!   kernel holds the written bytes) and, with `fsync`, a power loss.
-//! - A record is delivered at least once: its offset goes to the `.ack` file after delivery, so
-//!   a crash between the two re-delivers it on restart. The elasticsearch exporter's
-//!   deterministic `_id` turns that into exactly once.
-//! - On open, every segment is scanned: a torn record at the end of the last segment (a crash
-//!   mid-write, never acknowledged to anyone) is cut off; a record whose checksum does not
-//!   match is skipped and counted, never delivered corrupted.
-//! - A segment whose records are all acknowledged is deleted, with its `.ack` file.
-//! - The queue is bounded by `max_bytes` of segment files and by `max_records` waiting records.
+//! - A pushed batch is acknowledged ([`Receipt::written`]) once the log's writer thread has
+//!   written it (and, with `fsync: true`, synced it): it survives `kill -9` of Weft and, with
+//!   `fsync`, a power loss. Pushing never does file I/O on the caller's thread.
+//! - A batch is handed out ([`FileQueue::pop`], read back on a blocking thread) only once it
+//!   is written, and is delivered at least once: its delivery record follows the delivery,
+//!   so a crash between the two sends it again after the restart. The elasticsearch
+//!   exporter's deterministic `_id` turns that into exactly once.
+//! - On open, the log is read by its rule: a batch torn by a crash (never acknowledged) is
+//!   cut off; a damaged one is skipped, logged and counted, never delivered corrupted.
+//!   Batches without a delivery record are handed out again, oldest first.
+//! - A closed segment is deleted once every batch in it is delivered. Delivery records it
+//!   holds for older segments that still wait for a batch are written again first, so a
+//!   batch stuck in an old segment never makes delivered ones be sent twice.
+//! - The queue is bounded by the extension's `max_size_mib` (bytes of segment files) and by
+//!   `queue_size` batches not yet handed out.
 
-use std::collections::{BTreeMap, HashSet};
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio::sync::Notify;
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::{oneshot, Notify};
 
-/// A segment is closed for writing once it holds this many bytes.
-const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
-const HEADER: u64 = 8;
+use crate::storage::{
+    self, Append, AppendError, Done, LogOptions, Position, Record, SegmentLog, Written,
+};
 
-/// Where a record lives; handed out with it and given back to [`FileQueue::done`].
+const KIND_BATCH: u8 = 1;
+const KIND_DELIVERED: u8 = 2;
+
+/// Bytes of one entry of a delivery record.
+const DELIVERED_ENTRY: usize = 16;
+
+/// How long a worker waits before reading a batch again after an I/O error.
+const READ_RETRY: Duration = Duration::from_secs(1);
+
+/// Where a batch lives; handed out with it and given back to [`FileQueue::done`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Ticket {
-    segment: u64,
-    offset: u64,
-}
+pub struct Ticket(Position);
 
 /// Why a push was refused.
 #[derive(Debug, thiserror::Error)]
@@ -49,399 +62,413 @@ pub enum PushError {
     #[error("the persistent queue is closed")]
     Closed,
     #[error("cannot write to the persistent queue: {0}")]
-    Io(#[from] io::Error),
+    Io(String),
 }
 
+/// A pushed batch, on its way to the disk.
+pub struct Receipt(oneshot::Receiver<Written>);
+
+impl Receipt {
+    /// Resolves once the batch is written (and synced, with `fsync`): from then on it is the
+    /// queue's, and survives a crash.
+    pub async fn written(self) -> Result<(), PushError> {
+        match self.0.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(PushError::Io(e)),
+            Err(_) => Err(PushError::Closed),
+        }
+    }
+}
+
+#[derive(Default)]
 struct Segment {
-    /// Records written to it (valid ones).
+    /// Batches appended to it and not yet written.
+    appending: u64,
+    /// Batches written to it.
     records: u64,
-    /// Records acknowledged (delivered or given up for good).
-    acked: u64,
-    bytes: u64,
-    ack_file: Option<File>,
+    /// Offsets of its batches that are delivered (or given up for good).
+    delivered: HashSet<u64>,
+}
+
+impl Segment {
+    fn finished(&self) -> bool {
+        self.appending == 0 && self.delivered.len() as u64 >= self.records
+    }
 }
 
 struct State {
+    /// Written, not yet handed out, oldest first.
+    ready: VecDeque<Position>,
+    /// Pushed, not yet written.
+    appending: u64,
+    /// Handed out, not yet done.
+    out: u64,
+    /// The segments holding batches (a segment of the log that is not here holds none).
     segments: BTreeMap<u64, Segment>,
-    writer: File,
-    write_segment: u64,
-    write_offset: u64,
-    /// The next record to hand out.
-    read_segment: u64,
-    read_offset: u64,
-    reader: Option<(u64, BufReader<File>)>,
-    /// Offsets acknowledged before the last start, skipped when reading.
-    acked_before: HashSet<Ticket>,
-    /// Records written and not yet handed out.
-    waiting: u64,
-    bytes: u64,
+    /// The log's current segment when segments were last looked at for deletion.
+    swept_at: u64,
     closed: bool,
 }
 
-pub struct FileQueue {
+struct Inner {
+    log: SegmentLog,
     dir: PathBuf,
-    fsync: bool,
-    max_bytes: u64,
+    owner: String,
     max_records: u64,
     state: Mutex<State>,
     notify: Notify,
-    /// Records skipped on open because their checksum did not match.
+    corrupt: Counter,
+}
+
+/// The persistent queue (see the module docs).
+pub struct FileQueue {
+    inner: Arc<Inner>,
+    /// Damaged records skipped when the queue was opened.
     pub corrupted: u64,
-}
-
-fn segment_path(dir: &Path, n: u64, ext: &str) -> PathBuf {
-    dir.join(format!("seg-{n:020}.{ext}"))
-}
-
-fn checksum(payload: &[u8]) -> u32 {
-    crc32fast::hash(payload)
 }
 
 impl FileQueue {
     /// Opens (or creates) the queue in `dir`, recovering what a previous run left.
     pub fn open(dir: &Path, fsync: bool, max_bytes: u64, max_records: u64) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let mut numbers: Vec<u64> = std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                name.strip_prefix("seg-")?
-                    .strip_suffix(".log")?
-                    .parse()
-                    .ok()
-            })
-            .collect();
-        numbers.sort_unstable();
-        let mut segments = BTreeMap::new();
-        let mut acked_before = HashSet::new();
-        let mut corrupted = 0;
-        let mut waiting = 0;
-        let mut total = 0;
-        let last = numbers.last().copied();
-        for &n in &numbers {
-            let acks = read_acks(&segment_path(dir, n, "ack"))?;
-            let scan = scan_segment(&segment_path(dir, n, "log"), Some(n) == last)?;
-            corrupted += scan.corrupted;
-            let acked = scan.offsets.iter().filter(|o| acks.contains(o)).count() as u64;
-            if acked == scan.offsets.len() as u64 {
-                // Fully delivered (or empty) before the crash: nothing to keep.
-                let _ = std::fs::remove_file(segment_path(dir, n, "log"));
-                let _ = std::fs::remove_file(segment_path(dir, n, "ack"));
-                continue;
-            }
-            for o in &scan.offsets {
-                if acks.contains(o) {
-                    acked_before.insert(Ticket {
-                        segment: n,
-                        offset: *o,
-                    });
-                }
-            }
-            waiting += scan.offsets.len() as u64 - acked;
-            total += scan.end;
-            segments.insert(
-                n,
-                Segment {
-                    records: scan.offsets.len() as u64,
-                    acked,
-                    bytes: scan.end,
-                    ack_file: None,
-                },
-            );
-        }
-        let write_segment = last.map_or(1, |n| n + 1);
-        let writer = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(segment_path(dir, write_segment, "log"))?;
-        segments.insert(
-            write_segment,
-            Segment {
-                records: 0,
-                acked: 0,
-                bytes: 0,
-                ack_file: None,
-            },
-        );
-        let read_segment = *segments.keys().next().unwrap_or(&write_segment);
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            fsync,
-            max_bytes,
+        Self::open_with(
+            LogOptions::new(dir.to_path_buf(), fsync, max_bytes, "file_storage"),
             max_records,
-            state: Mutex::new(State {
-                segments,
-                writer,
-                write_segment,
-                write_offset: 0,
-                read_segment,
-                read_offset: 0,
-                reader: None,
-                acked_before,
-                waiting,
-                bytes: total,
-                closed: false,
-            }),
-            notify: Notify::new(),
-            corrupted,
-        })
+        )
     }
 
-    /// Records written and not yet handed out.
+    /// As [`FileQueue::open`], with the log's options (its owner and metrics) given.
+    pub fn open_with(opts: LogOptions, max_records: u64) -> io::Result<Self> {
+        let dir = opts.dir.clone();
+        let owner = opts.owner.clone();
+        let corrupt = opts.metrics.corrupt_records.clone();
+        let mut batches: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+        let mut delivered: HashSet<Position> = HashSet::new();
+        let mut unreadable = 0u64;
+        let (log, opened) = SegmentLog::open(opts, |segment, offset, payload| {
+            match payload.split_first() {
+                Some((&KIND_BATCH, _)) => batches.entry(segment).or_default().push(offset),
+                Some((&KIND_DELIVERED, entries)) if entries.len() % DELIVERED_ENTRY == 0 => {
+                    delivered.extend(entries.chunks_exact(DELIVERED_ENTRY).map(decode_position))
+                }
+                _ => {
+                    unreadable += 1;
+                    corrupt.inc();
+                    tracing::error!(component = %owner, segment, offset, "skipping a record of the persistent queue that is neither a batch nor a delivery");
+                }
+            }
+            None
+        })?;
+        let mut state = State {
+            ready: VecDeque::new(),
+            appending: 0,
+            out: 0,
+            segments: BTreeMap::new(),
+            swept_at: 0,
+            closed: false,
+        };
+        for n in &opened.segments {
+            let offsets = batches.remove(n).unwrap_or_default();
+            let mut segment = Segment {
+                records: offsets.len() as u64,
+                ..Segment::default()
+            };
+            for offset in offsets {
+                let at = Position {
+                    segment: *n,
+                    offset,
+                };
+                if delivered.contains(&at) {
+                    segment.delivered.insert(offset);
+                } else {
+                    state.ready.push_back(at);
+                }
+            }
+            if segment.records > 0 {
+                state.segments.insert(*n, segment);
+            }
+        }
+        let queue = Self {
+            inner: Arc::new(Inner {
+                log,
+                dir,
+                owner,
+                max_records,
+                state: Mutex::new(state),
+                notify: Notify::new(),
+                corrupt,
+            }),
+            corrupted: opened.corrupt + unreadable,
+        };
+        // What the previous run finished delivering goes now.
+        queue.inner.sweep(&mut queue.inner.state.lock(), true);
+        Ok(queue)
+    }
+
+    /// Batches not yet handed out (written, or being written).
     pub fn len(&self) -> u64 {
-        self.state.lock().waiting
+        let st = self.inner.state.lock();
+        st.ready.len() as u64 + st.appending
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Appends one record; returns once it is written (and synced, with `fsync`).
-    pub fn push(&self, payload: &[u8]) -> Result<(), PushError> {
-        let mut st = self.state.lock();
+    /// Batches not yet delivered: not handed out, or handed out and not done. What a
+    /// shutdown leaves for the next start.
+    pub fn undelivered(&self) -> u64 {
+        let st = self.inner.state.lock();
+        st.ready.len() as u64 + st.appending + st.out
+    }
+
+    /// Appends one batch; it is the queue's once [`Receipt::written`] resolves. Refused when
+    /// the queue is full or closed. Never touches the disk on the caller's thread.
+    pub fn push(&self, payload: &[u8]) -> Result<Receipt, PushError> {
+        let crc = storage::checksum(payload);
+        let (tx, rx) = oneshot::channel();
+        let inner = &self.inner;
+        let mut st = inner.state.lock();
         if st.closed {
             return Err(PushError::Closed);
         }
-        let size = HEADER + payload.len() as u64;
-        if st.waiting >= self.max_records {
+        if st.ready.len() as u64 + st.appending >= inner.max_records {
             return Err(PushError::Full("queue_size batches"));
         }
-        if st.bytes + size > self.max_bytes && st.waiting > 0 {
-            return Err(PushError::Full("max_size_mib of storage"));
-        }
-        if st.write_offset >= SEGMENT_BYTES {
-            self.rotate(&mut st)?;
-        }
-        let mut record = Vec::with_capacity(size as usize);
-        record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        record.extend_from_slice(&checksum(payload).to_le_bytes());
-        record.extend_from_slice(payload);
-        st.writer.write_all(&record)?;
-        if self.fsync {
-            st.writer.sync_data()?;
-        }
-        st.write_offset += size;
-        st.bytes += size;
-        st.waiting += 1;
-        let ws = st.write_segment;
-        if let Some(seg) = st.segments.get_mut(&ws) {
-            seg.records += 1;
-            seg.bytes += size;
-        }
-        drop(st);
-        self.notify.notify_one();
-        Ok(())
+        // The writer completes the batch only after this lock is released, by which time the
+        // segment it went to is known.
+        let segment_of = Arc::new(AtomicU64::new(0));
+        let done = {
+            let inner = inner.clone();
+            let segment_of = segment_of.clone();
+            Done::Call(Box::new(move |written| {
+                inner.written(segment_of.load(Ordering::Acquire), written, tx)
+            }))
+        };
+        let segment = inner
+            .log
+            .append(
+                Record::new(&[KIND_BATCH], payload).with_body_checksum(crc),
+                Append::data(done),
+            )
+            .map_err(|e| match e {
+                AppendError::Full(_) => PushError::Full("max_size_mib of storage"),
+                AppendError::Closed => PushError::Closed,
+                e @ AppendError::TooLarge(_) => PushError::Io(e.to_string()),
+            })?;
+        segment_of.store(segment, Ordering::Release);
+        st.appending += 1;
+        st.segments.entry(segment).or_default().appending += 1;
+        Ok(Receipt(rx))
     }
 
-    fn rotate(&self, st: &mut State) -> io::Result<()> {
-        st.writer.sync_data()?;
-        let old = st.write_segment;
-        if st.segments.get(&old).is_some_and(|s| s.acked >= s.records) {
-            // Everything in it was already delivered while it was being written.
-            if let Some(seg) = st.segments.remove(&old) {
-                st.bytes = st.bytes.saturating_sub(seg.bytes);
-            }
-            let _ = std::fs::remove_file(segment_path(&self.dir, old, "log"));
-            let _ = std::fs::remove_file(segment_path(&self.dir, old, "ack"));
-        }
-        let next = st.write_segment + 1;
-        st.writer = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(segment_path(&self.dir, next, "log"))?;
-        st.write_segment = next;
-        st.write_offset = 0;
-        st.segments.insert(
-            next,
-            Segment {
-                records: 0,
-                acked: 0,
-                bytes: 0,
-                ack_file: None,
-            },
-        );
-        Ok(())
+    /// The next batch, waiting for one; `None` once the queue is closed and nothing waits.
+    pub async fn pop(&self) -> Option<(Ticket, Bytes)> {
+        self.pop_map(|bytes| bytes).await
     }
 
-    /// The next record, waiting for one; `None` once the queue is closed and nothing waits.
-    pub async fn pop(&self) -> Option<(Ticket, Vec<u8>)> {
+    /// As [`FileQueue::pop`], with `decode` applied to the batch on the blocking thread that
+    /// reads it (so decoding stays off the async workers too).
+    pub async fn pop_map<R: Send + 'static>(
+        &self,
+        decode: impl Fn(Bytes) -> R + Clone + Send + 'static,
+    ) -> Option<(Ticket, R)> {
+        let inner = &self.inner;
         loop {
-            let notified = self.notify.notified();
-            match self.try_pop() {
-                Ok(Some(r)) => return Some(r),
-                Ok(None) if self.state.lock().closed => return None,
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(component = "file_storage", error = %e, dir = %self.dir.display(), "cannot read the persistent queue; retrying in 1s");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    continue;
+            let notified = inner.notify.notified();
+            let next = {
+                let mut st = inner.state.lock();
+                match st.ready.pop_front() {
+                    Some(at) => {
+                        st.out += 1;
+                        Some(at)
+                    }
+                    None if st.closed && st.appending == 0 => return None,
+                    None => None,
                 }
-            }
-            notified.await;
-        }
-    }
-
-    fn try_pop(&self) -> io::Result<Option<(Ticket, Vec<u8>)>> {
-        let mut st = self.state.lock();
-        loop {
-            if st.waiting == 0 {
-                return Ok(None);
-            }
-            let seg = st.read_segment;
-            let in_segment = st.segments.get(&seg).map_or(0, |s| s.bytes);
-            if st.read_offset >= in_segment {
-                if seg >= st.write_segment {
-                    return Ok(None);
-                }
-                // The next segment that still exists.
-                let next = st.segments.range(seg + 1..).next().map(|(n, _)| *n);
-                st.read_segment = next.unwrap_or(st.write_segment);
-                st.read_offset = 0;
-                st.reader = None;
-                continue;
-            }
-            if st.reader.as_ref().map(|(n, _)| *n) != Some(seg) {
-                let mut f = File::open(segment_path(&self.dir, seg, "log"))?;
-                f.seek(SeekFrom::Start(st.read_offset))?;
-                st.reader = Some((seg, BufReader::new(f)));
-            }
-            let offset = st.read_offset;
-            let (_, reader) = st.reader.as_mut().expect("opened above");
-            let mut header = [0u8; HEADER as usize];
-            reader.read_exact(&mut header)?;
-            let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as u64;
-            let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
-            let mut payload = vec![0u8; len as usize];
-            reader.read_exact(&mut payload)?;
-            st.read_offset += HEADER + len;
-            let ticket = Ticket {
-                segment: seg,
-                offset,
             };
-            if st.acked_before.remove(&ticket) {
+            let Some(at) = next else {
+                notified.await;
                 continue;
+            };
+            let dir = inner.dir.clone();
+            let decode = decode.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                let payload = storage::read_record(&dir, at)?;
+                match payload.first() {
+                    Some(&KIND_BATCH) => Ok(decode(Bytes::from(payload).slice(1..))),
+                    _ => Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "not a batch record",
+                    )),
+                }
+            })
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(e.to_string())));
+            match read {
+                Ok(batch) => return Some((Ticket(at), batch)),
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    inner.corrupt.inc();
+                    tracing::error!(component = %inner.owner, error = %e, segment = at.segment, offset = at.offset, "skipping a damaged batch of the persistent queue (checksum mismatch): it is lost");
+                    self.done(Ticket(at));
+                }
+                Err(e) => {
+                    tracing::error!(component = %inner.owner, error = %e, dir = %inner.dir.display(), "cannot read the persistent queue; retrying in 1s");
+                    {
+                        let mut st = inner.state.lock();
+                        st.out -= 1;
+                        st.ready.push_front(at);
+                    }
+                    tokio::time::sleep(READ_RETRY).await;
+                }
             }
-            if checksum(&payload) != crc {
-                // Counted at open; skip it (and acknowledge it so the segment can go).
-                st.waiting -= 1;
-                drop(st);
-                self.done(ticket);
-                st = self.state.lock();
-                continue;
-            }
-            st.waiting -= 1;
-            return Ok(Some((ticket, payload)));
         }
     }
 
-    /// Marks a record delivered (or given up for good); deletes a segment once all of its
-    /// records are.
+    /// Marks a batch delivered (or given up for good): a delivery record is appended, and a
+    /// closed segment whose batches are all delivered is deleted.
     pub fn done(&self, ticket: Ticket) {
-        let mut st = self.state.lock();
-        let write_segment = st.write_segment;
-        let dir = self.dir.clone();
-        let Some(seg) = st.segments.get_mut(&ticket.segment) else {
-            return;
-        };
-        seg.acked += 1;
-        let finished = seg.acked >= seg.records && ticket.segment != write_segment;
-        if finished {
-            let bytes = seg.bytes;
-            st.segments.remove(&ticket.segment);
-            st.bytes = st.bytes.saturating_sub(bytes);
-            let _ = std::fs::remove_file(segment_path(&dir, ticket.segment, "log"));
-            let _ = std::fs::remove_file(segment_path(&dir, ticket.segment, "ack"));
-            return;
+        let at = ticket.0;
+        let inner = &self.inner;
+        let mut st = inner.state.lock();
+        st.out = st.out.saturating_sub(1);
+        let finished = st.segments.get_mut(&at.segment).is_some_and(|seg| {
+            seg.delivered.insert(at.offset);
+            seg.finished()
+        });
+        let entry = encode_position(at);
+        if let Err(e) = inner.log.append(
+            Record::new(&[KIND_DELIVERED], &entry),
+            Append::bookkeeping(Done::Nothing),
+        ) {
+            // Only after the queue was shut down: the batch is sent again next start.
+            tracing::debug!(component = %inner.owner, error = %e, "a delivery was not recorded");
         }
-        let file = match seg.ack_file.take() {
-            Some(f) => Ok(f),
-            None => OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(segment_path(&dir, ticket.segment, "ack")),
-        };
-        match file {
-            Ok(mut f) => {
-                // Losing an ack only re-delivers the record: no sync needed.
-                if let Err(e) = f.write_all(&ticket.offset.to_le_bytes()) {
-                    tracing::warn!(component = "file_storage", error = %e, "cannot record a delivery; the batch may be sent again after a restart");
-                }
-                seg.ack_file = Some(f);
-            }
-            Err(e) => {
-                tracing::warn!(component = "file_storage", error = %e, "cannot record a delivery; the batch may be sent again after a restart")
-            }
-        }
+        inner.sweep(&mut st, finished);
     }
 
     /// No more pushes; `pop` returns `None` once everything written was handed out.
     pub fn close(&self) {
+        self.inner.state.lock().closed = true;
+        self.inner.notify.notify_waiters();
+    }
+
+    /// Closes the queue and its log: what was appended (delivery records included) is
+    /// written before it returns. For shutdown, once no worker hands batches back any more.
+    pub async fn shutdown(&self) {
+        self.close();
+        self.inner.log.close().await;
+    }
+}
+
+impl Inner {
+    /// A pushed batch's write ended (on the log's writer thread).
+    fn written(&self, segment: u64, written: Written, tx: oneshot::Sender<Written>) {
         let mut st = self.state.lock();
-        st.closed = true;
-        let _ = st.writer.sync_data();
+        st.appending = st.appending.saturating_sub(1);
+        let seg = st.segments.entry(segment).or_default();
+        seg.appending = seg.appending.saturating_sub(1);
+        match &written {
+            Ok(at) => {
+                seg.records += 1;
+                st.ready.push_back(*at);
+            }
+            Err(_) => self.sweep(&mut st, true),
+        }
         drop(st);
-        self.notify.notify_waiters();
-    }
-}
-
-fn read_acks(path: &Path) -> io::Result<HashSet<u64>> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(bytes
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(HashSet::new()),
-        Err(e) => Err(e),
-    }
-}
-
-struct Scan {
-    offsets: Vec<u64>,
-    end: u64,
-    corrupted: u64,
-}
-
-/// Finds the records of a segment. A torn record at the end of the last segment is cut off.
-fn scan_segment(path: &Path, last: bool) -> io::Result<Scan> {
-    let data = std::fs::read(path)?;
-    let mut offsets = Vec::new();
-    let mut corrupted = 0;
-    let mut at = 0usize;
-    while at + HEADER as usize <= data.len() {
-        let len = u32::from_le_bytes(data[at..at + 4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(data[at + 4..at + 8].try_into().expect("4 bytes"));
-        let end = at + HEADER as usize + len;
-        if end > data.len() {
-            break;
-        }
-        if checksum(&data[at + HEADER as usize..end]) != crc {
-            corrupted += 1;
-        }
-        offsets.push(at as u64);
-        at = end;
-    }
-    if at < data.len() {
-        if last {
-            tracing::warn!(component = "file_storage", file = %path.display(), bytes = data.len() - at, "cutting off a record torn by a crash (it was never acknowledged)");
-            let f = OpenOptions::new().write(true).open(path)?;
-            f.set_len(at as u64)?;
+        if written.is_ok() {
+            self.notify.notify_one();
         } else {
-            corrupted += 1;
+            // A closed queue with nothing left being written: waiting pops end.
+            self.notify.notify_waiters();
+        }
+        // The pusher may have stopped waiting (its request was cancelled): the batch is
+        // queued all the same.
+        let _ = tx.send(written);
+    }
+
+    /// Deletes the closed segments holding no batch that waits, when something may have
+    /// changed: `changed` (a segment finished), or the log closed a segment since last time.
+    fn sweep(&self, st: &mut State, changed: bool) {
+        let current = self.log.current();
+        if !changed && current == st.swept_at {
+            return;
+        }
+        st.swept_at = current;
+        let gone: Vec<u64> = self
+            .log
+            .segments()
+            .into_iter()
+            .filter(|s| !s.current)
+            .map(|s| s.number)
+            .filter(|n| st.segments.get(n).is_none_or(Segment::finished))
+            .collect();
+        let Some(&newest_gone) = gone.iter().max() else {
+            return;
+        };
+        // Delivery records in the segments going away may be all an older, still-waiting
+        // segment has: write them again, before the deletion (the writer keeps that order).
+        let carried: Vec<u8> = st
+            .segments
+            .iter()
+            .filter(|(n, seg)| **n < newest_gone && !gone.contains(n) && !seg.delivered.is_empty())
+            .flat_map(|(n, seg)| {
+                seg.delivered.iter().flat_map(|offset| {
+                    encode_position(Position {
+                        segment: *n,
+                        offset: *offset,
+                    })
+                })
+            })
+            .collect();
+        if !carried.is_empty() {
+            if let Err(e) = self.log.append(
+                Record::new(&[KIND_DELIVERED], &carried),
+                Append::bookkeeping(Done::Nothing),
+            ) {
+                tracing::debug!(component = %self.owner, error = %e, "deliveries not carried over; segments are kept");
+                return;
+            }
+        }
+        for n in gone {
+            self.log.delete(n);
+            st.segments.remove(&n);
         }
     }
-    Ok(Scan {
-        offsets,
-        end: at as u64,
-        corrupted,
-    })
+}
+
+fn encode_position(at: Position) -> [u8; DELIVERED_ENTRY] {
+    let mut out = [0u8; DELIVERED_ENTRY];
+    out[..8].copy_from_slice(&at.segment.to_le_bytes());
+    out[8..].copy_from_slice(&at.offset.to_le_bytes());
+    out
+}
+
+fn decode_position(entry: &[u8]) -> Position {
+    let mut segment = [0u8; 8];
+    let mut offset = [0u8; 8];
+    segment.copy_from_slice(&entry[..8]);
+    offset.copy_from_slice(&entry[8..DELIVERED_ENTRY]);
+    Position {
+        segment: u64::from_le_bytes(segment),
+        offset: u64::from_le_bytes(offset),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::SEGMENT_BYTES;
 
     fn open(dir: &Path) -> FileQueue {
         FileQueue::open(dir, false, 1 << 30, 1000).unwrap()
+    }
+
+    async fn push(q: &FileQueue, payload: &[u8]) {
+        q.push(payload).unwrap().written().await.unwrap();
+    }
+
+    fn segment_files(dir: &Path) -> usize {
+        std::fs::read_dir(dir).unwrap().count()
     }
 
     #[tokio::test]
@@ -449,7 +476,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let q = open(dir.path());
         for i in 0..5u8 {
-            q.push(&[i; 10]).unwrap();
+            push(&q, &[i; 10]).await;
         }
         let (t0, p0) = q.pop().await.unwrap();
         assert_eq!(p0, vec![0u8; 10]);
@@ -457,11 +484,13 @@ mod tests {
         let (_t1, p1) = q.pop().await.unwrap();
         assert_eq!(p1, vec![1u8; 10]);
         // Crash: record 1 was handed out but not acknowledged; 2..4 never handed out.
+        q.inner.log.flushed().await;
         drop(q);
         let q = open(dir.path());
         assert_eq!(q.len(), 4);
         let mut got = Vec::new();
-        while let Some(Ok(Some((t, p)))) = Some(q.try_pop()) {
+        while !q.is_empty() {
+            let (t, p) = q.pop().await.unwrap();
             got.push(p[0]);
             q.done(t);
         }
@@ -470,20 +499,37 @@ mod tests {
             [1, 2, 3, 4],
             "at least once: the unacknowledged record comes again"
         );
+        q.shutdown().await;
         drop(q);
         let q = open(dir.path());
         assert!(q.is_empty());
+        q.inner.log.flushed().await;
+        assert_eq!(segment_files(dir.path()), 0, "all delivered: nothing left");
+    }
+
+    #[tokio::test]
+    async fn a_queue_dropped_with_a_push_in_flight_still_writes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = open(dir.path());
+        let receipt = q.push(b"in flight").unwrap();
+        // The write's completion now holds the last reference to the queue: the writer
+        // thread drops it, and must end without waiting for itself.
+        drop(q);
+        receipt.written().await.expect("written");
+        let q = open(dir.path());
+        let (_, p) = q.pop().await.unwrap();
+        assert_eq!(p, b"in flight"[..]);
     }
 
     #[tokio::test]
     async fn a_torn_tail_is_cut_and_a_corrupt_record_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let q = open(dir.path());
-        q.push(b"first").unwrap();
-        q.push(b"second").unwrap();
-        q.push(b"third").unwrap();
+        push(&q, b"first").await;
+        push(&q, b"second").await;
+        push(&q, b"third").await;
         drop(q);
-        let path = segment_path(dir.path(), 1, "log");
+        let path = dir.path().join("segment-00000000000000000001.log");
         let mut bytes = std::fs::read(&path).unwrap();
         // Flip a byte of "second", and tear a fourth record half-written.
         let second = bytes.windows(6).position(|w| w == b"second").unwrap();
@@ -494,8 +540,9 @@ mod tests {
         let q = open(dir.path());
         assert_eq!(q.corrupted, 1);
         let mut got = Vec::new();
-        while let Ok(Some((t, p))) = q.try_pop() {
-            got.push(String::from_utf8(p).unwrap());
+        while !q.is_empty() {
+            let (t, p) = q.pop().await.unwrap();
+            got.push(String::from_utf8(p.to_vec()).unwrap());
             q.done(t);
         }
         assert_eq!(got, ["first", "third"]);
@@ -505,28 +552,71 @@ mod tests {
     async fn bounds_refuse_and_delivered_segments_are_deleted() {
         let dir = tempfile::tempdir().unwrap();
         let q = FileQueue::open(dir.path(), true, 1 << 30, 2).unwrap();
-        q.push(b"a").unwrap();
-        q.push(b"b").unwrap();
+        push(&q, b"a").await;
+        push(&q, b"b").await;
         assert!(matches!(q.push(b"c"), Err(PushError::Full(_))));
         let (t, _) = q.pop().await.unwrap();
         q.done(t);
-        q.push(b"c").unwrap();
-        // A segment rotates past SEGMENT_BYTES; once all its records are done it goes.
-        let big = vec![7u8; SEGMENT_BYTES as usize];
+        push(&q, b"c").await;
+
+        // A segment closes past its size; once all its batches are delivered it goes.
         let q2dir = tempfile::tempdir().unwrap();
         let q2 = FileQueue::open(q2dir.path(), false, 1 << 30, 100).unwrap();
-        q2.push(&big).unwrap();
-        q2.push(b"next segment").unwrap();
+        let big = vec![7u8; SEGMENT_BYTES as usize];
+        push(&q2, &big).await;
+        push(&q2, b"next segment").await;
+        assert_eq!(segment_files(q2dir.path()), 2);
         let (t1, _) = q2.pop().await.unwrap();
         q2.done(t1);
-        assert!(
-            !segment_path(q2dir.path(), 1, "log").exists(),
-            "delivered segment deleted"
-        );
+        q2.inner.log.flushed().await;
+        assert_eq!(segment_files(q2dir.path()), 1, "delivered segment deleted");
         let (_, p) = q2.pop().await.unwrap();
-        assert_eq!(p, b"next segment");
+        assert_eq!(p, b"next segment"[..]);
         q2.close();
         assert!(q2.pop().await.is_none());
+
+        // The bytes bound: an empty queue takes one batch of any size, then refuses.
+        let q3dir = tempfile::tempdir().unwrap();
+        let q3 = FileQueue::open(q3dir.path(), false, 100, 100).unwrap();
+        push(&q3, &[1u8; 200]).await;
+        assert!(matches!(
+            q3.push(b"more"),
+            Err(PushError::Full("max_size_mib of storage"))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_batch_stuck_in_an_old_segment_does_not_make_delivered_ones_come_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = || {
+            let mut o = LogOptions::new(dir.path().to_path_buf(), false, 1 << 30, "test");
+            // A batch record here is 18 bytes: two fill a segment.
+            o.segment_bytes = 30;
+            o
+        };
+        let q = FileQueue::open_with(opts(), 100).unwrap();
+        push(&q, b"stuck").await;
+        push(&q, b"done1").await;
+        let (_stuck, _) = q.pop().await.unwrap();
+        let (t, p) = q.pop().await.unwrap();
+        assert_eq!(p, b"done1"[..]);
+        // Its delivery record goes to segment 2, with the next batch.
+        q.done(t);
+        push(&q, b"later").await;
+        let (t, _) = q.pop().await.unwrap();
+        q.done(t);
+        // Segment 2 is all delivered and goes, while segment 1 waits for "stuck".
+        q.inner.log.flushed().await;
+        let exists = |n: u64| dir.path().join(format!("segment-{n:020}.log")).exists();
+        assert!(exists(1) && !exists(2));
         drop(q);
+
+        let q = FileQueue::open_with(opts(), 100).unwrap();
+        let (_, p) = q.pop().await.unwrap();
+        assert_eq!(p, b"stuck"[..], "the undelivered batch comes again");
+        assert!(
+            q.is_empty(),
+            "and only it: the delivery of done1 was carried over before segment 2 went"
+        );
     }
 }

@@ -1,5 +1,17 @@
 //! The bounded sending queue: the exporter's buffer against a slow or failing backend, and
 //! the point where a full buffer becomes backpressure to the client.
+//!
+//! Shutdown differs by where the queue is kept:
+//! - **In memory**: it keeps sending until just before the deadline (the backend may come
+//!   back), then drops what is left, counting it in `otelcol_exporter_send_failed_*` and
+//!   logging it (`dropping data`, with the number of items).
+//! - **Persistent** (`sending_queue.storage`): its batches are already on disk, so waiting
+//!   for the backend gains nothing. Workers take no new batch and make no new attempt; an
+//!   attempt already on the wire may finish (bounded by the exporter's `timeout`, and
+//!   abandoned at the deadline), so that a healthy backend's answers are not thrown away — a
+//!   batch abandoned after the backend stored it would be sent twice. What is not
+//!   confirmed delivered stays in the queue and is sent by the next start: at least once,
+//!   nothing lost.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -46,10 +58,11 @@ pub struct QueueSender<T: Payload> {
     /// Cancelled just before the shutdown deadline: workers stop retrying and drop what is
     /// left (or, with a persistent queue, leave it on disk).
     give_up: CancellationToken,
+    /// Persistent queue: cancelled when shutdown begins: workers take no new batch and make
+    /// no new attempt (see the module docs).
+    stop: CancellationToken,
     /// In-memory queue: items workers took from the queue after `give_up` and dropped.
     dropped_at_shutdown: Arc<AtomicU64>,
-    /// Persistent queue: batches workers were sending when `give_up` fired, left on disk.
-    kept_at_shutdown: Arc<AtomicU64>,
 }
 
 struct QueueState<T> {
@@ -68,6 +81,13 @@ trait Deliver<T: Payload>: Send + Sync {
         data: &T,
         give_up: &CancellationToken,
     ) -> Result<(), super::ExportError>;
+
+    async fn deliver_until(
+        &self,
+        data: &T,
+        give_up: &CancellationToken,
+        stop: &CancellationToken,
+    ) -> Result<(), super::ExportError>;
 }
 
 #[async_trait]
@@ -78,6 +98,15 @@ impl<T: Payload, S: Sender<T>> Deliver<T> for RetrySender<S> {
         give_up: &CancellationToken,
     ) -> Result<(), super::ExportError> {
         RetrySender::deliver(self, data, give_up).await
+    }
+
+    async fn deliver_until(
+        &self,
+        data: &T,
+        give_up: &CancellationToken,
+        stop: &CancellationToken,
+    ) -> Result<(), super::ExportError> {
+        RetrySender::deliver_until(self, data, give_up, stop).await
     }
 }
 
@@ -126,8 +155,8 @@ impl<T: Payload> QueueSender<T> {
                 workers: Vec::new(),
             }),
             give_up: CancellationToken::new(),
+            stop: CancellationToken::new(),
             dropped_at_shutdown: Arc::default(),
-            kept_at_shutdown: Arc::default(),
         }
     }
 
@@ -138,15 +167,35 @@ impl<T: Payload> QueueSender<T> {
     /// Queues `data` without waiting, or gives it back when the queue cannot take it (full,
     /// shutting down, or disabled), so a caller that buffers in front of the queue keeps it
     /// instead of losing it. Nothing is counted as failed: the caller still owns the batch.
+    ///
+    /// A persistent queue takes the batch once it is appended, without waiting for the disk
+    /// (this call cannot wait): should the write then fail, the batch is logged as dropped
+    /// and counted in `otelcol_exporter_send_failed_*`.
     pub fn try_enqueue(&self, data: T) -> Result<(), T> {
         if let Some(file) = &self.file {
-            return match file.push(&data.to_bytes()) {
-                Ok(()) => {
-                    self.metrics.queue_size.set(file.len() as i64);
-                    Ok(())
-                }
-                Err(_) => Err(data),
+            let receipt = match file.push(&data.to_bytes()) {
+                Ok(r) => r,
+                Err(_) => return Err(data),
             };
+            self.metrics.queue_size.set(file.len() as i64);
+            let items = data.item_count() as u64;
+            let metrics = self.metrics.clone();
+            let exporter = self.exporter.clone();
+            let watch = async move {
+                if let Err(e) = receipt.written().await {
+                    metrics.send_failed.inc_by(items);
+                    tracing::error!(component = %exporter, error = %e, dropped_items = items, "dropping data: cannot write it to the persistent queue");
+                }
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(watch);
+                }
+                Err(_) => {
+                    tracing::warn!(component = %self.exporter, "a batch was queued outside the runtime; a failure to write it would not be reported")
+                }
+            }
+            return Ok(());
         }
         let Some(tx) = self.state.lock().tx.clone() else {
             return Err(data);
@@ -185,12 +234,16 @@ impl<T: Payload> Consumer<T> for QueueSender<T> {
             };
         }
         if let Some(file) = &self.file {
-            // Acknowledged only once written to the segment file.
-            return match file.push(&data.to_bytes()) {
-                Ok(()) => {
+            // Acknowledged only once the log's writer has written it to the segment file.
+            let pushed = match file.push(&data.to_bytes()) {
+                Ok(receipt) => {
                     self.metrics.queue_size.set(file.len() as i64);
-                    Ok(())
+                    receipt.written().await
                 }
+                Err(e) => Err(e),
+            };
+            return match pushed {
+                Ok(()) => Ok(()),
                 Err(e) => {
                     self.metrics.enqueue_failed.inc_by(items);
                     let reason = match e {
@@ -277,7 +330,8 @@ impl<T: Payload> Component for QueueSender<T> {
 
     /// Stops taking data and sends what is queued until (just before) `deadline`; then what
     /// is left is dropped, counted as failed and logged (`dropping data`, with the number of
-    /// items). A persistent queue keeps it on disk instead.
+    /// items). A persistent queue stops at once and keeps it on disk instead (see the module
+    /// docs).
     async fn shutdown(&self, deadline: Instant) -> anyhow::Result<()> {
         if let Some(file) = &self.file {
             return self.shutdown_file(file, deadline).await;
@@ -357,18 +411,19 @@ impl<T: Payload> QueueSender<T> {
             let file = file.clone();
             let retry = self.retry.clone();
             let give_up = self.give_up.clone();
+            let stop = self.stop.clone();
             let metrics = self.metrics.clone();
             let exporter = self.exporter.clone();
-            let kept = self.kept_at_shutdown.clone();
             state.workers.push(tokio::spawn(async move {
                 loop {
                     let next = tokio::select! {
-                        next = file.pop() => next,
-                        _ = give_up.cancelled() => None,
+                        biased;
+                        _ = stop.cancelled() => None,
+                        next = file.pop_map(T::from_stored) => next,
                     };
-                    let Some((ticket, bytes)) = next else { break };
+                    let Some((ticket, batch)) = next else { break };
                     metrics.queue_size.set(file.len() as i64);
-                    let batch = match T::from_stored(bytes.into()) {
+                    let batch = match batch {
                         Ok(b) => b,
                         Err(e) => {
                             tracing::error!(component = %exporter, error = %e, "an unreadable batch in the persistent queue is skipped");
@@ -376,13 +431,15 @@ impl<T: Payload> QueueSender<T> {
                             continue;
                         }
                     };
-                    match retry.deliver(&batch, &give_up).await {
+                    match retry.deliver_until(&batch, &give_up, &stop).await {
                         // Delivered, or given up for good (counted by the retry layer).
                         Ok(()) => file.done(ticket),
-                        Err(_) if give_up.is_cancelled() => {
-                            // Stays on disk: not acknowledged, so the next start sends it.
-                            kept.fetch_add(1, Ordering::Relaxed);
-                            break;
+                        // Shutting down: not confirmed, so it stays for the next start.
+                        Err(e)
+                            if e.is_retryable()
+                                && (stop.is_cancelled() || give_up.is_cancelled()) =>
+                        {
+                            break
                         }
                         Err(_) => file.done(ticket),
                     }
@@ -391,22 +448,27 @@ impl<T: Payload> QueueSender<T> {
         }
     }
 
-    /// Persistent queue: stop taking data, keep sending until `deadline`, then stop; what
-    /// was not delivered stays on disk for the next start (nothing is counted as dropped).
+    /// Persistent queue: stop taking data, stop the workers (see the module docs), write
+    /// what they recorded, and return; what was not delivered stays on disk for the next
+    /// start (nothing is counted as dropped).
     async fn shutdown_file(&self, file: &FileQueue, deadline: Instant) -> anyhow::Result<()> {
         file.close();
+        self.stop.cancel();
         let workers = std::mem::take(&mut self.state.lock().workers);
         let all = futures::future::join_all(workers);
         tokio::pin!(all);
         if timeout_at(give_up_at(deadline), &mut all).await.is_err() {
+            // An attempt still on the wire (a backend that does not answer): abandon it.
             self.give_up.cancel();
             let _ = timeout_at(deadline, all).await;
         }
-        let left = file.len() + self.kept_at_shutdown.load(Ordering::Relaxed);
+        file.shutdown().await;
+        let left = file.undelivered();
+        self.metrics.queue_size.set(file.len() as i64);
         if left > 0 {
             tracing::info!(
                 component = %self.exporter, batches = left,
-                "undelivered batches stay in the persistent queue until the next start"
+                "shutdown: not waiting for the backend; undelivered batches stay in the persistent queue until the next start"
             );
         }
         Ok(())

@@ -87,6 +87,34 @@ impl<S> RetrySender<S> {
     where
         S: Sender<T>,
     {
+        self.deliver_inner(data, give_up, None).await
+    }
+
+    /// As [`RetrySender::deliver`], and once `stop` is cancelled no new attempt is made: an
+    /// attempt in flight may still finish (until `give_up`), a failure is not retried. For a
+    /// persistent queue's shutdown, whose batches wait on disk for the next start.
+    pub async fn deliver_until<T: Payload>(
+        &self,
+        data: &T,
+        give_up: &CancellationToken,
+        stop: &CancellationToken,
+    ) -> Result<(), ExportError>
+    where
+        S: Sender<T>,
+    {
+        self.deliver_inner(data, give_up, Some(stop)).await
+    }
+
+    async fn deliver_inner<T: Payload>(
+        &self,
+        data: &T,
+        give_up: &CancellationToken,
+        stop: Option<&CancellationToken>,
+    ) -> Result<(), ExportError>
+    where
+        S: Sender<T>,
+    {
+        let stopped = || stop.is_some_and(CancellationToken::is_cancelled);
         let items = data.item_count() as u64;
         let started = Instant::now();
         let mut interval = self.settings.initial_interval.get();
@@ -113,6 +141,10 @@ impl<S> RetrySender<S> {
                 }
                 Err(e) => e,
             };
+            if stopped() && err.is_retryable() {
+                self.keep_at_shutdown(&err, items);
+                return Err(err);
+            }
             let delay = match err.retry {
                 Retry::Never => None,
                 _ if !self.settings.enabled => None,
@@ -145,10 +177,20 @@ impl<S> RetrySender<S> {
                 component = %self.exporter, error = %err, attempt, retry_in = ?delay,
                 "export failed; will retry"
             );
+            let stop_waiting = async {
+                match stop {
+                    Some(stop) => stop.cancelled().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = give_up.cancelled() => {
                     self.abandon_at_deadline(&err, items);
+                    return Err(err);
+                }
+                _ = stop_waiting => {
+                    self.keep_at_shutdown(&err, items);
                     return Err(err);
                 }
             }
@@ -178,8 +220,18 @@ impl<S> RetrySender<S> {
     }
 }
 
+impl<S> RetrySender<S> {
+    /// Logs a batch not tried again because its persistent queue is shutting down.
+    fn keep_at_shutdown(&self, err: &ExportError, items: u64) {
+        tracing::info!(
+            component = %self.exporter, error = %err, kept_items = items,
+            "shutting down: not retrying; the batch stays in the persistent queue for the next start"
+        );
+    }
+}
+
 /// `interval` spread uniformly over ±`factor`, as the Collector's backoff does.
-fn jitter(interval: Duration, factor: f64) -> Duration {
+pub(crate) fn jitter(interval: Duration, factor: f64) -> Duration {
     if factor <= 0.0 {
         return interval;
     }

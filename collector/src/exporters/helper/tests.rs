@@ -521,6 +521,107 @@ async fn persistent_queue_shutdown_keeps_undelivered_batches_on_disk_by_the_dead
     assert_eq!(open().len(), 5);
 }
 
+/// A persistent queue of `num_consumers` workers in `dir` in front of `backend`, with the
+/// deterministic retry settings.
+fn persistent_queue<S: Sender<Traces>>(
+    t: &Telemetry,
+    dir: &std::path::Path,
+    num_consumers: usize,
+    backend: S,
+) -> QueueSender<Traces> {
+    let queue = QueueSettings {
+        enabled: true,
+        num_consumers,
+        queue_size: 10,
+        storage: Some("file_storage".to_string()),
+    };
+    let metrics = ExporterMetrics::new(t, "otlp/test", "spans", "traces");
+    let retrying = RetrySender::new(
+        "otlp/test".to_string(),
+        TimeoutSender::new(backend, Duration::ZERO),
+        retry_settings(),
+        metrics.clone(),
+    );
+    let file = FileQueue::open(dir, false, 1 << 30, 100).unwrap();
+    QueueSender::with_storage(
+        "otlp/test".to_string(),
+        retrying,
+        &queue,
+        metrics,
+        Some(Arc::new(file)),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn persistent_queue_shutdown_does_not_wait_for_the_backend() {
+    let t = Telemetry::new();
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Scripted::failing_forever(ExportError::retryable("down"));
+    let q = persistent_queue(&t, dir.path(), 2, backend.clone());
+    for _ in 0..5 {
+        q.consume(spans(3)).await.unwrap();
+    }
+    q.start().await.unwrap();
+    // Each worker has tried one batch and waits 1 s to retry it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(backend.attempts().len(), 2);
+    let began = Instant::now();
+    shutdown_as_the_service_does(&q, std::time::Instant::now() + Duration::from_secs(25))
+        .await
+        .expect("a persistent queue loses nothing at shutdown");
+    assert!(
+        began.elapsed() < Duration::from_secs(1),
+        "returned without waiting for a retry, let alone the deadline: {:?} (virtual time)",
+        began.elapsed()
+    );
+    assert_eq!(
+        backend.attempts().len(),
+        2,
+        "no attempt after shutdown began"
+    );
+    assert_eq!(counter(&t, "otelcol_exporter_send_failed_spans"), 0);
+    drop(q);
+    let left = FileQueue::open(dir.path(), false, 1 << 30, 100).unwrap();
+    assert_eq!(left.len(), 5, "all of them wait for the next start");
+}
+
+/// Answers every attempt after `delay` (virtual time), and counts what it took.
+#[derive(Clone, Default)]
+struct Slow {
+    delivered: Arc<Mutex<usize>>,
+}
+
+#[async_trait]
+impl Sender<Traces> for Slow {
+    async fn send(&self, _data: &Traces) -> Result<(), ExportError> {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        *self.delivered.lock() += 1;
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn persistent_queue_shutdown_lets_an_attempt_on_the_wire_finish_and_not_come_again() {
+    let t = Telemetry::new();
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Slow::default();
+    let q = persistent_queue(&t, dir.path(), 1, backend.clone());
+    for _ in 0..3 {
+        q.consume(spans(3)).await.unwrap();
+    }
+    q.start().await.unwrap();
+    // The worker's first attempt is on the wire.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    shutdown_as_the_service_does(&q, std::time::Instant::now() + Duration::from_secs(25))
+        .await
+        .unwrap();
+    assert_eq!(*backend.delivered.lock(), 1, "the answer was waited for");
+    assert_eq!(counter(&t, "otelcol_exporter_sent_spans"), 3);
+    drop(q);
+    let left = FileQueue::open(dir.path(), false, 1 << 30, 100).unwrap();
+    assert_eq!(left.len(), 2, "the delivered batch is not sent again");
+}
+
 #[tokio::test(start_paused = true)]
 async fn each_attempt_is_bounded_by_the_timeout() {
     let t = Telemetry::new();

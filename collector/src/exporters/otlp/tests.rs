@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::codec::CompressionEncoding;
 use tonic::{Code, Status};
-use weft_config::{decode_component, ComponentId, ConfigPath, Diagnostics, Kind, SignalKind};
+use weft_config::{decode_component, ConfigPath, Diagnostics, Kind, SignalKind};
 use weft_proto::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
 use weft_proto::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
 use weft_proto::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
@@ -23,7 +23,6 @@ use weft_proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
 use super::*;
 use crate::exporters::helper::Retry;
-use crate::health::Health;
 use crate::pipeline::ConsumeError;
 use crate::pipeline::{Logs, Traces};
 
@@ -109,13 +108,7 @@ retry_on_failure: {{initial_interval: 10ms, max_interval: 10ms, randomization_fa
 }
 
 fn ctx(t: &Telemetry) -> BuildContext {
-    BuildContext {
-        id: ComponentId::new("otlp", None),
-        kind: Kind::Exporter,
-        telemetry: t.clone(),
-        health: Health::default(),
-        shared: Default::default(),
-    }
+    BuildContext::standalone("otlp", Kind::Exporter).with_telemetry(t)
 }
 
 fn traces(n: usize) -> Traces {

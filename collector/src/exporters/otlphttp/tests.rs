@@ -12,14 +12,13 @@ use axum::response::Response;
 use axum::Router;
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
-use weft_config::{decode_component, ComponentId, ConfigPath, Diagnostics, Kind, SignalKind};
+use weft_config::{decode_component, ConfigPath, Diagnostics, Kind, SignalKind};
 use weft_proto::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 use weft_proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use weft_proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
 use super::*;
 use crate::exporters::helper::Retry;
-use crate::health::Health;
 use crate::pipeline::{ConsumeError, Payload};
 use crate::pipeline::{Logs, Traces};
 
@@ -123,13 +122,7 @@ retry_on_failure: {{initial_interval: 10ms, max_interval: 10ms, randomization_fa
 }
 
 fn ctx(t: &Telemetry) -> BuildContext {
-    BuildContext {
-        id: ComponentId::new("otlphttp", None),
-        kind: Kind::Exporter,
-        telemetry: t.clone(),
-        health: Health::default(),
-        shared: Default::default(),
-    }
+    BuildContext::standalone("otlphttp", Kind::Exporter).with_telemetry(t)
 }
 
 fn traces(n: usize) -> Traces {

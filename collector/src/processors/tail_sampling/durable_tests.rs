@@ -139,8 +139,8 @@ impl Sink<Logs> {
 /// One run of a durable processor on `dir`.
 struct Run {
     core: Arc<TailSampling>,
-    traces: Side,
-    logs: Side,
+    traces: Side<Traces>,
+    logs: Side<Logs>,
     span_sink: Arc<Sink<Traces>>,
     log_sink: Arc<Sink<Logs>>,
     clock: Arc<Mutex<Instant>>,
@@ -160,6 +160,17 @@ impl Run {
         segment_bytes: u64,
         max_bytes: u64,
     ) -> Run {
+        Self::open(dir, now, wall, segment_bytes, max_bytes, POLICIES).await
+    }
+
+    async fn open(
+        dir: &Path,
+        now: Instant,
+        wall: u64,
+        segment_bytes: u64,
+        max_bytes: u64,
+        yaml: &str,
+    ) -> Run {
         let telemetry = Telemetry::new();
         let ctx = BuildContext {
             id: ComponentId::new("tail_sampling", None),
@@ -178,23 +189,18 @@ impl Run {
             Arc::new(move || wall + c.lock().saturating_duration_since(now).as_nanos() as u64);
         let c = clock.clone();
         let core = Arc::new(
-            TailSampling::with_wal(
-                &ctx,
-                config(POLICIES),
-                Arc::new(move || *c.lock()),
-                Some(opts),
-            )
-            .expect("core"),
+            TailSampling::with_wal(&ctx, config(yaml), Arc::new(move || *c.lock()), Some(opts))
+                .expect("core"),
         );
         let span_sink = Arc::new(Sink::<Traces>::default());
         let log_sink = Arc::new(Sink::<Logs>::default());
-        assert!(core.traces_next.set(span_sink.clone()).is_ok());
-        assert!(core.logs_next.set(log_sink.clone()).is_ok());
+        assert!(core.traces.next.set(span_sink.clone()).is_ok());
+        assert!(core.logs.next.set(log_sink.clone()).is_ok());
         core.users.store(2, Ordering::SeqCst);
         core.replay().await;
         Run {
-            traces: Side(core.clone()),
-            logs: Side(core.clone()),
+            traces: Side(core.clone(), PhantomData),
+            logs: Side(core.clone(), PhantomData),
             core,
             span_sink,
             log_sink,
@@ -545,13 +551,140 @@ async fn a_full_log_refuses_retryably_and_a_clean_shutdown_clears_it() {
     assert!(err.is_retryable(), "{err}");
     assert!(err.to_string().contains("full"), "{err}");
 
+    // Decided when due (a durable window's shutdown keeps what is still waiting: see the
+    // tests below), then shut down.
+    run.tick_at(t0 + WAIT).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     run.traces.shutdown(deadline).await.unwrap();
     run.logs.shutdown(deadline).await.unwrap();
-    assert_eq!(run.span_sink.spans(), [(1, 1)], "decided at shutdown");
+    assert_eq!(run.span_sink.spans(), [(1, 1)], "decided when due");
     assert!(
         segments(dir.path()).is_empty(),
         "everything was delivered: nothing left to replay"
+    );
+}
+
+impl Run {
+    /// A clean shutdown, as the service does it (both pipelines).
+    async fn shutdown(self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        self.traces.shutdown(deadline).await.expect("traces side");
+        self.logs.shutdown(deadline).await.expect("logs side");
+    }
+}
+
+#[tokio::test]
+async fn a_shutdown_keeps_waiting_traces_and_the_next_start_decides_them_with_what_came_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let run = Run::start(dir.path(), t0, 1000 * SECOND).await;
+    run.spans(vec![span(1, 1, 0, false)]).await;
+    run.logs(vec![(Some(1), "before the restart")]).await;
+    let sinks = (run.span_sink.clone(), run.log_sink.clone());
+    run.shutdown().await;
+    assert!(
+        sinks.0.spans().is_empty() && sinks.1.bodies().is_empty(),
+        "not decided at shutdown (it would have been dropped: no error yet)"
+    );
+    assert!(!segments(dir.path()).is_empty(), "kept in the log");
+
+    // Back 3 s later (wall clock): trace 1 has 7 s of its 10 s to go. Its error span
+    // arrives now.
+    let t1 = t0 + Duration::from_secs(100);
+    let run = Run::start(dir.path(), t1, 1003 * SECOND).await;
+    assert_eq!(run.core.window().trace_count(), 1, "replayed");
+    run.spans(vec![span(1, 2, 1, true)]).await;
+    run.tick_at(t1 + Duration::from_secs(7) - Duration::from_millis(1))
+        .await;
+    assert!(run.span_sink.spans().is_empty(), "not due yet");
+    run.tick_at(t1 + Duration::from_secs(7)).await;
+    assert_eq!(
+        run.span_sink.spans(),
+        [(1, 1), (1, 2)],
+        "decided once, on all its spans: kept for the error that came after the restart"
+    );
+    assert_eq!(run.log_sink.bodies(), ["before the restart"]);
+
+    // Nothing is waiting any more: this shutdown empties the log, and a start after it
+    // sends nothing again.
+    let sinks = (run.span_sink.clone(), run.log_sink.clone());
+    run.shutdown().await;
+    assert_eq!(sinks.0.spans().len(), 2);
+    assert!(
+        segments(dir.path()).is_empty(),
+        "{:?}",
+        segments(dir.path())
+    );
+    let run = Run::start(dir.path(), t1 + Duration::from_secs(60), 1100 * SECOND).await;
+    run.tick_at(t1 + Duration::from_secs(90)).await;
+    assert!(run.span_sink.spans().is_empty() && run.log_sink.bodies().is_empty());
+}
+
+#[tokio::test]
+async fn after_a_shutdown_nothing_decided_is_sent_again_late_items_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let run = Run::start(dir.path(), t0, 1000 * SECOND).await;
+    run.spans(vec![span(1, 1, 0, true), span(2, 1, 0, false)])
+        .await;
+    run.tick_at(t0 + WAIT).await;
+    assert_eq!(run.span_sink.spans(), [(1, 1)]);
+    // Late items of decided traces follow their decision at once; a log without a trace
+    // passes; trace 3 arrives and waits.
+    *run.clock.lock() = t0 + WAIT + Duration::from_secs(1);
+    run.spans(vec![
+        span(1, 2, 1, false),
+        span(2, 2, 1, true),
+        span(3, 1, 0, true),
+    ])
+    .await;
+    run.logs(vec![(Some(1), "late, kept"), (None, "no trace")])
+        .await;
+    assert_eq!(run.span_sink.spans(), [(1, 1), (1, 2)]);
+    let mut bodies = run.log_sink.bodies();
+    bodies.sort();
+    assert_eq!(bodies, ["late, kept", "no trace"]);
+    run.shutdown().await;
+
+    let t1 = t0 + Duration::from_secs(200);
+    let run = Run::start(dir.path(), t1, 1012 * SECOND).await;
+    assert!(
+        run.span_sink.spans().is_empty() && run.log_sink.bodies().is_empty(),
+        "nothing decided is sent again: {:?} {:?}",
+        run.span_sink.spans(),
+        run.log_sink.bodies()
+    );
+    assert_eq!(run.core.window().trace_count(), 1, "only trace 3 waits");
+    let replayed_spans = run.telemetry.counter_value(
+        "weft_processor_tail_sampling_wal_replayed_items",
+        &[("processor", "tail_sampling"), ("item", "spans")],
+    );
+    assert_eq!(replayed_spans, 1, "trace 3's span, nothing else");
+    run.tick_at(t1 + Duration::from_secs(9)).await;
+    assert_eq!(run.span_sink.spans(), [(3, 1)], "decided when due");
+}
+
+#[tokio::test]
+async fn drop_pending_traces_on_shutdown_still_drops_them_from_a_durable_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let yaml = format!("{POLICIES}drop_pending_traces_on_shutdown: true\n");
+    let run = Run::open(
+        dir.path(),
+        t0,
+        1000 * SECOND,
+        SEGMENT_BYTES,
+        u64::MAX,
+        &yaml,
+    )
+    .await;
+    run.spans(vec![span(1, 1, 0, true)]).await;
+    let sink = run.span_sink.clone();
+    run.shutdown().await;
+    assert!(sink.spans().is_empty(), "dropped, as configured");
+    assert!(
+        segments(dir.path()).is_empty(),
+        "and not kept for the next start"
     );
 }
 

@@ -6,8 +6,37 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 
 use super::policy::Verdict;
-use super::window::DecideReason;
 use crate::telemetry::{CounterFamily, Telemetry};
+
+/// Why a trace was decided when it was; a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecideReason {
+    /// `decision_wait` after its first item.
+    Wait,
+    /// `decision_wait_after_root_received` after its root span.
+    Root,
+    /// The window held `num_traces` traces; this was the oldest.
+    NumTraces,
+    /// The window held `max_bytes`; this was the oldest.
+    MaxBytes,
+    /// The trace alone exceeded `maximum_trace_size_bytes`.
+    TraceSize,
+    /// Weft is shutting down.
+    Shutdown,
+}
+
+impl DecideReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecideReason::Wait => "decision_wait",
+            DecideReason::Root => "root_received",
+            DecideReason::NumTraces => "num_traces",
+            DecideReason::MaxBytes => "max_bytes",
+            DecideReason::TraceSize => "trace_size",
+            DecideReason::Shutdown => "shutdown",
+        }
+    }
+}
 
 fn micros_buckets() -> Histogram {
     Histogram::new(exponential_buckets(1.0, 2.0, 20))
@@ -28,6 +57,10 @@ pub struct WindowMetrics {
     pub tick_lateness: Histogram,
     pub late_span_age: Histogram,
     pub dropped_too_early: Counter,
+    /// Traces dropped because a held span or log did not decode at decision time.
+    pub dropped_undecodable: Counter,
+    /// Policies that failed on a trace (the Collector's evaluation error count).
+    pub policy_evaluation_errors: Counter,
     pub new_traces: Counter,
     pub traces_on_memory: Gauge,
     pub bytes_on_memory: Gauge,
@@ -97,6 +130,16 @@ impl WindowMetrics {
                 "Count of traces dropped before their decision (only with drop_pending_traces_on_shutdown)",
                 &p,
             ),
+            dropped_undecodable: t.counter(
+                "otelcol_processor_tail_sampling_sampling_trace_dropped_undecodable",
+                "Count of traces dropped without a decision because a held span or log record did not decode",
+                &p,
+            ),
+            policy_evaluation_errors: t.counter(
+                "otelcol_processor_tail_sampling_sampling_policy_evaluation_error",
+                "Count of sampling policy evaluation errors",
+                &p,
+            ),
             new_traces: t.counter(
                 "otelcol_processor_tail_sampling_new_trace_id_received",
                 "Counts the arrival of new traces",
@@ -131,6 +174,11 @@ impl WindowMetrics {
             logs_late_kept: logs("late_kept", logs_help),
             logs_late_dropped: logs("late_dropped", logs_help),
         }
+    }
+
+    /// The processor id the metrics are labelled with (and logs name).
+    pub fn processor(&self) -> &str {
+        &self.processor
     }
 
     pub fn record_verdict(&self, verdict: &Verdict, reason: DecideReason) {

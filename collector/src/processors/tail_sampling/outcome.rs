@@ -1,80 +1,133 @@
 //! Telling the window's [`VerdictBus`] about each decision (for `spanmetrics` exemplars and
-//! the `samplingmetrics` connector). Nothing is computed when no one listens.
+//! the `samplingmetrics` connector). Nothing is read or computed when no one listens.
+//!
+//! The policies' view of a trace holds only what they declared they read; what listeners need
+//! (the root span's service and name, the logs' severities) is decoded again from the held
+//! items when the view lacks it — for every decided trace, dropped ones included, which is the
+//! price of counting what sampling throws away.
 
 use weft_proto::common::v1::any_value;
 
 use super::policy::{Decision, Verdict};
-use super::trace::TraceData;
-use super::window::{DecideReason, Held};
+use super::trace::{DecodeError, Reads, TraceData};
+use super::window::DecideReason;
 use crate::verdicts::{self, VerdictBus};
 
-/// Publishes one decision. `view` is what the policies saw (its spans and logs in the order
-/// of `held_spans` and the held logs); `logs_kept` how many of the trace's logs leave with
-/// the decision.
-pub(super) fn publish(
-    bus: &VerdictBus,
-    trace_id: &[u8; 16],
-    verdict: &Verdict,
-    reason: DecideReason,
-    view: &TraceData,
-    held_spans: &[Held],
-    logs_kept: u64,
-) {
-    // The policy that decided: the one that kept the trace, or a `drop` policy that dropped it.
-    let policy = verdict.policy.as_deref().or_else(|| {
-        verdict
-            .per_policy
-            .iter()
-            .find(|(_, d)| *d == Decision::Dropped)
-            .map(|(p, _)| p.as_str())
-    });
-    // The root span: service from its resource, operation from its name (decoded here when
-    // the policies' view did not read names: only the root, only when asked).
-    let mut operation = String::new();
-    let root = if bus.wants_roots() {
-        view.spans
-            .iter()
-            .position(|s| s.span.parent_span_id.is_empty())
-            .map(|i| {
-                let entry = &view.spans[i];
-                operation = if entry.span.name.is_empty() {
-                    held_spans.get(i).map(|h| h.span().name).unwrap_or_default()
-                } else {
-                    entry.span.name.clone()
-                };
-                entry
-                    .origin
-                    .resource
-                    .attributes
-                    .iter()
-                    .find(|kv| kv.key == "service.name")
-                    .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-                        any_value::Value::StringValue(s) => Some(s.clone()),
-                        _ => None,
-                    })
-                    .unwrap_or_default()
-            })
-    } else {
-        None
-    };
-    let mut by_severity: Vec<(i32, u64)> = Vec::new();
-    for log in &view.logs {
-        let severity = log.record.severity_number;
-        match by_severity.iter_mut().find(|(s, _)| *s == severity) {
-            Some((_, n)) => *n += 1,
-            None => by_severity.push((severity, 1)),
+/// What a root needs: which span is the root, its name, its resource's `service.name`.
+const ROOT_READS: Reads = Reads::SPAN_PARENT
+    .union(Reads::SPAN_NAME)
+    .union(Reads::RESOURCE);
+
+/// What listeners hear about one trace, read before the window releases it.
+pub(super) struct Outcome {
+    /// `service.name` and name of the root span.
+    root: Option<(String, String)>,
+    spans: usize,
+    logs_by_severity: Vec<(i32, u64)>,
+}
+
+impl Outcome {
+    /// Reads the outcome from `view` (decoded with `reads`) or, when that lacks something,
+    /// from the trace decoded again by `decode`. A held item that does not decode then costs
+    /// only the detail: no root, and the logs counted as unspecified severity (0).
+    pub(super) fn read(
+        bus: &VerdictBus,
+        view: &TraceData,
+        reads: Reads,
+        decode: impl FnOnce(Reads) -> Result<TraceData, DecodeError>,
+    ) -> Self {
+        let needs = if bus.wants_roots() {
+            ROOT_READS | Reads::LOG_SEVERITY
+        } else {
+            Reads::LOG_SEVERITY
+        };
+        let decoded;
+        let view = if reads.contains(needs) {
+            view
+        } else {
+            match decode(needs) {
+                Ok(again) => {
+                    decoded = again;
+                    &decoded
+                }
+                Err(_) => {
+                    return Self {
+                        root: None,
+                        spans: view.spans.len(),
+                        logs_by_severity: if view.logs.is_empty() {
+                            Vec::new()
+                        } else {
+                            vec![(0, view.logs.len() as u64)]
+                        },
+                    }
+                }
+            }
+        };
+        let root = if needs.contains(ROOT_READS) {
+            view.spans
+                .iter()
+                .find(|s| s.span.parent_span_id.is_empty())
+                .map(|root| {
+                    let service = root
+                        .origin
+                        .resource
+                        .attributes
+                        .iter()
+                        .find(|kv| kv.key == "service.name")
+                        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                            any_value::Value::StringValue(s) => Some(s.clone()),
+                            _ => None,
+                        })
+                        .unwrap_or_default();
+                    (service, root.span.name.clone())
+                })
+        } else {
+            None
+        };
+        let mut logs_by_severity: Vec<(i32, u64)> = Vec::new();
+        for log in &view.logs {
+            let severity = log.record.severity_number;
+            match logs_by_severity.iter_mut().find(|(s, _)| *s == severity) {
+                Some((_, n)) => *n += 1,
+                None => logs_by_severity.push((severity, 1)),
+            }
+        }
+        Self {
+            root,
+            spans: view.spans.len(),
+            logs_by_severity,
         }
     }
-    bus.publish(&verdicts::Verdict {
-        trace_id,
-        sampled: verdict.sampled,
-        policy,
-        reason: reason.as_str(),
-        root: root.as_deref().map(|service| (service, operation.as_str())),
-        spans: view.spans.len(),
-        logs_by_severity: &by_severity,
-        logs_kept,
-    });
+
+    /// Publishes the decision; `logs_kept` is how many of the trace's logs left with it.
+    pub(super) fn publish(
+        &self,
+        bus: &VerdictBus,
+        trace_id: &[u8; 16],
+        verdict: &Verdict,
+        reason: DecideReason,
+        logs_kept: u64,
+    ) {
+        // The policy that decided: the one that kept the trace, or a `drop` policy that
+        // dropped it.
+        let policy = verdict.policy.as_deref().or_else(|| {
+            verdict
+                .per_policy
+                .iter()
+                .find(|(_, d)| *d == Decision::Dropped)
+                .map(|(p, _)| p.as_str())
+        });
+        bus.publish(&verdicts::Verdict {
+            trace_id,
+            sampled: verdict.sampled,
+            policy,
+            reason: reason.as_str(),
+            root: self.root.as_ref().map(|(s, o)| (s.as_str(), o.as_str())),
+            spans: self.spans,
+            logs_by_severity: &self.logs_by_severity,
+            logs_kept,
+        });
+    }
 }
 
 #[cfg(test)]

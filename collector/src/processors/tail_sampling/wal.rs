@@ -1,43 +1,53 @@
 //! The durable window's write-ahead log: with `tail_sampling: { storage: file_storage }`,
 //! every batch is written here before the window takes it and the client is answered, and
-//! after a crash the log is replayed so the traces that were waiting for their decision are
-//! decided as if nothing happened.
+//! after a restart — a crash, or a clean shutdown that kept the undecided traces — the log
+//! is replayed so the traces that were waiting for their decision are decided as if nothing
+//! happened.
 //!
 //! # Layout
 //!
-//! One folder per processor id (`<file_storage directory>/<id>-window`) of append-only
-//! segment files `wal-<n>.log`, each a sequence of records
-//! `[length: u32 LE][CRC-32 of the payload: u32 LE][payload]`. A payload starts with its kind:
+//! A segment log ([`crate::storage`]: files, record framing, the torn-tail and corruption
+//! rule, the group-commit writer thread) in one folder per processor id
+//! (`<file_storage directory>/<id>-window`). A record's payload starts with its kind:
 //!
 //! | kind | payload after the kind byte | written |
 //! |---|---|---|
 //! | 1, 2 | `[seq: u64 LE][arrival, ns since the Unix epoch: u64 LE]` + an OTLP traces / logs request | by each `consume`, before it answers |
 //! | 3 | a [`DecisionBatch`] (protobuf): decided traces, and a checkpoint | by the decision tick, once what the decisions released was accepted downstream |
 //! | 4, 5 | an OTLP traces / logs request the next stage refused | by a `consume` whose released data had to wait in the outbox |
+//! | 6 | a [`ShutdownRecord`] (protobuf): a checkpoint, and the traces still held | by a clean shutdown that keeps its undecided traces |
+//!
+//! This file is the only place that knows the payload types' encoding (`encode_payload`,
+//! `decode_payload`, the retain helpers, and the [`Logged`] kinds).
 //!
 //! # What a record promises
 //!
-//! - A batch is acknowledged only once its record is written — *group commit*: one writer
-//!   thread writes everything appended since its last write in one `write` (and, with the
-//!   extension's `fsync: true`, one `fdatasync`), then releases every waiter of that write.
+//! - A batch is acknowledged only once its record is written — *group commit*: the log's
+//!   writer thread writes everything appended since its last write in one `write` (and, with
+//!   the extension's `fsync: true`, one `fdatasync`), then releases every waiter of that write.
 //! - A decision record for trace T with cutoff `c` says: every item of T in a data record
 //!   with `seq < c` is taken care of (released and accepted downstream, or dropped by the
 //!   policy). `c` is the lowest `seq` not yet ingested when the decision was made, so data in
 //!   flight at that moment is never skipped on replay (it may be sent again: at least once).
+//!   Decision records are bookkeeping: not synced on their own (a lost one means deciding
+//!   again).
 //! - The checkpoint `completed_below` says the same of every record below it as a whole:
 //!   anything it released at once (logs without a trace id) was accepted downstream.
 //! - An outbox record holds released data the next stage refused, so that data a client was
 //!   told was accepted survives even when the trace's decision record is long gone.
+//! - A shutdown record says which traces the window still held when it stopped; below its
+//!   checkpoint, only their items are replayed.
 //!
 //! # Replay
 //!
-//! On start, every segment is read: a record torn by the crash at the end of the last
-//! segment (it was never acknowledged) is cut off; a record whose checksum or encoding is
-//! wrong is skipped, logged and counted, never replayed corrupted. Decisions are put back in
-//! the window's decision caches; data records are ingested again with their original arrival
+//! On start, every segment is read by the segment log's rule (a torn tail is cut off, a
+//! damaged record skipped, logged and counted — never replayed corrupted); a record whose
+//! encoding is wrong is skipped, logged and counted too. Decisions are put back in the
+//! window's decision caches; data records are ingested again with their original arrival
 //! time (a trace that already waited `decision_wait` is decided at the first tick), except
-//! items their trace's decision covers; outbox records not followed by a checkpoint are sent
-//! again.
+//! items their trace's decision, the last checkpoint, or the last shutdown record covers;
+//! outbox records not followed by a checkpoint are sent again. Segments are read and decoded
+//! on a blocking thread, one at a time.
 //!
 //! # Deleting segments
 //!
@@ -45,18 +55,17 @@
 //! everything it released was accepted downstream: every record in it arrived before the
 //! oldest trace still held (`first_seen`, a watermark), before any batch not yet ingested,
 //! every `consume` that was running then has finished, and the outbox is empty. Segments go
-//! oldest first.
+//! oldest first; the log's writer thread unlinks them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use parking_lot::{Condvar, Mutex};
+use bytes::Bytes;
+use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
@@ -66,11 +75,15 @@ use tokio::sync::oneshot;
 use super::enrich::Summary;
 use super::Clock;
 use crate::pipeline::{Logs, Payload, Traces};
+use crate::storage::{
+    self, segment_bytes_for, Append, AppendError, Done, LogMetrics, LogOptions, Record, SegmentLog,
+    Written,
+};
 use crate::telemetry::Telemetry;
 
-/// A segment is closed once it holds this many bytes (or is older than `rotate_after`).
-pub const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
-const HEADER: usize = 8;
+/// The largest segment; smaller when `max_size_mib` is small ([`segment_bytes_for`]).
+pub use crate::storage::SEGMENT_BYTES;
+
 /// kind + seq + arrival.
 const DATA_PREFIX: usize = 17;
 
@@ -79,6 +92,7 @@ const KIND_LOGS: u8 = 2;
 const KIND_DECISIONS: u8 = 3;
 const KIND_OUTBOX_TRACES: u8 = 4;
 const KIND_OUTBOX_LOGS: u8 = 5;
+const KIND_SHUTDOWN: u8 = 6;
 
 type TraceKey = [u8; 16];
 
@@ -97,15 +111,16 @@ pub fn system_wall_clock() -> WallClock {
 // ---------------------------------------------------------------------------------------
 // The only coupling to the payload types (their encoding and shape): keep it here.
 
-/// Appends `data`'s protobuf encoding to `buf`.
-fn encode_payload<T: Payload>(data: &T, buf: &mut Vec<u8>) {
-    buf.reserve(data.encoded_len());
-    data.write_to(buf);
+/// `data`'s protobuf encoding: the received bytes themselves while the batch is still encoded
+/// (no copy).
+fn encode_payload<T: Payload>(data: &T) -> Bytes {
+    data.to_bytes()
 }
 
-/// Decodes a payload written by [`encode_payload`].
-fn decode_payload<T: Payload>(bytes: &[u8]) -> Result<T, prost::DecodeError> {
-    T::from_stored(bytes::Bytes::copy_from_slice(bytes))
+/// Decodes a payload written by [`encode_payload`] (a slice of the segment read back: no
+/// copy).
+fn decode_payload<T: Payload>(bytes: Bytes) -> Result<T, prost::DecodeError> {
+    T::from_stored(bytes)
 }
 
 /// Keeps the spans of `data` whose trace id passes `keep`.
@@ -173,6 +188,19 @@ pub struct Decision {
     /// A kept trace's verdict, for the logs that arrive after a restart.
     #[prost(message, optional, tag = "4")]
     pub summary: Option<SummaryRecord>,
+}
+
+/// Written at a clean shutdown that keeps undecided traces for the next start: which traces
+/// the window still held. Every item in a data record below `completed_below` was ingested
+/// and is taken care of — released and accepted downstream, dropped, or held by one of
+/// `pending` — so replay needs exactly the items of the pending traces among them (not, say,
+/// a late span of an already decided trace, released at once).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ShutdownRecord {
+    #[prost(uint64, tag = "1")]
+    pub completed_below: u64,
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    pub pending: Vec<Vec<u8>>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -254,7 +282,7 @@ impl WalOptions {
             dir,
             fsync,
             max_bytes,
-            segment_bytes: SEGMENT_BYTES,
+            segment_bytes: segment_bytes_for(max_bytes),
             rotate_after: decision_wait.max(Duration::from_secs(1)),
             max_replay_age: decision_wait + Duration::from_secs(600),
             wall: system_wall_clock(),
@@ -279,6 +307,18 @@ pub struct WalMetrics {
 }
 
 impl WalMetrics {
+    /// The metrics the segment log under the WAL keeps itself.
+    fn log_metrics(&self) -> LogMetrics {
+        LogMetrics {
+            bytes: self.bytes.clone(),
+            segments: self.segments.clone(),
+            records_per_write: self.records_per_write.clone(),
+            write_errors: self.write_errors.clone(),
+            corrupt_records: self.corrupt_records.clone(),
+            torn_tails: self.torn_tails.clone(),
+        }
+    }
+
     pub fn new(t: &Telemetry, processor: &str) -> Self {
         let p = [("processor", processor)];
         Self {
@@ -302,7 +342,7 @@ impl WalMetrics {
                 "weft_processor_tail_sampling_wal_records_per_write",
                 "Records written by one write (group commit)",
                 &p,
-                || Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+                LogMetrics::records_per_write_buckets,
             ),
             replayed_records: t.counter(
                 "weft_processor_tail_sampling_wal_replayed_records",
@@ -341,82 +381,6 @@ impl WalMetrics {
             ),
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// Segments on disk.
-
-fn segment_path(dir: &Path, n: u64) -> PathBuf {
-    dir.join(format!("wal-{n:020}.log"))
-}
-
-fn segment_numbers(dir: &Path) -> io::Result<Vec<u64>> {
-    let mut numbers: Vec<u64> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            name.strip_prefix("wal-")?
-                .strip_suffix(".log")?
-                .parse()
-                .ok()
-        })
-        .collect();
-    numbers.sort_unstable();
-    Ok(numbers)
-}
-
-fn frame(kind: u8, prefix: &[u8], body: &[u8]) -> Vec<u8> {
-    let len = 1 + prefix.len() + body.len();
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&[kind]);
-    crc.update(prefix);
-    crc.update(body);
-    let mut out = Vec::with_capacity(HEADER + len);
-    out.extend_from_slice(&(len as u32).to_le_bytes());
-    out.extend_from_slice(&crc.finalize().to_le_bytes());
-    out.push(kind);
-    out.extend_from_slice(prefix);
-    out.extend_from_slice(body);
-    out
-}
-
-/// A segment read from disk: its bytes and where its valid records are.
-struct Scan {
-    data: Vec<u8>,
-    /// (offset of the record, payload range)
-    records: Vec<(u64, std::ops::Range<usize>)>,
-    corrupt: u64,
-    /// Where the last complete record ends.
-    end: usize,
-}
-
-fn scan(path: &Path) -> io::Result<Scan> {
-    let data = std::fs::read(path)?;
-    let mut records = Vec::new();
-    let mut corrupt = 0;
-    let mut at = 0usize;
-    while at + HEADER <= data.len() {
-        let len = u32::from_le_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]) as usize;
-        let crc = u32::from_le_bytes([data[at + 4], data[at + 5], data[at + 6], data[at + 7]]);
-        let end = at + HEADER + len;
-        // A zero length is never written: zeroed space left by a crash, like a torn tail.
-        if len == 0 || end > data.len() {
-            break;
-        }
-        let payload = at + HEADER..end;
-        if crc32fast::hash(&data[payload.clone()]) == crc {
-            records.push((at as u64, payload));
-        } else {
-            corrupt += 1;
-        }
-        at = end;
-    }
-    Ok(Scan {
-        data,
-        records,
-        corrupt,
-        end: at,
-    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -479,6 +443,8 @@ pub struct Recovery {
     checkpoint: u64,
     /// Outbox records written after the last checkpoint: (segment, offset).
     outbox: HashSet<(u64, u64)>,
+    /// The last clean shutdown: its checkpoint and the traces it kept.
+    shutdown: Option<(u64, HashSet<TraceKey>)>,
     map: WallMap,
     metrics: WalMetrics,
     processor: String,
@@ -507,37 +473,50 @@ impl Recovery {
     }
 
     /// Whether an item of trace `trace_id` (empty: a log without a trace) in the data record
-    /// `seq` still needs its replay: its trace's decision and the checkpoint do not cover it.
+    /// `seq` still needs its replay: its trace's decision, the checkpoint and the last
+    /// shutdown record do not cover it.
     pub fn needs(&self, trace_id: &[u8], seq: u64) -> bool {
-        match <TraceKey>::try_from(trace_id) {
-            Ok(key) if key != [0u8; 16] => self
-                .decisions
-                .get(&key)
-                .is_none_or(|(cutoff, _)| seq >= *cutoff),
+        let key = <TraceKey>::try_from(trace_id)
+            .ok()
+            .filter(|k| *k != [0u8; 16]);
+        let undecided = |key: &TraceKey| {
+            self.decisions
+                .get(key)
+                .is_none_or(|(cutoff, _)| seq >= *cutoff)
+        };
+        match (key, &self.shutdown) {
+            // Below a clean shutdown: only what the window still held then.
+            (key, Some((below, pending))) if seq < *below => {
+                key.is_some_and(|k| pending.contains(&k) && undecided(&k))
+            }
+            (Some(key), _) => undecided(&key),
             // Released at once by its consume; done once a checkpoint covers it.
-            _ => seq >= self.checkpoint,
+            (None, _) => seq >= self.checkpoint,
         }
     }
 
     /// The records of one segment that still matter, decoded. A record that does not decode
-    /// is skipped, logged and counted.
+    /// is skipped, logged and counted. Reads the segment file: call it from a blocking
+    /// thread.
     pub fn read(&self, segment: u64) -> Vec<Replayed> {
-        let path = segment_path(&self.dir, segment);
-        let scan = match scan(&path) {
-            Ok(s) => s,
+        let records = match storage::read_segment(&self.dir, segment) {
+            Ok(r) => r,
             Err(e) => {
-                tracing::error!(component = %self.processor, file = %path.display(), error = %e, "cannot read a segment of the durable window's log; its data is not replayed");
+                tracing::error!(component = %self.processor, segment, error = %e, "cannot read a segment of the durable window's log; its data is not replayed");
                 return Vec::new();
             }
         };
         let mut out = Vec::new();
-        for (offset, range) in scan.records {
-            let payload = &scan.data[range];
-            let decoded: Result<Option<Replayed>, String> = match payload[0] {
-                KIND_TRACES | KIND_LOGS => match parse_data_prefix(payload) {
-                    Some((seq, wall, body)) => {
+        for (offset, payload) in records {
+            let Some(&kind) = payload.first() else {
+                continue;
+            };
+            let decoded: Result<Option<Replayed>, String> = match kind {
+                KIND_TRACES | KIND_LOGS => match parse_data_prefix(&payload) {
+                    Some((seq, wall, _)) => {
                         let arrival = self.map.instant(wall);
-                        if payload[0] == KIND_TRACES {
+                        let body = payload.slice(DATA_PREFIX..);
+                        if kind == KIND_TRACES {
                             decode_payload::<Traces>(body)
                                 .map(|data| Some(Replayed::Traces { seq, arrival, data }))
                         } else {
@@ -549,12 +528,12 @@ impl Recovery {
                     None => Err("data record shorter than its prefix".to_string()),
                 },
                 KIND_OUTBOX_TRACES if self.outbox.contains(&(segment, offset)) => {
-                    decode_payload::<Traces>(&payload[1..])
+                    decode_payload::<Traces>(payload.slice(1..))
                         .map(|d| Some(Replayed::OutboxTraces(d)))
                         .map_err(|e| e.to_string())
                 }
                 KIND_OUTBOX_LOGS if self.outbox.contains(&(segment, offset)) => {
-                    decode_payload::<Logs>(&payload[1..])
+                    decode_payload::<Logs>(payload.slice(1..))
                         .map(|d| Some(Replayed::OutboxLogs(d)))
                         .map_err(|e| e.to_string())
                 }
@@ -568,7 +547,7 @@ impl Recovery {
                 Ok(None) => {}
                 Err(e) => {
                     self.metrics.corrupt_records.inc();
-                    tracing::error!(component = %self.processor, file = %path.display(), offset, error = %e, "skipping a record of the durable window's log that does not decode");
+                    tracing::error!(component = %self.processor, segment, offset, error = %e, "skipping a record of the durable window's log that does not decode");
                 }
             }
         }
@@ -579,6 +558,79 @@ impl Recovery {
     pub fn count(&self, spans: usize, logs: usize) {
         self.metrics.replayed_spans.inc_by(spans as u64);
         self.metrics.replayed_logs.inc_by(logs as u64);
+    }
+
+    /// Takes in one record found when opening the log (in log order); returns its arrival,
+    /// for data records. `max_seq` and `last_wall` follow what it holds.
+    fn visit(
+        &mut self,
+        segment: u64,
+        offset: u64,
+        payload: &[u8],
+        max_seq: &mut u64,
+        last_wall: &mut u64,
+    ) -> Option<Instant> {
+        let (&kind, body) = payload.split_first()?;
+        let corrupt = |what: &str, error: String| {
+            self.metrics.corrupt_records.inc();
+            tracing::error!(component = %self.processor, segment, offset, error = %error, "skipping {what} of the durable window's log that does not decode");
+        };
+        match kind {
+            KIND_TRACES | KIND_LOGS => {
+                let (seq, wall, _) = parse_data_prefix(payload)?;
+                *max_seq = (*max_seq).max(seq);
+                *last_wall = (*last_wall).max(wall);
+                return Some(self.map.instant(wall));
+            }
+            KIND_DECISIONS => match DecisionBatch::decode(body) {
+                Ok(batch) => {
+                    self.checkpoint = self.checkpoint.max(batch.completed_below);
+                    *max_seq = (*max_seq).max(batch.completed_below);
+                    // Outbox records before a checkpoint were accepted downstream.
+                    self.outbox.clear();
+                    for d in batch.decisions {
+                        let Ok(key) = TraceKey::try_from(&d.trace_id[..]) else {
+                            continue;
+                        };
+                        *max_seq = (*max_seq).max(d.cutoff);
+                        let summary = d
+                            .summary
+                            .filter(|_| d.kept)
+                            .map(|s| Arc::new(s.summary()))
+                            .or_else(|| d.kept.then(|| Arc::new(Summary::default())));
+                        match self.decisions.get(&key) {
+                            Some((c, _)) if *c > d.cutoff => {}
+                            _ => {
+                                self.decisions.insert(key, (d.cutoff, summary));
+                            }
+                        }
+                    }
+                }
+                Err(e) => corrupt("a decision record", e.to_string()),
+            },
+            KIND_SHUTDOWN => match ShutdownRecord::decode(body) {
+                Ok(record) => {
+                    let below = record.completed_below;
+                    self.checkpoint = self.checkpoint.max(below);
+                    *max_seq = (*max_seq).max(below);
+                    self.outbox.clear();
+                    if self.shutdown.as_ref().is_none_or(|(b, _)| *b <= below) {
+                        let pending = record
+                            .pending
+                            .iter()
+                            .filter_map(|id| TraceKey::try_from(&id[..]).ok())
+                            .collect();
+                        self.shutdown = Some((below, pending));
+                    }
+                }
+                Err(e) => corrupt("a shutdown record", e.to_string()),
+            },
+            KIND_OUTBOX_TRACES | KIND_OUTBOX_LOGS => {
+                self.outbox.insert((segment, offset));
+            }
+            kind => corrupt("a record", format!("unknown kind {kind}")),
+        }
+        None
     }
 }
 
@@ -594,38 +646,20 @@ fn parse_data_prefix(payload: &[u8]) -> Option<(u64, u64, &[u8])> {
 // ---------------------------------------------------------------------------------------
 // The log.
 
-#[derive(Default)]
-struct Segment {
-    bytes: u64,
-    /// Latest arrival of a data record in it.
-    max_arrival: Option<Instant>,
-}
-
 struct State {
-    /// Framed records appended since the writer's last write.
-    buf: Vec<u8>,
-    waiters: Vec<oneshot::Sender<Result<(), String>>>,
-    buf_records: u64,
-    buf_decisions: u64,
-    buf_max_arrival: Option<Instant>,
     next_seq: u64,
     /// Arrivals are recorded non-decreasing in `seq` order, whatever the wall clock does.
     last_wall: u64,
     /// Data records appended but not yet ingested by the window: seq → arrival.
     unapplied: BTreeMap<u64, Instant>,
-    segments: BTreeMap<u64, Segment>,
-    current: u64,
-    bytes: u64,
-    closed: bool,
 }
 
 struct Shared {
-    opts: WalOptions,
     clock: Clock,
+    wall: WallClock,
+    /// Taken before the segment log's own lock when appending, so `seq` follows log order.
     state: Mutex<State>,
-    wake: Condvar,
     metrics: WalMetrics,
-    processor: String,
     /// Running `consume`s, per epoch (see [`Wal::enter`]).
     active: [AtomicUsize; 2],
     epoch: AtomicUsize,
@@ -633,8 +667,8 @@ struct Shared {
 
 /// A processor's write-ahead log (see the module docs).
 pub struct Wal {
+    log: SegmentLog,
     shared: Arc<Shared>,
-    writer: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// A data record appended to the log; [`Appended::durable`] waits until it is written.
@@ -642,7 +676,7 @@ pub struct Appended {
     applied: Unapplied,
     pub arrival: Instant,
     started: std::time::Instant,
-    done: oneshot::Receiver<Result<(), String>>,
+    done: oneshot::Receiver<Written>,
 }
 
 /// A data record not yet ingested by the window; dropping it says it is.
@@ -678,25 +712,31 @@ impl Appended {
             .append_duration
             .observe(self.started.elapsed().as_secs_f64());
         match result {
-            Ok(Ok(())) => Ok(self.applied),
+            Ok(Ok(_)) => Ok(self.applied),
             Ok(Err(e)) => Err(WalError::Io(e)),
             Err(_) => Err(WalError::Closed),
         }
     }
 }
 
+fn refusal(e: AppendError) -> WalError {
+    match e {
+        AppendError::Full(bytes) => WalError::Full(bytes),
+        AppendError::Closed => WalError::Closed,
+        e @ AppendError::TooLarge(_) => WalError::Io(e.to_string()),
+    }
+}
+
 impl Wal {
     /// Opens (or creates) the log in `opts.dir`: reads what a previous run left (cutting a
-    /// torn tail, counting corrupt records) and starts the writer on a new segment.
+    /// torn tail, counting damaged records) and starts the writer on a new segment.
     pub fn open(
         opts: WalOptions,
         clock: Clock,
         telemetry: &Telemetry,
         processor: &str,
     ) -> io::Result<(Self, Recovery)> {
-        std::fs::create_dir_all(&opts.dir)?;
         let metrics = WalMetrics::new(telemetry, processor);
-        let numbers = segment_numbers(&opts.dir)?;
         let map = WallMap::new(clock(), (opts.wall)(), opts.max_replay_age);
         let mut recovery = Recovery {
             dir: opts.dir.clone(),
@@ -704,135 +744,38 @@ impl Wal {
             decisions: HashMap::new(),
             checkpoint: 0,
             outbox: HashSet::new(),
+            shutdown: None,
             map,
             metrics: metrics.clone(),
             processor: processor.to_string(),
         };
-        let mut segments = BTreeMap::new();
-        let mut total = 0;
-        let mut max_seq = 0u64;
-        let mut last_wall = 0u64;
-        for (i, &n) in numbers.iter().enumerate() {
-            let path = segment_path(&opts.dir, n);
-            let scan = scan(&path)?;
-            if scan.corrupt > 0 {
-                metrics.corrupt_records.inc_by(scan.corrupt);
-                tracing::error!(component = %processor, file = %path.display(), records = scan.corrupt, "skipping records of the durable window's log whose checksum does not match (damaged on disk)");
-            }
-            if scan.end < scan.data.len() {
-                if i + 1 == numbers.len() {
-                    metrics.torn_tails.inc();
-                    tracing::warn!(component = %processor, file = %path.display(), bytes = scan.data.len() - scan.end, "cutting off a record torn by a crash (it was never acknowledged)");
-                    OpenOptions::new()
-                        .write(true)
-                        .open(&path)?
-                        .set_len(scan.end as u64)?;
-                } else {
-                    metrics.corrupt_records.inc();
-                    tracing::error!(component = %processor, file = %path.display(), bytes = scan.data.len() - scan.end, "skipping the unreadable end of a segment of the durable window's log");
-                }
-            }
-            let mut max_wall = None;
-            for (offset, range) in &scan.records {
-                let payload = &scan.data[range.clone()];
-                match payload[0] {
-                    KIND_TRACES | KIND_LOGS => {
-                        if let Some((seq, wall, _)) = parse_data_prefix(payload) {
-                            max_seq = max_seq.max(seq);
-                            last_wall = last_wall.max(wall);
-                            max_wall = max_wall.max(Some(wall));
-                        }
-                    }
-                    KIND_DECISIONS => match DecisionBatch::decode(&payload[1..]) {
-                        Ok(batch) => {
-                            recovery.checkpoint = recovery.checkpoint.max(batch.completed_below);
-                            max_seq = max_seq.max(batch.completed_below);
-                            // Outbox records before a checkpoint were accepted downstream.
-                            recovery.outbox.clear();
-                            for d in batch.decisions {
-                                let Ok(key) = TraceKey::try_from(&d.trace_id[..]) else {
-                                    continue;
-                                };
-                                max_seq = max_seq.max(d.cutoff);
-                                let summary = d
-                                    .summary
-                                    .filter(|_| d.kept)
-                                    .map(|s| Arc::new(s.summary()))
-                                    .or_else(|| d.kept.then(|| Arc::new(Summary::default())));
-                                match recovery.decisions.get(&key) {
-                                    Some((c, _)) if *c > d.cutoff => {}
-                                    _ => {
-                                        recovery.decisions.insert(key, (d.cutoff, summary));
-                                    }
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            metrics.corrupt_records.inc();
-                            tracing::error!(component = %processor, file = %path.display(), offset, error = %e, "skipping a decision record of the durable window's log that does not decode");
-                        }
-                    },
-                    KIND_OUTBOX_TRACES | KIND_OUTBOX_LOGS => {
-                        recovery.outbox.insert((n, *offset));
-                    }
-                    kind => {
-                        metrics.corrupt_records.inc();
-                        tracing::error!(component = %processor, file = %path.display(), offset, kind, "skipping a record of unknown kind in the durable window's log");
-                    }
-                }
-            }
-            let bytes = scan.end as u64;
-            total += bytes;
-            recovery.segments.push(n);
-            segments.insert(
-                n,
-                Segment {
-                    bytes,
-                    max_arrival: max_wall.map(|w| map.instant(w)),
-                },
-            );
-        }
-        let current = numbers.last().map_or(1, |n| n + 1);
-        let file = open_segment(&opts.dir, current, opts.fsync)?;
-        segments.insert(current, Segment::default());
-        metrics.bytes.set(total as i64);
-        metrics.segments.set(segments.len() as i64);
+        let log_opts = LogOptions {
+            dir: opts.dir.clone(),
+            fsync: opts.fsync,
+            max_bytes: opts.max_bytes,
+            segment_bytes: opts.segment_bytes,
+            rotate_after: Some(opts.rotate_after),
+            owner: processor.to_string(),
+            metrics: metrics.log_metrics(),
+        };
+        let (mut max_seq, mut last_wall) = (0u64, 0u64);
+        let (log, opened) = SegmentLog::open(log_opts, |segment, offset, payload| {
+            recovery.visit(segment, offset, payload, &mut max_seq, &mut last_wall)
+        })?;
+        recovery.segments = opened.segments;
         let shared = Arc::new(Shared {
             clock,
+            wall: opts.wall,
             state: Mutex::new(State {
-                buf: Vec::new(),
-                waiters: Vec::new(),
-                buf_records: 0,
-                buf_decisions: 0,
-                buf_max_arrival: None,
                 next_seq: max_seq + 1,
                 last_wall,
                 unapplied: BTreeMap::new(),
-                segments,
-                current,
-                bytes: total,
-                closed: false,
             }),
-            wake: Condvar::new(),
             metrics,
-            processor: processor.to_string(),
             active: [AtomicUsize::new(0), AtomicUsize::new(0)],
             epoch: AtomicUsize::new(0),
-            opts,
         });
-        let writer = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("weft-wal".to_string())
-                .spawn(move || writer(shared, file, current))?
-        };
-        Ok((
-            Self {
-                shared,
-                writer: Mutex::new(Some(writer)),
-            },
-            recovery,
-        ))
+        Ok((Self { log, shared }, recovery))
     }
 
     pub fn metrics(&self) -> &WalMetrics {
@@ -865,44 +808,31 @@ impl Wal {
         self.shared.active[slot].load(Ordering::SeqCst) == 0
     }
 
-    /// Appends a batch; the record gets the next `seq` and its arrival time (now).
+    /// Appends a batch; the record gets the next `seq` and its arrival time (now). The
+    /// batch's bytes are checksummed before any lock is taken, and copied once, into the
+    /// log's buffer.
     pub fn append<T: Logged>(&self, data: &T) -> Result<Appended, WalError> {
-        let mut body = Vec::new();
-        encode_payload(data, &mut body);
-        let mut body_crc = crc32fast::Hasher::new();
-        body_crc.update(&body);
-        let len = DATA_PREFIX + body.len();
+        let body = encode_payload(data);
+        let body_crc = storage::checksum(&body);
         let (tx, rx) = oneshot::channel();
         let mut st = self.shared.state.lock();
-        if st.closed {
-            return Err(WalError::Closed);
-        }
-        let on_disk = st.bytes + st.buf.len() as u64;
-        if on_disk > 0 && on_disk + (HEADER + len) as u64 > self.shared.opts.max_bytes {
-            return Err(WalError::Full(on_disk));
-        }
         let seq = st.next_seq;
-        st.next_seq += 1;
         let arrival = (self.shared.clock)();
-        let wall = st.last_wall.max((self.shared.opts.wall)());
-        st.last_wall = wall;
+        let wall = st.last_wall.max((self.shared.wall)());
         let mut prefix = [0u8; DATA_PREFIX];
         prefix[0] = T::DATA;
         prefix[1..9].copy_from_slice(&seq.to_le_bytes());
         prefix[9..17].copy_from_slice(&wall.to_le_bytes());
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&prefix);
-        crc.combine(&body_crc);
-        st.buf.extend_from_slice(&(len as u32).to_le_bytes());
-        st.buf.extend_from_slice(&crc.finalize().to_le_bytes());
-        st.buf.extend_from_slice(&prefix);
-        st.buf.extend_from_slice(&body);
-        st.buf_records += 1;
-        st.buf_max_arrival = st.buf_max_arrival.max(Some(arrival));
-        st.waiters.push(tx);
+        self.log
+            .append(
+                Record::new(&prefix, &body).with_body_checksum(body_crc),
+                Append::data(Done::Channel(tx)).stamped(arrival),
+            )
+            .map_err(refusal)?;
+        st.next_seq += 1;
+        st.last_wall = wall;
         st.unapplied.insert(seq, arrival);
         drop(st);
-        self.shared.wake.notify_one();
         Ok(Appended {
             applied: Unapplied {
                 shared: self.shared.clone(),
@@ -914,54 +844,65 @@ impl Wal {
         })
     }
 
-    /// Appends released data the next stage refused; resolves once it is written.
-    pub fn append_outbox<T: Logged>(&self, data: &T) -> oneshot::Receiver<Result<(), String>> {
-        let mut body = Vec::new();
-        encode_payload(data, &mut body);
-        self.push(frame(T::OUTBOX, &[], &body))
-    }
-
-    /// Appends decisions and a checkpoint; not waited for (losing it only means sending again).
-    pub fn append_decisions(&self, batch: &DecisionBatch) {
-        let body = batch.encode_to_vec();
-        let mut st = self.shared.state.lock();
-        if st.closed {
-            return;
-        }
-        st.buf.extend_from_slice(&frame(KIND_DECISIONS, &[], &body));
-        st.buf_records += 1;
-        st.buf_decisions += batch.decisions.len() as u64;
-        drop(st);
-        self.shared.wake.notify_one();
-    }
-
-    fn push(&self, record: Vec<u8>) -> oneshot::Receiver<Result<(), String>> {
+    /// Appends released data the next stage refused; resolves once it is written. Never
+    /// refused for room: the data was already acknowledged.
+    pub fn append_outbox<T: Logged>(&self, data: &T) -> oneshot::Receiver<Written> {
+        let body = encode_payload(data);
         let (tx, rx) = oneshot::channel();
-        let mut st = self.shared.state.lock();
-        if st.closed {
-            let _ = tx.send(Err("the log is closed".to_string()));
+        if let Err(e) = self.log.append(
+            Record::new(&[T::OUTBOX], &body),
+            Append::data(Done::Channel(tx)).unbounded(),
+        ) {
+            let (tx, rx) = oneshot::channel();
+            let _ = tx.send(Err(e.to_string()));
             return rx;
         }
-        st.buf.extend_from_slice(&record);
-        st.buf_records += 1;
-        st.waiters.push(tx);
-        drop(st);
-        self.shared.wake.notify_one();
         rx
     }
 
-    /// Resolves once everything appended so far is written.
-    pub async fn flush(&self) {
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut st = self.shared.state.lock();
-            if st.closed {
-                return;
+    /// Appends decisions and a checkpoint; not waited for (losing it only means sending
+    /// again), counted in `…_wal_decisions_written` once written.
+    pub fn append_decisions(&self, batch: &DecisionBatch) {
+        let body = batch.encode_to_vec();
+        let decided = batch.decisions.len() as u64;
+        let counter = self.shared.metrics.decisions_written.clone();
+        let done = Done::Call(Box::new(move |written: Written| {
+            if written.is_ok() {
+                counter.inc_by(decided);
             }
-            st.waiters.push(tx);
+        }));
+        // Only refused once the log is closed, when nothing more is recorded anyway.
+        let _ = self.log.append(
+            Record::new(&[KIND_DECISIONS], &body),
+            Append::bookkeeping(done),
+        );
+    }
+
+    /// Records a clean shutdown that keeps `pending` (the traces the window still holds)
+    /// for the next start, with the checkpoint; resolves once it is written.
+    pub async fn append_shutdown(&self, pending: Vec<TraceKey>) -> Result<(), WalError> {
+        let record = ShutdownRecord {
+            completed_below: self.completed_below(),
+            pending: pending.iter().map(|k| k.to_vec()).collect(),
+        };
+        let (tx, rx) = oneshot::channel();
+        self.log
+            .append(
+                Record::new(&[KIND_SHUTDOWN], &record.encode_to_vec()),
+                Append::data(Done::Channel(tx)).unbounded(),
+            )
+            .map_err(refusal)?;
+        match rx.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(WalError::Io(e)),
+            Err(_) => Err(WalError::Closed),
         }
-        self.shared.wake.notify_one();
-        let _ = rx.await;
+    }
+
+    /// Resolves once everything appended so far is written (and what the writer was asked
+    /// to delete, deleted).
+    pub async fn flush(&self) {
+        self.log.flushed().await;
     }
 
     /// What the window should ingest a batch at, and the decision cutoff: the earliest
@@ -981,60 +922,42 @@ impl Wal {
     }
 
     /// The first step of deleting segments (see [`Compaction`]); `None` when no segment is
-    /// closed.
+    /// closed. Holds the WAL's lock, so no record is appended meanwhile: every one appended
+    /// later arrives at or after the floor.
     fn registration_floor(&self) -> Option<Instant> {
         let st = self.shared.state.lock();
-        if !st.segments.keys().any(|n| *n != st.current) {
+        if !self.log.has_closed_segments() {
             return None;
         }
         let now = (self.shared.clock)();
         Some(st.unapplied.values().min().copied().unwrap_or(now).min(now))
     }
 
-    /// Deletes closed segments, oldest first, whose records all arrived before `watermark`.
+    /// Asks for the closed segments, oldest first, whose records all arrived before
+    /// `watermark` to be deleted; the log's writer unlinks them. Returns how many.
     fn delete_before(&self, watermark: Instant) -> usize {
-        let mut st = self.shared.state.lock();
         let mut deleted = 0;
-        let closed: Vec<u64> = st
-            .segments
-            .keys()
-            .copied()
-            .filter(|n| *n != st.current)
-            .collect();
-        for n in closed {
-            let deletable = st
-                .segments
-                .get(&n)
-                .is_some_and(|s| s.max_arrival.is_none_or(|a| a < watermark));
+        for segment in self.log.segments() {
+            let deletable =
+                !segment.current && segment.newest.is_none_or(|arrival| arrival < watermark);
             if !deletable {
                 break;
             }
-            match std::fs::remove_file(segment_path(&self.shared.opts.dir, n)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(component = %self.shared.processor, error = %e, "cannot delete a segment of the durable window's log; retrying later");
-                    break;
-                }
+            if self.log.delete(segment.number) {
+                deleted += 1;
             }
-            if let Some(seg) = st.segments.remove(&n) {
-                st.bytes = st.bytes.saturating_sub(seg.bytes);
-            }
-            deleted += 1;
         }
-        self.shared.metrics.bytes.set(st.bytes as i64);
-        self.shared.metrics.segments.set(st.segments.len() as i64);
         deleted
     }
 
     /// Bytes of segment files on disk.
     pub fn bytes(&self) -> u64 {
-        self.shared.state.lock().bytes
+        self.log.bytes()
     }
 
     /// Segment files on disk (the one being written included).
     pub fn segment_count(&self) -> usize {
-        self.shared.state.lock().segments.len()
+        self.log.segment_count()
     }
 
     /// Whether nothing is waiting to be ingested and no `consume` is running.
@@ -1044,209 +967,14 @@ impl Wal {
 
     /// Stops the writer once it has written everything appended (synced, with fsync).
     pub async fn close(&self) {
-        let handle = self.stop_writer();
-        if let Some(h) = handle {
-            let _ = tokio::task::spawn_blocking(move || h.join()).await;
-        }
-    }
-
-    fn stop_writer(&self) -> Option<JoinHandle<()>> {
-        self.shared.state.lock().closed = true;
-        self.shared.wake.notify_all();
-        self.writer.lock().take()
+        self.log.close().await;
     }
 
     /// Closes the log and deletes every segment: for a clean shutdown that left nothing to
     /// replay.
     pub async fn close_and_clear(&self) {
-        self.close().await;
-        let mut st = self.shared.state.lock();
-        let numbers: Vec<u64> = st.segments.keys().copied().collect();
-        for n in numbers {
-            if let Err(e) = std::fs::remove_file(segment_path(&self.shared.opts.dir, n)) {
-                if e.kind() != io::ErrorKind::NotFound {
-                    tracing::warn!(component = %self.shared.processor, error = %e, "cannot delete a segment of the durable window's log");
-                    continue;
-                }
-            }
-            if let Some(seg) = st.segments.remove(&n) {
-                st.bytes = st.bytes.saturating_sub(seg.bytes);
-            }
-        }
-        self.shared.metrics.bytes.set(st.bytes as i64);
-        self.shared.metrics.segments.set(st.segments.len() as i64);
+        self.log.close_and_clear().await;
     }
-}
-
-impl Drop for Wal {
-    fn drop(&mut self) {
-        if let Some(h) = self.stop_writer() {
-            let _ = h.join();
-        }
-    }
-}
-
-fn open_segment(dir: &Path, n: u64, fsync: bool) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(segment_path(dir, n))?;
-    if fsync {
-        // The new file's name must survive a power loss too.
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(file)
-}
-
-enum Job {
-    Write {
-        buf: Vec<u8>,
-        waiters: Vec<oneshot::Sender<Result<(), String>>>,
-        records: u64,
-        decisions: u64,
-        max_arrival: Option<Instant>,
-    },
-    RotateIdle,
-    Exit,
-}
-
-/// The group-commit writer: writes everything appended since its last write at once.
-fn writer(shared: Arc<Shared>, mut file: File, mut current: u64) {
-    let opts = &shared.opts;
-    let mut written = 0u64;
-    let mut opened = std::time::Instant::now();
-    let mut spare = Vec::new();
-    loop {
-        let job = {
-            let mut st = shared.state.lock();
-            loop {
-                if !st.buf.is_empty() || !st.waiters.is_empty() {
-                    let buf = std::mem::replace(&mut st.buf, std::mem::take(&mut spare));
-                    break Job::Write {
-                        buf,
-                        waiters: std::mem::take(&mut st.waiters),
-                        records: std::mem::take(&mut st.buf_records),
-                        decisions: std::mem::take(&mut st.buf_decisions),
-                        max_arrival: st.buf_max_arrival.take(),
-                    };
-                }
-                if st.closed {
-                    break Job::Exit;
-                }
-                let idle = shared
-                    .wake
-                    .wait_for(&mut st, Duration::from_secs(1))
-                    .timed_out();
-                if idle && st.buf.is_empty() && written > 0 && opened.elapsed() >= opts.rotate_after
-                {
-                    break Job::RotateIdle;
-                }
-            }
-        };
-        match job {
-            Job::Exit => {
-                if opts.fsync {
-                    let _ = file.sync_data();
-                }
-                return;
-            }
-            Job::RotateIdle => {
-                if let Err(e) = rotate(&shared, &mut file, &mut current) {
-                    tracing::warn!(component = %shared.processor, error = %e, "cannot start a new segment of the durable window's log");
-                }
-                written = 0;
-                opened = std::time::Instant::now();
-            }
-            Job::Write {
-                mut buf,
-                waiters,
-                records,
-                decisions,
-                max_arrival,
-            } => {
-                if buf.is_empty() {
-                    // Only waiters of a flush: everything before them is written.
-                    for w in waiters {
-                        let _ = w.send(Ok(()));
-                    }
-                    continue;
-                }
-                if written >= opts.segment_bytes
-                    || (written > 0 && opened.elapsed() >= opts.rotate_after)
-                {
-                    match rotate(&shared, &mut file, &mut current) {
-                        Ok(()) => {
-                            written = 0;
-                            opened = std::time::Instant::now();
-                        }
-                        Err(e) => {
-                            tracing::warn!(component = %shared.processor, error = %e, "cannot start a new segment of the durable window's log; writing on in the current one")
-                        }
-                    }
-                }
-                let result = file.write_all(&buf).and_then(|()| {
-                    if opts.fsync {
-                        file.sync_data()
-                    } else {
-                        Ok(())
-                    }
-                });
-                let len = buf.len() as u64;
-                {
-                    let mut st = shared.state.lock();
-                    if result.is_ok() {
-                        if let Some(seg) = st.segments.get_mut(&current) {
-                            seg.bytes += len;
-                            seg.max_arrival = seg.max_arrival.max(max_arrival);
-                        }
-                        st.bytes += len;
-                        shared.metrics.bytes.set(st.bytes as i64);
-                    }
-                }
-                let answer = match &result {
-                    Ok(()) => {
-                        written += len;
-                        shared.metrics.records_per_write.observe(records as f64);
-                        shared.metrics.decisions_written.inc_by(decisions);
-                        Ok(())
-                    }
-                    Err(e) => {
-                        shared.metrics.write_errors.inc();
-                        tracing::error!(component = %shared.processor, error = %e, "cannot write the durable window's log; the batches are refused (retryably)");
-                        // Whatever part of the write landed must not be read as records:
-                        // cut it off, and go on in a new segment.
-                        let _ = file.set_len(written);
-                        if rotate(&shared, &mut file, &mut current).is_ok() {
-                            written = 0;
-                            opened = std::time::Instant::now();
-                        }
-                        Err(e.to_string())
-                    }
-                };
-                for w in waiters {
-                    let _ = w.send(answer.clone());
-                }
-                buf.clear();
-                if buf.capacity() <= 4 * 1024 * 1024 {
-                    spare = buf;
-                }
-            }
-        }
-    }
-}
-
-fn rotate(shared: &Shared, file: &mut File, current: &mut u64) -> io::Result<()> {
-    if shared.opts.fsync {
-        file.sync_data()?;
-    }
-    let next = *current + 1;
-    *file = open_segment(&shared.opts.dir, next, shared.opts.fsync)?;
-    *current = next;
-    let mut st = shared.state.lock();
-    st.current = next;
-    st.segments.insert(next, Segment::default());
-    shared.metrics.segments.set(st.segments.len() as i64);
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------

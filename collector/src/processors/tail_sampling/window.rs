@@ -21,49 +21,24 @@ use prost::Message;
 
 use super::config::{LogsWithoutTrace, TailSamplingConfig};
 use super::enrich::Summary;
+pub use super::metrics::DecideReason;
 use super::metrics::WindowMetrics;
-use super::policy::Policies;
-use super::trace::{LogEntry, Origin, SpanEntry, TraceData};
+use super::policy::{Policies, PolicyConfig, Verdict};
+use super::trace::{
+    decode_log, decode_span, DecodeError, LogEntry, Origin, Reads, SpanEntry, TraceData,
+};
 use crate::pipeline::{Logs, Payload, Traces};
 use weft_proto::common::v1::InstrumentationScope;
+#[cfg(test)]
 use weft_proto::logs::v1::LogRecord;
 use weft_proto::resource::v1::Resource;
+#[cfg(test)]
 use weft_proto::trace::v1::Span;
 use weft_proto::wire::{self, Fields, Value as WireValue};
 
 const SHARDS: usize = 64;
 
 type TraceKey = [u8; 16];
-
-/// Why a trace was decided when it was; a metric label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DecideReason {
-    /// `decision_wait` after its first item.
-    Wait,
-    /// `decision_wait_after_root_received` after its root span.
-    Root,
-    /// The window held `num_traces` traces; this was the oldest.
-    NumTraces,
-    /// The window held `max_bytes`; this was the oldest.
-    MaxBytes,
-    /// The trace alone exceeded `maximum_trace_size_bytes`.
-    TraceSize,
-    /// Weft is shutting down.
-    Shutdown,
-}
-
-impl DecideReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DecideReason::Wait => "decision_wait",
-            DecideReason::Root => "root_received",
-            DecideReason::NumTraces => "num_traces",
-            DecideReason::MaxBytes => "max_bytes",
-            DecideReason::TraceSize => "trace_size",
-            DecideReason::Shutdown => "shutdown",
-        }
-    }
-}
 
 /// What a window operation releases: items to send downstream now.
 #[derive(Debug, Default)]
@@ -93,7 +68,9 @@ impl Output {
 
 /// A trace waiting for its decision. Spans and logs are held protobuf-encoded: a decoded
 /// span is a tree of small allocations about 3x its encoded size, an encoded one is a single
-/// allocation of exactly its size. They are decoded once, when the trace is decided.
+/// allocation of exactly its size. When the trace is decided, only what the policies read is
+/// decoded ([`Entry::view`]); a kept trace is decoded again for its summary when the
+/// policies did not read enough for it.
 struct Entry {
     first_seen: Instant,
     spans: Vec<Held>,
@@ -118,35 +95,39 @@ impl Held {
         }
     }
 
-    /// The span it holds, decoded.
+    /// The span it holds, decoded (for tests: production code decodes fallibly).
+    #[cfg(test)]
     pub fn span(&self) -> Span {
-        Span::decode(&self.encoded[..]).expect("held spans come from checked requests")
+        decode_span(&self.encoded, Reads::ALL_SPAN).expect("test spans decode")
     }
 
-    /// The log record it holds, decoded.
+    /// The log record it holds, decoded (for tests: production code decodes fallibly).
+    #[cfg(test)]
     pub fn record(&self) -> LogRecord {
-        LogRecord::decode(&self.encoded[..]).expect("held logs come from checked requests")
+        decode_log(&self.encoded, Reads::ALL_LOG).expect("test logs decode")
     }
 
-    /// A held log record's severity number, read without decoding the rest.
+    /// A held log record's severity number, read without decoding the rest (0 when it does
+    /// not decode: such a record is then not rescued by `keep_logs_at_or_above`).
     fn severity(&self) -> i32 {
-        LogScalars::decode(&self.encoded[..])
+        decode_log(&self.encoded, Reads::LOG_SEVERITY)
             .map(|l| l.severity_number)
             .unwrap_or_default()
     }
 
-    fn span_entry(&self) -> SpanEntry {
-        SpanEntry {
+    fn span_entry(&self) -> Result<SpanEntry, String> {
+        Ok(SpanEntry {
             origin: self.origin.clone(),
-            span: self.span(),
-        }
+            span: decode_span(&self.encoded, Reads::ALL_SPAN)?,
+            encoded_len: self.encoded.len(),
+        })
     }
 
-    fn log_entry(&self) -> LogEntry {
-        LogEntry {
+    fn log_entry(&self) -> Result<LogEntry, String> {
+        Ok(LogEntry {
             origin: self.origin.clone(),
-            record: self.record(),
-        }
+            record: decode_log(&self.encoded, Reads::ALL_LOG)?,
+        })
     }
 }
 
@@ -216,145 +197,39 @@ fn item_key(item: &[u8], number: u32, parent: u32) -> (Option<TraceKey>, bool) {
     (key, has_parent)
 }
 
-/// The fields of a span that policies not reading attributes look at; decoding into it skips
-/// everything else without allocating (field numbers from opentelemetry/proto/trace/v1).
-#[derive(Clone, PartialEq, prost::Message)]
-struct SpanScalars {
-    #[prost(string, tag = "3")]
-    trace_state: String,
-    #[prost(bytes = "vec", tag = "4")]
-    parent_span_id: Vec<u8>,
-    #[prost(fixed64, tag = "7")]
-    start_time_unix_nano: u64,
-    #[prost(fixed64, tag = "8")]
-    end_time_unix_nano: u64,
-    #[prost(message, optional, tag = "15")]
-    status: Option<weft_proto::trace::v1::Status>,
-}
-
-/// [`SpanScalars`] and the name: what a kept trace's [`Summary`] reads.
-#[derive(Clone, PartialEq, prost::Message)]
-struct SpanHead {
-    #[prost(string, tag = "3")]
-    trace_state: String,
-    #[prost(bytes = "vec", tag = "4")]
-    parent_span_id: Vec<u8>,
-    #[prost(string, tag = "5")]
-    name: String,
-    #[prost(fixed64, tag = "7")]
-    start_time_unix_nano: u64,
-    #[prost(fixed64, tag = "8")]
-    end_time_unix_nano: u64,
-    #[prost(message, optional, tag = "15")]
-    status: Option<weft_proto::trace::v1::Status>,
-}
-
-/// The same for log records (opentelemetry/proto/logs/v1).
-#[derive(Clone, PartialEq, prost::Message)]
-struct LogScalars {
-    #[prost(int32, tag = "2")]
-    severity_number: i32,
-    #[prost(string, tag = "3")]
-    severity_text: String,
-}
-
-/// Whether any policy reads span or log attributes or log bodies, which only a full decode
-/// provides. Without such a policy, most traces (the dropped ones) are decided on scalars.
-pub fn policies_read_attributes(policies: &[super::policy::PolicyConfig]) -> bool {
-    use super::policy::PolicyType as T;
+/// Whether any policy reads more than scalars: attributes, bodies, events or links (what
+/// used to require decoding held items whole). Derived from the policies' own `reads()`.
+pub fn policies_read_attributes(policies: &[PolicyConfig]) -> bool {
     policies.iter().any(|p| {
-        matches!(
-            p.policy_type,
-            Some(
-                T::StringAttribute
-                    | T::NumericAttribute
-                    | T::BooleanAttribute
-                    | T::LogBody
-                    | T::LogAttribute
-            )
-        ) || p
-            .and
-            .as_ref()
-            .is_some_and(|a| policies_read_attributes(&a.and_sub_policy))
-            || p.drop
-                .as_ref()
-                .is_some_and(|d| policies_read_attributes(&d.drop_sub_policy))
-            || p.composite
-                .as_ref()
-                .is_some_and(|c| policies_read_attributes(&c.composite_sub_policy))
+        p.reads().intersects(
+            Reads::SPAN_ATTRIBUTES
+                | Reads::SPAN_EVENTS
+                | Reads::SPAN_LINKS
+                | Reads::LOG_BODY
+                | Reads::LOG_ATTRIBUTES,
+        )
     })
 }
 
-impl Entry {
-    /// The trace with only what scalar policies read (status, times, parent, trace state,
-    /// severity): cheap, and enough to decide every trace when no policy reads attributes.
-    /// With `names`, span names too (for a kept trace's [`Summary`]). The spans' own ids are
-    /// left empty: policies read the trace's id from [`TraceData`].
-    fn scalars(&self, trace_id: TraceKey, names: bool) -> TraceData {
-        let spans = self
-            .spans
-            .iter()
-            .map(|h| {
-                let span = if names {
-                    let s = SpanHead::decode(&h.encoded[..])
-                        .expect("held spans come from checked requests");
-                    Span {
-                        trace_state: s.trace_state,
-                        parent_span_id: s.parent_span_id,
-                        name: s.name,
-                        start_time_unix_nano: s.start_time_unix_nano,
-                        end_time_unix_nano: s.end_time_unix_nano,
-                        status: s.status,
-                        ..Default::default()
-                    }
-                } else {
-                    let s = SpanScalars::decode(&h.encoded[..])
-                        .expect("held spans come from checked requests");
-                    Span {
-                        trace_state: s.trace_state,
-                        parent_span_id: s.parent_span_id,
-                        start_time_unix_nano: s.start_time_unix_nano,
-                        end_time_unix_nano: s.end_time_unix_nano,
-                        status: s.status,
-                        ..Default::default()
-                    }
-                };
-                SpanEntry {
-                    origin: h.origin.clone(),
-                    span,
-                }
-            })
-            .collect();
-        let logs = self
-            .logs
-            .iter()
-            .map(|h| {
-                let l = LogScalars::decode(&h.encoded[..])
-                    .expect("held logs come from checked requests");
-                LogEntry {
-                    origin: h.origin.clone(),
-                    record: LogRecord {
-                        severity_number: l.severity_number,
-                        severity_text: l.severity_text,
-                        ..Default::default()
-                    },
-                }
-            })
-            .collect();
-        TraceData {
-            trace_id,
-            spans,
-            logs,
-        }
-    }
+/// What a kept trace's [`Summary`] reads: the root span (its parent, name and resource), the
+/// trace's times and error status.
+const SUMMARY_READS: Reads = Reads::SPAN_PARENT
+    .union(Reads::SPAN_NAME)
+    .union(Reads::SPAN_TIMES)
+    .union(Reads::SPAN_STATUS)
+    .union(Reads::RESOURCE);
 
-    /// The trace as policies reading attributes need it: every held item decoded.
-    fn decoded(&self, trace_id: TraceKey) -> TraceData {
-        TraceData {
+impl Entry {
+    /// The trace as a policy reading `reads` sees it: only those parts of the held items
+    /// decoded (see [`TraceData::decode`]). Most traces (the dropped ones) are never decoded
+    /// further.
+    fn view(&self, trace_id: TraceKey, reads: Reads) -> Result<TraceData, DecodeError> {
+        TraceData::decode(
             trace_id,
-            spans: self.spans.iter().map(Held::span_entry).collect(),
-            logs: self.logs.iter().map(Held::log_entry).collect(),
-        }
+            self.spans.iter().map(|h| (&h.origin, &h.encoded[..])),
+            self.logs.iter().map(|h| (&h.origin, &h.encoded[..])),
+            reads,
+        )
     }
 }
 
@@ -418,8 +293,9 @@ pub struct Window {
     traces: AtomicUsize,
     bytes: AtomicUsize,
     keep_severity: Option<i32>,
-    /// Decide on fully decoded traces (some policy reads attributes or bodies).
-    full_decode: bool,
+    /// What deciding decodes of a held trace: what the policies read, and the severities
+    /// when `keep_logs_at_or_above` may rescue logs of dropped traces.
+    reads: Reads,
     pub(super) metrics: WindowMetrics,
     /// Where decisions are told, for those who listen (see `outcome`).
     verdicts: Option<Arc<crate::verdicts::VerdictBus>>,
@@ -453,9 +329,12 @@ impl Window {
             .keep_logs_at_or_above
             .as_ref()
             .and_then(|s| s.resolve().ok());
-        let full_decode = policies_read_attributes(&cfg.policies);
+        let mut reads = policies.reads();
+        if keep_severity.is_some() {
+            reads = reads | Reads::LOG_SEVERITY;
+        }
         Self {
-            full_decode,
+            reads,
             cfg,
             policies,
             shards,
@@ -589,7 +468,8 @@ impl Window {
                     Some(Cached::Kept { summary, .. }) => {
                         self.metrics.logs_late_kept.inc();
                         let extra = summary.encoded_attributes(&self.cfg.enrichment, true);
-                        out.logs.push(self.enriched(held, &summary, true, &extra));
+                        out.logs
+                            .push(self.enriched_or_as_received(held, &summary, true, &extra));
                         continue;
                     }
                     Some(Cached::Dropped { .. }) => {
@@ -597,8 +477,9 @@ impl Window {
                             self.metrics.logs_kept_by_severity.inc();
                             let unsampled = Summary::unsampled();
                             let extra = unsampled.encoded_attributes(&self.cfg.enrichment, false);
-                            out.logs
-                                .push(self.enriched(held, &unsampled, false, &extra));
+                            out.logs.push(
+                                self.enriched_or_as_received(held, &unsampled, false, &extra),
+                            );
                         } else {
                             self.metrics.logs_late_dropped.inc();
                         }
@@ -788,12 +669,11 @@ impl Window {
         self.release(&entry);
         let first_seen = entry.first_seen;
         let started = std::time::Instant::now();
-        // Policies reading attributes see every item decoded; the others see scalars, and
-        // dropped traces (most of them) are never decoded further.
-        let view = if self.full_decode {
-            entry.decoded(key)
-        } else {
-            entry.scalars(key, false)
+        // Policies see what they declared they read; dropped traces (most of them) are never
+        // decoded further.
+        let view = match entry.view(key, self.reads) {
+            Ok(view) => view,
+            Err(e) => return self.drop_undecodable(shard, &entry, key, now, &e),
         };
         let verdict = self.policies.decide(&view, now);
         self.metrics
@@ -802,45 +682,41 @@ impl Window {
         self.metrics
             .decision_delay
             .observe(now.saturating_duration_since(first_seen).as_secs_f64());
-        self.metrics.record_verdict(&verdict, reason);
-        if let Some(bus) = self.verdicts.as_ref().filter(|b| b.has_listeners()) {
-            let logs_kept = if verdict.sampled {
-                entry.logs.len()
-            } else {
-                view.logs
-                    .iter()
-                    .filter(|l| self.keeps_anyway(l.record.severity_number))
-                    .count()
+        self.report_policy_errors(&verdict, &key);
+        // What listeners on the verdict bus need, read before the entry is released (only
+        // when someone listens).
+        let outcome = self
+            .verdicts
+            .as_ref()
+            .filter(|bus| bus.has_listeners())
+            .map(|bus| {
+                super::outcome::Outcome::read(bus, &view, self.reads, |reads| {
+                    entry.view(key, reads)
+                })
+            });
+        let out = if verdict.sampled {
+            let kept = match self.kept_parts(&entry, view, &verdict, key) {
+                Ok(kept) => kept,
+                Err(e) => return self.drop_undecodable(shard, &entry, key, now, &e),
             };
-            super::outcome::publish(
-                bus,
-                &key,
-                &verdict,
-                reason,
-                &view,
-                &entry.spans,
-                logs_kept as u64,
-            );
-        }
-        if verdict.sampled {
-            let view = if self.full_decode {
-                view
-            } else {
-                entry.scalars(key, true)
-            };
-            let summary = Arc::new(Summary::of(&view, &verdict));
+            self.metrics.record_verdict(&verdict, reason);
             shard.kept.insert(
                 key,
                 Cached::Kept {
-                    summary: summary.clone(),
+                    summary: kept.summary.clone(),
                     at: now,
                 },
             );
-            self.release_kept(entry, view, summary, key)
+            self.release_kept(entry, kept, key)
         } else {
+            self.metrics.record_verdict(&verdict, reason);
             shard.dropped.insert(key, Cached::Dropped { at: now });
             self.release_dropped(entry, view, key)
+        };
+        if let (Some(bus), Some(outcome)) = (self.verdicts.as_ref(), outcome) {
+            outcome.publish(bus, &key, &verdict, reason, out.logs.len() as u64);
         }
+        out
     }
 
     fn release(&self, entry: &Entry) {
@@ -848,42 +724,122 @@ impl Window {
         self.bytes.fetch_sub(entry.bytes, Ordering::Relaxed);
     }
 
-    /// What a kept trace sends downstream: its spans as they arrived (unless its logs become
-    /// span events), its logs with the verdict's attributes appended.
-    fn release_kept(
-        &self,
-        entry: Entry,
-        view: TraceData,
-        summary: Arc<Summary>,
-        key: TraceKey,
-    ) -> Output {
-        let spans = if self.cfg.attach_logs_as_span_events && !entry.logs.is_empty() {
-            let logs: Vec<LogEntry> = if self.full_decode {
-                view.logs
+    /// Logs what policies reported on this trace; a policy that failed (`error_mode:
+    /// propagate`) is counted, as the Collector counts it, and logged at debug, as it does.
+    fn report_policy_errors(&self, verdict: &Verdict, key: &TraceKey) {
+        for e in &verdict.errors {
+            if e.failed {
+                self.metrics.policy_evaluation_errors.inc();
+                tracing::debug!(
+                    component = %self.metrics.processor(),
+                    trace_id = %hex::encode(key),
+                    policy = %e.policy,
+                    error = %e.message,
+                    "sampling policy failed on this trace; its decision does not count"
+                );
             } else {
-                entry.logs.iter().map(Held::log_entry).collect()
-            };
-            let mut spans: Vec<SpanEntry> = entry.spans.iter().map(Held::span_entry).collect();
-            super::enrich::attach_as_events(&mut spans, &logs);
-            spans
-                .into_iter()
-                .map(|s| Held::new(s.origin, &s.span))
-                .collect()
+                tracing::warn!(
+                    component = %self.metrics.processor(),
+                    trace_id = %hex::encode(key),
+                    policy = %e.policy,
+                    error = %e.message,
+                    "sampling policy let evaluation errors through (error_mode: ignore)"
+                );
+            }
+        }
+    }
+
+    /// A trace whose held items cannot all be decoded is dropped without a decision: logged
+    /// with its id, counted, and remembered as dropped so its late items follow. The wire
+    /// checks at the receiver make this unreachable unless they are wrong; it must then cost
+    /// one trace, never the decision tick.
+    fn drop_undecodable(
+        &self,
+        shard: &mut Shard,
+        entry: &Entry,
+        key: TraceKey,
+        now: Instant,
+        error: &DecodeError,
+    ) -> Output {
+        tracing::error!(
+            component = %self.metrics.processor(),
+            trace_id = %hex::encode(key),
+            error = %error,
+            spans = entry.spans.len(),
+            log_records = entry.logs.len(),
+            "a held item of this trace does not decode: the trace is dropped without a decision"
+        );
+        self.metrics.dropped_undecodable.inc();
+        self.metrics.logs_dropped.inc_by(entry.logs.len() as u64);
+        shard.dropped.insert(key, Cached::Dropped { at: now });
+        Output {
+            spans: Vec::new(),
+            logs: Vec::new(),
+            decided: vec![(key, false)],
+            summaries: Vec::new(),
+        }
+    }
+
+    /// What a kept trace needs decoded: its summary (from the decision's view when that read
+    /// enough), its spans with their logs attached as events (with
+    /// `attach_logs_as_span_events`), and its logs enriched with the verdict. `Err` when a
+    /// held item does not decode.
+    fn kept_parts(
+        &self,
+        entry: &Entry,
+        view: TraceData,
+        verdict: &Verdict,
+        key: TraceKey,
+    ) -> Result<Kept, DecodeError> {
+        let view = if self.reads.contains(SUMMARY_READS) {
+            view
         } else {
-            entry.spans
+            entry.view(key, SUMMARY_READS)?
+        };
+        let summary = Arc::new(Summary::of(&view, verdict));
+        let spans = if self.cfg.attach_logs_as_span_events && !entry.logs.is_empty() {
+            let logs = decode_all(&entry.logs, "log record", Held::log_entry)?;
+            let mut spans = decode_all(&entry.spans, "span", Held::span_entry)?;
+            super::enrich::attach_as_events(&mut spans, &logs);
+            Some(
+                spans
+                    .into_iter()
+                    .map(|s| Held::new(s.origin, &s.span))
+                    .collect(),
+            )
+        } else {
+            None
         };
         let extra = summary.encoded_attributes(&self.cfg.enrichment, true);
-        let logs: Vec<Held> = entry
+        let logs = entry
             .logs
-            .into_iter()
-            .map(|held| self.enriched(held, &summary, true, &extra))
-            .collect();
-        self.metrics.logs_kept.inc_by(logs.len() as u64);
-        Output {
+            .iter()
+            .enumerate()
+            .map(|(index, held)| {
+                self.enriched(held, &summary, true, &extra)
+                    .map_err(|error| DecodeError {
+                        item: "log record",
+                        index,
+                        error,
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Kept {
+            summary,
             spans,
             logs,
+        })
+    }
+
+    /// What a kept trace sends downstream: its spans as they arrived (unless its logs became
+    /// span events), its logs with the verdict's attributes.
+    fn release_kept(&self, entry: Entry, kept: Kept, key: TraceKey) -> Output {
+        self.metrics.logs_kept.inc_by(kept.logs.len() as u64);
+        Output {
+            spans: kept.spans.unwrap_or(entry.spans),
+            logs: kept.logs,
             decided: vec![(key, true)],
-            summaries: vec![(key, summary)],
+            summaries: vec![(key, kept.summary)],
         }
     }
 
@@ -901,7 +857,7 @@ impl Window {
                     .into_iter()
                     .zip(&view.logs)
                     .filter(|(_, seen)| self.keeps_anyway(seen.record.severity_number))
-                    .map(|(held, _)| self.enriched(held, &unsampled, false, &extra))
+                    .map(|(held, _)| self.enriched_or_as_received(held, &unsampled, false, &extra))
                     .collect()
             }
         };
@@ -919,20 +875,71 @@ impl Window {
 
     /// `held` with the verdict's attributes: `extra` appended to its bytes, or (when it
     /// already has attributes under the prefix, which must be replaced) decoded, enriched
-    /// and encoded again.
-    fn enriched(&self, held: Held, summary: &Summary, sampled: bool, extra: &[u8]) -> Held {
+    /// and encoded again; `Err` when it must be decoded and does not decode.
+    fn enriched(
+        &self,
+        held: &Held,
+        summary: &Summary,
+        sampled: bool,
+        extra: &[u8],
+    ) -> Result<Held, String> {
         match Summary::enrich_encoded(&self.cfg.enrichment, &held.encoded, extra) {
-            Some(encoded) => Held {
-                origin: held.origin,
+            Some(encoded) => Ok(Held {
+                origin: held.origin.clone(),
                 encoded,
-            },
+            }),
             None => {
-                let mut entry = held.log_entry();
+                let mut entry = held.log_entry()?;
                 summary.enrich(&self.cfg.enrichment, &mut entry.record, sampled);
-                Held::new(entry.origin, &entry.record)
+                Ok(Held::new(entry.origin, &entry.record))
             }
         }
     }
+
+    /// [`Window::enriched`] for a log leaving on its own (late, or rescued by severity): one
+    /// that does not decode goes on as received, without the verdict's attributes, and is
+    /// logged — it was accepted, and its trace's fate does not depend on it.
+    fn enriched_or_as_received(
+        &self,
+        held: Held,
+        summary: &Summary,
+        sampled: bool,
+        extra: &[u8],
+    ) -> Held {
+        match self.enriched(&held, summary, sampled, extra) {
+            Ok(enriched) => enriched,
+            Err(error) => {
+                tracing::warn!(
+                    component = %self.metrics.processor(),
+                    error = %error,
+                    "a log record to enrich does not decode: it goes on as received, without the trace's verdict"
+                );
+                held
+            }
+        }
+    }
+}
+
+/// The parts of a kept trace that needed decoding (see [`Window::kept_parts`]).
+struct Kept {
+    summary: Arc<Summary>,
+    /// The spans with logs attached as events, when they are.
+    spans: Option<Vec<Held>>,
+    /// The logs, enriched.
+    logs: Vec<Held>,
+}
+
+/// Every held item decoded with `decode`, or the first that fails.
+fn decode_all<T>(
+    items: &[Held],
+    item: &'static str,
+    decode: impl Fn(&Held) -> Result<T, String>,
+) -> Result<Vec<T>, DecodeError> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, h)| decode(h).map_err(|error| DecodeError { item, index, error }))
+        .collect()
 }
 
 /// What the durable window (see [`super::wal`]) needs from the window.
@@ -944,6 +951,15 @@ impl Window {
             .iter()
             .filter_map(|s| s.lock().live.values().map(|e| e.first_seen).min())
             .min()
+    }
+
+    /// The trace ids held now (undecided); for a durable window's shutdown, which keeps
+    /// them for the next start. Scans every shard.
+    pub fn held_trace_ids(&self) -> Vec<TraceKey> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.lock().live.keys().copied().collect::<Vec<_>>())
+            .collect()
     }
 
     /// Remembers a decision made before a restart, so late items follow it: kept with its
@@ -1019,4 +1035,201 @@ pub fn to_logs(logs: Vec<Held>) -> Logs {
 pub fn tick_interval(cfg: &TailSamplingConfig) -> Duration {
     let wait = cfg.decision_wait.get();
     (wait / 10).clamp(Duration::from_millis(10), Duration::from_millis(100))
+}
+
+#[cfg(test)]
+impl Window {
+    /// Replaces the encoding of held span `index` (or, with `log`, held log `index`) of
+    /// `trace_id`: how tests reach a held item the receiver's wire checks would never let in.
+    fn replace_held(&self, trace_id: TraceKey, log: bool, index: usize, bytes: &[u8]) {
+        let mut shard = self.shards[shard_of(&trace_id)].lock();
+        let entry = shard.live.get_mut(&trace_id).expect("the trace is held");
+        let items = if log {
+            &mut entry.logs
+        } else {
+            &mut entry.spans
+        };
+        items[index].encoded = bytes.into();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A held item that does not decode when its trace is decided costs that trace, never
+    //! the decision tick.
+
+    use weft_config::Diagnostics;
+    use weft_proto::collector::logs::v1::ExportLogsServiceRequest;
+    use weft_proto::collector::trace::v1::ExportTraceServiceRequest;
+    use weft_proto::logs::v1::{ResourceLogs, ScopeLogs};
+    use weft_proto::trace::v1::{status, ResourceSpans, ScopeSpans, Status};
+
+    use super::*;
+    use crate::telemetry::Telemetry;
+
+    const UNDECODABLE: &str = "otelcol_processor_tail_sampling_sampling_trace_dropped_undecodable";
+
+    fn window(yaml: &str) -> (Window, Telemetry) {
+        let value: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+        let mut diags = Diagnostics::new();
+        let cfg: TailSamplingConfig =
+            weft_config::decode_component(&value, &weft_config::ConfigPath::root(), &mut diags)
+                .unwrap();
+        assert!(!diags.has_errors(), "{diags}");
+        let t = Telemetry::new();
+        let policies = Policies::new(&cfg.policies).unwrap();
+        let metrics = WindowMetrics::new(&t, "tail_sampling");
+        (Window::new(Arc::new(cfg), policies, metrics), t)
+    }
+
+    fn key(n: u8) -> TraceKey {
+        let mut k = [0xcd; 16];
+        k[15] = n;
+        k
+    }
+
+    fn spans(traces: &[u8]) -> Traces {
+        let spans = traces
+            .iter()
+            .map(|t| Span {
+                trace_id: key(*t).to_vec(),
+                span_id: vec![*t; 8],
+                name: "op".into(),
+                start_time_unix_nano: 1,
+                end_time_unix_nano: 2,
+                status: Some(Status {
+                    code: status::StatusCode::Error as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect();
+        Traces::from(ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        })
+    }
+
+    fn log_of(t: u8) -> Logs {
+        Logs::from(ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![LogRecord {
+                        trace_id: key(t).to_vec(),
+                        severity_number: 17,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        })
+    }
+
+    /// Field 5 (name) claiming 5 bytes where 1 follows.
+    const TRUNCATED: &[u8] = &[0x2a, 0x05, b'a'];
+
+    #[test]
+    fn a_corrupt_span_drops_its_trace_and_the_tick_decides_the_others() {
+        let (w, t) = window(
+            "decision_wait: 1s\npolicies: [{name: errors, type: status_code, status_code: {status_codes: [ERROR]}}]",
+        );
+        let t0 = Instant::now();
+        w.ingest_spans(spans(&[1, 2, 3]), t0);
+        w.ingest_logs(log_of(2), t0);
+        w.replace_held(key(2), false, 0, TRUNCATED);
+        let out = w.tick(t0 + Duration::from_secs(1));
+        let mut decided = out.decided.clone();
+        decided.sort();
+        assert_eq!(
+            decided,
+            vec![(key(1), true), (key(2), false), (key(3), true)]
+        );
+        assert_eq!(out.spans.len(), 2, "the two intact traces are kept whole");
+        assert!(out.logs.is_empty(), "the corrupt trace's log goes with it");
+        assert_eq!(
+            t.counter_value(UNDECODABLE, &[("processor", "tail_sampling")]),
+            1
+        );
+        assert_eq!(
+            t.counter_value(
+                "weft_processor_tail_sampling_log_records",
+                &[("processor", "tail_sampling"), ("outcome", "dropped")]
+            ),
+            1
+        );
+        assert_eq!(w.trace_count(), 0);
+        // The trace is remembered as dropped: a late span follows.
+        let late = w.ingest_spans(spans(&[2]), t0 + Duration::from_secs(2));
+        assert!(late.spans.is_empty() && late.decided.is_empty());
+        // And the window goes on deciding.
+        w.ingest_spans(spans(&[4]), t0 + Duration::from_secs(2));
+        let next = w.tick(t0 + Duration::from_secs(3));
+        assert_eq!(next.decided, vec![(key(4), true)]);
+    }
+
+    #[test]
+    fn a_span_corrupt_only_where_no_policy_looks_still_fails_a_kept_trace_s_summary() {
+        // always_sample reads nothing, so deciding decodes nothing; keeping the trace reads
+        // the root's name for its summary, and that fails.
+        let (w, t) = window("decision_wait: 1s\npolicies: [{name: all, type: always_sample}]");
+        let t0 = Instant::now();
+        w.ingest_spans(spans(&[1, 2]), t0);
+        let mut bad_name = Vec::new();
+        wire::put_len_field(&mut bad_name, 5, &[0xff]);
+        w.replace_held(key(1), false, 0, &bad_name);
+        let out = w.tick(t0 + Duration::from_secs(1));
+        let mut decided = out.decided.clone();
+        decided.sort();
+        assert_eq!(decided, vec![(key(1), false), (key(2), true)]);
+        assert_eq!(out.spans.len(), 1);
+        assert_eq!(
+            t.counter_value(UNDECODABLE, &[("processor", "tail_sampling")]),
+            1
+        );
+    }
+
+    #[test]
+    fn a_corrupt_log_of_a_kept_trace_drops_it_when_it_must_be_decoded() {
+        // Logs attached as span events must be decoded whole.
+        let (w, t) = window(
+            "decision_wait: 1s\nattach_logs_as_span_events: true\npolicies: [{name: all, type: always_sample}]",
+        );
+        let t0 = Instant::now();
+        w.ingest_spans(spans(&[1]), t0);
+        w.ingest_logs(log_of(1), t0);
+        w.replace_held(key(1), true, 0, TRUNCATED);
+        let out = w.tick(t0 + Duration::from_secs(1));
+        assert_eq!(out.decided, vec![(key(1), false)]);
+        assert!(out.spans.is_empty() && out.logs.is_empty());
+        assert_eq!(
+            t.counter_value(UNDECODABLE, &[("processor", "tail_sampling")]),
+            1
+        );
+    }
+
+    #[test]
+    fn a_corrupt_log_a_policy_reads_drops_its_trace_at_shutdown_too() {
+        let (w, t) = window(
+            "decision_wait: 1s\npolicies: [{name: logs, type: log_severity, log_severity: {min_severity: ERROR}}]",
+        );
+        let t0 = Instant::now();
+        w.ingest_logs(log_of(1), t0);
+        w.ingest_logs(log_of(2), t0);
+        w.replace_held(key(1), true, 0, &[0x10, 0xff]);
+        let out = w.flush_all(t0, false);
+        let mut decided = out.decided.clone();
+        decided.sort();
+        assert_eq!(decided, vec![(key(1), false), (key(2), true)]);
+        assert_eq!(out.logs.len(), 1);
+        assert_eq!(
+            t.counter_value(UNDECODABLE, &[("processor", "tail_sampling")]),
+            1
+        );
+    }
 }

@@ -26,13 +26,7 @@ use crate::component::SharedInstances;
 use crate::pipeline::{ConsumeError, Consumer, Logs, Traces};
 
 fn context(telemetry: &Telemetry) -> BuildContext {
-    BuildContext {
-        id: ComponentId::new("otlp", None),
-        kind: Kind::Receiver,
-        telemetry: telemetry.clone(),
-        health: Health::default(),
-        shared: Default::default(),
-    }
+    BuildContext::standalone("otlp", Kind::Receiver).with_telemetry(telemetry)
 }
 
 fn local() -> weft_config::Endpoint {

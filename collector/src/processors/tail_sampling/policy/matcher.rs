@@ -1,11 +1,12 @@
 //! Shared pieces of the attribute and log policies: matching strings against the configured
-//! values, reading attributes the way the Collector's pdata does, and walking a trace's
-//! resources with its spans or logs.
+//! values (and checking those values), reading attributes the way the Collector's pdata
+//! does, and walking a trace's resources with its spans or logs.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use regex::RegexSet;
+use weft_config::{ConfigPath, Diagnostics};
 use weft_proto::common::v1::any_value::Value;
 use weft_proto::common::v1::KeyValue;
 use weft_proto::resource::v1::Resource;
@@ -134,5 +135,29 @@ pub(super) fn match_decision(matched: bool, invert: bool) -> Decision {
         (false, false) => Decision::NotSampled,
         (true, true) => Decision::InvertNotSampled,
         (true, false) => Decision::InvertSampled,
+    }
+}
+
+/// Checks one list of strings as regular expressions, reporting each invalid one at its index.
+pub(super) fn validate_regexes(values: &[String], path: &ConfigPath, diags: &mut Diagnostics) {
+    for (index, value) in values.iter().enumerate() {
+        if let Err(e) = regex::Regex::new(value) {
+            diags.error(
+                &path.index(index),
+                format!("invalid regular expression {value:?}: {e}"),
+            );
+        }
+    }
+}
+
+pub(super) fn require_key(key: &str, path: &ConfigPath, diags: &mut Diagnostics) {
+    if key.is_empty() {
+        diags.error(&path.key("key"), "required: the attribute to look at");
+    }
+}
+
+pub(super) fn require_values(values: &[String], path: &ConfigPath, diags: &mut Diagnostics) {
+    if values.is_empty() {
+        diags.error(&path.key("values"), "expected at least one value to match");
     }
 }

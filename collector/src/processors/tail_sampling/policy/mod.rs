@@ -3,31 +3,70 @@
 //! The policy types and keys are the OpenTelemetry Collector tailsamplingprocessor's, so its
 //! `policies:` YAML runs unchanged (`always_sample`, `latency`, `status_code`,
 //! `string_attribute`, `numeric_attribute`, `boolean_attribute`, `probabilistic`,
-//! `rate_limiting`, `span_count`, `trace_state`, `and`, `drop`, `composite`), plus Weft's log
-//! policies (`log_severity`, `log_body`, `log_attribute`), which let a trace be kept because of
-//! the logs written inside it.
+//! `rate_limiting`, `bytes_limiting`, `span_count`, `trace_state`, `trace_flags`,
+//! `ottl_condition`, `and`, `drop`, `composite`), plus Weft's log policies (`log_severity`,
+//! `log_body`, `log_attribute`), which let a trace be kept because of the logs written
+//! inside it.
 //!
-//! The engine follows config → validate → build:
+//! # A policy type is one module
+//!
+//! Each type lives in the module named after it (`type: latency` → `latency.rs`) and says
+//! everything about itself through [`kind::PolicyKind`], implemented on its `Kind`: its YAML
+//! name, its settings type (strict serde), validation with paths, the evaluator it builds,
+//! where it may be nested, and what it reads of a trace ([`Reads`]). [`KINDS`] lists them
+//! once; the `{name, type, <type>: {...}}` decoding, the "required: one of …" message, the
+//! nesting checks, building, and what the window decodes before deciding all come from it.
+//!
+//! **Adding a policy type** takes exactly:
+//! 1. a module `collector/src/processors/tail_sampling/policy/<type>.rs` with a unit struct
+//!    `Kind` implementing [`kind::PolicyKind`] (with `EXAMPLES` exercising what it reads),
+//!    its settings type, and its evaluator implementing [`Evaluate`], with unit tests;
+//! 2. one line in [`KINDS`] below, and its `mod <type>;` line beside the others.
+//!
+//! Nothing else changes: the window decodes what `reads()` declares, and the conformance
+//! test (`tests.rs`) checks every registered type's evaluator on fully decoded traces
+//! against the decode its `reads()` allows, so a type reading more than it declares fails.
+//! Document the type in the README's policy table.
+//!
+//! # Config → validate → build
+//!
 //! 1. [`PolicyConfig`] decodes one `policies[i]` entry strictly (unknown keys are errors);
 //! 2. [`validate_policies`] reports every problem, each with its path, without touching
-//!    anything (regexes are compiled to check them, then thrown away);
-//! 3. [`Policies::new`] builds the evaluators once (regexes compiled once), and
-//!    [`Policies::decide`] evaluates a whole trace and combines the per-policy decisions the
-//!    way the Collector's processor does (see [`Policies::decide`]).
+//!    anything (regexes and OTTL conditions are compiled to check them, then thrown away);
+//! 3. [`Policies::new`] builds the evaluators once, and [`Policies::decide`] evaluates a
+//!    whole trace and combines the per-policy decisions the way the Collector's processor
+//!    does (see [`Policies::decide`]).
 //!
-//! Evaluation is pure, except for the two policies whose budget depends on time
-//! (`rate_limiting`, `composite`): they keep their state behind a mutex and take the current
-//! time from the caller (`now`), never from the system clock, so tests drive them with
-//! simulated seconds and the processor decides with the clock it uses for its window.
+//! Evaluation is pure, except for the policies whose budget depends on time
+//! (`rate_limiting`, `bytes_limiting`, `composite`): they keep their state behind a mutex
+//! and take the current time from the caller (`now`), never from the system clock, so tests
+//! drive them with simulated seconds and the processor decides with the clock it uses for
+//! its window.
 
-mod attribute;
-mod combine;
+mod always_sample;
+mod and;
+mod boolean_attribute;
+mod bytes_limiting;
+mod composite;
 mod config;
-mod log;
+mod drop;
+pub(crate) mod kind;
+mod latency;
+mod log_attribute;
+mod log_body;
+mod log_severity;
 mod matcher;
+mod numeric_attribute;
+mod ottl_condition;
 mod probabilistic;
-mod rate;
-mod span;
+mod rate_limiting;
+mod severity;
+mod span_count;
+mod status_code;
+mod string_attribute;
+mod token_bucket;
+mod trace_flags;
+mod trace_state;
 
 #[cfg(test)]
 mod tests;
@@ -39,15 +78,34 @@ use std::time::Instant;
 
 use weft_config::{ConfigPath, Diagnostics};
 
-use super::trace::TraceData;
+use super::trace::{Reads, TraceData};
+use kind::DynKind;
 
-pub use config::{
-    validate_policies, AndConfig, BooleanAttributeConfig, CompositeConfig, DropConfig,
-    LatencyConfig, LogAttributeConfig, LogBodyConfig, LogSeverityConfig, NumericAttributeConfig,
-    PolicyConfig, PolicyType, ProbabilisticConfig, RateAllocationConfig, RateLimitingConfig,
-    SeverityValue, SpanCountConfig, StatusCodeConfig, StringAttributeConfig, TraceStateConfig,
-};
-pub use log::severity_from_str;
+pub use config::{validate_policies, PolicyConfig};
+pub use severity::{severity_from_str, SeverityValue};
+
+/// Every policy type, once. The order is the one of the "required: one of …" message.
+pub(crate) static KINDS: &[&dyn DynKind] = &[
+    &always_sample::Kind,
+    &latency::Kind,
+    &status_code::Kind,
+    &string_attribute::Kind,
+    &numeric_attribute::Kind,
+    &boolean_attribute::Kind,
+    &probabilistic::Kind,
+    &rate_limiting::Kind,
+    &bytes_limiting::Kind,
+    &span_count::Kind,
+    &trace_state::Kind,
+    &trace_flags::Kind,
+    &ottl_condition::Kind,
+    &and::Kind,
+    &drop::Kind,
+    &composite::Kind,
+    &log_severity::Kind,
+    &log_body::Kind,
+    &log_attribute::Kind,
+];
 
 /// What one policy says about one trace.
 ///
@@ -78,6 +136,13 @@ impl Decision {
             Decision::Sampled | Decision::InvertSampled => "true",
             Decision::NotSampled | Decision::InvertNotSampled | Decision::Dropped => "false",
         }
+    }
+
+    /// Whether a sub-policy saying this is against the trace inside `and`, `drop` and
+    /// `composite`: NotSampled and InvertNotSampled are; Sampled and InvertSampled count as
+    /// a match.
+    pub(crate) fn is_against(self) -> bool {
+        matches!(self, Decision::NotSampled | Decision::InvertNotSampled)
     }
 
     /// The `decision` label the Collector puts on the same metric: `sampled`, `not_sampled`
@@ -120,6 +185,20 @@ pub struct Verdict {
     /// after a [`Decision::Dropped`] (or after the first [`Decision::Sampled`] with
     /// `sample_on_first_match`) are not evaluated and not listed, as in the Collector.
     pub per_policy: Vec<(String, Decision)>,
+    /// Policies that failed on this trace at run time, or let errors through by
+    /// configuration (an `ottl_condition` with `error_mode: ignore`), to be logged.
+    pub errors: Vec<PolicyError>,
+}
+
+/// A policy's run-time error on one trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyError {
+    pub policy: String,
+    pub message: String,
+    /// The policy failed (`error_mode: propagate`): its decision does not count, and it is
+    /// absent from [`Verdict::per_policy`], as in the Collector. Otherwise the errors were
+    /// ignored by configuration and the policy decided anyway.
+    pub failed: bool,
 }
 
 /// One built policy: something that looks at a whole trace and says what it thinks.
@@ -129,6 +208,20 @@ pub struct Verdict {
 /// [`Policies::decide`] may run concurrently on several shards.
 pub(crate) trait Evaluate: Send + Sync + fmt::Debug {
     fn evaluate(&self, trace: &TraceData, now: Instant) -> Decision;
+
+    /// As [`Evaluate::evaluate`], for evaluators the data can make fail (`ottl_condition`)
+    /// and those holding them (`and`, `drop`, `composite`): `Err` means the policy failed on
+    /// this trace (its decision does not count); errors it let through by configuration are
+    /// pushed to `ignored`, to be logged. Infallible evaluators keep this default.
+    fn try_evaluate(
+        &self,
+        trace: &TraceData,
+        now: Instant,
+        ignored: &mut Vec<String>,
+    ) -> Result<Decision, String> {
+        let _ = ignored;
+        Ok(self.evaluate(trace, now))
+    }
 }
 
 /// A top-level policy with its name, ready to evaluate.
@@ -145,6 +238,8 @@ pub struct Policies {
     /// configuration order (as the Collector orders them, so a drop short-circuits early).
     policies: Vec<NamedPolicy>,
     sample_on_first_match: bool,
+    /// The union of what the policies read.
+    reads: Reads,
 }
 
 impl Policies {
@@ -163,23 +258,24 @@ impl Policies {
                 problems.join("; ")
             ));
         }
-        let mut drops = Vec::new();
+        let mut first = Vec::new();
         let mut others = Vec::new();
         for config in configs {
             let named = NamedPolicy {
                 name: config.name.clone(),
                 evaluator: config.build()?,
             };
-            if config.policy_type == Some(PolicyType::Drop) {
-                drops.push(named);
+            if config.runs_first() {
+                first.push(named);
             } else {
                 others.push(named);
             }
         }
-        drops.extend(others);
+        first.extend(others);
         Ok(Self {
-            policies: drops,
+            policies: first,
             sample_on_first_match: false,
+            reads: config::reads_of(configs),
         })
     }
 
@@ -193,6 +289,11 @@ impl Policies {
     /// The policy names, in evaluation order (to pre-register per-policy metrics).
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.policies.iter().map(|p| p.name.as_str())
+    }
+
+    /// What deciding reads of a trace: the union of the policies' [`Reads`].
+    pub fn reads(&self) -> Reads {
+        self.reads
     }
 
     pub fn len(&self) -> usize {
@@ -210,16 +311,37 @@ impl Policies {
     /// 4. else any [`Decision::InvertSampled`] and no [`Decision::NotSampled`] → kept;
     /// 5. else not kept.
     ///
-    /// `now` is the caller's clock; only `rate_limiting` and `composite` use it.
+    /// A policy that fails on the trace (see [`PolicyError`]) is left out, as the Collector
+    /// leaves out a policy whose evaluation returns an error.
+    ///
+    /// `now` is the caller's clock; only the rate-based policies use it.
     pub fn decide(&self, trace: &TraceData, now: Instant) -> Verdict {
         let mut per_policy = Vec::with_capacity(self.policies.len());
+        let mut errors = Vec::new();
+        let mut ignored = Vec::new();
         let mut first_sampled = None;
         let mut first_invert_sampled = None;
         let mut any_not_sampled = false;
         let mut any_invert_not_sampled = false;
         let mut dropped = false;
         for (index, policy) in self.policies.iter().enumerate() {
-            let decision = policy.evaluator.evaluate(trace, now);
+            let outcome = policy.evaluator.try_evaluate(trace, now, &mut ignored);
+            errors.extend(ignored.drain(..).map(|message| PolicyError {
+                policy: policy.name.clone(),
+                message,
+                failed: false,
+            }));
+            let decision = match outcome {
+                Ok(decision) => decision,
+                Err(message) => {
+                    errors.push(PolicyError {
+                        policy: policy.name.clone(),
+                        message,
+                        failed: true,
+                    });
+                    continue;
+                }
+            };
             per_policy.push((policy.name.clone(), decision));
             match decision {
                 Decision::Dropped => {
@@ -258,6 +380,7 @@ impl Policies {
             decision,
             policy: keeper.map(|i| self.policies[i].name.clone()),
             per_policy,
+            errors,
         }
     }
 }

@@ -10,8 +10,64 @@
 
 use std::time::Instant;
 
-use super::super::trace::TraceData;
+use serde::Deserialize;
+use weft_config::{ConfigPath, Diagnostics};
+
+use super::super::trace::{Reads, TraceData};
+use super::kind::{Nesting, PolicyKind, Section};
 use super::{Decision, Evaluate};
+
+/// The `probabilistic` policy type, registered in [`super::KINDS`].
+pub(crate) struct Kind;
+
+impl PolicyKind for Kind {
+    const NAME: &'static str = "probabilistic";
+    const SECTION: Section = Section::Required;
+    const NESTING: Nesting = Nesting::Anywhere;
+    const EXAMPLES: &'static [&'static str] = &[
+        "{sampling_percentage: 50}",
+        "{sampling_percentage: 30, hash_salt: weft}",
+    ];
+    type Config = ProbabilisticConfig;
+
+    fn validate(c: &ProbabilisticConfig, path: &ConfigPath, diags: &mut Diagnostics) {
+        let at = path.key("sampling_percentage");
+        let p = c.sampling_percentage;
+        if !p.is_finite() {
+            diags.error(&at, "expected a percentage from 0 to 100");
+        } else if p < 0.0 {
+            // The Collector accepts it and keeps (almost) nothing: say so, do not fail a
+            // configuration it runs.
+            diags.warning(&at, format!("{p} is below 0: no trace is kept, as with 0"));
+        } else if p > 100.0 {
+            diags.warning(
+                &at,
+                format!("{p} is above 100: every trace is kept, as with 100"),
+            );
+        }
+    }
+
+    fn build(c: &ProbabilisticConfig) -> Result<Box<dyn Evaluate>, String> {
+        Ok(Box::new(Probabilistic::new(
+            &c.hash_salt,
+            c.sampling_percentage,
+        )))
+    }
+
+    /// The trace id only, which every view has.
+    fn reads(_: &ProbabilisticConfig) -> Reads {
+        Reads::NOTHING
+    }
+}
+
+/// `probabilistic`: `sampling_percentage` of traces by trace id hash, salted with
+/// `hash_salt` (empty = the Collector's default salt).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbabilisticConfig {
+    pub hash_salt: String,
+    pub sampling_percentage: f64,
+}
 
 /// The salt the Collector uses when `hash_salt` is empty.
 pub(super) const DEFAULT_HASH_SALT: &str = "default-hash-seed";

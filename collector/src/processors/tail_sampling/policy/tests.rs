@@ -58,8 +58,8 @@ fn policies(yaml: &str) -> Policies {
     Policies::new(&decoded.unwrap()).expect("valid policies build")
 }
 
-/// The Collector README's example policies, unchanged (minus the types Weft does not have:
-/// bytes_limiting and ottl_condition).
+/// The Collector README's example policies, unchanged, with its `bytes_limiting` and
+/// `ottl_condition` entries.
 const COLLECTOR_EXAMPLE: &str = r#"
 [
   { name: test-policy-1, type: always_sample },
@@ -70,9 +70,24 @@ const COLLECTOR_EXAMPLE: &str = r#"
   { name: test-policy-6, type: string_attribute, string_attribute: {key: key2, values: [value1, value2]} },
   { name: test-policy-7, type: string_attribute, string_attribute: {key: key2, values: [value1, val*], enabled_regex_matching: true, cache_max_size: 10} },
   { name: test-policy-8, type: rate_limiting, rate_limiting: {spans_per_second: 35} },
+  { name: test-policy-9, type: bytes_limiting, bytes_limiting: {bytes_per_second: 1024, burst_capacity: 2048} },
   { name: test-policy-10, type: span_count, span_count: {min_spans: 2, max_spans: 20} },
   { name: test-policy-11, type: trace_state, trace_state: { key: key3, values: [value1, value2] } },
   { name: test-policy-12, type: boolean_attribute, boolean_attribute: {key: key4, value: true} },
+  {
+    name: test-policy-13, type: ottl_condition,
+    ottl_condition: {
+      error_mode: ignore,
+      span: [
+        "attributes[\"test_attr_key_1\"] == \"test_attr_val_1\"",
+        "attributes[\"test_attr_key_2\"] != \"test_attr_val_1\"",
+      ],
+      spanevent: [
+        "name != \"test_span_event_name\"",
+        "attributes[\"test_event_attr_key_2\"] != \"test_event_attr_val_1\"",
+      ]
+    }
+  },
   {
     name: and-policy-1, type: and,
     and: { and_sub_policy: [
@@ -113,11 +128,11 @@ fn collector_example_decodes_validates_and_builds() {
     assert_eq!(
         warnings(&diags),
         vec![
-            "processors::tail_sampling::policies[13]::composite::composite_sub_policy[2]: \"test-composite-policy-3\" has no rate_allocation entry, so (as in the Collector) it has no budget and never keeps a trace: add `{policy: test-composite-policy-3, percent: N}`"
+            "processors::tail_sampling::policies[15]::composite::composite_sub_policy[2]: \"test-composite-policy-3\" has no rate_allocation entry, so (as in the Collector) it has no budget and never keeps a trace: add `{policy: test-composite-policy-3, percent: N}`"
         ]
     );
     let built = Policies::new(&decoded.unwrap()).unwrap();
-    assert_eq!(built.len(), 14);
+    assert_eq!(built.len(), 16);
     // Drop policies are evaluated first.
     assert_eq!(built.names().next(), Some("drop-policy-1"));
 }
@@ -477,11 +492,7 @@ fn policies_new_reports_every_error_with_its_path() {
 
 #[test]
 fn build_without_validation_fails_without_panicking() {
-    let config = PolicyConfig {
-        name: "x".into(),
-        policy_type: Some(PolicyType::Latency),
-        ..Default::default()
-    };
+    let config: PolicyConfig = serde_yaml::from_str("{name: x, type: latency}").unwrap();
     assert!(config.build().is_err());
 }
 
@@ -775,4 +786,520 @@ fn decision_labels_follow_the_collector() {
 fn policies_can_be_shared_across_shards() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Policies>();
+}
+
+// ---- The policies added by registering a module: bytes_limiting, trace_flags, ottl_condition ----
+
+#[test]
+fn new_policy_types_decode_and_nest_as_plain_policies() {
+    let built = policies(
+        r#"
+        - {name: bytes, type: bytes_limiting, bytes_limiting: {bytes_per_second: 1000}}
+        - {name: sampled-upstream, type: trace_flags}
+        - name: ottl
+          type: ottl_condition
+          ottl_condition:
+            error_mode: ignore
+            span: ['attributes["http.route"] == "/checkout" and status.code == STATUS_CODE_ERROR']
+            spanevent: ['name == "exception"']
+        - name: and
+          type: and
+          and:
+            and_sub_policy:
+              - {name: flags, type: trace_flags}
+              - {name: budget, type: bytes_limiting, bytes_limiting: {bytes_per_second: 10, burst_capacity: 20}}
+              - {name: cond, type: ottl_condition, ottl_condition: {span: ['kind == SPAN_KIND_SERVER']}}
+        "#,
+    );
+    assert_eq!(built.len(), 4);
+}
+
+#[test]
+fn new_policy_types_report_bad_settings_with_their_paths() {
+    let (_, diags) = check(
+        r#"
+        - {name: a, type: bytes_limiting, bytes_limiting: {bytes_per_second: 0, burst_capacity: -1}}
+        - {name: b, type: bytes_limiting}
+        - {name: c, type: bytes_limiting, bytes_limiting: {bytes_per_second: -5}}
+        - {name: d, type: ottl_condition, ottl_condition: {}}
+        - name: e
+          type: ottl_condition
+          ottl_condition:
+            span: ['name == "x"', 'IsMatch(name, "a") or Foo(name)']
+            spanevent: ['attributes["k"] ==', 'spn.name == "x"', 'span.kind == SPAN_KIND_SRVER']
+        - {name: f, type: ottl_condition, ottl_condition: {error_mode: loud, span: ['true']}}
+        - {name: g, type: ottl_condition, ottl_condition: {span: ['IsMatch(name, "(")']}}
+        "#,
+    );
+    let p = "processors::tail_sampling::policies";
+    for (path, fragment) in [
+        (format!("{p}[0]::bytes_limiting::bytes_per_second"), "must be greater than 0"),
+        (format!("{p}[0]::bytes_limiting::burst_capacity"), "0 (twice bytes_per_second) or more"),
+        (format!("{p}[1]::bytes_limiting"), "required for a policy of type \"bytes_limiting\""),
+        (format!("{p}[2]::bytes_limiting::bytes_per_second"), "must be greater than 0"),
+        (format!("{p}[3]::ottl_condition"), "expected at least one OTTL condition to filter on"),
+        (
+            format!("{p}[4]::ottl_condition::span[1]"),
+            "column 23: unsupported OTTL function \"Foo\" (supported: Concat, Double, Int, IsMap, IsMatch, IsString, Len, String)",
+        ),
+        (
+            format!("{p}[4]::ottl_condition::spanevent[0]"),
+            "column 19: expected a value",
+        ),
+        (
+            format!("{p}[4]::ottl_condition::spanevent[1]"),
+            "column 1: unsupported path \"spn.name\" in the spanevent context",
+        ),
+        (
+            format!("{p}[4]::ottl_condition::spanevent[2]"),
+            "column 14: unknown enum symbol SPAN_KIND_SRVER",
+        ),
+        (format!("{p}[5]::ottl_condition::error_mode"), "unknown variant \"loud\""),
+        (
+            format!("{p}[6]::ottl_condition::span[0]"),
+            "column 15: IsMatch: argument \"pattern\" must be a valid regular expression",
+        ),
+    ] {
+        assert_error(&diags, &path, fragment);
+    }
+    assert_eq!(errors(&diags).len(), 11, "{diags}");
+}
+
+#[test]
+fn trace_flags_takes_no_settings() {
+    let (_, diags) = check("[{name: a, type: trace_flags, trace_flags: {}}]");
+    assert_error(
+        &diags,
+        "processors::tail_sampling::policies[0]",
+        "unknown field \"trace_flags\"",
+    );
+}
+
+#[test]
+fn the_type_list_comes_from_the_registry() {
+    let (_, diags) = check("[{name: a}]");
+    assert_error(
+        &diags,
+        "processors::tail_sampling::policies[0]::type",
+        "required: one of always_sample, latency, status_code, string_attribute, numeric_attribute, boolean_attribute, probabilistic, rate_limiting, bytes_limiting, span_count, trace_state, trace_flags, ottl_condition, and, drop, composite, log_severity, log_body, log_attribute",
+    );
+    let (_, diags) = check("[{name: a, type: ottl}]");
+    assert_error(
+        &diags,
+        "processors::tail_sampling::policies[0]::type",
+        "unknown variant \"ottl\", expected one of \"always_sample\"",
+    );
+}
+
+#[test]
+fn a_nested_settings_error_keeps_its_full_path() {
+    let (_, diags) = check(
+        r#"
+        - name: c
+          type: composite
+          composite:
+            max_total_spans_per_second: 10
+            composite_sub_policy:
+              - name: a
+                type: and
+                and:
+                  and_sub_policy:
+                    - {name: x, type: latency, latency: {treshold_ms: 1}}
+                    - {name: y, type: always_sample}
+            rate_allocation: [{policy: a, percent: 100}]
+        - name: d
+          type: drop
+          drop:
+            drop_sub_policy:
+              - {name: z, type: nope}
+        "#,
+    );
+    assert_error(
+        &diags,
+        "processors::tail_sampling::policies[0]::composite::composite_sub_policy[0]::and::and_sub_policy[0]::latency",
+        "unknown field \"treshold_ms\"",
+    );
+    // A type that does not exist stops the decoding of the section holding it (serde stops
+    // at its first error), and is reported at its own path.
+    assert_error(
+        &diags,
+        "processors::tail_sampling::policies[1]::drop::drop_sub_policy[0]::type",
+        "unknown variant \"nope\"",
+    );
+    assert_eq!(errors(&diags).len(), 2, "{diags}");
+}
+
+#[test]
+fn policies_report_what_they_read() {
+    let reads = |yaml: &str| policies(yaml).reads();
+    assert_eq!(
+        reads("[{name: e, type: status_code, status_code: {status_codes: [ERROR]}}, {name: s, type: latency, latency: {threshold_ms: 1}}]"),
+        Reads::SPAN_STATUS | Reads::SPAN_TIMES
+    );
+    assert_eq!(
+        reads("[{name: r, type: rate_limiting, rate_limiting: {spans_per_second: 1}}, {name: p, type: probabilistic, probabilistic: {sampling_percentage: 1}}]"),
+        Reads::NOTHING,
+        "decided without decoding anything"
+    );
+    assert_eq!(
+        reads("[{name: a, type: and, and: {and_sub_policy: [{name: f, type: trace_flags}, {name: l, type: log_body, log_body: {values: [x]}}]}}]"),
+        Reads::SPAN_FLAGS | Reads::LOG_BODY
+    );
+    assert_eq!(
+        reads(r#"[{name: o, type: ottl_condition, ottl_condition: {span: ['name == "a"']}}]"#),
+        Reads::SPAN_NAME
+    );
+}
+
+#[test]
+fn a_failing_policy_is_left_out_of_the_verdict_and_reported() {
+    let built = policies(
+        r#"
+        - {name: all, type: always_sample}
+        - {name: broken, type: ottl_condition, ottl_condition: {span: ['attributes["n"] * 2 > 1']}}
+        - {name: lenient, type: ottl_condition, ottl_condition: {error_mode: ignore, span: ['attributes["n"] * 2 > 1']}}
+        "#,
+    );
+    let trace = trace_of(vec![span_with(&[("n", s("x"))])]);
+    let verdict = built.decide(&trace, now());
+    assert!(verdict.sampled);
+    assert_eq!(
+        verdict.per_policy,
+        vec![
+            ("all".to_string(), Decision::Sampled),
+            ("lenient".to_string(), Decision::NotSampled),
+        ]
+    );
+    assert_eq!(verdict.errors.len(), 2);
+    assert_eq!(verdict.errors[0].policy, "broken");
+    assert!(verdict.errors[0].failed);
+    assert!(verdict.errors[0]
+        .message
+        .starts_with("span[0]: cannot compute string * int"));
+    assert_eq!(verdict.errors[1].policy, "lenient");
+    assert!(!verdict.errors[1].failed);
+
+    // A failed policy does not veto an inverted decision, as a NotSampled would.
+    let inverted = policies(
+        r#"
+        - {name: not-a, type: string_attribute, string_attribute: {key: team, values: [a], invert_match: true}}
+        - {name: broken, type: ottl_condition, ottl_condition: {span: ['attributes["n"] * 2 > 1']}}
+        "#,
+    );
+    let verdict = inverted.decide(&trace, now());
+    assert!(verdict.sampled);
+    assert_eq!(verdict.policy.as_deref(), Some("not-a"));
+}
+
+// ---- Conformance: every registered type sees only what it declares ----
+
+mod conformance {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use prost::Message;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use weft_proto::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+    use weft_proto::logs::v1::LogRecord;
+    use weft_proto::resource::v1::Resource;
+    use weft_proto::trace::v1::span::{Event, Link};
+    use weft_proto::trace::v1::{Span, Status};
+
+    use super::super::super::trace::Origin;
+    use super::super::kind::Section;
+    use super::*;
+
+    /// One trace as the window holds it: (origin, encoded item) per span and log.
+    struct Held {
+        trace_id: [u8; 16],
+        spans: Vec<(Arc<Origin>, Vec<u8>)>,
+        logs: Vec<(Arc<Origin>, Vec<u8>)>,
+    }
+
+    impl Held {
+        fn view(&self, reads: Reads) -> TraceData {
+            TraceData::decode(
+                self.trace_id,
+                self.spans.iter().map(|(o, b)| (o, &b[..])),
+                self.logs.iter().map(|(o, b)| (o, &b[..])),
+                reads,
+            )
+            .expect("the corpus decodes")
+        }
+    }
+
+    fn pick<'a>(rng: &mut StdRng, values: &[&'a str]) -> &'a str {
+        values[rng.random_range(0..values.len())]
+    }
+
+    fn value(rng: &mut StdRng, key: &str) -> any_value::Value {
+        use any_value::Value as V;
+        match (key, rng.random_range(0..10)) {
+            ("k", 0) => V::IntValue(1),
+            ("k", _) => V::StringValue(pick(rng, &["a", "b", "c", "1"]).into()),
+            ("n", 0) => V::DoubleValue(2.5),
+            ("n", 1) => V::StringValue("3".into()),
+            ("n", _) => V::IntValue(rng.random_range(0..6)),
+            (_, 0) => V::StringValue("true".into()),
+            (_, _) => V::BoolValue(rng.random()),
+        }
+    }
+
+    fn attributes(rng: &mut StdRng) -> Vec<KeyValue> {
+        let mut out = Vec::new();
+        for key in ["k", "n", "b"] {
+            if rng.random_bool(0.6) {
+                out.push(KeyValue {
+                    key: key.to_string(),
+                    value: Some(AnyValue {
+                        value: Some(value(rng, key)),
+                    }),
+                    ..Default::default()
+                });
+            }
+        }
+        out
+    }
+
+    /// Seeded traces over a small vocabulary (keys `k`, `n`, `b`; values `a`, `b`, `c`;
+    /// durations of 0 to 4 ms) so that the examples' policies decide both ways.
+    fn corpus() -> Vec<Held> {
+        let mut rng = StdRng::seed_from_u64(7);
+        (0..300u16)
+            .map(|t| {
+                let mut trace_id = [0u8; 16];
+                trace_id[..2].copy_from_slice(&t.to_be_bytes());
+                trace_id[2..].fill(rng.random_range(1..=255));
+                let origins: Vec<Arc<Origin>> = (0..rng.random_range(1..=2))
+                    .map(|_| {
+                        Arc::new(Origin {
+                            resource: Resource {
+                                attributes: attributes(&mut rng),
+                                ..Default::default()
+                            },
+                            resource_schema_url: if rng.random_bool(0.3) {
+                                "https://r".into()
+                            } else {
+                                String::new()
+                            },
+                            scope: InstrumentationScope {
+                                name: pick(&mut rng, &["a", "lib"]).into(),
+                                ..Default::default()
+                            },
+                            scope_schema_url: String::new(),
+                        })
+                    })
+                    .collect();
+                let spans = (0..rng.random_range(0..=4))
+                    .map(|_| {
+                        let start = 1_000_000_000 + rng.random_range(0..3u64) * 1_000_000;
+                        let span = Span {
+                            trace_id: trace_id.to_vec(),
+                            span_id: if rng.random_bool(0.2) {
+                                vec![1; 8]
+                            } else {
+                                vec![rng.random(); 8]
+                            },
+                            parent_span_id: if rng.random_bool(0.5) {
+                                vec![]
+                            } else {
+                                vec![1; 8]
+                            },
+                            trace_state: pick(&mut rng, &["", "k=a", "k=b", "x=y,k=a", "broken"])
+                                .into(),
+                            name: pick(&mut rng, &["a", "b", "c", "bb"]).into(),
+                            kind: rng.random_range(0..6),
+                            start_time_unix_nano: start,
+                            end_time_unix_nano: start + rng.random_range(0..5u64) * 1_000_000,
+                            flags: [0, 1, 0x100, 0x101][rng.random_range(0..4)],
+                            attributes: attributes(&mut rng),
+                            dropped_attributes_count: rng.random_range(0..2),
+                            events: (0..rng.random_range(0..=2))
+                                .map(|_| Event {
+                                    name: pick(&mut rng, &["a", "b", "exception"]).into(),
+                                    time_unix_nano: start,
+                                    attributes: attributes(&mut rng),
+                                    ..Default::default()
+                                })
+                                .collect(),
+                            links: (0..rng.random_range(0..=1))
+                                .map(|_| Link {
+                                    trace_id: vec![9; 16],
+                                    span_id: vec![9; 8],
+                                    ..Default::default()
+                                })
+                                .collect(),
+                            status: match rng.random_range(0..4) {
+                                0 => None,
+                                code => Some(Status {
+                                    code: code - 1,
+                                    message: String::new(),
+                                }),
+                            },
+                            ..Default::default()
+                        };
+                        let origin = origins[rng.random_range(0..origins.len())].clone();
+                        (origin, span.encode_to_vec())
+                    })
+                    .collect();
+                let logs = (0..rng.random_range(0..=3))
+                    .map(|_| {
+                        let (number, text) = [
+                            (0, ""),
+                            (0, "error"),
+                            (9, "INFO"),
+                            (13, "WARN"),
+                            (17, "ERROR"),
+                        ][rng.random_range(0..5)];
+                        let record = LogRecord {
+                            trace_id: trace_id.to_vec(),
+                            severity_number: number,
+                            severity_text: text.into(),
+                            body: Some(AnyValue {
+                                value: Some(if rng.random_bool(0.2) {
+                                    any_value::Value::IntValue(3)
+                                } else {
+                                    any_value::Value::StringValue(
+                                        pick(&mut rng, &["a", "b", "c", "bb"]).into(),
+                                    )
+                                }),
+                            }),
+                            attributes: attributes(&mut rng),
+                            ..Default::default()
+                        };
+                        let origin = origins[rng.random_range(0..origins.len())].clone();
+                        (origin, record.encode_to_vec())
+                    })
+                    .collect();
+                Held {
+                    trace_id,
+                    spans,
+                    logs,
+                }
+            })
+            .collect()
+    }
+
+    /// Runs two evaluators of one policy over the corpus, one on fully decoded traces and one
+    /// on the decode `reads` allows, on the same simulated clock; returns how many distinct
+    /// outcomes there were, or the first trace where the two disagree.
+    fn conforms(
+        build: &dyn Fn() -> Box<dyn Evaluate>,
+        reads: Reads,
+        corpus: &[Held],
+    ) -> Result<usize, String> {
+        let (full, partial) = (build(), build());
+        let mut outcomes = Vec::new();
+        for (i, held) in corpus.iter().enumerate() {
+            let at = now() + Duration::from_millis(i as u64 * 40);
+            let expected = full.try_evaluate(&held.view(Reads::ALL), at, &mut Vec::new());
+            let got = partial.try_evaluate(&held.view(reads), at, &mut Vec::new());
+            if expected != got {
+                return Err(format!(
+                    "trace {i}: {expected:?} on the full trace, {got:?} on what {reads:?} decodes"
+                ));
+            }
+            if !outcomes.contains(&got) {
+                outcomes.push(got);
+            }
+        }
+        Ok(outcomes.len())
+    }
+
+    #[test]
+    fn every_registered_type_decides_the_same_on_what_it_declares() {
+        let corpus = corpus();
+        let mut checked = 0;
+        for kind in KINDS {
+            let sections: Vec<Option<&str>> = match kind.section() {
+                Section::None => vec![None],
+                Section::Required => kind.examples().iter().map(|e| Some(*e)).collect(),
+            };
+            assert!(!sections.is_empty(), "{}: no EXAMPLES", kind.name());
+            for section in sections {
+                let yaml = match section {
+                    None => format!("{{name: x, type: {}}}", kind.name()),
+                    Some(s) => format!("{{name: x, type: {0}, {0}: {s}}}", kind.name()),
+                };
+                let value: serde_yaml::Value = serde_yaml::from_str(&yaml).expect(&yaml);
+                let mut diags = Diagnostics::new();
+                let config = decode_with_path::<PolicyConfig>(&value, &base_path(), &mut diags)
+                    .unwrap_or_else(|| panic!("{yaml}: {diags}"));
+                config.validate(&base_path(), &mut diags);
+                assert!(!diags.has_errors(), "{yaml}: {diags}");
+                let reads = config.reads();
+                let outcomes = conforms(&|| config.build().expect("builds"), reads, &corpus)
+                    .unwrap_or_else(|e| {
+                        panic!("{yaml} reads more than it declares ({reads:?}): {e}")
+                    });
+                if !reads.is_empty() {
+                    assert!(
+                        outcomes > 1,
+                        "{yaml}: every trace of the corpus got the same outcome, so the example does not exercise what the policy reads"
+                    );
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= KINDS.len());
+    }
+
+    #[test]
+    fn the_check_catches_a_policy_reading_more_than_it_declares() {
+        // string_attribute's evaluator, declared as reading nothing.
+        let (decoded, _) =
+            check("[{name: x, type: string_attribute, string_attribute: {key: k, values: [a]}}]");
+        let config = &decoded.unwrap()[0];
+        let err = conforms(&|| config.build().unwrap(), Reads::NOTHING, &corpus()).unwrap_err();
+        assert!(err.contains("on what Reads() decodes"), "{err}");
+        // The resource alone is not enough either: span attributes count too.
+        assert!(conforms(&|| config.build().unwrap(), Reads::RESOURCE, &corpus()).is_err());
+        assert!(conforms(&|| config.build().unwrap(), config.reads(), &corpus()).is_ok());
+    }
+}
+
+// ---- The README's reference for the new policies stays true ----
+
+/// The YAML block under the README heading `heading`.
+fn readme_block(heading: &str) -> &'static str {
+    const README: &str = include_str!("../../../../../README.md");
+    let section = README
+        .split_once(heading)
+        .unwrap_or_else(|| panic!("README has no {heading:?}"))
+        .1;
+    section
+        .split_once("```yaml\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .expect("a yaml block follows")
+        .0
+}
+
+#[test]
+fn the_readme_example_of_the_new_policies_is_valid() {
+    let yaml = readme_block("#### `bytes_limiting`, `trace_flags` and `ottl_condition`");
+    let value: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+    let list = &value["processors"]["tail_sampling"]["policies"];
+    let text = serde_yaml::to_string(list).unwrap();
+    let built = policies(&text);
+    assert_eq!(
+        built.names().collect::<Vec<_>>(),
+        vec!["sampled-upstream", "checkout-errors", "budget"]
+    );
+}
+
+#[test]
+fn the_readme_ottl_error_example_is_what_weft_says() {
+    let (_, diags) = check(
+        r#"
+        - {name: all, type: always_sample}
+        - {name: c, type: ottl_condition, ottl_condition: {span: ['name == "GET" and IsRootSpan()']}}
+        "#,
+    );
+    let expected = "processors::tail_sampling::policies[1]::ottl_condition::span[0]: column 19: unsupported OTTL function \"IsRootSpan\" (supported: Concat, Double, Int, IsMap, IsMatch, IsString, Len, String)";
+    assert_eq!(errors(&diags), vec![expected.to_string()]);
+    assert!(
+        include_str!("../../../../../README.md").contains(&format!("`{expected}`")),
+        "the README quotes the message"
+    );
 }

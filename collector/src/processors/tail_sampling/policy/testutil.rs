@@ -1,5 +1,6 @@
 //! Builders for the policy tests: traces, spans, logs and attribute values in a line each.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -10,7 +11,10 @@ use weft_proto::resource::v1::Resource;
 use weft_proto::trace::v1::status::StatusCode;
 use weft_proto::trace::v1::{Span, Status};
 
+use prost::Message;
+
 use super::super::trace::{LogEntry, Origin, SpanEntry, TraceData};
+use super::{Decision, Evaluate};
 
 /// A fixed instant for policies that ignore time (the base of simulated clocks elsewhere).
 pub(super) fn now() -> Instant {
@@ -133,7 +137,11 @@ pub(super) fn trace_from(
         trace_id: [7; 16],
         spans: spans
             .into_iter()
-            .map(|(origin, span)| SpanEntry { origin, span })
+            .map(|(origin, span)| SpanEntry {
+                encoded_len: span.encoded_len(),
+                origin,
+                span,
+            })
             .collect(),
         logs: logs
             .into_iter()
@@ -145,4 +153,33 @@ pub(super) fn trace_from(
 /// A trace with `n` plain spans.
 pub(super) fn trace_with_spans(n: usize) -> TraceData {
     trace_of((0..n).map(|_| span_with(&[])).collect())
+}
+
+/// A sub-policy with a fixed answer that counts how often it is asked.
+#[derive(Debug)]
+pub(super) struct Fixed {
+    decision: Decision,
+    calls: Arc<AtomicUsize>,
+}
+
+pub(super) fn fixed(decision: Decision) -> (Box<dyn Evaluate>, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    (
+        Box::new(Fixed {
+            decision,
+            calls: calls.clone(),
+        }),
+        calls,
+    )
+}
+
+impl Evaluate for Fixed {
+    fn evaluate(&self, _trace: &TraceData, _now: Instant) -> Decision {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.decision
+    }
+}
+
+pub(super) fn subs(decisions: &[Decision]) -> Vec<Box<dyn Evaluate>> {
+    decisions.iter().map(|d| fixed(*d).0).collect()
 }

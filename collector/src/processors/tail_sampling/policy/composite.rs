@@ -1,52 +1,207 @@
-//! Policies made of policies: `and`, `drop` and `composite`.
+//! `composite`: sub-policies (`composite_sub_policy`: plain policies and `and`) in
+//! `policy_order`, each with a share (`rate_allocation`) of `max_total_spans_per_second`.
 
+use std::collections::HashSet;
 use std::time::Instant;
+
+use serde::Deserialize;
+use weft_config::{ConfigPath, Diagnostics};
+
+use super::super::trace::{Reads, TraceData};
+use super::config::{reads_of, validate_list, Level, PolicyConfig};
+use super::kind::{Nesting, PolicyKind, Section};
+use super::{Decision, Evaluate};
 
 use parking_lot::Mutex;
 
-use super::super::trace::TraceData;
-use super::{Decision, Evaluate};
+/// The `composite` policy type, registered in [`super::KINDS`].
+pub(crate) struct Kind;
 
-/// A sub-policy is "against" the trace when it says NotSampled or InvertNotSampled; anything
-/// else (Sampled, InvertSampled) counts as a match inside `and`, `drop` and `composite`.
-fn is_against(decision: Decision) -> bool {
-    matches!(decision, Decision::NotSampled | Decision::InvertNotSampled)
-}
+impl PolicyKind for Kind {
+    const NAME: &'static str = "composite";
+    const SECTION: Section = Section::Required;
+    const NESTING: Nesting = Nesting::TopOnly;
+    const EXAMPLES: &'static [&'static str] = &[
+        "{max_total_spans_per_second: 6, policy_order: [e, rest], composite_sub_policy: [{name: e, type: status_code, status_code: {status_codes: [ERROR]}}, {name: rest, type: and, and: {and_sub_policy: [{name: n, type: numeric_attribute, numeric_attribute: {key: n, min_value: 2}}]}}], rate_allocation: [{policy: e, percent: 50}, {policy: rest, percent: 50}]}",
+    ];
+    type Config = CompositeConfig;
 
-/// `and`: Sampled when every sub-policy samples (inverted decisions count as their plain
-/// counterpart). Stops at the first sub-policy against, so a later stateful sub-policy (a
-/// `rate_limiting`) is only charged for traces the earlier ones accepted.
-#[derive(Debug)]
-pub(super) struct And {
-    pub(super) subs: Vec<Box<dyn Evaluate>>,
-}
+    fn validate(c: &CompositeConfig, path: &ConfigPath, diags: &mut Diagnostics) {
+        c.validate(path, diags);
+    }
 
-impl Evaluate for And {
-    fn evaluate(&self, trace: &TraceData, now: Instant) -> Decision {
-        for sub in &self.subs {
-            if is_against(sub.evaluate(trace, now)) {
-                return Decision::NotSampled;
-            }
-        }
-        Decision::Sampled
+    fn build(c: &CompositeConfig) -> Result<Box<dyn Evaluate>, String> {
+        c.build()
+    }
+
+    fn reads(c: &CompositeConfig) -> Reads {
+        reads_of(&c.composite_sub_policy)
     }
 }
 
-/// `drop`: Dropped when every sub-policy samples, which overrides every other policy; else
-/// NotSampled.
-#[derive(Debug)]
-pub(super) struct Drop {
-    pub(super) subs: Vec<Box<dyn Evaluate>>,
+/// `composite`: sub-policies in `policy_order`, each with a share (`rate_allocation`) of
+/// `max_total_spans_per_second`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompositeConfig {
+    pub max_total_spans_per_second: i64,
+    /// Sub-policy names in evaluation order; sub-policies not listed follow, in their order.
+    pub policy_order: Vec<String>,
+    pub composite_sub_policy: Vec<PolicyConfig>,
+    pub rate_allocation: Vec<RateAllocationConfig>,
 }
 
-impl Evaluate for Drop {
-    fn evaluate(&self, trace: &TraceData, now: Instant) -> Decision {
-        for sub in &self.subs {
-            if is_against(sub.evaluate(trace, now)) {
-                return Decision::NotSampled;
+/// One `rate_allocation` entry: `percent` of `max_total_spans_per_second` for `policy`
+/// (`percent` 0 or less: an equal share).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateAllocationConfig {
+    pub policy: String,
+    pub percent: i64,
+}
+
+impl CompositeConfig {
+    fn validate(&self, path: &ConfigPath, diags: &mut Diagnostics) {
+        if self.max_total_spans_per_second <= 0 {
+            diags.error(
+                &path.key("max_total_spans_per_second"),
+                "must be greater than 0: the spans kept per second by all sub-policies",
+            );
+        }
+        let subs_path = path.key("composite_sub_policy");
+        if self.composite_sub_policy.is_empty() {
+            diags.error(&subs_path, "expected at least one sub-policy");
+        }
+        validate_list(
+            &self.composite_sub_policy,
+            &subs_path,
+            Level::CompositeSub,
+            diags,
+        );
+        let names: HashSet<&str> = self
+            .composite_sub_policy
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+
+        let order_path = path.key("policy_order");
+        let mut ordered = HashSet::new();
+        for (index, name) in self.policy_order.iter().enumerate() {
+            if !names.contains(name.as_str()) {
+                diags.error(
+                    &order_path.index(index),
+                    format!("{name:?} is not the name of a composite_sub_policy"),
+                );
+            } else if !ordered.insert(name.as_str()) {
+                diags.error(
+                    &order_path.index(index),
+                    format!("{name:?} is listed twice"),
+                );
             }
         }
-        Decision::Dropped
+
+        let alloc_path = path.key("rate_allocation");
+        let mut allocated = HashSet::new();
+        let mut total_percent = 0i64;
+        for (index, entry) in self.rate_allocation.iter().enumerate() {
+            let at = alloc_path.index(index).key("policy");
+            if !names.contains(entry.policy.as_str()) {
+                diags.error(
+                    &at,
+                    format!(
+                        "{:?} is not the name of a composite_sub_policy",
+                        entry.policy
+                    ),
+                );
+            } else if !allocated.insert(entry.policy.as_str()) {
+                diags.error(&at, format!("{:?} has two rate allocations", entry.policy));
+            }
+            total_percent += entry.percent.max(0);
+        }
+        if total_percent > 100 {
+            diags.warning(
+                &alloc_path,
+                format!("percentages add up to {total_percent}: max_total_spans_per_second still caps each sub-policy"),
+            );
+        }
+        for (index, sub) in self.composite_sub_policy.iter().enumerate() {
+            if sub.name.is_empty() {
+                continue;
+            }
+            if !allocated.contains(sub.name.as_str()) {
+                diags.warning(
+                    &subs_path.index(index),
+                    format!(
+                        "{:?} has no rate_allocation entry, so (as in the Collector) it has no budget and never keeps a trace: add `{{policy: {}, percent: N}}`",
+                        sub.name, sub.name
+                    ),
+                );
+            }
+            if !self.policy_order.is_empty() && !ordered.contains(sub.name.as_str()) {
+                diags.warning(
+                    &subs_path.index(index),
+                    format!(
+                        "{:?} is not in policy_order: it is evaluated after the listed sub-policies",
+                        sub.name
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Sub-policies in evaluation order: those named in `policy_order` first, in that order,
+    /// then the others in their configured order.
+    ///
+    /// The Collector documents `policy_order` as the evaluation order but ignores it and
+    /// evaluates in `composite_sub_policy` order (open issue
+    /// open-telemetry/opentelemetry-collector-contrib#36955); both agree when the two lists
+    /// have the same order, as in the Collector's own examples.
+    fn evaluation_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = self
+            .policy_order
+            .iter()
+            .filter_map(|name| {
+                self.composite_sub_policy
+                    .iter()
+                    .position(|p| &p.name == name)
+            })
+            .collect();
+        let mut seen: HashSet<usize> = HashSet::new();
+        order.retain(|i| seen.insert(*i));
+        for index in 0..self.composite_sub_policy.len() {
+            if !seen.contains(&index) {
+                order.push(index);
+            }
+        }
+        order
+    }
+
+    fn build(&self) -> Result<Box<dyn Evaluate>, String> {
+        let names: Vec<&str> = self
+            .composite_sub_policy
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        let rate_allocation: Vec<(String, i64)> = self
+            .rate_allocation
+            .iter()
+            .map(|r| (r.policy.clone(), r.percent))
+            .collect();
+        let budgets = allocations(self.max_total_spans_per_second, &names, &rate_allocation);
+        let subs = self
+            .evaluation_order()
+            .into_iter()
+            .map(|index| {
+                Ok(CompositeSub {
+                    evaluator: self.composite_sub_policy[index].build()?,
+                    allocated: budgets[index],
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Box::new(Composite::new(
+            self.max_total_spans_per_second,
+            subs,
+        )))
     }
 }
 
@@ -103,6 +258,16 @@ impl Composite {
 
 impl Evaluate for Composite {
     fn evaluate(&self, trace: &TraceData, now: Instant) -> Decision {
+        self.try_evaluate(trace, now, &mut Vec::new())
+            .unwrap_or(Decision::NotSampled)
+    }
+
+    fn try_evaluate(
+        &self,
+        trace: &TraceData,
+        now: Instant,
+        ignored: &mut Vec<String>,
+    ) -> Result<Decision, String> {
         let spans = trace.spans.len() as i64;
         // Held while sub-policies run: the budget check and the charge must be one step when
         // shards decide concurrently. Sub-policies only lock their own state (a strict
@@ -115,22 +280,25 @@ impl Evaluate for Composite {
             state.spent.iter_mut().for_each(|s| *s = 0);
         }
         for (index, sub) in self.subs.iter().enumerate() {
-            if is_against(sub.evaluator.evaluate(trace, now)) {
+            if sub
+                .evaluator
+                .try_evaluate(trace, now, ignored)?
+                .is_against()
+            {
                 continue;
             }
             let if_kept = state.spent[index] + spans;
             if if_kept <= sub.allocated && if_kept <= self.max_total_spans_per_second {
                 state.spent[index] = if_kept;
-                return Decision::Sampled;
+                return Ok(Decision::Sampled);
             }
             // Over budget: not kept, and the counter is left as is so a smaller trace may
             // still fit this second.
-            return Decision::NotSampled;
+            return Ok(Decision::NotSampled);
         }
-        Decision::NotSampled
+        Ok(Decision::NotSampled)
     }
 }
-
 /// The spans-per-second budget of each sub-policy, as the Collector computes it from
 /// `rate_allocation`: an entry with `percent > 0` gets `percent`% of
 /// `max_total_spans_per_second`; an entry with `percent <= 0` gets an equal share
@@ -166,97 +334,11 @@ pub(super) fn allocations(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
     use std::time::Duration;
 
     use super::super::testutil::*;
     use super::*;
-
-    /// A sub-policy with a fixed answer that counts how often it is asked.
-    #[derive(Debug)]
-    struct Fixed {
-        decision: Decision,
-        calls: Arc<AtomicUsize>,
-    }
-
-    fn fixed(decision: Decision) -> (Box<dyn Evaluate>, Arc<AtomicUsize>) {
-        let calls = Arc::new(AtomicUsize::new(0));
-        (
-            Box::new(Fixed {
-                decision,
-                calls: calls.clone(),
-            }),
-            calls,
-        )
-    }
-
-    impl Evaluate for Fixed {
-        fn evaluate(&self, _trace: &TraceData, _now: Instant) -> Decision {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            self.decision
-        }
-    }
-
-    fn subs(decisions: &[Decision]) -> Vec<Box<dyn Evaluate>> {
-        decisions.iter().map(|d| fixed(*d).0).collect()
-    }
-
-    #[test]
-    fn and_needs_every_sub_policy() {
-        use Decision::*;
-        let cases: &[(&[Decision], Decision)] = &[
-            (&[Sampled, Sampled], Sampled),
-            (&[Sampled, InvertSampled], Sampled),
-            (&[Sampled, NotSampled], NotSampled),
-            (&[InvertNotSampled, Sampled], NotSampled),
-        ];
-        for (decisions, expected) in cases {
-            let and = And {
-                subs: subs(decisions),
-            };
-            assert_eq!(
-                and.evaluate(&trace_with_spans(1), now()),
-                *expected,
-                "{decisions:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn and_stops_at_the_first_sub_policy_against() {
-        let (first, _) = fixed(Decision::NotSampled);
-        let (second, calls) = fixed(Decision::Sampled);
-        let and = And {
-            subs: vec![first, second],
-        };
-        assert_eq!(
-            and.evaluate(&trace_with_spans(1), now()),
-            Decision::NotSampled
-        );
-        assert_eq!(calls.load(Ordering::SeqCst), 0);
-    }
-
-    #[test]
-    fn drop_when_every_sub_policy_samples() {
-        use Decision::*;
-        let cases: &[(&[Decision], Decision)] = &[
-            (&[Sampled, Sampled], Dropped),
-            (&[InvertSampled], Dropped),
-            (&[Sampled, NotSampled], NotSampled),
-            (&[Sampled, InvertNotSampled], NotSampled),
-        ];
-        for (decisions, expected) in cases {
-            let drop = Drop {
-                subs: subs(decisions),
-            };
-            assert_eq!(
-                drop.evaluate(&trace_with_spans(1), now()),
-                *expected,
-                "{decisions:?}"
-            );
-        }
-    }
 
     fn composite(max_total: i64, parts: Vec<(Decision, i64)>) -> Composite {
         let subs = parts

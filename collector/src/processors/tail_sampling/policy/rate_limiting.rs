@@ -10,10 +10,59 @@
 
 use std::time::Instant;
 
-use parking_lot::Mutex;
+use serde::Deserialize;
+use weft_config::{ConfigPath, Diagnostics};
 
-use super::super::trace::TraceData;
+use super::super::trace::{Reads, TraceData};
+use super::kind::{Nesting, PolicyKind, Section};
+use super::token_bucket::TokenBucket;
 use super::{Decision, Evaluate};
+
+/// The `rate_limiting` policy type, registered in [`super::KINDS`].
+pub(crate) struct Kind;
+
+impl PolicyKind for Kind {
+    const NAME: &'static str = "rate_limiting";
+    const SECTION: Section = Section::Required;
+    const NESTING: Nesting = Nesting::Anywhere;
+    const EXAMPLES: &'static [&'static str] = &["{spans_per_second: 2, burst_capacity: 4}"];
+    type Config = RateLimitingConfig;
+
+    fn validate(c: &RateLimitingConfig, path: &ConfigPath, diags: &mut Diagnostics) {
+        if c.spans_per_second <= 0 {
+            diags.error(
+                &path.key("spans_per_second"),
+                "must be greater than 0: the spans kept per second",
+            );
+        }
+        if c.burst_capacity < 0 {
+            diags.error(
+                &path.key("burst_capacity"),
+                "must be 0 (twice spans_per_second) or more",
+            );
+        }
+    }
+
+    fn build(c: &RateLimitingConfig) -> Result<Box<dyn Evaluate>, String> {
+        Ok(Box::new(RateLimiting::new(
+            c.spans_per_second,
+            c.burst_capacity,
+        )))
+    }
+
+    fn reads(_: &RateLimitingConfig) -> Reads {
+        Reads::NOTHING
+    }
+}
+
+/// `rate_limiting`: at most `spans_per_second` spans kept per second on average, in bursts of
+/// at most `burst_capacity` spans (0 = twice `spans_per_second`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitingConfig {
+    pub spans_per_second: i64,
+    pub burst_capacity: i64,
+}
 
 #[derive(Debug)]
 pub(super) struct RateLimiting {
@@ -41,66 +90,6 @@ impl Evaluate for RateLimiting {
         } else {
             Decision::NotSampled
         }
-    }
-}
-
-/// A token bucket with the arithmetic of Go's `rate.Limiter.AllowN` (so the same sequence of
-/// requests is allowed), driven by the caller's clock.
-#[derive(Debug)]
-pub(super) struct TokenBucket {
-    /// Tokens added per second.
-    rate: f64,
-    /// The most tokens the bucket holds.
-    burst: f64,
-    state: Mutex<BucketState>,
-}
-
-#[derive(Debug)]
-struct BucketState {
-    tokens: f64,
-    /// When `tokens` was last updated; `None` before the first request (the bucket is full).
-    last: Option<Instant>,
-}
-
-impl TokenBucket {
-    pub(super) fn new(rate: f64, burst: f64) -> Self {
-        Self {
-            rate,
-            burst,
-            state: Mutex::new(BucketState {
-                tokens: burst,
-                last: None,
-            }),
-        }
-    }
-
-    /// Takes `n` tokens at `now` if the bucket has them (refilled for the time elapsed since
-    /// the last successful request); a refused request changes nothing.
-    pub(super) fn allow(&self, n: f64, now: Instant) -> bool {
-        let mut state = self.state.lock();
-        let available = match state.last {
-            None => self.burst,
-            Some(last) => {
-                // A clock reading earlier than the last one adds nothing (Go clamps the same way).
-                let elapsed = now.saturating_duration_since(last).as_secs_f64();
-                (state.tokens + elapsed * self.rate).min(self.burst)
-            }
-        };
-        if n > self.burst {
-            return false;
-        }
-        let left = available - n;
-        if left < 0.0 {
-            // Go admits a deficit worth less than a nanosecond of refill (it compares the
-            // truncated wait duration with zero).
-            let wait_nanos = (-left / self.rate * 1e9) as i64;
-            if wait_nanos > 0 {
-                return false;
-            }
-        }
-        state.tokens = left;
-        state.last = Some(now);
-        true
     }
 }
 

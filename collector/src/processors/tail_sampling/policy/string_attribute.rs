@@ -1,15 +1,72 @@
-//! `string_attribute`, `numeric_attribute` and `boolean_attribute`: keep a trace by an
-//! attribute of one of its spans or of the resource those spans arrived under.
+//! `string_attribute`: keep a trace by a string attribute of one of its spans or of the
+//! resource those spans arrived under, equal to (or, with `enabled_regex_matching`, matching)
+//! one of `values`.
 //!
 //! As in the Collector, only span resources are looked at (not log resources: see the
-//! `log_attribute` policy), values of another type read as that type's zero value, and
-//! `invert_match` turns the decision into the inverted pair (see [`match_decision`]).
+//! `log_attribute` policy), values of another type read as `""`, and `invert_match` turns the
+//! decision into the inverted pair (see [`match_decision`]).
 
 use std::time::Instant;
 
-use super::super::trace::TraceData;
-use super::matcher::{any_span_or_its_resource, find_attr, match_decision, StringMatcher};
+use serde::Deserialize;
+use weft_config::{ConfigPath, Diagnostics};
+
+use super::super::trace::{Reads, TraceData};
+use super::kind::{Nesting, PolicyKind, Section};
+use super::matcher::{
+    any_span_or_its_resource, find_attr, match_decision, require_key, require_values,
+    validate_regexes, StringMatcher,
+};
 use super::{Decision, Evaluate};
+
+/// The `string_attribute` policy type, registered in [`super::KINDS`].
+pub(crate) struct Kind;
+
+impl PolicyKind for Kind {
+    const NAME: &'static str = "string_attribute";
+    const SECTION: Section = Section::Required;
+    const NESTING: Nesting = Nesting::Anywhere;
+    const EXAMPLES: &'static [&'static str] = &[
+        "{key: k, values: [a]}",
+        r#"{key: k, values: ["^b"], enabled_regex_matching: true}"#,
+        "{key: k, values: [c], invert_match: true}",
+    ];
+    type Config = StringAttributeConfig;
+
+    fn validate(c: &StringAttributeConfig, path: &ConfigPath, diags: &mut Diagnostics) {
+        require_key(&c.key, path, diags);
+        require_values(&c.values, path, diags);
+        if c.enabled_regex_matching {
+            validate_regexes(&c.values, &path.key("values"), diags);
+        }
+    }
+
+    fn build(c: &StringAttributeConfig) -> Result<Box<dyn Evaluate>, String> {
+        Ok(Box::new(StringAttribute {
+            key: c.key.clone(),
+            matcher: StringMatcher::new(&c.values, c.enabled_regex_matching)?,
+            invert: c.invert_match,
+        }))
+    }
+
+    fn reads(_: &StringAttributeConfig) -> Reads {
+        Reads::SPAN_ATTRIBUTES | Reads::RESOURCE
+    }
+}
+
+/// `string_attribute`: a span or span-resource attribute equal to one of `values` (or
+/// matching one, with `enabled_regex_matching`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StringAttributeConfig {
+    pub key: String,
+    pub values: Vec<String>,
+    pub enabled_regex_matching: bool,
+    /// Accepted for compatibility and ignored: the Collector caches regex results per value,
+    /// Weft matches all expressions in one pass instead.
+    pub cache_max_size: i64,
+    pub invert_match: bool,
+}
 
 /// `string_attribute`: the attribute `key` equals (or, with regexes, matches) one of the
 /// values. On spans an empty string never matches; on resources the value is matched as read
@@ -34,55 +91,6 @@ impl Evaluate for StringAttribute {
                     let text = v.as_str();
                     !text.is_empty() && self.matcher.matches(text)
                 })
-            },
-        );
-        match_decision(matched, self.invert)
-    }
-}
-
-/// `numeric_attribute`: the integer attribute `key` lies in `[min, max]` (an unset bound is
-/// open). A double attribute reads as 0, as in the Collector.
-#[derive(Debug)]
-pub(super) struct NumericAttribute {
-    pub(super) key: String,
-    pub(super) min: i64,
-    pub(super) max: i64,
-    pub(super) invert: bool,
-}
-
-impl Evaluate for NumericAttribute {
-    fn evaluate(&self, trace: &TraceData, _now: Instant) -> Decision {
-        let in_range = |v: i64| self.min <= v && v <= self.max;
-        let matched = any_span_or_its_resource(
-            trace,
-            |resource| {
-                find_attr(&resource.attributes, &self.key).is_some_and(|v| in_range(v.as_int()))
-            },
-            |span| find_attr(&span.attributes, &self.key).is_some_and(|v| in_range(v.as_int())),
-        );
-        match_decision(matched, self.invert)
-    }
-}
-
-/// `boolean_attribute`: the attribute `key` is present and equals `value` (a non-boolean
-/// attribute reads as `false`).
-#[derive(Debug)]
-pub(super) struct BooleanAttribute {
-    pub(super) key: String,
-    pub(super) value: bool,
-    pub(super) invert: bool,
-}
-
-impl Evaluate for BooleanAttribute {
-    fn evaluate(&self, trace: &TraceData, _now: Instant) -> Decision {
-        let matched = any_span_or_its_resource(
-            trace,
-            |resource| {
-                find_attr(&resource.attributes, &self.key)
-                    .is_some_and(|v| v.as_bool() == self.value)
-            },
-            |span| {
-                find_attr(&span.attributes, &self.key).is_some_and(|v| v.as_bool() == self.value)
             },
         );
         match_decision(matched, self.invert)
@@ -190,95 +198,5 @@ mod tests {
             policy.evaluate(&by_resource, now()),
             Decision::InvertNotSampled
         );
-    }
-
-    #[test]
-    fn numeric_attribute_range_is_inclusive() {
-        let policy = NumericAttribute {
-            key: "http.status_code".into(),
-            min: 500,
-            max: 599,
-            invert: false,
-        };
-        for (value, expected) in [
-            (499, Decision::NotSampled),
-            (500, Decision::Sampled),
-            (599, Decision::Sampled),
-            (600, Decision::NotSampled),
-        ] {
-            let trace = trace_of(vec![span_with(&[("http.status_code", i(value))])]);
-            assert_eq!(policy.evaluate(&trace, now()), expected, "value {value}");
-        }
-    }
-
-    #[test]
-    fn numeric_attribute_open_bound_resource_and_doubles() {
-        let at_least = NumericAttribute {
-            key: "retries".into(),
-            min: 3,
-            max: i64::MAX,
-            invert: false,
-        };
-        let origin = origin_with(&[("retries", i(1_000_000))]);
-        let by_resource = trace_from(vec![(origin, span_with(&[]))], vec![]);
-        assert_eq!(at_least.evaluate(&by_resource, now()), Decision::Sampled);
-        // A double attribute reads as 0 in the Collector, so 7.0 is not >= 3.
-        let double = trace_of(vec![span_with(&[("retries", d(7.0))])]);
-        assert_eq!(at_least.evaluate(&double, now()), Decision::NotSampled);
-    }
-
-    #[test]
-    fn numeric_attribute_invert_match() {
-        let policy = NumericAttribute {
-            key: "http.status_code".into(),
-            min: 200,
-            max: 299,
-            invert: true,
-        };
-        let ok = trace_of(vec![span_with(&[("http.status_code", i(200))])]);
-        let error = trace_of(vec![span_with(&[("http.status_code", i(503))])]);
-        assert_eq!(policy.evaluate(&ok, now()), Decision::InvertNotSampled);
-        assert_eq!(policy.evaluate(&error, now()), Decision::InvertSampled);
-    }
-
-    #[test]
-    fn boolean_attribute_matches_value_span_and_resource() {
-        let policy = BooleanAttribute {
-            key: "app.force_sample".into(),
-            value: true,
-            invert: false,
-        };
-        let yes = trace_of(vec![span_with(&[("app.force_sample", b(true))])]);
-        let no = trace_of(vec![span_with(&[("app.force_sample", b(false))])]);
-        let text = trace_of(vec![span_with(&[("app.force_sample", s("true"))])]);
-        let origin = origin_with(&[("app.force_sample", b(true))]);
-        let by_resource = trace_from(vec![(origin, span_with(&[]))], vec![]);
-        assert_eq!(policy.evaluate(&yes, now()), Decision::Sampled);
-        assert_eq!(policy.evaluate(&no, now()), Decision::NotSampled);
-        assert_eq!(policy.evaluate(&text, now()), Decision::NotSampled);
-        assert_eq!(policy.evaluate(&by_resource, now()), Decision::Sampled);
-
-        // value: false matches an explicit false, and a non-boolean (which reads as false).
-        let falsy = BooleanAttribute {
-            key: "app.force_sample".into(),
-            value: false,
-            invert: false,
-        };
-        assert_eq!(falsy.evaluate(&no, now()), Decision::Sampled);
-        assert_eq!(falsy.evaluate(&text, now()), Decision::Sampled);
-        assert_eq!(falsy.evaluate(&yes, now()), Decision::NotSampled);
-    }
-
-    #[test]
-    fn boolean_attribute_invert_match() {
-        let policy = BooleanAttribute {
-            key: "app.do_not_sample".into(),
-            value: true,
-            invert: true,
-        };
-        let flagged = trace_of(vec![span_with(&[("app.do_not_sample", b(true))])]);
-        let plain = trace_of(vec![span_with(&[])]);
-        assert_eq!(policy.evaluate(&flagged, now()), Decision::InvertNotSampled);
-        assert_eq!(policy.evaluate(&plain, now()), Decision::InvertSampled);
     }
 }

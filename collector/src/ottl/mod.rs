@@ -1,0 +1,166 @@
+//! OTTL, the OpenTelemetry Transformation Language, as the Collector defines it
+//! (`pkg/ottl`): the conditions of `tail_sampling`'s `ottl_condition` policy today, and the
+//! base of the `transform` and `filter` processors and the `routing` connector later.
+//!
+//! # Contract
+//!
+//! Text goes through three stages, and only the last one sees telemetry:
+//!
+//! 1. **Parse** ([`parse_condition`], [`parse_statement`]): the whole grammar — statements
+//!    `editor(args) where condition`; conditions with `== != < <= > >=`, `and`, `or`, `not`
+//!    and parentheses; `nil`, `true`/`false`, ints, floats, strings, bytes `0x…`, lists,
+//!    maps; paths with keys (`attributes["k"]`, `resource.attributes["k"]`,
+//!    `body["a"]["b"]`, keys that are paths or converters); enum symbols
+//!    (`SPAN_KIND_SERVER`); converters nested in arguments, with named arguments; arithmetic
+//!    `+ - * /` with unary minus. The result is an [`ast`], independent of any context.
+//! 2. **Compile** ([`Condition::new`], [`Statement::new`], [`ConditionSequence::new`]): the
+//!    tree is checked against a [`Context`] — which paths exist, which enum symbols — and
+//!    the [`functions`] registry — which functions, how many arguments of which types. An
+//!    unsupported function, path or symbol is an error here, e.g.
+//!    `column 1: unsupported OTTL function "Foo" (supported: Concat, Double, …)`.
+//! 3. **Evaluate** ([`Condition::eval`]): never panics. What only data can get wrong (a value
+//!    that does not convert, an index out of range, a division by zero, a non-boolean
+//!    converter used as a condition) is an [`EvalError`], which the caller treats per its
+//!    [`ErrorMode`] (`propagate`, `ignore`, `silent`, as the Collector's `error_mode`).
+//!
+//! Every parse and compile error names the column (1-based, in characters) and says what
+//! was expected. Nesting is bounded (64 levels), so hostile text cannot exhaust the stack.
+//!
+//! Values follow OTTL's rules ([`value`]): a missing attribute is `nil`; ints and doubles
+//! compare as numbers; mismatched types are unequal and unordered; string-like conversions
+//! render numbers, bytes (hex) and maps (JSON) as the Collector does.
+//!
+//! Not supported yet, each an error naming it: time and duration values (`start_time`,
+//! `Now()`), editors' execution (statements are checked, not run: no processor runs them
+//! yet), converters beyond [`functions::FUNCTIONS`], and the `cache` path.
+//!
+//! A context is a trait ([`Context`]), so the log, resource and scope contexts slot in
+//! beside [`contexts::Span`] and [`contexts::SpanEvent`] without touching the compiler.
+
+pub mod ast;
+mod compile;
+pub mod contexts;
+pub mod functions;
+mod lexer;
+mod parser;
+mod sequence;
+pub mod value;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+pub use compile::{Condition, Statement};
+pub use sequence::{ConditionSequence, ErrorMode};
+pub use value::Value;
+
+/// A telemetry context: the paths OTTL text may name, and how to read them.
+pub trait Context: 'static {
+    /// The context's name, as qualified paths (`span.name`) and messages use it.
+    const NAME: &'static str;
+    /// The paths it knows, listed in "unsupported path" messages.
+    const PATHS: &'static str;
+    /// The enum symbols it knows (`SPAN_KIND_SERVER`), with their values.
+    const ENUMS: &'static [(&'static str, i64)];
+    /// A path resolved once, when compiling: what [`Context::get`] reads.
+    type Path: fmt::Debug + Send + Sync + 'static;
+    /// The telemetry one evaluation looks at.
+    type Data<'a>;
+
+    /// Resolves a parsed path, with how many keys of its last segment the context consumed
+    /// (the rest index the value it reads: `attributes["a"]["b"]`); `Err` says why the path
+    /// is not one of this context's.
+    fn compile_path(path: &ast::Path) -> Result<(Self::Path, usize), String>;
+
+    /// Reads a resolved path.
+    fn get<'a>(data: &Self::Data<'a>, path: &Self::Path) -> Result<Value<'a>, EvalError>
+    where
+        Self: 'a;
+}
+
+/// A parse or compile error: where in the text, and what was expected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    /// 1-based, in characters.
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "column {}: {}", self.column, self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// An error found while evaluating, caused by the data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvalError(String);
+
+impl EvalError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for EvalError {}
+
+/// An error at a byte offset, before it is turned into a column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ParseError {
+    pos: usize,
+    message: String,
+}
+
+impl ParseError {
+    fn new(pos: usize, message: impl Into<String>) -> Self {
+        Self {
+            pos,
+            message: message.into(),
+        }
+    }
+
+    fn locate(self, src: &str) -> Error {
+        let pos = self.pos.min(src.len());
+        // Offsets always fall on character boundaries (tokens start on one); be safe anyway.
+        let column = src.char_indices().take_while(|(i, _)| *i < pos).count() + 1;
+        Error {
+            column,
+            message: self.message,
+        }
+    }
+}
+
+/// Parses a condition (`attributes["k"] == "v" and not IsMatch(name, "^GET")`).
+pub fn parse_condition(src: &str) -> Result<ast::BoolExpr, Error> {
+    parser::parse_condition(src).map_err(|e| e.locate(src))
+}
+
+/// Parses a statement (`set(attributes["k"], "v") where name == "x"`).
+pub fn parse_statement(src: &str) -> Result<ast::Statement, Error> {
+    parser::parse_statement(src).map_err(|e| e.locate(src))
+}
+
+impl<C: Context> Condition<C> {
+    /// Parses and compiles a condition for context `C`.
+    pub fn new(src: &str) -> Result<Self, Error> {
+        let parsed = parse_condition(src)?;
+        Condition::compile(&parsed).map_err(|e| e.locate(src))
+    }
+}
+
+impl<C: Context> Statement<C> {
+    /// Parses and compiles a statement for context `C`.
+    pub fn new(src: &str) -> Result<Self, Error> {
+        let parsed = parse_statement(src)?;
+        Statement::compile(&parsed).map_err(|e| e.locate(src))
+    }
+}
