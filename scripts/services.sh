@@ -5,7 +5,7 @@
 # Prometheus (module v0.316.0, built from the Go module proxy) for the tests that scrape Weft;
 # see its block below.
 #
-#   scripts/services.sh install [jaeger|opensearch]   build/cache only (idempotent)
+#   scripts/services.sh install [jaeger|opensearch|prometheus|kafka]  build/cache only (idempotent)
 #   scripts/services.sh up                            install, start both in target/services/,
 #                                                     wait until they answer, write target/services/env
 #   scripts/services.sh down                          stop both, remove target/services/env
@@ -654,7 +654,7 @@ case "$cmd" in
       prometheus) install_prometheus ;;
       kafka) install_kafka ;;
       all) both install_kind ;;
-      *) die "install: expected jaeger, opensearch or nothing" ;;
+      *) die "install: expected jaeger, opensearch, prometheus, kafka or nothing" ;;
     esac
     ;;
   up)
