@@ -159,8 +159,14 @@ fn read_metrics(out: &Path) -> Metrics {
 }
 
 fn kind_name(kind: i64) -> &'static str {
-    ["SPAN_KIND_UNSPECIFIED", "SPAN_KIND_INTERNAL", "SPAN_KIND_SERVER", "SPAN_KIND_CLIENT", "SPAN_KIND_PRODUCER", "SPAN_KIND_CONSUMER"]
-        [kind as usize]
+    [
+        "SPAN_KIND_UNSPECIFIED",
+        "SPAN_KIND_INTERNAL",
+        "SPAN_KIND_SERVER",
+        "SPAN_KIND_CLIENT",
+        "SPAN_KIND_PRODUCER",
+        "SPAN_KIND_CONSUMER",
+    ][kind as usize]
 }
 
 fn status_name(code: i64) -> &'static str {
@@ -181,9 +187,10 @@ fn span_metrics_count_every_span_and_exemplars_point_only_at_kept_traces() {
     let mut calls: BTreeMap<SeriesKey, i64> = BTreeMap::new();
     let mut buckets: BTreeMap<SeriesKey, Vec<u64>> = BTreeMap::new();
     let mut traces = BTreeSet::new();
-    for (protocol, port, service, seed) in
-        [("grpc", grpc, "checkout", "21"), ("http", http, "payments", "22")]
-    {
+    for (protocol, port, service, seed) in [
+        ("grpc", grpc, "checkout", "21"),
+        ("http", http, "payments", "22"),
+    ] {
         let manifest = out.path().join(format!("{service}.json"));
         run_python_client(
             "emit.py",
@@ -266,11 +273,20 @@ fn span_metrics_count_every_span_and_exemplars_point_only_at_kept_traces() {
         traces.len(),
         kept.len()
     );
-    assert!(!m.exemplar_traces.is_empty(), "some exemplars were attached");
+    assert!(
+        !m.exemplar_traces.is_empty(),
+        "some exemplars were attached"
+    );
     let strays: Vec<_> = m.exemplar_traces.difference(&kept).collect();
-    assert!(strays.is_empty(), "exemplars of traces that were not kept: {strays:?}");
+    assert!(
+        strays.is_empty(),
+        "exemplars of traces that were not kept: {strays:?}"
+    );
 
     // samplingmetrics: the same decisions.
-    assert_eq!(m.decided.get("true").copied().unwrap_or(0), kept.len() as i64);
+    assert_eq!(
+        m.decided.get("true").copied().unwrap_or(0),
+        kept.len() as i64
+    );
     assert_eq!(m.decided.values().sum::<i64>(), total);
 }

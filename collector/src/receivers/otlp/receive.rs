@@ -425,6 +425,17 @@ mod tests {
                             ..Default::default()
                         },
                         Metric {
+                            name: "nan_sum".into(),
+                            data: Some(Data::Histogram(Histogram {
+                                data_points: vec![HistogramDataPoint {
+                                    sum: Some(f64::NAN),
+                                    ..histogram(vec![1.0])
+                                }],
+                                aggregation_temporality: 2,
+                            })),
+                            ..Default::default()
+                        },
+                        Metric {
                             name: String::new(),
                             data: Some(Data::Gauge(Gauge {
                                 data_points: vec![NumberDataPoint {
@@ -446,19 +457,20 @@ mod tests {
         ] {
             let response = s.send(body, format).await.unwrap();
             let partial = response.partial_success.expect("a partial success");
-            assert_eq!(partial.rejected_data_points, 2);
+            assert_eq!(partial.rejected_data_points, 3);
             assert_eq!(
                 partial.error_message,
-                "2 data points rejected by the OTLP data model; first: resource_metrics[0]\
+                "3 data points rejected by the OTLP data model; first: resource_metrics[0]\
                  .scope_metrics[0].metrics[0].histogram.data_points[1]: 2 bucket_counts for 2 \
-                 explicit_bounds: expected 3 (or none) (1 more problems)"
+                 explicit_bounds: expected 3 (or none) (2 more problems)"
             );
         }
-        // The good point of each request went on; the two bad ones are counted as refused.
+        // The good point of each request went on; the three bad ones (bucket counts that do
+        // not match the bounds, a NaN sum, a nameless metric) are counted as refused.
         let received = s.consumer.received();
         assert_eq!(received.len(), 2);
         assert!(received.iter().all(|b| b.item_count() == 1));
-        assert_eq!(s.refused("metric_points"), 4);
+        assert_eq!(s.refused("metric_points"), 6);
     }
 
     fn varint(mut n: usize, out: &mut Vec<u8>) {
