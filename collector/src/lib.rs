@@ -23,6 +23,7 @@ pub mod secret;
 pub mod service;
 pub mod storage;
 pub mod telemetry;
+pub mod verdicts;
 
 /// The configuration Weft runs when started without `--config` (shown in the README).
 pub const DEFAULT_CONFIG: &str = include_str!("default_config.yaml");

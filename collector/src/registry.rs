@@ -37,11 +37,16 @@ impl Registry {
                 exporters::debug::factory(),
                 exporters::file::factory(),
                 exporters::elasticsearch::factory(),
+                exporters::prometheus::factory(),
                 exporters::loadbalancing::factory(),
                 exporters::loadbalancing::factory_load_balancing(),
                 exporters::kafka::factory(),
             ],
-            connectors: vec![connectors::forward::factory()],
+            connectors: vec![
+                connectors::forward::factory(),
+                connectors::spanmetrics::factory(),
+                connectors::samplingmetrics::factory(),
+            ],
             extensions: vec![
                 extensions::bearertokenauth::factory(),
                 extensions::file_storage::factory(),

@@ -270,3 +270,21 @@ fn filelog_operators_are_checked_with_their_paths() {
     );
     assert_reported(&lines, "receivers::filelog::storage");
 }
+
+#[test]
+fn components_that_take_no_metrics_say_so_at_their_place() {
+    let lines = errors_of("metrics_unsupported.yaml");
+    assert_reported(
+        &lines,
+        "error: service::pipelines::metrics::processors[0]: processor \"tail_sampling\" does not support metrics pipelines (it takes traces and logs)",
+    );
+    assert_reported(
+        &lines,
+        "error: service::pipelines::metrics::exporters[1]: exporter \"elasticsearch\" does not support metrics pipelines (it takes",
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("error:")).count(),
+        2,
+        "{lines:#?}"
+    );
+}

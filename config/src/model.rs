@@ -80,15 +80,17 @@ impl Kind {
 pub enum SignalKind {
     Traces,
     Logs,
+    Metrics,
 }
 
 impl SignalKind {
-    pub const ALL: [SignalKind; 2] = [SignalKind::Traces, SignalKind::Logs];
+    pub const ALL: [SignalKind; 3] = [SignalKind::Traces, SignalKind::Logs, SignalKind::Metrics];
 
     pub fn as_str(self) -> &'static str {
         match self {
             SignalKind::Traces => "traces",
             SignalKind::Logs => "logs",
+            SignalKind::Metrics => "metrics",
         }
     }
 }
@@ -182,14 +184,15 @@ impl FromStr for PipelineId {
         let signal = match signal {
             "traces" => SignalKind::Traces,
             "logs" => SignalKind::Logs,
-            "metrics" | "profiles" => {
+            "metrics" => SignalKind::Metrics,
+            "profiles" => {
                 return Err(format!(
-                    "pipeline {s:?}: Weft carries traces and logs; {signal} pipelines are not supported"
+                    "pipeline {s:?}: Weft carries traces, logs and metrics; profiles pipelines are not supported"
                 ))
             }
             other => {
                 return Err(format!(
-                    "invalid pipeline id {s:?}: unknown signal {other:?}, expected \"traces\" or \"logs\""
+                    "invalid pipeline id {s:?}: unknown signal {other:?}, expected \"traces\", \"logs\" or \"metrics\""
                 ))
             }
         };

@@ -24,13 +24,13 @@ fn a_valid_layout_has_no_diagnostics() {
 fn every_layout_problem_is_reported_at_once() {
     let msgs = messages(
         "receivers: {otlp: }\nexporters: {debug: , otlp/unused: }\nrecievers: {}\n\
-         service:\n  pipelines:\n    traces: {receivers: [otlp, zipkin], exporters: [debug]}\n    logs: {receivers: [otlp], exporters: []}\n    metrics: {receivers: [otlp], exporters: [debug]}\n    traces/a: {receivers: [otlp], exporter: [debug]}\n  telemetry: {logs: {level: loud}}",
+         service:\n  pipelines:\n    traces: {receivers: [otlp, zipkin], exporters: [debug]}\n    logs: {receivers: [otlp], exporters: []}\n    profiles: {receivers: [otlp], exporters: [debug]}\n    traces/a: {receivers: [otlp], exporter: [debug]}\n  telemetry: {logs: {level: loud}}",
     );
     let expect = [
         "error: <root>: unknown field \"recievers\"",
         "error: service::pipelines::traces::receivers[1]: references receiver \"zipkin\" which is not defined under receivers",
         "error: service::pipelines::logs: pipeline has no exporters",
-        "error: service::pipelines::metrics: pipeline \"metrics\": Weft carries traces and logs",
+        "error: service::pipelines::profiles: pipeline \"profiles\": Weft carries traces, logs and metrics; profiles pipelines are not supported",
         "error: service::pipelines::traces/a: unknown field \"exporter\", expected one of \"receivers\", \"processors\", \"exporters\"",
         "error: service::telemetry::logs::level: unknown variant \"loud\", expected one of \"debug\", \"info\", \"warn\", \"error\"",
         "warning: exporters::otlp/unused: exporter \"otlp/unused\" is defined but not used in any pipeline",

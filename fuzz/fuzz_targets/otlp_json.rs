@@ -10,8 +10,13 @@
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use weft_proto::limits::Limits;
-use weft_proto::otlp_json::{decode_logs, decode_traces, encode_logs, encode_traces, JsonError};
-use weft_proto::validate::{validate_logs_with, validate_traces_with};
+use weft_proto::otlp_json::{
+    decode_logs, decode_metrics, decode_traces, encode_logs, encode_metrics, encode_traces,
+    JsonError,
+};
+use weft_proto::validate::{
+    drop_malformed_metrics, validate_logs_with, validate_metrics_with, validate_traces_with,
+};
 
 fn round_trip<M: Message>(
     data: &[u8],
@@ -47,5 +52,9 @@ fuzz_target!(|data: &[u8]| {
     });
     round_trip(data, decode_logs, encode_logs, |r| {
         let _ = validate_logs_with(r, &limits);
+    });
+    round_trip(data, decode_metrics, encode_metrics, |r| {
+        let _ = validate_metrics_with(r, &limits);
+        let _ = drop_malformed_metrics(&mut r.clone());
     });
 });

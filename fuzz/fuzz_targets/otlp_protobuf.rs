@@ -8,16 +8,22 @@
 //!
 //! And the receiver's fast path keeps its promise: whenever the wire scanner
 //! (`weft_proto::wire::scan_*`) accepts a body, prost decodes it, the validator accepts it,
-//! and the scanner's item count is the decoded request's.
+//! and the scanner's item count is the decoded request's. For metrics the promise has one
+//! more clause: the data model check (`drop_malformed_metrics`) finds nothing to remove, and
+//! the count is the request's data points.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use weft_proto::collector::logs::v1::ExportLogsServiceRequest;
+use weft_proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use weft_proto::collector::trace::v1::ExportTraceServiceRequest;
 use weft_proto::limits::Limits;
-use weft_proto::validate::{validate_logs_with, validate_traces_with};
+use weft_proto::points::request_points;
+use weft_proto::validate::{
+    drop_malformed_metrics, validate_logs_with, validate_metrics_with, validate_traces_with,
+};
 use weft_proto::wire;
 
 /// Decodes `bytes` as `M`; when `valid` accepts it, checks that encoding is a fixpoint:
@@ -88,7 +94,36 @@ fuzz_target!(|data: &[u8]| {
                 )
             },
         );
+        scan_agrees::<ExportMetricsServiceRequest>(
+            data,
+            |b| wire::scan_metrics(b, &l),
+            |r| {
+                validate_metrics_with(r, &l).ok()?;
+                let mut cleaned = r.clone();
+                if drop_malformed_metrics(&mut cleaned).is_some() {
+                    return None;
+                }
+                Some(request_points(r))
+            },
+        );
+        if wire::scan_metrics(data, &l).is_some() {
+            assert_eq!(
+                wire::count_metric_points(data),
+                wire::scan_metrics(data, &l).unwrap_or_default(),
+                "count_metric_points disagrees with the scanner"
+            );
+        }
     }
     round_trip::<ExportTraceServiceRequest>(data, |r| validate_traces_with(r, &limits).is_ok());
     round_trip::<ExportLogsServiceRequest>(data, |r| validate_logs_with(r, &limits).is_ok());
+    round_trip::<ExportMetricsServiceRequest>(data, |r| {
+        // The data model check is idempotent: what it leaves has nothing more to remove.
+        let mut cleaned = r.clone();
+        let _ = drop_malformed_metrics(&mut cleaned);
+        assert!(
+            drop_malformed_metrics(&mut cleaned).is_none(),
+            "the data model check is not idempotent"
+        );
+        validate_metrics_with(r, &limits).is_ok()
+    });
 });

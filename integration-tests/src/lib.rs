@@ -472,3 +472,80 @@ pub fn goshop() -> PathBuf {
     })
     .clone()
 }
+
+/// A private Prometheus server (built and started by `scripts/services.sh start-prometheus`)
+/// scraping one Weft's `/metrics` every second; stopped when dropped.
+pub struct Prometheus {
+    dir: tempfile::TempDir,
+    /// `http://127.0.0.1:port` of its HTTP API.
+    pub url: String,
+}
+
+impl Prometheus {
+    /// Starts one scraping `target` (`host:port`); builds Prometheus first if needed.
+    pub fn start(target: SocketAddr) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let out = Command::new("bash")
+            .arg(workspace_root().join("scripts/services.sh"))
+            .args(["start-prometheus"])
+            .arg(dir.path())
+            .args(["--scrape", &target.to_string(), "--interval", "1s"])
+            .output()
+            .context("running scripts/services.sh start-prometheus")?;
+        if !out.status.success() {
+            bail!(
+                "services.sh start-prometheus failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let url = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("PROMETHEUS_URL=").map(str::to_string))
+            .context("start-prometheus printed no PROMETHEUS_URL")?;
+        Ok(Self { dir, url })
+    }
+
+    /// `GET /api/v1/query?query=<promql>`: the answer's JSON text.
+    pub fn query(&self, promql: &str) -> anyhow::Result<String> {
+        let addr: SocketAddr = self
+            .url
+            .trim_start_matches("http://")
+            .parse()
+            .context("PROMETHEUS_URL is http://host:port")?;
+        let (status, body) =
+            http_get(addr, &format!("/api/v1/query?query={}", url_encode(promql)))?;
+        if status != 200 {
+            bail!("query {promql:?}: HTTP {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// Prometheus's own log (start-up and scrape errors).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(workspace_root().join("scripts/services.sh"))
+            .arg("stop-prometheus")
+            .arg(self.dir.path())
+            .arg("--kill")
+            .output();
+    }
+}
+
+/// Percent-encodes a query string value (everything but unreserved characters).
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

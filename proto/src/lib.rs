@@ -8,6 +8,7 @@ pub mod base64;
 pub mod ids;
 pub mod limits;
 pub mod otlp_json;
+pub mod points;
 pub mod status;
 pub mod validate;
 pub mod wire;

@@ -4,6 +4,15 @@
 //! attributes; these checks reject requests whose ids cannot be valid W3C trace context and
 //! requests over the [`Limits`] (attribute counts, key and value lengths, `AnyValue` depth).
 //! Every error names the offending field by its protobuf path and, for a limit, the limit.
+//! Metrics also have data model rules for their points, answered with a partial success
+//! instead of a refusal ([`drop_malformed_metrics`]).
+
+mod metrics;
+
+pub use metrics::{
+    drop_malformed_metrics, validate_metrics, validate_metrics_with, Malformed, MAX_SCALE,
+    MIN_SCALE,
+};
 
 use crate::collector::logs::v1::ExportLogsServiceRequest;
 use crate::collector::trace::v1::ExportTraceServiceRequest;

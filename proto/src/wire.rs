@@ -4,7 +4,7 @@
 //! attribute and value: most of a pass-through collector's CPU goes to `malloc` and `free`.
 //! This module lets the data path keep requests as the bytes they arrived in:
 //!
-//! - [`scan_traces`] / [`scan_logs`] check a request body the way decoding plus
+//! - [`scan_traces`] / [`scan_logs`] / [`scan_metrics`] check a request body the way decoding plus
 //!   [`crate::validate`] would, and count its items, in one pass with no allocation;
 //! - [`Fields`] walks the fields of an encoded message (for the tail sampler, which slices
 //!   spans and logs out of a request);
@@ -17,6 +17,10 @@
 //! caller takes the slow path, which decides and words the error. So: `Some(n)` guarantees
 //! that prost decodes the body and the validator accepts it with the same limits, and that
 //! it holds `n` items. The fuzz target `otlp_protobuf` checks exactly that.
+
+mod metrics;
+
+pub use metrics::{count_metric_points, scan_metrics};
 
 use crate::limits::Limits;
 
@@ -218,7 +222,8 @@ pub fn scan_logs(body: &[u8], limits: &Limits) -> Option<usize> {
 }
 
 /// Counts the items of a body already known to be valid (one the scanners or prost
-/// produced): spans or log records sit at field 1 → 2 → 2 in both signals.
+/// produced): spans or log records sit at field 1 → 2 → 2 in both signals (metrics count
+/// data points, one level further down: [`count_metric_points`]).
 pub fn count_items(body: &[u8]) -> usize {
     let mut count = 0;
     let _ = for_each_len(body, 1, |r| {

@@ -9,3 +9,4 @@ pub mod kafka;
 pub mod loadbalancing;
 pub mod otlp;
 pub mod otlphttp;
+pub mod prometheus;

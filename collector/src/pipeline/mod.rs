@@ -17,7 +17,7 @@ use async_trait::async_trait;
 
 pub use counted::{counted_consumers, Counted};
 pub use fanout::Fanout;
-pub use payload::{Batch, Logs, Payload, Traces};
+pub use payload::{Batch, Logs, Metrics, Payload, Traces};
 pub use signal::{
     all_signals, fanout_consumers, for_each_signal, take_items, visit_signal, Consumers,
     MakeConsumer, Signal, SignalMap, SignalVisitor,

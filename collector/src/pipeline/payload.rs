@@ -15,6 +15,7 @@ use std::fmt::{self, Debug};
 use bytes::{BufMut, Bytes, BytesMut};
 use weft_config::SignalKind;
 use weft_proto::collector::logs::v1::ExportLogsServiceRequest;
+use weft_proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use weft_proto::collector::trace::v1::ExportTraceServiceRequest;
 
 use super::Signal;
@@ -23,6 +24,8 @@ use super::Signal;
 pub type Traces = Batch<ExportTraceServiceRequest>;
 /// A batch of log records.
 pub type Logs = Batch<ExportLogsServiceRequest>;
+/// A batch of metric data points.
+pub type Metrics = Batch<ExportMetricsServiceRequest>;
 
 /// One batch of a signal: an export request, encoded or decoded.
 #[derive(Clone)]
@@ -42,10 +45,10 @@ enum Repr<R> {
 }
 
 /// The operations generic components (batching, queues, fan-out, memory accounting) need
-/// from a batch of either signal. Items are spans or log records.
+/// from a batch of any signal. Items are spans, log records or metric data points.
 pub trait Payload: Clone + Default + Debug + PartialEq + Send + Sync + 'static {
     const SIGNAL: SignalKind;
-    /// The metric word for one item: "spans" or "log_records".
+    /// The metric word for one item: "spans", "log_records" or "metric_points".
     const ITEM: &'static str;
     /// The export request, which is what describes the signal.
     type Request: Signal;
@@ -61,7 +64,7 @@ pub trait Payload: Clone + Default + Debug + PartialEq + Send + Sync + 'static {
     /// decoding them once.
     fn from_stored(bytes: Bytes) -> Result<Self, prost::DecodeError>;
 
-    /// Number of spans or log records.
+    /// Number of spans, log records or data points.
     fn item_count(&self) -> usize;
 
     /// Appends `other`'s resources to this batch.
@@ -207,7 +210,7 @@ impl<R: Signal> Payload for Batch<R> {
             let mut taken = Vec::new();
             let mut count = 0;
             while let Some(first) = parts.first() {
-                let in_first = weft_proto::wire::count_items(first);
+                let in_first = R::count_encoded(first);
                 if count + in_first > n {
                     break;
                 }

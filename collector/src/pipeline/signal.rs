@@ -1,5 +1,5 @@
-//! What a signal is: everything Weft needs to know about traces, logs (and, later, metrics)
-//! lives in one trait, [`Signal`], implemented once per signal on its OTLP export request.
+//! What a signal is: everything Weft needs to know about traces, logs and metrics lives in
+//! one trait, [`Signal`], implemented once per signal on its OTLP export request.
 //!
 //! Components are written once, generic over the signal: the receiver serves
 //! `S::GRPC_EXPORT_PATH` and `S::HTTP_PATH` for every signal it feeds, the OTLP exporters send
@@ -20,10 +20,18 @@ use std::sync::Arc;
 
 use prost::Message;
 use weft_config::SignalKind;
-use weft_proto::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
-use weft_proto::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use weft_proto::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use weft_proto::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use weft_proto::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use weft_proto::limits::{self, Limits};
 use weft_proto::logs::v1::{ResourceLogs, ScopeLogs};
+use weft_proto::metrics::v1::{ResourceMetrics, ScopeMetrics};
 use weft_proto::otlp_json::{self, JsonError};
 use weft_proto::trace::v1::{ResourceSpans, ScopeSpans};
 use weft_proto::{validate, wire};
@@ -37,7 +45,8 @@ pub trait Signal: Message + Clone + Default + Debug + PartialEq + Send + Sync + 
 
     /// The signal's word in pipeline ids and metric labels.
     const KIND: SignalKind;
-    /// The metric word for one item: `spans`, `log_records`.
+    /// The metric word for one item, as the Collector's metrics name it: `spans`,
+    /// `log_records`, `metric_points` (a metric's data points are its items).
     const ITEM: &'static str;
     /// The request message's name, for error messages.
     const REQUEST: &'static str;
@@ -48,7 +57,7 @@ pub trait Signal: Message + Clone + Default + Debug + PartialEq + Send + Sync + 
     /// The OTLP/HTTP path, relative to a base endpoint: `v1/traces`.
     const HTTP_PATH: &'static str;
 
-    /// Number of items (spans, log records).
+    /// Number of items (spans, log records, data points).
     fn items(&self) -> usize;
     /// Appends `other`'s resources.
     fn append(&mut self, other: Self);
@@ -60,9 +69,19 @@ pub trait Signal: Message + Clone + Default + Debug + PartialEq + Send + Sync + 
     /// [`Signal::validate`] under `limits`, found without decoding ([`wire`]); `None` leaves
     /// the answer to decoding and validating.
     fn scan(body: &[u8], limits: &Limits) -> Option<usize>;
+    /// The item count of an encoded request known to decode (one the scanner accepted or
+    /// prost wrote), without decoding it.
+    fn count_encoded(body: &[u8]) -> usize;
     /// Checks what protobuf cannot (id lengths) and the [`Limits`], naming the offending
     /// field.
     fn validate(&self, limits: &Limits) -> Result<(), String>;
+    /// Removes the items the signal's data model forbids, after [`Signal::validate`]
+    /// passed: how many were removed and why, for the OTLP partial success the receiver
+    /// answers with; `None` when nothing was. Only metrics have such rules (a histogram
+    /// whose buckets do not match its bounds, a metric without a name).
+    fn drop_malformed(&mut self) -> Option<(usize, String)>;
+    /// The response of an export that accepted all but `rejected` items, saying why.
+    fn partial_response(rejected: usize, message: String) -> Self::Response;
 
     /// Decodes OTLP/JSON. On error: the message, and whether the document nested too deeply.
     fn decode_json(bytes: &[u8]) -> Result<Self, (String, bool)>;
@@ -82,6 +101,7 @@ pub trait SignalVisitor {
 pub fn for_each_signal(visitor: &mut impl SignalVisitor) {
     visitor.visit::<ExportTraceServiceRequest>();
     visitor.visit::<ExportLogsServiceRequest>();
+    visitor.visit::<ExportMetricsServiceRequest>();
 }
 
 /// Calls `visitor` with the signal whose word is `kind` (with none when Weft has no such
@@ -254,23 +274,109 @@ fn json_error(e: JsonError) -> (String, bool) {
 }
 
 /// Implements [`Signal`] for one OTLP export request from its facts: names, paths, how its
-/// items nest (resources → scopes → items), its [`wire`] scanner, its validator and its
+/// items nest (resources → scopes → items, or a request-specific `items`/`take` pair when
+/// they nest deeper, as metrics' data points do), its [`wire`] scanner, its validator and its
 /// OTLP/JSON codec. Every signal's description is one invocation below.
 macro_rules! otlp_signal {
     (
         $request:ty {
-            response: $response:ty,
+            response: $response:ident,
             kind: $kind:ident,
             item: $item:literal,
             request: $name:literal,
             grpc_service: $service:literal,
             http_path: $http_path:literal,
             nesting: $resources:ident: $resource_ty:ident / $scopes:ident: $scope_ty:ident / $items:ident,
+            $($rest:tt)*
+        }
+    ) => {
+        otlp_signal!(@impl $request {
+            response: $response, kind: $kind, item: $item, request: $name,
+            grpc_service: $service, http_path: $http_path,
+            items_and_take: {
+                fn items(&self) -> usize {
+                    self.$resources
+                        .iter()
+                        .flat_map(|r| &r.$scopes)
+                        .map(|s| s.$items.len())
+                        .sum()
+                }
+
+                fn append(&mut self, other: Self) {
+                    self.$resources.extend(other.$resources);
+                }
+
+                fn take(&mut self, n: usize) -> Self {
+                    let scope_count = |s: &$scope_ty| s.$items.len();
+                    let $resources = take_items(
+                        &mut self.$resources,
+                        n,
+                        |r| r.$scopes.iter().map(scope_count).sum(),
+                        |r, k| $resource_ty {
+                            resource: r.resource.clone(),
+                            schema_url: r.schema_url.clone(),
+                            $scopes: take_items(&mut r.$scopes, k, scope_count, |s, k| $scope_ty {
+                                scope: s.scope.clone(),
+                                schema_url: s.schema_url.clone(),
+                                $items: s.$items.drain(..k).collect(),
+                            }),
+                        },
+                    );
+                    Self { $resources }
+                }
+            },
+            $($rest)*
+        });
+    };
+    (
+        $request:ty {
+            response: $response:ident,
+            kind: $kind:ident,
+            item: $item:literal,
+            request: $name:literal,
+            grpc_service: $service:literal,
+            http_path: $http_path:literal,
+            resources: $resources:ident,
+            items: $items_fn:path,
+            take: $take_fn:path,
+            $($rest:tt)*
+        }
+    ) => {
+        otlp_signal!(@impl $request {
+            response: $response, kind: $kind, item: $item, request: $name,
+            grpc_service: $service, http_path: $http_path,
+            items_and_take: {
+                fn items(&self) -> usize {
+                    $items_fn(self)
+                }
+
+                fn append(&mut self, other: Self) {
+                    self.$resources.extend(other.$resources);
+                }
+
+                fn take(&mut self, n: usize) -> Self {
+                    $take_fn(self, n)
+                }
+            },
+            $($rest)*
+        });
+    };
+    (
+        @impl $request:ty {
+            response: $response:ident,
+            kind: $kind:ident,
+            item: $item:literal,
+            request: $name:literal,
+            grpc_service: $service:literal,
+            http_path: $http_path:literal,
+            items_and_take: { $($items_and_take:tt)* },
             scan: $scan:path,
+            count_encoded: $count:path,
             validate: $validate:path,
+            drop_malformed: $drop_malformed:expr,
             json: $decode_json:path, $encode_json:path,
             json_response: $encode_response:path, $decode_response:path,
-            rejected: $rejected:ident $(,)?
+            partial_success: $partial:ident { $rejected:ident } $(,)?
         }
     ) => {
         impl Signal for $request {
@@ -282,42 +388,28 @@ macro_rules! otlp_signal {
             const GRPC_EXPORT_PATH: &'static str = concat!("/", $service, "/Export");
             const HTTP_PATH: &'static str = $http_path;
 
-            fn items(&self) -> usize {
-                self.$resources
-                    .iter()
-                    .flat_map(|r| &r.$scopes)
-                    .map(|s| s.$items.len())
-                    .sum()
-            }
-
-            fn append(&mut self, other: Self) {
-                self.$resources.extend(other.$resources);
-            }
-
-            fn take(&mut self, n: usize) -> Self {
-                let scope_count = |s: &$scope_ty| s.$items.len();
-                let $resources = take_items(
-                    &mut self.$resources,
-                    n,
-                    |r| r.$scopes.iter().map(scope_count).sum(),
-                    |r, k| $resource_ty {
-                        resource: r.resource.clone(),
-                        schema_url: r.schema_url.clone(),
-                        $scopes: take_items(&mut r.$scopes, k, scope_count, |s, k| $scope_ty {
-                            scope: s.scope.clone(),
-                            schema_url: s.schema_url.clone(),
-                            $items: s.$items.drain(..k).collect(),
-                        }),
-                    },
-                );
-                Self { $resources }
-            }
+            $($items_and_take)*
 
             fn scan(body: &[u8], limits: &Limits) -> Option<usize> {
                 $scan(body, limits)
             }
+            fn count_encoded(body: &[u8]) -> usize {
+                $count(body)
+            }
             fn validate(&self, limits: &Limits) -> Result<(), String> {
                 $validate(self, limits).map_err(|e| e.to_string())
+            }
+            fn drop_malformed(&mut self) -> Option<(usize, String)> {
+                let drop: fn(&mut Self) -> Option<(usize, String)> = $drop_malformed;
+                drop(self)
+            }
+            fn partial_response(rejected: usize, message: String) -> Self::Response {
+                $response {
+                    partial_success: Some($partial {
+                        $rejected: i64::try_from(rejected).unwrap_or(i64::MAX),
+                        error_message: message,
+                    }),
+                }
             }
             fn decode_json(bytes: &[u8]) -> Result<Self, (String, bool)> {
                 $decode_json(bytes).map_err(json_error)
@@ -348,10 +440,12 @@ otlp_signal!(ExportTraceServiceRequest {
     http_path: "v1/traces",
     nesting: resource_spans: ResourceSpans / scope_spans: ScopeSpans / spans,
     scan: wire::scan_traces,
+    count_encoded: wire::count_items,
     validate: validate::validate_traces_with,
+    drop_malformed: |_| None,
     json: otlp_json::decode_traces, otlp_json::encode_traces,
     json_response: otlp_json::encode_trace_response, otlp_json::decode_trace_response,
-    rejected: rejected_spans,
+    partial_success: ExportTracePartialSuccess { rejected_spans },
 });
 
 otlp_signal!(ExportLogsServiceRequest {
@@ -363,11 +457,60 @@ otlp_signal!(ExportLogsServiceRequest {
     http_path: "v1/logs",
     nesting: resource_logs: ResourceLogs / scope_logs: ScopeLogs / log_records,
     scan: wire::scan_logs,
+    count_encoded: wire::count_items,
     validate: validate::validate_logs_with,
+    drop_malformed: |_| None,
     json: otlp_json::decode_logs, otlp_json::encode_logs,
     json_response: otlp_json::encode_logs_response, otlp_json::decode_logs_response,
-    rejected: rejected_log_records,
+    partial_success: ExportLogsPartialSuccess { rejected_log_records },
 });
+
+otlp_signal!(ExportMetricsServiceRequest {
+    response: ExportMetricsServiceResponse,
+    kind: Metrics,
+    item: "metric_points",
+    request: "ExportMetricsServiceRequest",
+    grpc_service: "opentelemetry.proto.collector.metrics.v1.MetricsService",
+    http_path: "v1/metrics",
+    resources: resource_metrics,
+    items: weft_proto::points::request_points,
+    take: take_metric_points,
+    scan: wire::scan_metrics,
+    count_encoded: wire::count_metric_points,
+    validate: validate::validate_metrics_with,
+    drop_malformed: |request| {
+        validate::drop_malformed_metrics(request).map(|m| (m.rejected_points, m.message()))
+    },
+    json: otlp_json::decode_metrics, otlp_json::encode_metrics,
+    json_response: otlp_json::encode_metrics_response, otlp_json::decode_metrics_response,
+    partial_success: ExportMetricsPartialSuccess { rejected_data_points },
+});
+
+/// [`Signal::take`] for metrics: the first `n` data points, splitting resources, scopes and
+/// metrics where they do not fit (a split metric keeps its name, unit and temporality on
+/// both sides), as the Collector's batch processor splits metrics.
+fn take_metric_points(
+    request: &mut ExportMetricsServiceRequest,
+    n: usize,
+) -> ExportMetricsServiceRequest {
+    use weft_proto::points::{metric_points, split_metric};
+    let scope_count = |s: &ScopeMetrics| s.metrics.iter().map(metric_points).sum();
+    let resource_metrics = take_items(
+        &mut request.resource_metrics,
+        n,
+        |r: &ResourceMetrics| r.scope_metrics.iter().map(scope_count).sum(),
+        |r, k| ResourceMetrics {
+            resource: r.resource.clone(),
+            schema_url: r.schema_url.clone(),
+            scope_metrics: take_items(&mut r.scope_metrics, k, scope_count, |s, k| ScopeMetrics {
+                scope: s.scope.clone(),
+                schema_url: s.schema_url.clone(),
+                metrics: take_items(&mut s.metrics, k, metric_points, split_metric),
+            }),
+        },
+    );
+    ExportMetricsServiceRequest { resource_metrics }
+}
 
 /// Makes a consumer for any signal: what a component written once for every signal
 /// implements to give [`Consumers::build`] its per-signal consumers.
@@ -417,6 +560,12 @@ mod tests {
             ExportLogsServiceRequest::GRPC_EXPORT_PATH,
             "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
         );
+        assert_eq!(
+            ExportMetricsServiceRequest::GRPC_EXPORT_PATH,
+            "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+        );
+        assert_eq!(ExportMetricsServiceRequest::HTTP_PATH, "v1/metrics");
+        assert_eq!(ExportMetricsServiceRequest::ITEM, "metric_points");
     }
 
     #[test]
@@ -428,6 +577,53 @@ mod tests {
         let rest = take_items(&mut list, 10, Vec::len, |v, k| v.drain(..k).collect());
         assert_eq!(rest, [vec![4, 5], vec![6]]);
         assert!(list.is_empty());
+    }
+
+    #[test]
+    fn metrics_split_by_data_points_inside_a_metric() {
+        use weft_proto::metrics::v1::{metric::Data, Gauge, Metric, NumberDataPoint};
+        let metric = |name: &str, n: usize| Metric {
+            name: name.into(),
+            data: Some(Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint::default(); n],
+            })),
+            ..Default::default()
+        };
+        let mut request = ExportMetricsServiceRequest {
+            resource_metrics: vec![
+                ResourceMetrics {
+                    scope_metrics: vec![ScopeMetrics {
+                        metrics: vec![metric("a", 2), metric("b", 3)],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+                ResourceMetrics {
+                    scope_metrics: vec![ScopeMetrics {
+                        metrics: vec![metric("c", 1)],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+            ],
+        };
+        assert_eq!(request.items(), 6);
+        let head = request.take(3);
+        assert_eq!((head.items(), request.items()), (3, 3));
+        let names = |r: &ExportMetricsServiceRequest| -> Vec<String> {
+            r.resource_metrics
+                .iter()
+                .flat_map(|r| &r.scope_metrics)
+                .flat_map(|s| &s.metrics)
+                .map(|m| m.name.clone())
+                .collect()
+        };
+        // "b" was split: its first point went with the head, its name on both sides.
+        assert_eq!(names(&head), ["a", "b"]);
+        assert_eq!(names(&request), ["b", "c"]);
+        // The encoded count agrees with the decoded one.
+        let bytes = prost::Message::encode_to_vec(&request);
+        assert_eq!(ExportMetricsServiceRequest::count_encoded(&bytes), 3);
     }
 
     #[test]

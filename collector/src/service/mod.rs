@@ -106,12 +106,14 @@ fn check_pipeline_signals(doc: &Document, registry: &Registry, diags: &mut Diagn
                 }
                 if let Some(info) = registry.info(kind, &id.type_name) {
                     if !info.signals.contains(&pid.signal) {
+                        let takes: Vec<&str> = info.signals.iter().map(|s| s.as_str()).collect();
                         diags.error(
                             &at,
                             format!(
-                                "{} \"{id}\" does not support {} pipelines",
+                                "{} \"{id}\" does not support {} pipelines (it takes {})",
                                 kind.singular(),
-                                pid.signal
+                                pid.signal,
+                                takes.join(" and ")
                             ),
                         );
                     }

@@ -395,7 +395,7 @@ service:
     );
     assert_eq!(
         errors(&loaded),
-        ["error: service::pipelines::logs::processors[0]: processor \"traces_only\" does not support logs pipelines"]
+        ["error: service::pipelines::logs::processors[0]: processor \"traces_only\" does not support logs pipelines (it takes traces)"]
     );
 }
 

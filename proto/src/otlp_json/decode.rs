@@ -5,6 +5,8 @@
 //! matched in both their lowerCamelCase JSON form and their original proto
 //! (snake_case) form; unknown members are ignored and `null` means "default".
 
+mod metrics;
+
 use serde_json::Value;
 
 use super::{JsonError, MAX_ANY_VALUE_DEPTH};
@@ -22,6 +24,8 @@ use crate::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
 use crate::resource::v1::Resource;
 use crate::status::{Any, Status};
 use crate::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span};
+
+pub(super) use metrics::{metrics_request, metrics_response};
 
 type Result<T> = std::result::Result<T, JsonError>;
 

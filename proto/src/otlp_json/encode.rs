@@ -6,6 +6,8 @@
 //! ids as lowercase hex, other bytes as padded standard base64, enums as
 //! integers.
 
+mod metrics;
+
 use std::fmt::{Display, Write as _};
 
 use crate::base64;
@@ -22,6 +24,8 @@ use crate::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use crate::resource::v1::Resource;
 use crate::status::{Any, Status};
 use crate::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
+
+pub(super) use metrics::{metrics_request, metrics_response};
 
 // ---------------------------------------------------------------------------
 // Writer

@@ -1,17 +1,20 @@
 //! Hand-written OTLP/JSON codec.
 //!
-//! Implements the [OTLP JSON Protobuf encoding][spec] for the trace and logs
-//! export requests and responses, plus `google.rpc.Status` error bodies:
+//! Implements the [OTLP JSON Protobuf encoding][spec] for the trace, logs and
+//! metrics export requests and responses, plus `google.rpc.Status` error bodies:
 //!
 //! * field names are lowerCamelCase; decoders also accept the original proto
 //!   (snake_case) names;
-//! * trace and span ids are case-insensitive hex strings (not base64) and
+//! * trace and span ids (of spans, links, log records and exemplars) are
+//!   case-insensitive hex strings (not base64) and
 //!   must be 16 / 8 bytes or empty; other `bytes` are base64 (standard or
 //!   URL-safe, padding optional);
 //! * enums are integers; decoders also accept the enum value names;
 //! * 64-bit integers are written as decimal strings and read from strings or
 //!   numbers; doubles additionally accept `"NaN"`, `"Infinity"`, `"-Infinity"`;
-//! * unknown fields are ignored and `null` means the default value;
+//! * unknown fields are ignored and `null` means the default value (an unset
+//!   oneof member or proto3 `optional`: a histogram's `sum`, `min`, `max`);
+//!   two members of one oneof (`gauge` and `sum` in one metric) are an error;
 //! * `AnyValue` arrays/kvlists may nest at most [`MAX_ANY_VALUE_DEPTH`] levels.
 //!
 //! Decoding never panics; a malformed document yields a [`JsonError`] naming
@@ -23,11 +26,14 @@
 mod decode;
 mod encode;
 #[cfg(test)]
+mod metrics_tests;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;
 
 use crate::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use crate::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use crate::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use crate::status::Status;
 use decode::Path;
@@ -101,6 +107,26 @@ pub fn decode_traces(bytes: &[u8]) -> Result<ExportTraceServiceRequest, JsonErro
 /// Decodes an OTLP/JSON `ExportLogsServiceRequest`.
 pub fn decode_logs(bytes: &[u8]) -> Result<ExportLogsServiceRequest, JsonError> {
     decode_with(bytes, decode::logs_request)
+}
+
+/// Decodes an OTLP/JSON `ExportMetricsServiceRequest`.
+pub fn decode_metrics(bytes: &[u8]) -> Result<ExportMetricsServiceRequest, JsonError> {
+    decode_with(bytes, decode::metrics_request)
+}
+
+/// Encodes an `ExportMetricsServiceRequest` as OTLP/JSON.
+pub fn encode_metrics(req: &ExportMetricsServiceRequest) -> Vec<u8> {
+    encode_with(req, encode::metrics_request)
+}
+
+/// Encodes an `ExportMetricsServiceResponse` (`{}` on full success).
+pub fn encode_metrics_response(resp: &ExportMetricsServiceResponse) -> Vec<u8> {
+    encode_with(resp, encode::metrics_response)
+}
+
+/// Decodes an OTLP/JSON `ExportMetricsServiceResponse`.
+pub fn decode_metrics_response(bytes: &[u8]) -> Result<ExportMetricsServiceResponse, JsonError> {
+    decode_with(bytes, decode::metrics_response)
 }
 
 /// Encodes an `ExportTraceServiceRequest` as OTLP/JSON.

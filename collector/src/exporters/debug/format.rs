@@ -20,7 +20,7 @@ use super::Verbosity;
 use weft_proto::collector::logs::v1::ExportLogsServiceRequest;
 use weft_proto::collector::trace::v1::ExportTraceServiceRequest;
 
-use crate::pipeline::{Logs, Payload, Signal, Traces};
+use crate::pipeline::{Logs, Metrics, Payload, Signal, Traces};
 
 /// The text of one batch. The layout is each signal's own (the Collector's): a signal
 /// without one here yet gets the summary line alone, so the exporter still works for it.
@@ -37,6 +37,8 @@ pub(crate) fn render<T: Payload>(
         write_traces(&mut out, verbosity, exporter, now, &traces.request())
     } else if let Some(logs) = any.downcast_ref::<Logs>() {
         write_logs(&mut out, verbosity, exporter, now, &logs.request())
+    } else if let Some(metrics) = any.downcast_ref::<Metrics>() {
+        super::format_metrics::write_metrics(&mut out, verbosity, exporter, now, &metrics.request())
     } else {
         writeln!(
             out,
@@ -173,7 +175,7 @@ fn normal_logs(out: &mut String, data: &ExportLogsServiceRequest) -> fmt::Result
     Ok(())
 }
 
-fn normal_resource(
+pub(super) fn normal_resource(
     out: &mut String,
     label: &str,
     i: usize,
@@ -187,7 +189,7 @@ fn normal_resource(
     Ok(())
 }
 
-fn normal_scope(
+pub(super) fn normal_scope(
     out: &mut String,
     label: &str,
     i: usize,
@@ -347,7 +349,7 @@ fn detailed_log(out: &mut String, log: &LogRecord) -> fmt::Result {
     writeln!(out, "Flags: {}", log.flags)
 }
 
-fn detailed_resource(
+pub(super) fn detailed_resource(
     out: &mut String,
     schema_url: &str,
     resource: Option<&Resource>,
@@ -359,7 +361,7 @@ fn detailed_resource(
     Ok(())
 }
 
-fn detailed_scope(
+pub(super) fn detailed_scope(
     out: &mut String,
     label: &str,
     schema_url: &str,
@@ -376,7 +378,7 @@ fn detailed_scope(
     )
 }
 
-fn detailed_attributes(
+pub(super) fn detailed_attributes(
     out: &mut String,
     header: &str,
     indent: &str,

@@ -6,6 +6,7 @@
 //! interleave. There is no queue: a batch is printed before `consume` returns.
 
 mod format;
+mod format_metrics;
 #[cfg(test)]
 mod tests;
 
@@ -77,7 +78,7 @@ pub fn factory() -> ExporterFactory {
         "debug",
         Stability::Beta,
         all_signals(),
-        "Prints traces and logs to stdout: a summary, a line per item, or every field",
+        "Prints traces, logs and metrics to stdout: a summary, a line per item, or every field",
         build,
     )
 }

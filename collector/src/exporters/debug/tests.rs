@@ -330,3 +330,98 @@ fn config_defaults_and_keys() {
     decode_component::<Config>(&value, &ConfigPath::root(), &mut diags).unwrap();
     assert_eq!(diags.warnings().count(), 1, "{diags}");
 }
+
+fn sample_metrics() -> crate::pipeline::Metrics {
+    use weft_proto::metrics::v1::{
+        metric::Data, number_data_point, Gauge, Histogram, HistogramDataPoint, Metric,
+        NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    };
+    let number = |v: i64, attrs: Vec<KeyValue>| NumberDataPoint {
+        attributes: attrs,
+        time_unix_nano: 1_581_452_773_000_000_000,
+        value: Some(number_data_point::Value::AsInt(v)),
+        ..Default::default()
+    };
+    crate::pipeline::Metrics::from(
+        weft_proto::collector::metrics::v1::ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", s("checkout"))],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![
+                        Metric {
+                            name: "http.requests".into(),
+                            unit: "{request}".into(),
+                            data: Some(Data::Sum(Sum {
+                                data_points: vec![
+                                    number(7, vec![kv("route", s("/cart"))]),
+                                    number(2, vec![kv("route", s("/pay"))]),
+                                ],
+                                aggregation_temporality: 2,
+                                is_monotonic: true,
+                            })),
+                            ..Default::default()
+                        },
+                        Metric {
+                            name: "queue.depth".into(),
+                            data: Some(Data::Gauge(Gauge {
+                                data_points: vec![number(3, vec![])],
+                            })),
+                            ..Default::default()
+                        },
+                        Metric {
+                            name: "latency".into(),
+                            unit: "ms".into(),
+                            data: Some(Data::Histogram(Histogram {
+                                data_points: vec![HistogramDataPoint {
+                                    count: 3,
+                                    sum: Some(12.5),
+                                    bucket_counts: vec![1, 2],
+                                    explicit_bounds: vec![5.0],
+                                    ..Default::default()
+                                }],
+                                aggregation_temporality: 1,
+                            })),
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        },
+    )
+}
+
+#[test]
+fn metrics_print_as_the_collector_prints_them() {
+    let out = render(&sample_metrics(), Verbosity::Basic, "debug", now());
+    assert_eq!(
+        out,
+        "2024-05-01T12:00:00.000Z\tinfo\tMetricsExporter\t{\"kind\": \"exporter\", \"data_type\": \"metrics\", \"name\": \"debug\", \"resource metrics\": 1, \"metrics\": 3, \"data points\": 4}\n"
+    );
+    let out = render(&sample_metrics(), Verbosity::Normal, "debug", now());
+    let lines: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(
+        lines,
+        [
+            "ResourceMetrics #0 service.name=checkout",
+            "ScopeMetrics #0",
+            "http.requests{route=/cart} 7",
+            "http.requests{route=/pay} 2",
+            "queue.depth 3",
+            "latency count=3 sum=12.5 le5=1 inf=2",
+        ]
+    );
+    let out = render(&sample_metrics(), Verbosity::Detailed, "debug", now());
+    for expected in [
+        "Metric #0\nDescriptor:\n     -> Name: http.requests\n     -> Description: \n     -> Unit: {request}\n     -> DataType: Sum\n     -> IsMonotonic: true\n     -> AggregationTemporality: Cumulative\nNumberDataPoints #0\nData point attributes:\n     -> route: Str(/cart)\n",
+        "Timestamp: 2020-02-11 20:26:13 +0000 UTC\nValue: 7\n",
+        "     -> DataType: Histogram\n     -> AggregationTemporality: Delta\nHistogramDataPoints #0\n",
+        "Count: 3\nSum: 12.5\nExplicitBounds #0: 5\nBuckets #0, Count: 1\nBuckets #1, Count: 2\n",
+    ] {
+        assert!(out.contains(expected), "{expected:?} not in:\n{out}");
+    }
+}

@@ -13,13 +13,13 @@ use crate::net::{Compression, TlsClientSettings};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Base URL; `v1/traces` and `v1/logs` are appended.
+    /// Base URL; `v1/traces`, `v1/logs` and `v1/metrics` are appended.
     pub endpoint: String,
     /// Full URL for traces, used as is instead of `endpoint` + `/v1/traces`.
     pub traces_endpoint: String,
     /// Full URL for logs, used as is instead of `endpoint` + `/v1/logs`.
     pub logs_endpoint: String,
-    /// Accepted so Collector configs load unchanged; Weft has no metrics pipelines.
+    /// Full URL for metrics, used as is instead of `endpoint` + `/v1/metrics`.
     pub metrics_endpoint: String,
     pub tls: TlsClientSettings,
     /// Sent with every request.
@@ -69,6 +69,7 @@ impl Config {
         let own = match signal {
             SignalKind::Traces => &self.traces_endpoint,
             SignalKind::Logs => &self.logs_endpoint,
+            SignalKind::Metrics => &self.metrics_endpoint,
         };
         if !own.is_empty() {
             return Some(own.to_string());
@@ -119,28 +120,24 @@ impl ComponentConfig for Config {
         if self.endpoint.is_empty()
             && self.traces_endpoint.is_empty()
             && self.logs_endpoint.is_empty()
+            && self.metrics_endpoint.is_empty()
         {
             diags.error(
                 &path.key("endpoint"),
-                "at least one endpoint must be specified: endpoint (e.g. \"http://collector:4318\"), traces_endpoint or logs_endpoint",
+                "at least one endpoint must be specified: endpoint (e.g. \"http://collector:4318\"), traces_endpoint, logs_endpoint or metrics_endpoint",
             );
         }
         for (key, url) in [
             ("endpoint", &self.endpoint),
             ("traces_endpoint", &self.traces_endpoint),
             ("logs_endpoint", &self.logs_endpoint),
+            ("metrics_endpoint", &self.metrics_endpoint),
         ] {
             if !url.is_empty() {
                 if let Err(e) = check_url(url) {
                     diags.error(&path.key(key), e);
                 }
             }
-        }
-        if !self.metrics_endpoint.is_empty() {
-            diags.warning(
-                &path.key("metrics_endpoint"),
-                "ignored: Weft exports traces and logs only",
-            );
         }
         self.tls.validate(&path.key("tls"), diags);
         if self.tls.server_name_override.is_some() {

@@ -484,9 +484,23 @@ headers: {'a b': c}",
         "{endpoint: 'http://c:4318', metrics_endpoint: 'http://c:4318/v1/metrics'}",
     )
     .unwrap();
-    decode_component::<Config>(&value, &ConfigPath::root(), &mut diags).unwrap();
-    assert!(!diags.has_errors());
-    assert_eq!(diags.warnings().count(), 1, "{diags}");
+    let cfg = decode_component::<Config>(&value, &ConfigPath::root(), &mut diags).unwrap();
+    assert!(diags.is_empty(), "{diags}");
+    assert_eq!(
+        cfg.signal_url(SignalKind::Metrics, "v1/metrics").as_deref(),
+        Some("http://c:4318/v1/metrics")
+    );
+    let only_metrics = decode("metrics_endpoint: https://m:4318/custom").unwrap();
+    assert_eq!(
+        only_metrics
+            .signal_url(SignalKind::Metrics, "v1/metrics")
+            .as_deref(),
+        Some("https://m:4318/custom")
+    );
+    assert_eq!(
+        only_metrics.signal_url(SignalKind::Traces, "v1/traces"),
+        None
+    );
 }
 
 #[test]

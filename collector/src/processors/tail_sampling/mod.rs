@@ -20,6 +20,7 @@ pub mod config;
 pub mod decisions;
 pub mod enrich;
 mod metrics;
+mod outcome;
 pub mod policy;
 pub mod trace;
 pub mod wal;
@@ -164,12 +165,14 @@ impl TailSampling {
     fn shared(ctx: &BuildContext, cfg: &TailSamplingConfig) -> anyhow::Result<Arc<Self>> {
         // Looked up outside `get_or_try_insert`, which holds the shared instances' lock.
         let wal = Self::wal_options(ctx, cfg)?;
+        let verdicts = crate::verdicts::VerdictBus::of(&ctx.shared, &ctx.id)?;
         ctx.shared.get_or_try_insert(&ctx.id, || {
-            Ok(Arc::new(Self::with_wal(
+            Ok(Arc::new(Self::build_core(
                 ctx,
                 cfg.clone(),
                 Arc::new(Instant::now),
                 wal,
+                verdicts,
             )?))
         })
     }
@@ -216,6 +219,19 @@ impl TailSampling {
         clock: Clock,
         wal: Option<WalOptions>,
     ) -> anyhow::Result<Self> {
+        let verdicts = crate::verdicts::VerdictBus::of(&ctx.shared, &ctx.id)?;
+        Self::build_core(ctx, cfg, clock, wal, verdicts)
+    }
+
+    /// [`TailSampling::with_wal`] publishing its decisions on `verdicts` (the bus of its id,
+    /// looked up by the caller: the shared instances' lock may be held here).
+    fn build_core(
+        ctx: &BuildContext,
+        cfg: TailSamplingConfig,
+        clock: Clock,
+        wal: Option<WalOptions>,
+        verdicts: Arc<crate::verdicts::VerdictBus>,
+    ) -> anyhow::Result<Self> {
         let durable = match wal {
             Some(opts) => {
                 let dir = opts.dir.clone();
@@ -242,9 +258,12 @@ impl TailSampling {
             .with_sample_on_first_match(cfg.sample_on_first_match);
         let cfg = Arc::new(cfg);
         let metrics = WindowMetrics::new(&ctx.telemetry, &ctx.id_str());
+        // Components that act on the decisions (spanmetrics exemplars, samplingmetrics)
+        // listen on this window's bus.
+        verdicts.register_publisher();
         Ok(Self {
             id: ctx.id_str(),
-            window: Window::new(cfg.clone(), policies, metrics),
+            window: Window::new(cfg.clone(), policies, metrics).publishing_to(verdicts),
             cfg,
             traces: Downstream::default(),
             logs: Downstream::default(),

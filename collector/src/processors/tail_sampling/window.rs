@@ -321,6 +321,8 @@ pub struct Window {
     ring: OnceLock<Arc<DecisionRing>>,
     /// Kept spans waiting for late logs. Locked after a shard, never before one.
     linger: Mutex<Linger>,
+    /// Where decisions are told, for those who listen (see `outcome`).
+    verdicts: Option<Arc<crate::verdicts::VerdictBus>>,
 }
 
 fn shard_of(key: &TraceKey) -> usize {
@@ -368,6 +370,7 @@ impl Window {
             metrics,
             ring: OnceLock::new(),
             linger: Mutex::new(Linger::default()),
+            verdicts: None,
         }
     }
 
@@ -428,6 +431,12 @@ impl Window {
     /// Kept traces whose spans wait for late logs now.
     pub fn lingering_count(&self) -> usize {
         self.linger.lock().traces.len()
+    }
+
+    /// Publishes every decision on `bus`.
+    pub fn publishing_to(mut self, bus: Arc<crate::verdicts::VerdictBus>) -> Self {
+        self.verdicts = Some(bus);
+        self
     }
 
     /// Traces currently held.
@@ -772,7 +781,16 @@ impl Window {
             .decision_delay
             .observe(now.saturating_duration_since(first_seen).as_secs_f64());
         self.report_policy_errors(&verdict, &key);
-        if verdict.sampled {
+        // What listeners on the verdict bus need, read before the entry is released (only
+        // when someone listens).
+        let outcome = self
+            .verdicts
+            .as_ref()
+            .filter(|bus| bus.has_listeners())
+            .map(|bus| {
+                super::outcome::Outcome::read(bus, &view, reads, |reads| entry.view(key, reads))
+            });
+        let out = if verdict.sampled {
             let kept = match self.kept_parts(&entry, view, reads, &verdict, key) {
                 Ok(kept) => kept,
                 Err(e) => return self.drop_undecodable(shard, &entry, key, now, reason, &e),
@@ -811,7 +829,11 @@ impl Window {
                 );
             }
             self.release_dropped(entry, view, key)
+        };
+        if let (Some(bus), Some(outcome)) = (self.verdicts.as_ref(), outcome) {
+            outcome.publish(bus, &key, &verdict, reason, out.logs.len() as u64);
         }
+        out
     }
 
     /// The decisions ring's record of a decision.

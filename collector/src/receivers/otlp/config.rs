@@ -355,6 +355,8 @@ pub struct HttpConfig {
     pub traces_url_path: String,
     /// Where OTLP/HTTP log exports are POSTed.
     pub logs_url_path: String,
+    /// Where OTLP/HTTP metric exports are POSTed.
+    pub metrics_url_path: String,
     /// The largest request body, in bytes; bounds both the body as sent and its decompressed
     /// size. 0 means the default (20 MiB), as in the Collector.
     pub max_request_body_size: ByteSize,
@@ -391,8 +393,6 @@ pub struct HttpConfig {
     #[serde(deserialize_with = "present")]
     pub middlewares: Option<Value>,
     #[serde(deserialize_with = "present")]
-    pub metrics_url_path: Option<Value>,
-    #[serde(deserialize_with = "present")]
     pub profiles_url_path: Option<Value>,
 }
 
@@ -402,6 +402,7 @@ impl Default for HttpConfig {
             endpoint: Endpoint::new("localhost", 4318),
             traces_url_path: "/v1/traces".to_string(),
             logs_url_path: "/v1/logs".to_string(),
+            metrics_url_path: "/v1/metrics".to_string(),
             max_request_body_size: ByteSize(DEFAULT_MAX_REQUEST_BODY_SIZE),
             include_metadata: false,
             tls: None,
@@ -416,7 +417,6 @@ impl Default for HttpConfig {
             compression_algorithms: None,
             write_timeout: None,
             middlewares: None,
-            metrics_url_path: None,
             profiles_url_path: None,
         }
     }
@@ -438,6 +438,7 @@ impl HttpConfig {
         absolute(match signal {
             SignalKind::Traces => &self.traces_url_path,
             SignalKind::Logs => &self.logs_url_path,
+            SignalKind::Metrics => &self.metrics_url_path,
         })
     }
 
@@ -461,6 +462,7 @@ impl HttpConfig {
         for (key, value) in [
             ("traces_url_path", &self.traces_url_path),
             ("logs_url_path", &self.logs_url_path),
+            ("metrics_url_path", &self.metrics_url_path),
         ] {
             if value.contains(['?', '#']) || value.chars().any(char::is_whitespace) {
                 diags.error(
@@ -469,14 +471,24 @@ impl HttpConfig {
                 );
             }
         }
-        if self.url_path(SignalKind::Traces) == self.url_path(SignalKind::Logs) {
-            diags.error(
-                &path.key("logs_url_path"),
-                format!(
-                    "{:?} is also traces_url_path: traces and logs need different paths",
-                    self.url_path(SignalKind::Logs)
-                ),
-            );
+        // Each signal needs its own path; a clash is reported at the later key.
+        let keys = [
+            (SignalKind::Traces, "traces_url_path"),
+            (SignalKind::Logs, "logs_url_path"),
+            (SignalKind::Metrics, "metrics_url_path"),
+        ];
+        for (i, (signal, key)) in keys.iter().enumerate() {
+            for (earlier, earlier_key) in &keys[..i] {
+                if self.url_path(*signal) == self.url_path(*earlier) {
+                    diags.error(
+                        &path.key(*key),
+                        format!(
+                            "{:?} is also {earlier_key}: {earlier} and {signal} need different paths",
+                            self.url_path(*signal)
+                        ),
+                    );
+                }
+            }
         }
         if self.include_metadata {
             not_supported(diags, path, "include_metadata");
@@ -500,7 +512,6 @@ impl HttpConfig {
             ("compression_algorithms", &self.compression_algorithms),
             ("write_timeout", &self.write_timeout),
             ("middlewares", &self.middlewares),
-            ("metrics_url_path", &self.metrics_url_path),
             ("profiles_url_path", &self.profiles_url_path),
         ];
         for (key, value) in unsupported {

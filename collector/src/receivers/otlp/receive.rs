@@ -7,6 +7,11 @@
 //! naming the field and the limit. A body nested too deeply to decode at all (protobuf's
 //! recursion limit) gets the same answer, never a stack overflow.
 //!
+//! Metrics have data model rules beyond the limits (a histogram's buckets must match its
+//! bounds, a metric needs a name, a sum cannot be NaN): the points that break them are
+//! removed and the rest accepted, answered with the OTLP partial success
+//! (`rejected_data_points` and the first problem's path), and counted as refused.
+//!
 //! A protobuf body is checked on the wire without decoding it ([`wire`]): a few hundred
 //! microseconds for a 1 MiB body, so it runs inline below [`BLOCKING_THRESHOLD`]. Bodies
 //! that must be decompressed or decoded (OTLP/JSON, and protobuf outside the scanner's
@@ -96,6 +101,13 @@ impl Rejection {
     }
 }
 
+/// What decoding accepted: the batch, and the items the data model check removed from it
+/// (how many, and why) for the partial success answer.
+pub(crate) struct Decoded<T> {
+    pub(crate) batch: T,
+    pub(crate) dropped: Option<(usize, String)>,
+}
+
 /// Checks one request body against `limits` and makes it a batch; the whole of it runs on
 /// one thread. A protobuf body the wire scanner accepts stays the bytes it arrived in;
 /// anything else is decoded, and the decoder or the validator words the answer.
@@ -103,13 +115,16 @@ pub(crate) fn decode<T: Payload>(
     bytes: Bytes,
     format: Format,
     limits: &Limits,
-) -> Result<T, Rejection> {
+) -> Result<Decoded<T>, Rejection> {
     if format == Format::Protobuf {
         if let Some(items) = T::Request::scan(&bytes, limits) {
-            return Ok(T::from_encoded(bytes, items));
+            return Ok(Decoded {
+                batch: T::from_encoded(bytes, items),
+                dropped: None,
+            });
         }
     }
-    let request = match format {
+    let mut request = match format {
         Format::Protobuf => T::Request::decode(&bytes[..]).map_err(|e| {
             // prost's message for this one lists every field of the 100 levels it went down.
             let reason = if limits::is_recursion_limit(&e) {
@@ -142,7 +157,11 @@ pub(crate) fn decode<T: Payload>(
         message: format!("invalid {}: {e}", T::Request::REQUEST),
         items: request.items(),
     })?;
-    Ok(T::from_request(request))
+    let dropped = request.drop_malformed();
+    Ok(Decoded {
+        batch: T::from_request(request),
+        dropped,
+    })
 }
 
 /// Runs `f` on the blocking pool when `heavy`, inline otherwise.
@@ -203,8 +222,11 @@ impl<T: Payload> SignalReceiver<T> {
         })
         .await
         .and_then(|r| r);
-        let data = match decoded {
-            Ok(data) => data,
+        let Decoded {
+            batch: data,
+            dropped,
+        } = match decoded {
+            Ok(decoded) => decoded,
             Err(rejection) => {
                 if let Rejection::Invalid { items, .. } = &rejection {
                     self.metrics.refused.inc_by(*items as u64);
@@ -212,15 +234,27 @@ impl<T: Payload> SignalReceiver<T> {
                 return Err(rejection);
             }
         };
+        // The answer once the rest is taken: a partial success naming what was dropped.
+        let response = || match &dropped {
+            None => ResponseOf::<T>::default(),
+            Some((rejected, message)) => T::Request::partial_response(*rejected, message.clone()),
+        };
+        if let Some((rejected, message)) = &dropped {
+            self.metrics.refused.inc_by(*rejected as u64);
+            tracing::debug!(
+                error = %message,
+                "accepted a request without the data points the data model forbids"
+            );
+        }
         let items = data.item_count() as u64;
         if items == 0 {
             // Nothing to forward (the Collector answers an empty export the same way).
-            return Ok(ResponseOf::<T>::default());
+            return Ok(response());
         }
         match self.next.consume(data).await {
             Ok(()) => {
                 self.metrics.accepted.inc_by(items);
-                Ok(ResponseOf::<T>::default())
+                Ok(response())
             }
             Err(e) => {
                 self.metrics.refused.inc_by(items);
@@ -359,6 +393,84 @@ mod tests {
         );
         assert_eq!(s.refused("log_records"), 1);
         assert!(s.consumer.received().is_empty());
+    }
+
+    /// Metrics whose points the data model forbids: those points are dropped, the rest is
+    /// accepted, and the answer is a partial success naming the first problem.
+    #[tokio::test]
+    async fn malformed_metric_points_get_a_partial_success_on_both_encodings() {
+        use weft_proto::collector::metrics::v1::ExportMetricsServiceRequest;
+        use weft_proto::metrics::v1::{
+            metric::Data, number_data_point, Gauge, Histogram, HistogramDataPoint, Metric,
+            NumberDataPoint, ResourceMetrics, ScopeMetrics,
+        };
+        let s = setup::<crate::pipeline::Metrics>("metric_points");
+        let histogram = |bounds: Vec<f64>| HistogramDataPoint {
+            count: 3,
+            bucket_counts: vec![1, 2],
+            explicit_bounds: bounds,
+            sum: Some(4.0),
+            ..Default::default()
+        };
+        let request = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![
+                        Metric {
+                            name: "latency".into(),
+                            data: Some(Data::Histogram(Histogram {
+                                data_points: vec![histogram(vec![1.0]), histogram(vec![1.0, 2.0])],
+                                aggregation_temporality: 2,
+                            })),
+                            ..Default::default()
+                        },
+                        Metric {
+                            name: "nan_sum".into(),
+                            data: Some(Data::Histogram(Histogram {
+                                data_points: vec![HistogramDataPoint {
+                                    sum: Some(f64::NAN),
+                                    ..histogram(vec![1.0])
+                                }],
+                                aggregation_temporality: 2,
+                            })),
+                            ..Default::default()
+                        },
+                        Metric {
+                            name: String::new(),
+                            data: Some(Data::Gauge(Gauge {
+                                data_points: vec![NumberDataPoint {
+                                    value: Some(number_data_point::Value::AsDouble(f64::NAN)),
+                                    ..Default::default()
+                                }],
+                            })),
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        for (body, format) in [
+            (request.encode_to_vec(), Format::Protobuf),
+            (otlp_json::encode_metrics(&request), Format::Json),
+        ] {
+            let response = s.send(body, format).await.unwrap();
+            let partial = response.partial_success.expect("a partial success");
+            assert_eq!(partial.rejected_data_points, 3);
+            assert_eq!(
+                partial.error_message,
+                "3 data points rejected by the OTLP data model; first: resource_metrics[0]\
+                 .scope_metrics[0].metrics[0].histogram.data_points[1]: 2 bucket_counts for 2 \
+                 explicit_bounds: expected 3 (or none) (2 more problems)"
+            );
+        }
+        // The good point of each request went on; the three bad ones (bucket counts that do
+        // not match the bounds, a NaN sum, a nameless metric) are counted as refused.
+        let received = s.consumer.received();
+        assert_eq!(received.len(), 2);
+        assert!(received.iter().all(|b| b.item_count() == 1));
+        assert_eq!(s.refused("metric_points"), 6);
     }
 
     fn varint(mut n: usize, out: &mut Vec<u8>) {
