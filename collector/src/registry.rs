@@ -26,6 +26,7 @@ impl Registry {
                 processors::batch::factory(),
                 processors::memory_limiter::factory(),
                 processors::tail_sampling::factory(),
+                processors::transform::factory(),
             ],
             exporters: vec![
                 exporters::otlp::factory(),

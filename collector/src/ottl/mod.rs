@@ -48,6 +48,7 @@ mod compile;
 pub mod contexts;
 mod editors;
 pub mod functions;
+pub mod items;
 mod lexer;
 mod parser;
 mod sequence;

@@ -2,3 +2,7 @@
 pub mod batch;
 pub mod memory_limiter;
 pub mod tail_sampling;
+pub mod transform;
+
+#[cfg(test)]
+pub(crate) mod testutil;
