@@ -24,6 +24,7 @@ impl Registry {
             receivers: vec![receivers::otlp::factory()],
             processors: vec![
                 processors::batch::factory(),
+                processors::filter::factory(),
                 processors::memory_limiter::factory(),
                 processors::tail_sampling::factory(),
                 processors::transform::factory(),

@@ -40,6 +40,12 @@ impl<C: Context> Condition<C> {
         self.expr.eval(data)
     }
 
+    /// As [`Condition::eval`], for data of any lifetime (a closure's argument).
+    pub fn matches(&self, data: &C::Data<'_>) -> Result<bool, EvalError> {
+        let short = C::reborrow(data);
+        self.eval(&short)
+    }
+
     /// Every path the condition reads, in the order written.
     pub fn paths(&self) -> Vec<&C::Path> {
         let mut out = Vec::new();

@@ -88,6 +88,11 @@ pub trait Context: 'static {
     fn get<'a>(data: &Self::Data<'a>, path: &Self::Path) -> Result<Value<'a>, EvalError>
     where
         Self: 'a;
+
+    /// `data` with a shorter lifetime (data is a struct of references, so this is a copy):
+    /// lets a condition evaluate data handed to a closure for any lifetime
+    /// ([`Condition::matches`]).
+    fn reborrow<'s, 'l: 's>(data: &'s Self::Data<'l>) -> Self::Data<'s>;
 }
 
 /// A context whose items statements change (`transform`): what one statement runs on, how

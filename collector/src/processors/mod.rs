@@ -1,5 +1,6 @@
 //! Processors: what happens to data between receivers and exporters.
 pub mod batch;
+pub mod filter;
 pub mod memory_limiter;
 pub mod tail_sampling;
 pub mod transform;

@@ -151,6 +151,10 @@ impl Context for Log {
         Ok((path, 0))
     }
 
+    fn reborrow<'s, 'l: 's>(data: &'s LogData<'l>) -> LogData<'s> {
+        *data
+    }
+
     fn get<'a>(data: &LogData<'a>, path: &LogPath) -> Result<Value<'a>, EvalError>
     where
         Self: 'a,

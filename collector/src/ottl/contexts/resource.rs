@@ -81,6 +81,10 @@ impl Context for Resource {
         Ok((ResourceContextPath::Resource(resource_path(segments)?), 0))
     }
 
+    fn reborrow<'s, 'l: 's>(data: &'s ResourceData<'l>) -> ResourceData<'s> {
+        *data
+    }
+
     fn get<'a>(data: &ResourceData<'a>, path: &ResourceContextPath) -> Result<Value<'a>, EvalError>
     where
         Self: 'a,
@@ -189,6 +193,10 @@ impl Context for Scope {
                 Ok((ScopeContextPath::Scope(scope_path(all)?), 0))
             }
         }
+    }
+
+    fn reborrow<'s, 'l: 's>(data: &'s ScopeData<'l>) -> ScopeData<'s> {
+        *data
     }
 
     fn get<'a>(data: &ScopeData<'a>, path: &ScopeContextPath) -> Result<Value<'a>, EvalError>

@@ -108,6 +108,10 @@ impl Context for Span {
         compile_span_path(segments)
     }
 
+    fn reborrow<'s, 'l: 's>(data: &'s SpanData<'l>) -> SpanData<'s> {
+        *data
+    }
+
     fn get<'a>(data: &SpanData<'a>, path: &SpanPath) -> Result<Value<'a>, EvalError>
     where
         Self: 'a,
