@@ -17,6 +17,11 @@ use super::contexts::{
 use super::Writable;
 use crate::pipeline::Signal;
 
+/// What one item of signal `S` is for a statement: its writable target.
+pub type ItemTarget<'a, S> = <<S as OttlSignal>::Item as Writable>::Target<'a>;
+/// What one item of signal `S` is for a condition: its read-only data.
+pub type ItemData<'a, S> = <<S as OttlSignal>::Item as super::Context>::Data<'a>;
+
 /// A signal whose items OTTL reads and changes.
 pub trait OttlSignal: Signal {
     /// The item context: `log` for logs, `span` for traces.
@@ -39,13 +44,13 @@ pub trait OttlSignal: Signal {
     /// Runs `f` on each item, with a fresh cache each.
     fn each_item<E>(
         &mut self,
-        f: &mut dyn FnMut(&mut <Self::Item as Writable>::Target<'_>) -> Result<(), E>,
+        f: &mut dyn FnMut(&mut ItemTarget<'_, Self>) -> Result<(), E>,
     ) -> Result<(), E>;
 
     /// Keeps the items for which `keep` says so; scopes and resources left empty go too.
     fn retain_items<E>(
         &mut self,
-        keep: &mut dyn FnMut(&<Self::Item as super::Context>::Data<'_>) -> Result<bool, E>,
+        keep: &mut dyn FnMut(&ItemData<'_, Self>) -> Result<bool, E>,
     ) -> Result<(), E>;
 
     /// Each resource as read-only data, with the number of items under it (for routing by
@@ -58,7 +63,7 @@ pub trait OttlSignal: Signal {
     fn split(self, n: usize, route: &mut dyn FnMut(usize) -> Vec<usize>) -> Vec<Self>;
 
     /// Each item as read-only data, in order.
-    fn item_data(&self) -> Vec<<Self::Item as super::Context>::Data<'_>>;
+    fn item_data(&self) -> Vec<ItemData<'_, Self>>;
 }
 
 macro_rules! ottl_signal {
