@@ -21,7 +21,7 @@ impl Registry {
     /// Every component built into this binary.
     pub fn builtin() -> Self {
         Self {
-            receivers: vec![receivers::otlp::factory()],
+            receivers: vec![receivers::otlp::factory(), receivers::kafka::factory()],
             processors: vec![
                 processors::batch::factory(),
                 processors::filter::factory(),
@@ -35,6 +35,9 @@ impl Registry {
                 exporters::debug::factory(),
                 exporters::file::factory(),
                 exporters::elasticsearch::factory(),
+                exporters::loadbalancing::factory(),
+                exporters::loadbalancing::factory_load_balancing(),
+                exporters::kafka::factory(),
             ],
             connectors: vec![connectors::forward::factory()],
             extensions: vec![

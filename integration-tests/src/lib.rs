@@ -6,6 +6,8 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod tier;
+
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -343,9 +345,11 @@ pub struct Services {
     pub jaeger_query_url: String,
     /// Base URL of OpenSearch.
     pub opensearch_url: String,
+    /// `host:port` of the Kafka broker.
+    pub kafka_brokers: String,
 }
 
-/// Starts (once per test process, idempotently) the local Jaeger v2 and OpenSearch with the
+/// Starts (once per test process, idempotently) the local Jaeger v2, OpenSearch and Kafka with the
 /// project's own script, and reads their addresses. `make test` starts them before the tests
 /// and stops them after; run alone, a test leaves them running for the next one
 /// (`make services-down` stops them).
@@ -374,6 +378,7 @@ pub fn services() -> Services {
                 jaeger_otlp_grpc: get("JAEGER_OTLP_GRPC"),
                 jaeger_query_url: get("JAEGER_QUERY_URL"),
                 opensearch_url: get("OPENSEARCH_URL"),
+                kafka_brokers: get("KAFKA_BROKERS"),
             }
         })
         .clone()

@@ -190,8 +190,8 @@ pub fn scan_traces(body: &[u8], limits: &Limits) -> Option<usize> {
     let s = Scanner { limits };
     let mut count = 0;
     for_each_len(body, 1, |rs| {
-        resource_envelope(&s, rs, 1, |ss| {
-            scope_envelope(&s, ss, 2, |span| {
+        envelope(&s, rs, 1, Scanner::resource, |ss| {
+            envelope(&s, ss, 2, Scanner::scope, |span| {
                 count += 1;
                 s.span(span, 3)
             })
@@ -206,8 +206,8 @@ pub fn scan_logs(body: &[u8], limits: &Limits) -> Option<usize> {
     let s = Scanner { limits };
     let mut count = 0;
     for_each_len(body, 1, |rl| {
-        resource_envelope(&s, rl, 1, |sl| {
-            scope_envelope(&s, sl, 2, |record| {
+        envelope(&s, rl, 1, Scanner::resource, |sl| {
+            envelope(&s, sl, 2, Scanner::scope, |record| {
                 count += 1;
                 s.log_record(record, 3)
             })
@@ -246,28 +246,9 @@ fn for_each_len<'a>(msg: &'a [u8], number: u32, mut f: impl FnMut(&'a [u8]) -> S
     Ok(())
 }
 
-/// ResourceSpans / ResourceLogs: 1 resource, 2 scope items (each handed to `f`), 3 schema_url.
-fn resource_envelope<'a>(
-    s: &Scanner<'_>,
-    msg: &'a [u8],
-    depth: usize,
-    f: impl FnMut(&'a [u8]) -> Scan,
-) -> Scan {
-    envelope(s, msg, depth, Scanner::resource, f)
-}
-
-/// ScopeSpans / ScopeLogs: 1 scope, 2 items (each handed to `f`), 3 schema_url.
-fn scope_envelope<'a>(
-    s: &Scanner<'_>,
-    msg: &'a [u8],
-    depth: usize,
-    f: impl FnMut(&'a [u8]) -> Scan,
-) -> Scan {
-    envelope(s, msg, depth, Scanner::scope, f)
-}
-
-/// The shape both envelopes share: 1 a header message checked by `head` (at most once),
-/// 2 the contents (each handed to `f`), 3 a schema URL.
+/// ResourceSpans / ResourceLogs (`head` = [`Scanner::resource`], contents: scopes) and
+/// ScopeSpans / ScopeLogs (`head` = [`Scanner::scope`], contents: items): 1 a header message
+/// (at most once), 2 the contents (each handed to `f`), 3 a schema URL.
 fn envelope<'a, 'l>(
     s: &Scanner<'l>,
     msg: &'a [u8],

@@ -5,5 +5,7 @@ pub mod debug;
 pub mod elasticsearch;
 pub mod file;
 pub mod helper;
+pub mod kafka;
+pub mod loadbalancing;
 pub mod otlp;
 pub mod otlphttp;

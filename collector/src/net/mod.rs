@@ -4,6 +4,7 @@
 //! exporters so that none of them reaches into another for them.
 
 mod compression;
+pub mod kafka;
 mod retry_after;
 mod tls;
 

@@ -1,2 +1,3 @@
 //! Receivers: where data enters Weft.
+pub mod kafka;
 pub mod otlp;

@@ -32,6 +32,7 @@ use crate::telemetry::{ExporterMetrics, Telemetry};
 pub use partial::PartialSuccess;
 pub use persistent::{FileQueue, Receipt};
 pub use queue::QueueSender;
+pub(crate) use retry::jitter;
 pub use retry::{RetrySender, TimeoutSender};
 
 /// Why one send attempt failed, and whether trying again can help.

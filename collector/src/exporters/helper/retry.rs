@@ -231,7 +231,7 @@ impl<S> RetrySender<S> {
 }
 
 /// `interval` spread uniformly over ±`factor`, as the Collector's backoff does.
-fn jitter(interval: Duration, factor: f64) -> Duration {
+pub(crate) fn jitter(interval: Duration, factor: f64) -> Duration {
     if factor <= 0.0 {
         return interval;
     }

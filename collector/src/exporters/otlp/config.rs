@@ -12,7 +12,7 @@ use crate::exporters::helper::{QueueSettings, RetrySettings};
 use crate::net::{Compression, TlsClientSettings};
 
 /// `exporters::otlp`.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// `host:port`, or `http(s)://host:port` (the scheme is stripped; `https` forces TLS).
@@ -119,6 +119,19 @@ fn parse_host_port(s: &str) -> Result<(&str, u16), String> {
     Ok((host, port))
 }
 
+impl Config {
+    /// Checks everything but `endpoint` (which the `loadbalancing` exporter's resolver fills in
+    /// for each backend), under `path`.
+    pub fn validate_client(&self, path: &ConfigPath, diags: &mut Diagnostics) {
+        self.tls.validate(&path.key("tls"), diags);
+        validate_grpc_headers(&self.headers, &path.key("headers"), diags);
+        self.sending_queue
+            .validate(&path.key("sending_queue"), diags);
+        self.retry_on_failure
+            .validate(&path.key("retry_on_failure"), diags);
+    }
+}
+
 impl ComponentConfig for Config {
     fn extension_references(&self, path: &ConfigPath) -> Vec<weft_config::ExtensionReference> {
         self.sending_queue.extension_references(path)
@@ -132,12 +145,7 @@ impl ComponentConfig for Config {
         if let Err(e) = self.target() {
             diags.error(&path.key("endpoint"), e);
         }
-        self.tls.validate(&path.key("tls"), diags);
-        validate_grpc_headers(&self.headers, &path.key("headers"), diags);
-        self.sending_queue
-            .validate(&path.key("sending_queue"), diags);
-        self.retry_on_failure
-            .validate(&path.key("retry_on_failure"), diags);
+        self.validate_client(path, diags);
     }
 }
 

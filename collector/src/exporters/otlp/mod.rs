@@ -43,23 +43,8 @@ pub fn factory() -> ExporterFactory {
 
 fn build(ctx: BuildContext, cfg: &Config, signals: &[SignalKind]) -> anyhow::Result<BuiltExporter> {
     let id = ctx.id_str();
-    let endpoint = tonic_endpoint(cfg).map_err(|e| anyhow::anyhow!("exporter {id}: {e:#}"))?;
-    let make = MakeGrpc {
-        telemetry: ctx.telemetry.clone(),
-        exporter: id,
-        connection: Arc::new(Connection {
-            endpoint,
-            channel: OnceLock::new(),
-            display: cfg.endpoint.clone(),
-        }),
-        headers: metadata(cfg),
-        compression: match cfg.compression {
-            Compression::Gzip => Some(CompressionEncoding::Gzip),
-            Compression::Zstd => Some(CompressionEncoding::Zstd),
-            Compression::None => None,
-        },
-        timeout: cfg.timeout.get(),
-    };
+    let make = MakeGrpc::new(&ctx.telemetry, id.clone(), cfg)
+        .map_err(|e| anyhow::anyhow!("exporter {id}: {e:#}"))?;
     helper::build_queued_exporter(
         &ctx,
         signals,
@@ -71,7 +56,8 @@ fn build(ctx: BuildContext, cfg: &Config, signals: &[SignalKind]) -> anyhow::Res
 }
 
 /// What every signal's [`GrpcSender`] shares: one connection, the headers, compression.
-struct MakeGrpc {
+/// Also the per-backend client of the `loadbalancing` exporter (one per backend endpoint).
+pub(crate) struct MakeGrpc {
     telemetry: Telemetry,
     exporter: String,
     connection: Arc<Connection>,
@@ -80,16 +66,50 @@ struct MakeGrpc {
     timeout: Duration,
 }
 
+impl MakeGrpc {
+    /// The client `cfg` describes, for the exporter `exporter` (its metrics label). Reads the
+    /// TLS files now; connects lazily, on the first send.
+    pub(crate) fn new(
+        telemetry: &Telemetry,
+        exporter: String,
+        cfg: &Config,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            telemetry: telemetry.clone(),
+            exporter,
+            connection: Arc::new(Connection {
+                endpoint: tonic_endpoint(cfg)?,
+                channel: OnceLock::new(),
+                display: cfg.endpoint.clone(),
+            }),
+            headers: metadata(cfg),
+            compression: match cfg.compression {
+                Compression::Gzip => Some(CompressionEncoding::Gzip),
+                Compression::Zstd => Some(CompressionEncoding::Zstd),
+                Compression::None => None,
+            },
+            timeout: cfg.timeout.get(),
+        })
+    }
+}
+
 impl MakeSender for MakeGrpc {
     fn sender<T: Payload>(&self) -> anyhow::Result<impl Sender<T>> {
-        Ok(GrpcSender::<T> {
+        Ok(self.grpc_sender::<T>())
+    }
+}
+
+impl MakeGrpc {
+    /// The sender of signal `T`, by its concrete type.
+    pub(crate) fn grpc_sender<T: Payload>(&self) -> GrpcSender<T> {
+        GrpcSender::<T> {
             connection: self.connection.clone(),
             headers: self.headers.clone(),
             compression: self.compression,
             timeout: self.timeout,
             partial: PartialSuccess::new(&self.telemetry, &self.exporter, T::ITEM),
             _signal: PhantomData,
-        })
+        }
     }
 }
 

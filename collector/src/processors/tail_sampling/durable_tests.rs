@@ -139,8 +139,8 @@ impl Sink<Logs> {
 /// One run of a durable processor on `dir`.
 struct Run {
     core: Arc<TailSampling>,
-    traces: Side,
-    logs: Side,
+    traces: Side<Traces>,
+    logs: Side<Logs>,
     span_sink: Arc<Sink<Traces>>,
     log_sink: Arc<Sink<Logs>>,
     clock: Arc<Mutex<Instant>>,
@@ -194,13 +194,13 @@ impl Run {
         );
         let span_sink = Arc::new(Sink::<Traces>::default());
         let log_sink = Arc::new(Sink::<Logs>::default());
-        assert!(core.traces_next.set(span_sink.clone()).is_ok());
-        assert!(core.logs_next.set(log_sink.clone()).is_ok());
+        assert!(core.traces.next.set(span_sink.clone()).is_ok());
+        assert!(core.logs.next.set(log_sink.clone()).is_ok());
         core.users.store(2, Ordering::SeqCst);
         core.replay().await;
         Run {
-            traces: Side(core.clone()),
-            logs: Side(core.clone()),
+            traces: Side(core.clone(), PhantomData),
+            logs: Side(core.clone(), PhantomData),
             core,
             span_sink,
             log_sink,

@@ -6,8 +6,37 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 
 use super::policy::Verdict;
-use super::window::DecideReason;
 use crate::telemetry::{CounterFamily, Telemetry};
+
+/// Why a trace was decided when it was; a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecideReason {
+    /// `decision_wait` after its first item.
+    Wait,
+    /// `decision_wait_after_root_received` after its root span.
+    Root,
+    /// The window held `num_traces` traces; this was the oldest.
+    NumTraces,
+    /// The window held `max_bytes`; this was the oldest.
+    MaxBytes,
+    /// The trace alone exceeded `maximum_trace_size_bytes`.
+    TraceSize,
+    /// Weft is shutting down.
+    Shutdown,
+}
+
+impl DecideReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecideReason::Wait => "decision_wait",
+            DecideReason::Root => "root_received",
+            DecideReason::NumTraces => "num_traces",
+            DecideReason::MaxBytes => "max_bytes",
+            DecideReason::TraceSize => "trace_size",
+            DecideReason::Shutdown => "shutdown",
+        }
+    }
+}
 
 fn micros_buckets() -> Histogram {
     Histogram::new(exponential_buckets(1.0, 2.0, 20))

@@ -30,6 +30,7 @@ mod durable_tests;
 mod tests;
 
 use std::collections::VecDeque;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -62,22 +63,68 @@ pub fn factory() -> ProcessorFactory {
         Stability::Alpha,
         "keeps whole traces by policy; logs join their trace's window and follow its decision",
     )
-    .signal::<ExportTraceServiceRequest, TailSamplingConfig>(|ctx, cfg, next| {
-            let core = TailSampling::shared(&ctx, cfg)?;
-            core.traces_next
-                .set(next)
-                .map_err(|_| anyhow::anyhow!("processor {} is listed twice in traces pipelines; a window feeds one traces pipeline", ctx.id))?;
-            core.users.fetch_add(1, Ordering::SeqCst);
-            Ok(Arc::new(Side(core)) as Arc<dyn Processor<Traces>>)
-        })
-    .signal::<ExportLogsServiceRequest, TailSamplingConfig>(|ctx, cfg, next| {
-            let core = TailSampling::shared(&ctx, cfg)?;
-            core.logs_next
-                .set(next)
-                .map_err(|_| anyhow::anyhow!("processor {} is listed twice in logs pipelines; a window feeds one logs pipeline", ctx.id))?;
-            core.users.fetch_add(1, Ordering::SeqCst);
-            Ok(Arc::new(Side(core)) as Arc<dyn Processor<Logs>>)
-        })
+    .signal::<ExportTraceServiceRequest, TailSamplingConfig>(build_side::<Traces>)
+    .signal::<ExportLogsServiceRequest, TailSamplingConfig>(build_side::<Logs>)
+}
+
+/// The processor of one pipeline: a handle on the core shared by the processor's id.
+fn build_side<T: WindowSignal>(
+    ctx: BuildContext,
+    cfg: &TailSamplingConfig,
+    next: Arc<dyn Consumer<T>>,
+) -> anyhow::Result<Arc<dyn Processor<T>>> {
+    let core = TailSampling::shared(&ctx, cfg)?;
+    T::downstream(&core).next.set(next).map_err(|_| {
+        anyhow::anyhow!(
+            "processor {} is listed twice in {signal} pipelines; a window feeds one {signal} pipeline",
+            ctx.id,
+            signal = T::SIGNAL
+        )
+    })?;
+    core.users.fetch_add(1, Ordering::SeqCst);
+    Ok(Arc::new(Side::<T>(core, PhantomData)))
+}
+
+/// The two signals a window holds, and what differs between them for the core: which side
+/// of it their released data goes to, and how the window takes them in. Everything else in
+/// this module is written once for both.
+trait WindowSignal: Logged {
+    fn downstream(core: &TailSampling) -> &Downstream<Self>;
+    fn ingest(window: &Window, data: Self, now: Instant) -> Output;
+}
+
+impl WindowSignal for Traces {
+    fn downstream(core: &TailSampling) -> &Downstream<Self> {
+        &core.traces
+    }
+    fn ingest(window: &Window, data: Self, now: Instant) -> Output {
+        window.ingest_spans(data, now)
+    }
+}
+
+impl WindowSignal for Logs {
+    fn downstream(core: &TailSampling) -> &Downstream<Self> {
+        &core.logs
+    }
+    fn ingest(window: &Window, data: Self, now: Instant) -> Output {
+        window.ingest_logs(data, now)
+    }
+}
+
+/// Where one signal's released data goes, and what of it waits for a refusing next stage.
+struct Downstream<T> {
+    next: OnceLock<Arc<dyn Consumer<T>>>,
+    /// Released batches the next stage refused, retried every tick, oldest first.
+    outbox: Mutex<VecDeque<T>>,
+}
+
+impl<T> Default for Downstream<T> {
+    fn default() -> Self {
+        Self {
+            next: OnceLock::new(),
+            outbox: Mutex::new(VecDeque::new()),
+        }
+    }
 }
 
 /// The clock the window runs on; tests substitute their own.
@@ -88,9 +135,8 @@ pub struct TailSampling {
     id: String,
     cfg: Arc<TailSamplingConfig>,
     window: Window,
-    traces_next: OnceLock<Arc<dyn Consumer<Traces>>>,
-    logs_next: OnceLock<Arc<dyn Consumer<Logs>>>,
-    outbox: Mutex<Outbox>,
+    traces: Downstream<Traces>,
+    logs: Downstream<Logs>,
     /// Pipelines using this instance; the last one to shut down flushes the window.
     users: AtomicUsize,
     started: AtomicBool,
@@ -111,18 +157,6 @@ struct Durable {
     pending: Mutex<Vec<Decision>>,
     last_checkpoint: AtomicU64,
     compaction: Mutex<Compaction>,
-}
-
-#[derive(Default)]
-struct Outbox {
-    traces: VecDeque<Traces>,
-    logs: VecDeque<Logs>,
-}
-
-impl Outbox {
-    fn len(&self) -> usize {
-        self.traces.len() + self.logs.len()
-    }
 }
 
 impl TailSampling {
@@ -211,9 +245,8 @@ impl TailSampling {
             id: ctx.id_str(),
             window: Window::new(cfg.clone(), policies, metrics),
             cfg,
-            traces_next: OnceLock::new(),
-            logs_next: OnceLock::new(),
-            outbox: Mutex::new(Outbox::default()),
+            traces: Downstream::default(),
+            logs: Downstream::default(),
             users: AtomicUsize::new(0),
             started: AtomicBool::new(false),
             ticker: Mutex::new(None),
@@ -227,8 +260,13 @@ impl TailSampling {
         &self.window
     }
 
+    /// Released batches waiting in the outboxes of both signals.
+    fn outbox_len(&self) -> usize {
+        self.traces.outbox.lock().len() + self.logs.outbox.lock().len()
+    }
+
     fn check_outbox(&self) -> Result<(), ConsumeError> {
-        if self.outbox.lock().len() >= OUTBOX_LIMIT {
+        if self.outbox_len() >= OUTBOX_LIMIT {
             return Err(ConsumeError::unavailable(
                 format!(
                     "processor {}: the next stage is refusing kept data; try again later",
@@ -254,51 +292,33 @@ impl TailSampling {
     ) -> Vec<oneshot::Receiver<crate::storage::Written>> {
         let mut receipts = Vec::new();
         if !out.spans.is_empty() {
-            receipts.extend(self.send_traces(to_traces(out.spans), record).await);
+            receipts.extend(self.send(to_traces(out.spans), record).await);
         }
         if !out.logs.is_empty() {
-            receipts.extend(self.send_logs(to_logs(out.logs), record).await);
+            receipts.extend(self.send(to_logs(out.logs), record).await);
         }
         receipts
     }
 
-    async fn send_traces(
+    /// Sends released `batch` on; a refused batch waits in its signal's outbox.
+    async fn send<T: WindowSignal>(
         &self,
-        batch: Traces,
+        batch: T,
         record: bool,
     ) -> Option<oneshot::Receiver<crate::storage::Written>> {
-        let Some(next) = self.traces_next.get() else {
+        let side = T::downstream(self);
+        let Some(next) = side.next.get() else {
             tracing::warn!(
                 component = %self.id,
-                "kept spans have nowhere to go: list this processor in a traces pipeline"
+                "kept {} have nowhere to go: list this processor in a {} pipeline",
+                T::ITEM,
+                T::SIGNAL
             );
             return None;
         };
         let e = next.consume(batch.clone()).await.err()?;
         let receipt = self.record_parked(&e, &batch, record);
-        self.park(
-            e,
-            || self.outbox.lock().traces.push_back(batch),
-            Traces::ITEM,
-        );
-        receipt
-    }
-
-    async fn send_logs(
-        &self,
-        batch: Logs,
-        record: bool,
-    ) -> Option<oneshot::Receiver<crate::storage::Written>> {
-        let Some(next) = self.logs_next.get() else {
-            tracing::warn!(
-                component = %self.id,
-                "kept logs have nowhere to go: list this processor in a logs pipeline"
-            );
-            return None;
-        };
-        let e = next.consume(batch.clone()).await.err()?;
-        let receipt = self.record_parked(&e, &batch, record);
-        self.park(e, || self.outbox.lock().logs.push_back(batch), Logs::ITEM);
+        self.park(e, || side.outbox.lock().push_back(batch), T::ITEM);
         receipt
     }
 
@@ -325,35 +345,28 @@ impl TailSampling {
         }
     }
 
-    /// Retries the outbox in order; stops at the first refusal. True when it is empty.
+    /// Retries the outboxes in order, spans first; stops at the first refusal. True when
+    /// both are empty.
     async fn drain_outbox(&self) -> bool {
+        self.drain::<Traces>().await && self.drain::<Logs>().await && self.outbox_len() == 0
+    }
+
+    /// Retries one signal's outbox in order; false at the first refusal.
+    async fn drain<T: WindowSignal>(&self) -> bool {
+        let side = T::downstream(self);
         loop {
-            let next_traces = self.outbox.lock().traces.pop_front();
-            let Some(batch) = next_traces else { break };
-            let Some(next) = self.traces_next.get() else {
-                break;
+            let waiting = side.outbox.lock().pop_front();
+            let Some(batch) = waiting else { return true };
+            let Some(next) = side.next.get() else {
+                return true;
             };
             if let Err(e) = next.consume(batch.clone()).await {
                 if matches!(e, ConsumeError::Refused { .. }) {
-                    self.outbox.lock().traces.push_front(batch);
+                    side.outbox.lock().push_front(batch);
                     return false;
                 }
             }
         }
-        loop {
-            let next_logs = self.outbox.lock().logs.pop_front();
-            let Some(batch) = next_logs else { break };
-            let Some(next) = self.logs_next.get() else {
-                break;
-            };
-            if let Err(e) = next.consume(batch.clone()).await {
-                if matches!(e, ConsumeError::Refused { .. }) {
-                    self.outbox.lock().logs.push_front(batch);
-                    return false;
-                }
-            }
-        }
-        self.outbox.lock().len() == 0
     }
 
     /// One decision tick at the clock's `now`.
@@ -367,7 +380,7 @@ impl TailSampling {
             d.compaction.lock().step(
                 &d.wal,
                 || self.window.oldest_first_seen(),
-                || self.outbox.lock().len() == 0,
+                || self.outbox_len() == 0,
             );
         }
     }
@@ -391,7 +404,7 @@ impl TailSampling {
     fn record_decisions(&self, d: &Durable) {
         let pending = std::mem::take(&mut *d.pending.lock());
         let completed_below = d.wal.completed_below();
-        if self.outbox.lock().len() != 0 {
+        if self.outbox_len() != 0 {
             let mut waiting = d.pending.lock();
             let later = std::mem::replace(&mut *waiting, pending);
             waiting.extend(later);
@@ -495,11 +508,11 @@ impl TailSampling {
                     }
                     Replayed::OutboxTraces(batch) => {
                         spans += batch.item_count();
-                        self.send_traces(batch, false).await;
+                        self.send(batch, false).await;
                     }
                     Replayed::OutboxLogs(batch) => {
                         logs += batch.item_count();
-                        self.send_logs(batch, false).await;
+                        self.send(batch, false).await;
                     }
                 }
             }
@@ -592,7 +605,7 @@ impl TailSampling {
         }
         while !self.drain_outbox().await {
             if Instant::now() + Duration::from_millis(100) >= deadline {
-                let left = self.outbox.lock().len();
+                let left = self.outbox_len();
                 if let Some(d) = &self.durable {
                     // Undelivered, and undecided as far as the log knows: replayed next start.
                     d.wal.close().await;
@@ -651,36 +664,23 @@ fn decisions(out: &Output, cutoff: u64) -> Vec<Decision> {
 }
 
 /// One pipeline's handle on the shared core.
-struct Side(Arc<TailSampling>);
+struct Side<T>(Arc<TailSampling>, PhantomData<fn() -> T>);
 
 #[async_trait]
-impl Consumer<Traces> for Side {
-    async fn consume(&self, data: Traces) -> Result<(), ConsumeError> {
+impl<T: WindowSignal> Consumer<T> for Side<T> {
+    async fn consume(&self, data: T) -> Result<(), ConsumeError> {
         self.0.check_outbox()?;
         if let Some(d) = &self.0.durable {
-            return self.0.consume_durable(d, data, Window::ingest_spans).await;
+            return self.0.consume_durable(d, data, T::ingest).await;
         }
-        let out = self.0.window.ingest_spans(data, (self.0.clock)());
+        let out = T::ingest(&self.0.window, data, (self.0.clock)());
         self.0.emit(out).await;
         Ok(())
     }
 }
 
 #[async_trait]
-impl Consumer<Logs> for Side {
-    async fn consume(&self, data: Logs) -> Result<(), ConsumeError> {
-        self.0.check_outbox()?;
-        if let Some(d) = &self.0.durable {
-            return self.0.consume_durable(d, data, Window::ingest_logs).await;
-        }
-        let out = self.0.window.ingest_logs(data, (self.0.clock)());
-        self.0.emit(out).await;
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Component for Side {
+impl<T: WindowSignal> Component for Side<T> {
     async fn start(&self) -> anyhow::Result<()> {
         self.0.start().await;
         Ok(())

@@ -664,11 +664,11 @@ async fn one_instance_serves_both_pipelines_and_a_refusing_next_stage_loses_noth
         Arc::new(TailSampling::new(&ctx, config(POLICIES), Arc::new(move || *c.0.lock())).unwrap());
     let span_sink = Arc::new(Sink::<Traces>::default());
     let log_sink = Arc::new(Sink::<Logs>::default());
-    assert!(core.traces_next.set(span_sink.clone()).is_ok());
-    assert!(core.logs_next.set(log_sink.clone()).is_ok());
+    assert!(core.traces.next.set(span_sink.clone()).is_ok());
+    assert!(core.logs.next.set(log_sink.clone()).is_ok());
     core.users.store(2, std::sync::atomic::Ordering::SeqCst);
-    let traces_side = Side(core.clone());
-    let logs_side = Side(core.clone());
+    let traces_side = Side::<Traces>(core.clone(), PhantomData);
+    let logs_side = Side::<Logs>(core.clone(), PhantomData);
 
     Consumer::<Traces>::consume(&traces_side, traces(vec![span(30, 1, 0, 10, ERR)]))
         .await

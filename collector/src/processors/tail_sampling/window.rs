@@ -21,6 +21,7 @@ use prost::Message;
 
 use super::config::{LogsWithoutTrace, TailSamplingConfig};
 use super::enrich::Summary;
+pub use super::metrics::DecideReason;
 use super::metrics::WindowMetrics;
 use super::policy::{Policies, PolicyConfig, Verdict};
 use super::trace::{
@@ -38,36 +39,6 @@ use weft_proto::wire::{self, Fields, Value as WireValue};
 const SHARDS: usize = 64;
 
 type TraceKey = [u8; 16];
-
-/// Why a trace was decided when it was; a metric label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DecideReason {
-    /// `decision_wait` after its first item.
-    Wait,
-    /// `decision_wait_after_root_received` after its root span.
-    Root,
-    /// The window held `num_traces` traces; this was the oldest.
-    NumTraces,
-    /// The window held `max_bytes`; this was the oldest.
-    MaxBytes,
-    /// The trace alone exceeded `maximum_trace_size_bytes`.
-    TraceSize,
-    /// Weft is shutting down.
-    Shutdown,
-}
-
-impl DecideReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DecideReason::Wait => "decision_wait",
-            DecideReason::Root => "root_received",
-            DecideReason::NumTraces => "num_traces",
-            DecideReason::MaxBytes => "max_bytes",
-            DecideReason::TraceSize => "trace_size",
-            DecideReason::Shutdown => "shutdown",
-        }
-    }
-}
 
 /// What a window operation releases: items to send downstream now.
 #[derive(Debug, Default)]
