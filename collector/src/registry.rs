@@ -23,9 +23,11 @@ impl Registry {
         Self {
             receivers: vec![receivers::otlp::factory(), receivers::kafka::factory()],
             processors: vec![
+                processors::attributes::factory(),
                 processors::batch::factory(),
                 processors::filter::factory(),
                 processors::memory_limiter::factory(),
+                processors::resource::factory(),
                 processors::tail_sampling::factory(),
                 processors::transform::factory(),
             ],
@@ -39,7 +41,9 @@ impl Registry {
                 exporters::loadbalancing::factory_load_balancing(),
                 exporters::kafka::factory(),
             ],
-            connectors: vec![connectors::forward::factory()],
+            connectors: vec![
+                connectors::forward::factory(),
+            ],
             extensions: vec![
                 extensions::bearertokenauth::factory(),
                 extensions::file_storage::factory(),

@@ -64,6 +64,13 @@ pub trait OttlSignal: Signal {
 
     /// Each item as read-only data, in order.
     fn item_data(&self) -> Vec<ItemData<'_, Self>>;
+
+    /// Runs `f` on the attributes of each resource (a resource without any gets an empty
+    /// list to add to).
+    fn resource_attributes_mut(&mut self, f: &mut dyn FnMut(&mut Vec<KeyValue>));
+
+    /// Runs `f` on the attributes of each item.
+    fn item_attributes_mut(&mut self, f: &mut dyn FnMut(&mut Vec<KeyValue>));
 }
 
 macro_rules! ottl_signal {
@@ -228,6 +235,25 @@ macro_rules! ottl_signal {
                     }
                 }
                 out
+            }
+
+            fn resource_attributes_mut(&mut self, f: &mut dyn FnMut(&mut Vec<KeyValue>)) {
+                for r in &mut self.$resources {
+                    f(&mut r
+                        .resource
+                        .get_or_insert_with(weft_proto::resource::v1::Resource::default)
+                        .attributes);
+                }
+            }
+
+            fn item_attributes_mut(&mut self, f: &mut dyn FnMut(&mut Vec<KeyValue>)) {
+                for r in &mut self.$resources {
+                    for s in &mut r.$scopes {
+                        for item in &mut s.$items {
+                            f(&mut item.attributes);
+                        }
+                    }
+                }
             }
 
             fn split(self, n: usize, route: &mut dyn FnMut(usize) -> Vec<usize>) -> Vec<Self> {

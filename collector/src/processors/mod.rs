@@ -1,7 +1,9 @@
 //! Processors: what happens to data between receivers and exporters.
+pub mod attributes;
 pub mod batch;
 pub mod filter;
 pub mod memory_limiter;
+pub mod resource;
 pub mod tail_sampling;
 pub mod transform;
 
