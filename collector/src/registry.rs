@@ -28,6 +28,7 @@ impl Registry {
                 processors::filter::factory(),
                 processors::memory_limiter::factory(),
                 processors::resource::factory(),
+                processors::schema::factory(),
                 processors::tail_sampling::factory(),
                 processors::transform::factory(),
             ],

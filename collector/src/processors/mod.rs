@@ -4,6 +4,7 @@ pub mod batch;
 pub mod filter;
 pub mod memory_limiter;
 pub mod resource;
+pub mod schema;
 pub mod tail_sampling;
 pub mod transform;
 
