@@ -27,6 +27,7 @@ impl Registry {
                 processors::batch::factory(),
                 processors::filter::factory(),
                 processors::memory_limiter::factory(),
+                processors::redaction::factory(),
                 processors::resource::factory(),
                 processors::schema::factory(),
                 processors::tail_sampling::factory(),

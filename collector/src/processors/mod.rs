@@ -3,6 +3,7 @@ pub mod attributes;
 pub mod batch;
 pub mod filter;
 pub mod memory_limiter;
+pub mod redaction;
 pub mod resource;
 pub mod schema;
 pub mod tail_sampling;
