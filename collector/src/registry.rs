@@ -45,6 +45,7 @@ impl Registry {
             ],
             connectors: vec![
                 connectors::forward::factory(),
+                connectors::routing::factory(),
             ],
             extensions: vec![
                 extensions::bearertokenauth::factory(),

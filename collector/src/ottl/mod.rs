@@ -203,6 +203,30 @@ impl<C: Context> Condition<C> {
     }
 }
 
+impl<C: Context> Condition<C> {
+    /// A routing statement, as the Collector's routing connector writes its `statement`
+    /// key: `route() where <condition>`, read as its condition (`route()` alone always
+    /// holds). Any other editor, or arguments to `route`, is an error at its column.
+    pub fn from_route_statement(src: &str) -> Result<Self, Error> {
+        let parsed = parse_statement(src)?;
+        if parsed.editor.name != "route" {
+            return Err(ParseError::new(
+                parsed.editor.pos,
+                format!(
+                    "a routing statement is `route() where <condition>`, not {:?}",
+                    parsed.editor.name
+                ),
+            )
+            .locate(src));
+        }
+        if let Some(arg) = parsed.editor.args.first() {
+            return Err(ParseError::new(arg.pos, "route() takes no arguments").locate(src));
+        }
+        let condition = parsed.condition.unwrap_or(ast::BoolExpr::Literal(true));
+        Condition::compile(&condition).map_err(|e| e.locate(src))
+    }
+}
+
 impl<C: Writable> Statement<C> {
     /// Parses and compiles a statement for context `C`.
     pub fn new(src: &str) -> Result<Self, Error> {
