@@ -224,7 +224,7 @@ impl<C: Writable> Compiled<C> {
                     }
                     Ok(false) => {}
                     Err(e) if mode == ErrorMode::Propagate => return Err(e),
-                    Err(e) => errors.note(e),
+                    Err(e) => errors.note(e, mode),
                 }
             }
             if !any {
@@ -236,7 +236,7 @@ impl<C: Writable> Compiled<C> {
                 if mode == ErrorMode::Propagate {
                     return Err(e);
                 }
-                errors.note(e);
+                errors.note(e, mode);
             }
         }
         Ok(())
@@ -318,13 +318,16 @@ impl<S: OttlSignal> Program<S> {
 #[derive(Default)]
 struct Errors {
     count: u64,
+    /// The first error of a group whose mode is `ignore` (`silent` ones are not logged).
     first: Option<EvalError>,
 }
 
 impl Errors {
-    fn note(&mut self, e: EvalError) {
+    fn note(&mut self, e: EvalError, mode: ErrorMode) {
         self.count += 1;
-        self.first.get_or_insert(e);
+        if mode == ErrorMode::Ignore {
+            self.first.get_or_insert(e);
+        }
     }
 }
 
@@ -348,19 +351,13 @@ fn build<S: OttlSignal>(
         _ => &cfg.trace_statements,
     };
     let program = Program::<S>::new(groups, cfg.error_mode)?;
-    Ok(Arc::new(Transform::new(
-        &ctx,
-        program,
-        cfg.error_mode,
-        next,
-    )))
+    Ok(Arc::new(Transform::new(&ctx, program, next)))
 }
 
 /// The processor for one signal.
 pub struct Transform<S: OttlSignal> {
     id: String,
     program: Program<S>,
-    error_mode: ErrorMode,
     errors: Counter,
     refused: Counter,
     next: Arc<dyn Consumer<Batch<S>>>,
@@ -371,7 +368,6 @@ impl<S: OttlSignal> Transform<S> {
     fn new(
         ctx: &BuildContext,
         program: Program<S>,
-        error_mode: ErrorMode,
         next: Arc<dyn Consumer<Batch<S>>>,
     ) -> Self {
         let id = ctx.id_str();
@@ -390,7 +386,6 @@ impl<S: OttlSignal> Transform<S> {
             ),
             id,
             program,
-            error_mode,
             next,
             _signal: PhantomData,
         }
@@ -407,15 +402,15 @@ impl<S: OttlSignal> Consumer<Batch<S>> for Transform<S> {
         let outcome = self.program.run(data.request_mut(), &mut errors);
         if errors.count > 0 {
             self.errors.inc_by(errors.count);
-            if self.error_mode != ErrorMode::Silent {
-                if let Some(first) = &errors.first {
-                    tracing::warn!(
-                        component = %self.id,
-                        error = %first,
-                        count = errors.count,
-                        "transform statements failed on this batch and were skipped (error_mode: ignore)"
-                    );
-                }
+            // Logged when a group in `ignore` mode failed; `silent` groups stay quiet
+            // whatever the processor's own mode.
+            if let Some(first) = &errors.first {
+                tracing::warn!(
+                    component = %self.id,
+                    error = %first,
+                    count = errors.count,
+                    "transform statements failed on this batch and were skipped (error_mode: ignore)"
+                );
             }
         }
         if let Err(e) = outcome {
