@@ -31,8 +31,10 @@
 //! Masking writes `****`, or with `hash_function` (`md5`, `sha1`, `sha3` = SHA3-256,
 //! `hmac-sha256`, `hmac-sha512` keyed by `hmac_key`) the hex digest of what it replaces. Weft's
 //! `blocked_values` entries may also be `{pattern, replacement, luhn}`: `replacement` is
-//! written instead (`$1`, `${name}` expand the pattern's groups), and with `luhn: true` only
-//! matches whose digits pass the Luhn check are masked (bank cards, not order numbers).
+//! written instead (`$1`, `$name` expand the pattern's groups; in a configuration file
+//! `${name}` must be written `$${name}`, as `${…}` is an environment reference), and with
+//! `luhn: true` only matches whose digits pass the Luhn check are masked (bank cards, not
+//! order numbers).
 //!
 //! Values checked: strings; with `redact_all_types`, numbers and booleans too (by their text;
 //! a masked one becomes a string). Lists and maps nested in attributes are walked and their

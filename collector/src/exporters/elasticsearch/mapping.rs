@@ -151,6 +151,7 @@ pub struct Mapper {
 impl Mapper {
     /// A mapper with the default `flat` fields (zap's level words, `duration_ms` from the
     /// tail sampler's `weft.trace_duration_ms`).
+    #[cfg(test)]
     pub fn new(mode: MappingMode) -> Self {
         Self::from_settings(&MappingSettings {
             mode,

@@ -24,7 +24,7 @@ blocked_values:
   - {pattern: '(?-u:\b)(1[3-9]\d)\d{4}(\d{4})(?-u:\b)', replacement: '$1****$2'}
   - {pattern: '(?-u:\b)\d(?:[ -]?\d){11,18}(?-u:\b)', luhn: true}
   - {pattern: '[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+\.[A-Za-z0-9.-]+)', replacement: '****@$1'}
-  - {pattern: '(?i)(bearer\s+)[A-Za-z0-9._~+/-]+=*', replacement: '${1}****'}
+  - {pattern: '(?i)(bearer\s+)[A-Za-z0-9._~+/-]+=*', replacement: '$1****'}
 "#;
 
 fn any(v: serde_json::Value) -> AnyValue {
