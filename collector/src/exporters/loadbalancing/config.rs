@@ -1,6 +1,7 @@
 //! The `loadbalancing` exporter's configuration: the Collector contrib
 //! `loadbalancingexporter`'s keys.
 
+use super::k8s::K8sTarget;
 use serde::Deserialize;
 use weft_config::{ComponentConfig, ConfigPath, DataHolding, Diagnostics, Duration as CfgDuration};
 
@@ -109,6 +110,7 @@ pub struct K8sResolver {
 pub enum Resolver {
     Static(StaticResolver),
     Dns(DnsResolver),
+    K8s(K8sTarget),
 }
 
 impl Resolver {
@@ -117,6 +119,7 @@ impl Resolver {
         match self {
             Resolver::Static(_) => "static",
             Resolver::Dns(_) => "dns",
+            Resolver::K8s(_) => "k8s",
         }
     }
 }
@@ -140,9 +143,9 @@ impl Config {
         match (&r.static_, &r.dns, &r.k8s) {
             (Some(s), None, None) => Ok(Resolver::Static(s.clone())),
             (None, Some(d), None) => Ok(Resolver::Dns(d.clone())),
-            (None, None, Some(_)) => Err(
-                "the k8s resolver is not available in this Weft yet; use dns with the gateways' headless Service name (deploy/kubernetes/)".into(),
-            ),
+            (None, None, Some(k)) => Ok(Resolver::K8s(
+                K8sTarget::new(k).map_err(|e| format!("k8s::{e}"))?,
+            )),
             (None, None, None) => Err("required: one of static, dns (or k8s)".into()),
             _ => Err("only one of static, dns, k8s may be set".into()),
         }
@@ -240,6 +243,15 @@ impl ComponentConfig for Config {
                             format!("\"{ns}\" is not an ip:port, e.g. \"10.0.0.10:53\""),
                         );
                     }
+                }
+            }
+            Ok(Resolver::K8s(_)) => {
+                let timeout = self.resolver.k8s.as_ref().and_then(|k| k.timeout);
+                if timeout.is_some_and(|t| t.is_zero()) {
+                    diags.error(
+                        &resolver_path.key("k8s").key("timeout"),
+                        "must be greater than 0",
+                    );
                 }
             }
         }

@@ -20,6 +20,7 @@
 
 mod balancer;
 mod config;
+mod k8s;
 mod resolver;
 pub mod ring;
 pub mod route;

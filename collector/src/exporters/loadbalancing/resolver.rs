@@ -75,7 +75,7 @@ impl Resolution {
         };
         let dns = match &resolver {
             Resolver::Dns(d) => Some(dns_client(d)?),
-            Resolver::Static(_) => None,
+            Resolver::Static(_) | Resolver::K8s(_) => None,
         };
         Ok(Self {
             exporter,
@@ -88,12 +88,19 @@ impl Resolution {
         })
     }
 
-    /// Resolves once and applies the result.
+    /// Resolves once and applies the result. The k8s resolver has no "once": its watch
+    /// ([`Resolution::run`]) delivers the first list as soon as the API server answers.
     pub async fn resolve_once(&self) {
         let resolved = match &self.resolver {
             Resolver::Static(s) => Ok(s.hostnames.clone()),
             Resolver::Dns(d) => self.resolve_dns(d).await,
+            Resolver::K8s(_) => return,
         };
+        self.outcome(resolved);
+    }
+
+    /// Applies a resolution's outcome: a new list, or a failure that keeps the last one.
+    fn outcome(&self, resolved: Result<Vec<String>, String>) {
         let endpoints = match resolved {
             Ok(list) if list.is_empty() => Err("no address returned".to_string()),
             other => other,
@@ -169,6 +176,18 @@ impl Resolution {
         let interval = match &self.resolver {
             Resolver::Static(_) => return,
             Resolver::Dns(d) => d.interval.get(),
+            Resolver::K8s(target) => {
+                let this = self.clone();
+                let watch = super::k8s::watch(target.clone(), move |update| match update {
+                    super::k8s::Update::Backends(list) => this.outcome(Ok(list)),
+                    super::k8s::Update::Failed(e) => this.outcome(Err(e)),
+                });
+                tokio::select! {
+                    _ = watch => {}
+                    _ = stop.cancelled() => {}
+                }
+                return;
+            }
         };
         loop {
             tokio::select! {

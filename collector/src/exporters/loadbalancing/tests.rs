@@ -438,9 +438,12 @@ resolver:
         text.contains("resolver::dns::nameserver: \"nowhere\" is not an ip:port"),
         "{text}"
     );
-    let errors = diagnostics("resolver: { k8s: { service: gw.ns } }");
+    assert!(diagnostics("resolver: { k8s: { service: gw.ns, ports: [4317] } }").is_empty());
+    let errors = diagnostics("resolver: { k8s: { service: gw.ns.svc } }");
     assert!(
-        errors.join("\n").contains("k8s resolver is not available"),
+        errors
+            .join("\n")
+            .contains("resolver: k8s::service: \"gw.ns.svc\" lacks the cluster domain"),
         "{errors:?}"
     );
     let errors = diagnostics("resolver: { static: { hostnames: [a] } }\nprotocl: {}");
