@@ -38,10 +38,18 @@ fn http() -> reqwest::Client {
 async fn search(s: &Services, index: &str, query: &str) -> Vec<Json> {
     let url = format!("{}/{index}/_search", s.opensearch_url);
     let body = json!({"query": {"query_string": {"query": query}}, "size": 1000});
-    let resp = http().post(&url).json(&body).send().await.expect("opensearch answers");
+    let resp = http()
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .expect("opensearch answers");
     let status = resp.status();
     let body: Json = resp.json().await.expect("opensearch answers JSON");
-    assert!(status.is_success(), "search {query} on {index}: {status} {body}");
+    assert!(
+        status.is_success(),
+        "search {query} on {index}: {status} {body}"
+    );
     body["hits"]["hits"]
         .as_array()
         .cloned()
@@ -55,7 +63,11 @@ async fn search(s: &Services, index: &str, query: &str) -> Vec<Json> {
 async fn all_docs(s: &Services, pattern: &str) -> Vec<Json> {
     let url = format!("{}/{pattern}/_refresh", s.opensearch_url);
     let resp = http().post(&url).send().await.expect("opensearch answers");
-    assert!(resp.status().is_success(), "refresh {pattern}: {}", resp.status());
+    assert!(
+        resp.status().is_success(),
+        "refresh {pattern}: {}",
+        resp.status()
+    );
     search(s, pattern, "*").await
 }
 
@@ -67,9 +79,10 @@ async fn jaeger_has(s: &Services, trace_id: &str) -> bool {
         return false;
     }
     let body: Json = resp.json().await.unwrap_or_default();
-    body["data"]
-        .as_array()
-        .is_some_and(|d| d.iter().any(|t| t["spans"].as_array().is_some_and(|s| !s.is_empty())))
+    body["data"].as_array().is_some_and(|d| {
+        d.iter()
+            .any(|t| t["spans"].as_array().is_some_and(|s| !s.is_empty()))
+    })
 }
 
 /// The `biz_line` id of a document: in its parsed body, or (a plain-text line) its message.
@@ -235,7 +248,11 @@ fn the_seeds_log_pipeline_end_to_end_on_real_opensearch() {
         // Each valid line of a kept trace (or of no trace) in its domain's index; every
         // invalid line in the dead-letter index; nothing else anywhere.
         let expect = |pred: &dyn Fn(&Line) -> bool| -> BTreeSet<String> {
-            lines.iter().filter(|l| pred(l)).map(|l| l.id.clone()).collect()
+            lines
+                .iter()
+                .filter(|l| pred(l))
+                .map(|l| l.id.clone())
+                .collect()
         };
         let shown = |l: &Line| l.valid && (l.trace_id.is_empty() || kept(&l.scenario));
         assert_eq!(
@@ -249,11 +266,17 @@ fn the_seeds_log_pipeline_end_to_end_on_real_opensearch() {
             "middleware index"
         );
         assert!(infrastructure.is_empty(), "{infrastructure:#?}");
-        assert_eq!(ids(&dead, &plain_ids), expect(&|l| !l.valid), "dead-letter index");
+        assert_eq!(
+            ids(&dead, &plain_ids),
+            expect(&|l| !l.valid),
+            "dead-letter index"
+        );
 
         // The dead letters say why, without quoting the data.
         for d in &dead {
-            let errors = d["weft.schema.errors"].as_array().unwrap_or_else(|| panic!("{d}"));
+            let errors = d["weft.schema.errors"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{d}"));
             let first = errors[0].as_str().unwrap();
             if d["body"].is_object() {
                 assert!(first.starts_with("/level: enum: "), "{d}");
@@ -264,8 +287,10 @@ fn the_seeds_log_pipeline_end_to_end_on_real_opensearch() {
 
         // The seed's query 1: all logs of one request. Exactly the valid lines of each
         // kept trace; nothing of a dropped one.
-        let by_trace: BTreeMap<&str, Vec<&Line>> =
-            lines.iter().filter(|l| !l.trace_id.is_empty()).fold(BTreeMap::new(), |mut m, l| {
+        let by_trace: BTreeMap<&str, Vec<&Line>> = lines
+            .iter()
+            .filter(|l| !l.trace_id.is_empty())
+            .fold(BTreeMap::new(), |mut m, l| {
                 m.entry(l.trace_id.as_str()).or_default().push(l);
                 m
             });
@@ -274,19 +299,35 @@ fn the_seeds_log_pipeline_end_to_end_on_real_opensearch() {
             let docs = search(&s, &domains, &format!("trace_id:\"{trace_id}\"")).await;
             let scenario = &trace_lines[0].scenario;
             let expected: BTreeSet<String> = if kept(scenario) {
-                trace_lines.iter().filter(|l| l.valid).map(|l| l.id.clone()).collect()
+                trace_lines
+                    .iter()
+                    .filter(|l| l.valid)
+                    .map(|l| l.id.clone())
+                    .collect()
             } else {
                 BTreeSet::new()
             };
-            assert_eq!(ids(&docs, &plain_ids), expected, "trace_id:\"{trace_id}\" ({scenario})");
+            assert_eq!(
+                ids(&docs, &plain_ids),
+                expected,
+                "trace_id:\"{trace_id}\" ({scenario})"
+            );
             for d in &docs {
                 assert_eq!(d["weft.sampled"], json!(true), "{d}");
-                let policy = if scenario.starts_with("err") { "errors" } else { "slow" };
+                let policy = if scenario.starts_with("err") {
+                    "errors"
+                } else {
+                    "slow"
+                };
                 assert_eq!(d["weft.policy"], json!(policy), "{d}");
                 assert_eq!(d["span_id"].as_str().map(str::len), Some(16), "{d}");
             }
             // Kept traces are in Jaeger, dropped ones are not.
-            assert_eq!(jaeger_has(&s, trace_id).await, kept(scenario), "{trace_id} in Jaeger");
+            assert_eq!(
+                jaeger_has(&s, trace_id).await,
+                kept(scenario),
+                "{trace_id} in Jaeger"
+            );
         }
 
         // The seed's query 3, as written: error-level logs of slow requests.
@@ -305,21 +346,39 @@ fn the_seeds_log_pipeline_end_to_end_on_real_opensearch() {
         for d in business.iter().chain(&middleware).chain(&dead) {
             let text = d.to_string();
             assert!(!phone.is_match(&text), "an unmasked phone number in {text}");
-            for secret in ["11010519491231002X", "4111 1111 1111 1111", "li.lei@", "eyJhbGci"] {
+            for secret in [
+                "11010519491231002X",
+                "4111 1111 1111 1111",
+                "li.lei@",
+                "eyJhbGci",
+            ] {
                 assert!(!text.contains(secret), "{secret} unmasked in {text}");
             }
             assert!(text.contains("****"), "masked values show as such: {text}");
             if let Some(body) = d["body"].as_object() {
-                assert!(!body.contains_key("user_id"), "user_id is outside biz_: {text}");
+                assert!(
+                    !body.contains_key("user_id"),
+                    "user_id is outside biz_: {text}"
+                );
             }
-            assert!(d.get("resource.host.ip").is_none(), "host.ip is not allowed: {text}");
+            assert!(
+                d.get("resource.host.ip").is_none(),
+                "host.ip is not allowed: {text}"
+            );
         }
         let sample = business
             .iter()
-            .find(|d| d["body"]["biz_line"].as_str().is_some_and(|id| id.ends_with("err-fast-info")))
+            .find(|d| {
+                d["body"]["biz_line"]
+                    .as_str()
+                    .is_some_and(|id| id.ends_with("err-fast-info"))
+            })
             .expect("the err-fast info line");
         assert_eq!(sample["body"]["biz_phone"], json!("138****5678"));
-        assert_eq!(sample["body"]["context"]["biz_id_card"], json!("110105********002X"));
+        assert_eq!(
+            sample["body"]["context"]["biz_id_card"],
+            json!("110105********002X")
+        );
         assert_eq!(sample["level"], json!("info"));
         assert_eq!(sample["severity_number"], json!(9));
     });
@@ -329,8 +388,11 @@ fn the_seeds_log_pipeline_end_to_end_on_real_opensearch() {
 fn weft_validate_reports_malformed_statements_schemas_and_regexes_with_their_path() {
     let dir = tempfile::tempdir().unwrap();
     let schema = dir.path().join("broken.schema.json");
-    std::fs::write(&schema, r#"{"type": "object", "properties": {"level": {"enum": "info"}}}"#)
-        .unwrap();
+    std::fs::write(
+        &schema,
+        r#"{"type": "object", "properties": {"level": {"enum": "info"}}}"#,
+    )
+    .unwrap();
     let config = format!(
         r#"
 receivers:
@@ -372,6 +434,9 @@ service:
         "warning: service::pipelines::logs::processors[1]: processor \"schema\": action: route",
     ];
     for e in expect {
-        assert!(out.lines().any(|l| l.starts_with(e)), "missing {e:?} in\n{out}");
+        assert!(
+            out.lines().any(|l| l.starts_with(e)),
+            "missing {e:?} in\n{out}"
+        );
     }
 }

@@ -365,11 +365,7 @@ pub struct Transform<S: OttlSignal> {
 }
 
 impl<S: OttlSignal> Transform<S> {
-    fn new(
-        ctx: &BuildContext,
-        program: Program<S>,
-        next: Arc<dyn Consumer<Batch<S>>>,
-    ) -> Self {
+    fn new(ctx: &BuildContext, program: Program<S>, next: Arc<dyn Consumer<Batch<S>>>) -> Self {
         let id = ctx.id_str();
         let t = &ctx.telemetry;
         let data_type = S::KIND.to_string();
@@ -527,6 +523,78 @@ log_statements:
             ),
             1
         );
+    }
+
+    /// The issue's bad inputs, each the first record of a batch followed by a good one, in
+    /// each error mode: `ignore` and `silent` count the error and pass both records on
+    /// (the bad one unchanged), `propagate` refuses the batch as a whole, counted as refused.
+    /// None panics and none loses a record without a count.
+    #[tokio::test]
+    async fn bad_input_follows_the_error_mode_is_counted_and_never_lost() {
+        let not_json = "not json {".to_string();
+        let ten_mb = format!("{{\"event\":\"{}\"", "x".repeat(10 * 1024 * 1024));
+        let deep = format!("{}1{}", "{\"a\":".repeat(1000), "}".repeat(1000));
+        let parse = "set(body, ParseJSON(body))";
+        let cases: [(&str, &str, &str); 5] = [
+            (&not_json, parse, "ParseJSON: the target is not JSON"),
+            (&ten_mb, parse, "ParseJSON: the target is not JSON"),
+            (&deep, parse, "recursion limit"),
+            (
+                "1",
+                r#"set(attributes["x"], Int(body) / 0) where body == "1""#,
+                "divide by 0",
+            ),
+            (
+                "1",
+                r#"set(attributes["x"], attributes["missing"]["key"] * 2) where body == "1""#,
+                "arithmetic needs ints or doubles",
+            ),
+        ];
+        for (body, statement, reason) in cases {
+            let yaml = |mode: &str| {
+                format!(
+                    "error_mode: {mode}\nlog_statements:\n  - '{}'\n  - 'set(attributes[\"after\"], 1)'\n",
+                    statement.replace('\'', "''")
+                )
+            };
+            for mode in ["ignore", "silent"] {
+                let t = Telemetry::new();
+                let (p, sink) = processor(&yaml(mode), &t);
+                p.consume(logs("s", &[body, "{}"])).await.unwrap();
+                let got = records(&sink.batches.lock());
+                assert_eq!(got.len(), 2, "{statement} ({mode}): both records go on");
+                assert_eq!(
+                    attr(&got[0], "x"),
+                    "<absent>",
+                    "{statement}: nothing written"
+                );
+                assert_eq!(attr(&got[0], "after"), "1", "{statement}: the next one ran");
+                assert_eq!(
+                    t.counter_value(
+                        "weft_processor_transform_errors",
+                        &[("processor", "transform"), ("data_type", "logs")]
+                    ),
+                    1,
+                    "{statement} ({mode}): the error is counted"
+                );
+            }
+            let t = Telemetry::new();
+            let (p, sink) = processor(&yaml("propagate"), &t);
+            let err = p.consume(logs("s", &[body, "{}"])).await.unwrap_err();
+            assert!(
+                matches!(&err, ConsumeError::Permanent(m) if m.contains(reason)),
+                "{statement}: {err:?}"
+            );
+            assert!(sink.batches.lock().is_empty());
+            assert_eq!(
+                t.counter_value(
+                    "otelcol_processor_refused_log_records",
+                    &[("processor", "transform")]
+                ),
+                2,
+                "{statement}: the refused batch is counted"
+            );
+        }
     }
 
     #[tokio::test]
