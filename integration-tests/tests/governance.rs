@@ -34,10 +34,48 @@ fn http() -> reqwest::Client {
         .expect("client")
 }
 
-/// Every document a Lucene query (as the seed writes them for Kibana) finds in `index`.
-async fn search(s: &Services, index: &str, query: &str) -> Vec<Json> {
+/// The seed's queries are KQL (Kibana's query language: `level: "error" AND duration_ms >
+/// 500`), which Kibana turns into a bool query before it reaches Elasticsearch; this does the
+/// same for the forms the seed uses: `field: "phrase"`, `field: *`, `field > n` (and `>=`,
+/// `<`, `<=`), joined by `AND`. Anything else fails the test rather than match loosely.
+fn kql(query: &str) -> Json {
+    let clauses: Vec<Json> = query
+        .split(" AND ")
+        .map(|clause| {
+            let clause = clause.trim();
+            for op in [">=", "<=", ">", "<"] {
+                if let Some((field, n)) = clause.split_once(op) {
+                    let n: f64 = n.trim().parse().unwrap_or_else(|_| panic!("KQL {clause}"));
+                    let op = match op {
+                        ">=" => "gte",
+                        "<=" => "lte",
+                        ">" => "gt",
+                        _ => "lt",
+                    };
+                    return json!({"range": {field.trim(): {op: n}}});
+                }
+            }
+            let (field, value) = clause
+                .split_once(':')
+                .unwrap_or_else(|| panic!("KQL {clause}"));
+            let value = value.trim();
+            if value == "*" {
+                return json!({"exists": {"field": field.trim()}});
+            }
+            let phrase = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or_else(|| panic!("KQL {clause}"));
+            json!({"match_phrase": {field.trim(): phrase}})
+        })
+        .collect();
+    json!({"bool": {"filter": clauses}})
+}
+
+/// Every document (at most 1 000) a query finds in `index`.
+async fn search_dsl(s: &Services, index: &str, query: Json) -> Vec<Json> {
     let url = format!("{}/{index}/_search", s.opensearch_url);
-    let body = json!({"query": {"query_string": {"query": query}}, "size": 1000});
+    let body = json!({"query": query, "size": 1000});
     let resp = http()
         .post(&url)
         .json(&body)
@@ -59,6 +97,11 @@ async fn search(s: &Services, index: &str, query: &str) -> Vec<Json> {
         .collect()
 }
 
+/// Every document a KQL query, as the seed writes them for Kibana, finds in `index`.
+async fn search(s: &Services, index: &str, query: &str) -> Vec<Json> {
+    search_dsl(s, index, kql(query)).await
+}
+
 /// Every document of the indices `pattern` matches (none: empty), after a refresh.
 async fn all_docs(s: &Services, pattern: &str) -> Vec<Json> {
     let url = format!("{}/{pattern}/_refresh", s.opensearch_url);
@@ -68,7 +111,7 @@ async fn all_docs(s: &Services, pattern: &str) -> Vec<Json> {
         "refresh {pattern}: {}",
         resp.status()
     );
-    search(s, pattern, "*").await
+    search_dsl(s, pattern, json!({"match_all": {}})).await
 }
 
 /// Whether Jaeger holds spans of a trace.
@@ -296,7 +339,7 @@ fn the_seeds_log_pipeline_end_to_end_on_real_opensearch() {
             });
         assert_eq!(by_trace.len(), 8);
         for (trace_id, trace_lines) in &by_trace {
-            let docs = search(&s, &domains, &format!("trace_id:\"{trace_id}\"")).await;
+            let docs = search(&s, &domains, &format!("trace_id: \"{trace_id}\"")).await;
             let scenario = &trace_lines[0].scenario;
             let expected: BTreeSet<String> = if kept(scenario) {
                 trace_lines
@@ -312,6 +355,10 @@ fn the_seeds_log_pipeline_end_to_end_on_real_opensearch() {
                 expected,
                 "trace_id:\"{trace_id}\" ({scenario})"
             );
+            // The seed's query 2: the same lines, each with the span it was written in.
+            let with_span = format!("span_id: * AND trace_id: \"{trace_id}\"");
+            let spanned = search(&s, &domains, &with_span).await;
+            assert_eq!(ids(&spanned, &plain_ids), expected, "{with_span}");
             for d in &docs {
                 assert_eq!(d["weft.sampled"], json!(true), "{d}");
                 let policy = if scenario.starts_with("err") {
@@ -331,13 +378,13 @@ fn the_seeds_log_pipeline_end_to_end_on_real_opensearch() {
         }
 
         // The seed's query 3, as written: error-level logs of slow requests.
-        let docs = search(&s, &domains, "level:\"error\" AND duration_ms > 500").await;
+        let docs = search(&s, &domains, "level: \"error\" AND duration_ms > 500").await;
         assert_eq!(
             ids(&docs, &plain_ids),
             expect(&|l| l.valid && l.level == "error" && slow(&l.scenario)),
-            "level:\"error\" AND duration_ms > 500"
+            "level: \"error\" AND duration_ms > 500"
         );
-        let errors = search(&s, &domains, "level:\"error\"").await;
+        let errors = search(&s, &domains, "level: \"error\"").await;
         assert_eq!(errors.len(), 6, "every kept error line, slow or not");
 
         // No personal data anywhere: phones, the ID card, the card, the e-mail, the token,
@@ -425,8 +472,8 @@ service:
     let (code, out) = weft_validate(&config, &[]).unwrap();
     assert_eq!(code, 1, "{out}");
     let expect = [
-        "error: processors::transform::log_statements[0]::statements[0]: column 27:",
-        "error: processors::transform::log_statements[0]::statements[1]: column 27: unsupported OTTL function \"Frobnicate\"",
+        "error: processors::transform::log_statements[0]::statements[0]: column 26: expected \",\" or \")\"",
+        "error: processors::transform::log_statements[0]::statements[1]: column 22: unsupported OTTL function \"Frobnicate\"",
         "error: processors::schema::schema_file: not a valid JSON Schema: at /properties/level/enum:",
         "error: processors::redaction::blocked_values[0]: invalid regular expression:",
         "error: processors::redaction::blocked_values[1]::replacement: refers to group \"2\"",
