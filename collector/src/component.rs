@@ -10,7 +10,8 @@
 //! typed code — `Arc<dyn Consumer<Traces>>` and the like — lives in the closures a factory
 //! makes when it is registered, where the signal is a type parameter, so the service never
 //! names a signal or a component type. It asks the factory what a configured component is
-//! ([`FactoryInfo::extension_references`], [`FactoryInfo::holds_data`]) instead.
+//! ([`FactoryInfo::extension_references`], [`FactoryInfo::holds_data`],
+//! [`FactoryInfo::pipeline_references`], [`FactoryInfo::expects_connector_after`]) instead.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -22,7 +23,7 @@ use async_trait::async_trait;
 use serde_yaml::Value;
 use weft_config::{
     decode_component, ComponentConfig, ComponentId, ConfigPath, DataHolding, Diagnostics,
-    ExtensionReference, Kind, PipelineId, SignalKind,
+    ExtensionReference, Kind, PipelineId, PipelineReference, SignalKind,
 };
 
 use crate::health::Health;
@@ -234,6 +235,8 @@ struct ConfigVTable {
     decode: fn(&Value, &ConfigPath, &mut Diagnostics) -> Option<AnyConfig>,
     extension_references: fn(&AnyConfig, &ConfigPath) -> Vec<ExtensionReference>,
     holds_data: fn(&AnyConfig) -> DataHolding,
+    pipeline_references: fn(&AnyConfig, &ConfigPath) -> Option<Vec<PipelineReference>>,
+    expects_connector_after: fn(&AnyConfig) -> Option<String>,
 }
 
 impl ConfigVTable {
@@ -245,6 +248,8 @@ impl ConfigVTable {
             },
             extension_references: |cfg, path| typed::<C>(cfg).extension_references(path),
             holds_data: |cfg| typed::<C>(cfg).holds_data(),
+            pipeline_references: |cfg, path| typed::<C>(cfg).pipeline_references(path),
+            expects_connector_after: |cfg| typed::<C>(cfg).expects_connector_after(),
         }
     }
 }
@@ -287,6 +292,22 @@ impl FactoryInfo {
     /// Whether the configured component can lose acknowledged data in a crash.
     pub fn holds_data(&self, cfg: &AnyConfig) -> DataHolding {
         (self.config.holds_data)(cfg)
+    }
+
+    /// The pipelines a decoded connector config sends to (see
+    /// [`ComponentConfig::pipeline_references`]); `None` when it feeds every pipeline that
+    /// lists it.
+    pub fn pipeline_references(
+        &self,
+        cfg: &AnyConfig,
+        path: &ConfigPath,
+    ) -> Option<Vec<PipelineReference>> {
+        (self.config.pipeline_references)(cfg, path)
+    }
+
+    /// Why the configured processor's output is meant for a connector, if it is.
+    pub fn expects_connector_after(&self, cfg: &AnyConfig) -> Option<String> {
+        (self.config.expects_connector_after)(cfg)
     }
 
     /// Panics when a build function is registered for another config type than the one

@@ -27,9 +27,15 @@ impl Registry {
                 receivers::filelog::factory(),
             ],
             processors: vec![
+                processors::attributes::factory(),
                 processors::batch::factory(),
+                processors::filter::factory(),
                 processors::memory_limiter::factory(),
+                processors::redaction::factory(),
+                processors::resource::factory(),
+                processors::schema::factory(),
                 processors::tail_sampling::factory(),
+                processors::transform::factory(),
             ],
             exporters: vec![
                 exporters::otlp::factory(),
@@ -46,6 +52,7 @@ impl Registry {
                 connectors::forward::factory(),
                 connectors::spanmetrics::factory(),
                 connectors::samplingmetrics::factory(),
+                connectors::routing::factory(),
             ],
             extensions: vec![
                 extensions::bearertokenauth::factory(),

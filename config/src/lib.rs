@@ -35,8 +35,10 @@ pub use types::{ByteSize, Duration, Endpoint};
 ///
 /// It also describes what the configured component will be, for checks that span
 /// components (the service asks these instead of matching type names): which extensions it
-/// uses ([`ComponentConfig::extension_references`]) and whether data it acknowledged can sit
-/// in memory ([`ComponentConfig::holds_data`]).
+/// uses ([`ComponentConfig::extension_references`]), whether data it acknowledged can sit
+/// in memory ([`ComponentConfig::holds_data`]), which pipelines a connector sends to
+/// ([`ComponentConfig::pipeline_references`]) and whether a processor's output is meant for a
+/// connector ([`ComponentConfig::expects_connector_after`]).
 pub trait ComponentConfig: DeserializeOwned + Default + Debug + Send + Sync + 'static {
     /// Pushes every problem found; `path` is the component's own section.
     fn validate(&self, path: &ConfigPath, diags: &mut Diagnostics) {
@@ -55,6 +57,36 @@ pub trait ComponentConfig: DeserializeOwned + Default + Debug + Send + Sync + 's
     fn holds_data(&self) -> DataHolding {
         DataHolding::Nothing
     }
+
+    /// For a connector that chooses where data goes (`routing`): every pipeline id its
+    /// configuration names, each with the path of the key that names it. The service checks
+    /// that each exists, lists the connector under its `receivers`, and has a signal the
+    /// connector can feed; and warns about pipelines that receive from the connector but are
+    /// never named (they would get nothing). `None` (the default) means the connector feeds
+    /// every pipeline that lists it (`forward`).
+    fn pipeline_references(&self, path: &ConfigPath) -> Option<Vec<PipelineReference>> {
+        let _ = path;
+        None
+    }
+
+    /// For a processor whose output is meant to be split by a connector after it (`schema`
+    /// with `action: route` tags invalid records for a `routing` connector): why, said in a
+    /// warning when a pipeline lists the processor but exports to no connector.
+    fn expects_connector_after(&self) -> Option<String> {
+        None
+    }
+}
+
+/// A pipeline id named inside a connector's section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PipelineReference {
+    /// The key that names it, e.g. `connectors::routing::table[1]::pipelines[0]`.
+    pub path: ConfigPath,
+    /// As written; one that is not a pipeline id is reported by the service.
+    pub id: String,
+    /// The signals the naming key can send (a route in the `log` context feeds logs only);
+    /// `None`: whatever the connector connects.
+    pub signals: Option<Vec<SignalKind>>,
 }
 
 /// An extension id named inside a component's section.

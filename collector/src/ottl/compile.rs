@@ -11,7 +11,8 @@ use regex::Regex;
 use super::ast::{self, CompareOp, MathOp};
 use super::functions::{self, Args, Function, FunctionKind, Implementation, ParamType};
 use super::value::{arithmetic, compare, List, Map, Value};
-use super::{Context, EvalError, ParseError};
+use super::write::{map_at, set_at, Place};
+use super::{Context, EvalError, ParseError, Writable};
 
 /// A condition compiled for context `C`.
 pub struct Condition<C: Context> {
@@ -37,6 +38,12 @@ impl<C: Context> Condition<C> {
     /// documentation); the caller decides what it means ([`super::ErrorMode`]).
     pub fn eval<'a>(&'a self, data: &C::Data<'a>) -> Result<bool, EvalError> {
         self.expr.eval(data)
+    }
+
+    /// As [`Condition::eval`], for data of any lifetime (a closure's argument).
+    pub fn matches(&self, data: &C::Data<'_>) -> Result<bool, EvalError> {
+        let short = C::reborrow(data);
+        self.eval(&short)
     }
 
     /// Every path the condition reads, in the order written.
@@ -80,6 +87,7 @@ struct Call<C: Context> {
 enum Bound<C: Context> {
     Expr(Expr<C>),
     Regex(Regex),
+    Function(&'static Function),
     Absent,
 }
 
@@ -280,6 +288,22 @@ fn compile_call<C: Context>(call: &ast::Call, kind: FunctionKind) -> Result<Call
                 ),
             )
         };
+        if param.ty == ParamType::Function {
+            let name = match &arg.value {
+                ast::ArgValue::FunctionName(name) => name,
+                ast::ArgValue::Value(ast::Value::Enum { name, .. }) => name,
+                _ => return Err(wrong("the name of a converter, such as SHA256")),
+            };
+            let converter = functions::lookup(name)
+                .filter(|f| f.kind() == FunctionKind::Converter && f.params.len() == 1)
+                .ok_or_else(|| {
+                    wrong(&format!(
+                        "the name of a converter taking one string, such as SHA256, not {name}"
+                    ))
+                })?;
+            args.push(Bound::Function(converter));
+            continue;
+        }
         let value = match &arg.value {
             ast::ArgValue::Value(v) => v,
             ast::ArgValue::FunctionName(name) => {
@@ -299,7 +323,7 @@ fn compile_call<C: Context>(call: &ast::Call, kind: FunctionKind) -> Result<Call
             _ => None,
         };
         let compiled = match param.ty {
-            ParamType::Regex => {
+            ParamType::Regex | ParamType::NamedRegex => {
                 let ast::Value::String(pattern) = value else {
                     return Err(wrong("a string literal (a regular expression)"));
                 };
@@ -314,8 +338,32 @@ fn compile_call<C: Context>(call: &ast::Call, kind: FunctionKind) -> Result<Call
                         "a valid regular expression: {pattern:?} is not ({why})"
                     ))
                 })?;
+                if param.ty == ParamType::NamedRegex && regex.capture_names().flatten().count() == 0
+                {
+                    return Err(wrong(&format!(
+                        "a regular expression with at least one named group such as (?P<name>\\w+): {pattern:?} has none"
+                    )));
+                }
                 Bound::Regex(regex)
             }
+            ParamType::Choice(words) => match value {
+                ast::Value::String(w) if words.contains(&w.as_str()) => {
+                    Bound::Expr(compile_value(value)?)
+                }
+                _ => return Err(wrong(&format!("one of {}", words.join(", ")))),
+            },
+            ParamType::TimeFormat => match value {
+                ast::Value::String(f) => {
+                    super::time::check_format(f)
+                        .map_err(|e| wrong(&format!("a time format: {e}")))?;
+                    Bound::Expr(compile_value(value)?)
+                }
+                _ => match literal_type {
+                    None => Bound::Expr(compile_value(value)?),
+                    Some(other) => return Err(wrong(&format!("a string, not {other}"))),
+                },
+            },
+            ParamType::Function => unreachable!("handled above"),
             ParamType::String => match literal_type {
                 Some("a string") | None => Bound::Expr(compile_value(value)?),
                 Some(other) => return Err(wrong(&format!("a string, not {other}"))),
@@ -492,13 +540,11 @@ impl<C: Context> Call<C> {
             values.push(match arg {
                 Bound::Expr(e) => functions::Arg::Value(e.eval(data)?),
                 Bound::Regex(r) => functions::Arg::Regex(r),
+                Bound::Function(f) => functions::Arg::Function(f),
                 Bound::Absent => functions::Arg::Absent,
             });
         }
-        let result = run(Args {
-            function: self.function.name,
-            values,
-        })?;
+        let result = run(Args::new(self.function.name, values))?;
         apply_keys(result, &self.keys, data)
     }
 
@@ -512,9 +558,8 @@ impl<C: Context> Call<C> {
     }
 }
 
-/// A statement compiled for context `C`: its editor's arguments and its condition checked.
-/// Executing statements arrives with the processors that run them (`transform`); until
-/// then a statement is checked, so a configuration can be validated.
+/// A statement compiled for context `C`: its editor's arguments and its condition checked,
+/// and its target a path the context can write.
 pub struct Statement<C: Context> {
     editor: Call<C>,
     condition: Option<Bool<C>>,
@@ -530,14 +575,30 @@ impl<C: Context> fmt::Debug for Statement<C> {
     }
 }
 
-impl<C: Context> Statement<C> {
+impl<C: Writable> Statement<C> {
     pub(super) fn compile(statement: &ast::Statement) -> Result<Self, ParseError> {
+        let editor = compile_call(&statement.editor, FunctionKind::Editor)?;
+        if let (Some(Bound::Expr(Expr::Path { path, .. })), Some(arg)) =
+            (editor.args.first(), statement.editor.args.first())
+        {
+            C::check_writable(path).map_err(|why| {
+                ParseError::new(
+                    arg.pos,
+                    format!(
+                        "{}: the target cannot be written: {why}",
+                        editor.function.name
+                    ),
+                )
+            })?;
+        }
         Ok(Self {
-            editor: compile_call(&statement.editor, FunctionKind::Editor)?,
+            editor,
             condition: statement.condition.as_ref().map(compile_bool).transpose()?,
         })
     }
+}
 
+impl<C: Context> Statement<C> {
     /// The editor's name.
     pub fn editor(&self) -> &'static str {
         self.editor.function.name
@@ -546,5 +607,87 @@ impl<C: Context> Statement<C> {
     /// Whether the statement applies to `data`: its `where` condition (true without one).
     pub fn applies<'a>(&'a self, data: &C::Data<'a>) -> Result<bool, EvalError> {
         self.condition.as_ref().map_or(Ok(true), |c| c.eval(data))
+    }
+
+    /// Every path the statement reads or writes.
+    pub fn paths(&self) -> Vec<&C::Path> {
+        let mut out = Vec::new();
+        self.editor.paths(&mut out);
+        if let Some(c) = &self.condition {
+            c.paths(&mut out);
+        }
+        out
+    }
+}
+
+impl<C: Writable> Statement<C> {
+    /// Runs the statement on one item: checks its condition, evaluates every argument (so
+    /// the editor never reads what it changes), then lets the editor change `target`.
+    /// `Ok(false)` when the condition did not hold. An `Err` leaves the item as it was
+    /// before this statement, except what a map editor changed before failing (none of
+    /// Weft's editors fails half-way).
+    pub fn execute(&self, target: &mut C::Target<'_>) -> Result<bool, EvalError> {
+        let Some(Bound::Expr(Expr::Path { path, keys })) = self.editor.args.first() else {
+            return Err(EvalError::new(format!(
+                "{}: the target is not a path",
+                self.editor.function.name
+            )));
+        };
+        let reads_target = matches!(
+            self.editor.function.implementation,
+            Implementation::Set {
+                reads_target: true,
+                ..
+            }
+        );
+        let (args, keys) = {
+            let data = C::view(target);
+            if let Some(condition) = &self.condition {
+                if !condition.eval(&data)? {
+                    return Ok(false);
+                }
+            }
+            let mut args = Vec::with_capacity(self.editor.args.len());
+            for (index, bound) in self.editor.args.iter().enumerate() {
+                args.push(match bound {
+                    Bound::Expr(_) if index == 0 && !reads_target => functions::Arg::Absent,
+                    Bound::Expr(e) => functions::Arg::Value(e.eval(&data)?.into_owned()),
+                    Bound::Regex(r) => functions::Arg::Regex(r),
+                    Bound::Function(f) => functions::Arg::Function(f),
+                    Bound::Absent => functions::Arg::Absent,
+                });
+            }
+            let mut evaluated = Vec::with_capacity(keys.len());
+            for key in keys {
+                evaluated.push(match key {
+                    Key::Literal(v) => v.reborrow().into_owned(),
+                    Key::Expr(e) => e.eval(&data)?.into_owned(),
+                });
+            }
+            (args, evaluated)
+        };
+        let args = Args::new(self.editor.function.name, args);
+        match self.editor.function.implementation {
+            Implementation::Set { run, .. } => {
+                let Some(value) = run(args)? else {
+                    return Ok(true);
+                };
+                match C::place(target, path)? {
+                    Place::Field => C::set_field(target, path, &value)?,
+                    place => set_at(place, &keys, &value)?,
+                }
+            }
+            Implementation::Map(run) => {
+                let place = C::place(target, path)?;
+                run(map_at(place, &keys)?, args)?;
+            }
+            Implementation::Converter(_) => {
+                return Err(EvalError::new(format!(
+                    "{} is a converter, not an editor",
+                    self.editor.function.name
+                )))
+            }
+        }
+        Ok(true)
     }
 }

@@ -23,6 +23,9 @@ pub enum Value<'a> {
     Bytes(Cow<'a, [u8]>),
     Map(Map<'a>),
     List(List<'a>),
+    /// A point in time, in nanoseconds since the Unix epoch (UTC): what the `time` paths
+    /// and the `Time` converter give, and `UnixMilli` reads.
+    Time(i64),
 }
 
 /// A map: attributes (or a kvlist) as they sit in the telemetry, or one built by evaluation.
@@ -75,6 +78,81 @@ impl<'a> Value<'a> {
             Value::List(List::Owned(items)) => {
                 Value::List(List::Owned(items.iter().map(Value::reborrow).collect()))
             }
+            Value::Time(t) => Value::Time(*t),
+        }
+    }
+
+    /// This value with nothing borrowed from the telemetry, so an editor can change the
+    /// telemetry it was read from.
+    pub fn into_owned(self) -> Value<'static> {
+        match self {
+            Value::Nil => Value::Nil,
+            Value::Bool(b) => Value::Bool(b),
+            Value::Int(i) => Value::Int(i),
+            Value::Float(f) => Value::Float(f),
+            Value::Time(t) => Value::Time(t),
+            Value::Str(s) => Value::Str(Cow::Owned(s.into_owned())),
+            Value::Bytes(b) => Value::Bytes(Cow::Owned(b.into_owned())),
+            Value::Map(m) => {
+                let mut entries = Vec::with_capacity(m.len());
+                m.for_each(|k, v| entries.push((k.to_string(), v.into_owned())));
+                Value::Map(Map::Owned(entries))
+            }
+            Value::List(l) => Value::List(List::Owned(
+                (0..l.len())
+                    .map(|i| l.get(i).unwrap_or(Value::Nil).into_owned())
+                    .collect(),
+            )),
+        }
+    }
+
+    /// The value as an OTLP `AnyValue`, for an editor to store. Nil is the empty value; a
+    /// time has no `AnyValue` form (the Collector refuses it too): convert it first with
+    /// `UnixMilli` or `String`.
+    pub fn to_any(&self) -> Result<AnyValue, EvalError> {
+        use weft_proto::common::v1::{ArrayValue, KeyValueList};
+        let value = match self {
+            Value::Nil => None,
+            Value::Bool(b) => Some(any_value::Value::BoolValue(*b)),
+            Value::Int(i) => Some(any_value::Value::IntValue(*i)),
+            Value::Float(f) => Some(any_value::Value::DoubleValue(*f)),
+            Value::Str(s) => Some(any_value::Value::StringValue(s.to_string())),
+            Value::Bytes(b) => Some(any_value::Value::BytesValue(b.to_vec())),
+            Value::Map(m) => Some(any_value::Value::KvlistValue(KeyValueList {
+                values: m.to_key_values()?,
+            })),
+            Value::List(l) => {
+                let mut values = Vec::with_capacity(l.len());
+                for i in 0..l.len() {
+                    values.push(l.get(i).unwrap_or(Value::Nil).to_any()?);
+                }
+                Some(any_value::Value::ArrayValue(ArrayValue { values }))
+            }
+            Value::Time(_) => return Err(EvalError::new(
+                "a time cannot be stored as a value: convert it with UnixMilli(...) or String(...)",
+            )),
+        };
+        Ok(AnyValue { value })
+    }
+
+    /// A parsed JSON document as an OTTL value, as the Collector's `ParseJSON` converts it:
+    /// every number is a double, `null` is nil, objects are maps (keys in document order).
+    pub fn from_json(json: serde_json::Value) -> Value<'static> {
+        use serde_json::Value as J;
+        match json {
+            J::Null => Value::Nil,
+            J::Bool(b) => Value::Bool(b),
+            J::Number(n) => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+            J::String(s) => Value::Str(Cow::Owned(s)),
+            J::Array(items) => Value::List(List::Owned(
+                items.into_iter().map(Value::from_json).collect(),
+            )),
+            J::Object(object) => Value::Map(Map::Owned(
+                object
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::from_json(v)))
+                    .collect(),
+            )),
         }
     }
 
@@ -89,6 +167,7 @@ impl<'a> Value<'a> {
             Value::Bytes(_) => "bytes",
             Value::Map(_) => "map",
             Value::List(_) => "list",
+            Value::Time(_) => "time",
         }
     }
 
@@ -132,6 +211,7 @@ impl<'a> Value<'a> {
             Value::Float(f) => Cow::Owned(format_float(f)),
             Value::Bytes(b) => Cow::Owned(hex::encode(b)),
             v @ (Value::Map(_) | Value::List(_)) => Cow::Owned(v.to_json()?.to_string()),
+            Value::Time(t) => Cow::Owned(format_time(t)),
         }))
     }
 
@@ -169,7 +249,8 @@ impl<'a> Value<'a> {
         }
     }
 
-    fn to_json(&self) -> Result<serde_json::Value, EvalError> {
+    /// The value as JSON (maps with sorted keys, bytes as hex, times as RFC 3339).
+    pub fn to_json(&self) -> Result<serde_json::Value, EvalError> {
         use serde_json::Value as J;
         Ok(match self {
             Value::Nil => J::Null,
@@ -179,6 +260,7 @@ impl<'a> Value<'a> {
                 .map(J::Number)
                 .ok_or_else(|| EvalError::new(format!("json: unsupported value: {f}")))?,
             Value::Str(s) => J::String(s.to_string()),
+            Value::Time(t) => J::String(format_time(*t)),
             // The Collector writes base64 here; Weft writes hex, as it shows bytes elsewhere.
             Value::Bytes(b) => J::String(hex::encode(b)),
             Value::Map(m) => {
@@ -233,7 +315,24 @@ impl<'a> Map<'a> {
         self.len() == 0
     }
 
-    fn for_each(&self, mut f: impl FnMut(&str, Value<'a>)) {
+    /// The entries as OTLP key/values (an editor storing the map).
+    pub fn to_key_values(&self) -> Result<Vec<KeyValue>, EvalError> {
+        match self {
+            Map::Attributes(attrs) => Ok(attrs.to_vec()),
+            Map::Owned(entries) => entries
+                .iter()
+                .map(|(k, v)| {
+                    Ok(KeyValue {
+                        key: k.clone(),
+                        value: Some(v.to_any()?),
+                        ..Default::default()
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&str, Value<'a>)) {
         match self {
             Map::Attributes(attrs) => {
                 for kv in *attrs {
@@ -291,6 +390,13 @@ pub fn format_float(f: f64) -> String {
     }
 }
 
+/// A time as RFC 3339 in UTC with nanoseconds (Go prints `2006-01-02 15:04:05 +0000 UTC`;
+/// Weft writes what Elasticsearch and humans parse).
+pub fn format_time(nanos: i64) -> String {
+    let at = chrono::DateTime::<chrono::Utc>::from_timestamp_nanos(nanos);
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 /// `a op b` by OTTL's comparison rules: nil equals only nil; ints and doubles compare as
 /// numbers; strings and bytes compare bytewise; booleans order false before true; maps and
 /// lists only compare for (deep) equality; anything else is unequal, and every ordering
@@ -318,6 +424,7 @@ pub fn compare(a: &Value<'_>, b: &Value<'_>, op: CompareOp) -> bool {
         (V::Float(x), V::Float(y)) => ordered(x.partial_cmp(y)),
         (V::Str(x), V::Str(y)) => ordered(Some(x.as_bytes().cmp(y.as_bytes()))),
         (V::Bytes(x), V::Bytes(y)) => ordered(Some(x.as_ref().cmp(y.as_ref()))),
+        (V::Time(x), V::Time(y)) => ordered(Some(x.cmp(y))),
         (V::Map(_), V::Map(_)) | (V::List(_), V::List(_)) => match op {
             CompareOp::Eq => deep_equal(a, b),
             CompareOp::Ne => !deep_equal(a, b),
@@ -338,6 +445,7 @@ fn deep_equal(a: &Value<'_>, b: &Value<'_>) -> bool {
         (V::Float(x), V::Float(y)) => x == y,
         (V::Str(x), V::Str(y)) => x == y,
         (V::Bytes(x), V::Bytes(y)) => x == y,
+        (V::Time(x), V::Time(y)) => x == y,
         (V::List(x), V::List(y)) => {
             x.len() == y.len()
                 && (0..x.len()).all(|i| match (x.get(i), y.get(i)) {

@@ -67,6 +67,8 @@ pub fn load_config(text: &str, env: &dyn EnvLookup, registry: &Registry) -> Load
     check_pipeline_signals(&loaded.doc, registry, &mut diagnostics);
     check_extension_references(&loaded, registry, &mut diagnostics);
     check_durable_pipelines(&loaded, registry, &mut diagnostics);
+    check_pipeline_references(&loaded, registry, &mut diagnostics);
+    check_connectors_expected(&loaded, registry, &mut diagnostics);
     LoadedConfig {
         diagnostics,
         ..loaded
@@ -253,6 +255,123 @@ fn check_durable_pipelines(loaded: &LoadedConfig, registry: &Registry, diags: &m
                 diags.warning(
                     &path.key("exporters").index(i),
                     format!("exporter \"{id}\" queues in memory: kept data the durable \"{window}\" released is lost on a crash once queued there; {remedy}"),
+                );
+            }
+        }
+    }
+}
+
+/// A connector that chooses where data goes names its target pipelines in its own section
+/// ([`ComponentConfig::pipeline_references`](weft_config::ComponentConfig)): each must be a
+/// pipeline that exists, lists the connector under its `receivers`, and has a signal the
+/// connector can feed from the pipelines exporting to it (and the naming key allows). A
+/// pipeline that receives from such a connector but is never named gets nothing: warned.
+fn check_pipeline_references(loaded: &LoadedConfig, registry: &Registry, diags: &mut Diagnostics) {
+    let doc = &loaded.doc;
+    for section in doc.sections(Kind::Connector) {
+        let id = &section.id;
+        let (Some(factory), Ok(cfg)) = (
+            registry.connector(&id.type_name),
+            loaded.config(Kind::Connector, id),
+        ) else {
+            continue;
+        };
+        let Some(references) = factory.info.pipeline_references(cfg, &section.path) else {
+            continue;
+        };
+        let inputs: Vec<SignalKind> = signals_listing(doc, PipelineList::Exporters, id);
+        let mut named: Vec<PipelineId> = Vec::new();
+        for reference in &references {
+            let pid = match reference.id.parse::<PipelineId>() {
+                Ok(pid) => pid,
+                Err(e) => {
+                    diags.error(&reference.path, e);
+                    continue;
+                }
+            };
+            named.push(pid.clone());
+            let Some((_, pipeline)) = doc.pipelines.iter().find(|(p, _)| *p == pid) else {
+                diags.error(
+                    &reference.path,
+                    format!("references pipeline \"{pid}\" which is not defined under service::pipelines"),
+                );
+                continue;
+            };
+            if !pipeline.receivers.contains(id) {
+                diags.error(
+                    &reference.path,
+                    format!("pipeline \"{pid}\" does not list connector \"{id}\" under its receivers: add it there, or it cannot receive what this route sends"),
+                );
+                continue;
+            }
+            if let Some(allowed) = &reference.signals {
+                if !allowed.contains(&pid.signal) {
+                    let words: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
+                    diags.error(
+                        &reference.path,
+                        format!(
+                            "pipeline \"{pid}\" is a {} pipeline, but this key sends only {} data",
+                            pid.signal,
+                            words.join(" or ")
+                        ),
+                    );
+                    continue;
+                }
+            }
+            // With no exporting pipeline the layout checks already said the connector is
+            // unused; otherwise some input must connect to this pipeline's signal.
+            if !inputs.is_empty()
+                && !inputs
+                    .iter()
+                    .any(|from| factory.connects(*from, pid.signal))
+            {
+                let words: Vec<String> = inputs.iter().map(|s| s.to_string()).collect();
+                diags.error(
+                    &reference.path,
+                    format!(
+                        "pipeline \"{pid}\" is a {} pipeline, but connector \"{id}\" takes only {} data here and cannot feed it",
+                        pid.signal,
+                        words.join(" and ")
+                    ),
+                );
+            }
+        }
+        for (pid, pipeline) in doc.pipelines_listing(PipelineList::Receivers, id) {
+            if !named.contains(pid) {
+                let i = pipeline.receivers.iter().position(|r| r == id).unwrap_or(0);
+                diags.warning(
+                    &pipelines_path().key(pid.to_string()).key("receivers").index(i),
+                    format!("pipeline \"{pid}\" receives from connector \"{id}\", but no route of it names this pipeline: it will get nothing"),
+                );
+            }
+        }
+    }
+}
+
+/// A processor whose output is meant for a connector after it
+/// ([`ComponentConfig::expects_connector_after`](weft_config::ComponentConfig)), in a
+/// pipeline that exports to no connector: warned, not refused (the pipeline still works, the
+/// split it was meant for does not happen).
+fn check_connectors_expected(loaded: &LoadedConfig, registry: &Registry, diags: &mut Diagnostics) {
+    let doc = &loaded.doc;
+    for (pid, pipeline) in &doc.pipelines {
+        if pipeline.exporters.iter().any(|id| doc.is_connector(id)) {
+            continue;
+        }
+        for (i, id) in pipeline.processors.iter().enumerate() {
+            let (Some(info), Ok(cfg)) = (
+                registry.info(Kind::Processor, &id.type_name),
+                loaded.config(Kind::Processor, id),
+            ) else {
+                continue;
+            };
+            if let Some(why) = info.expects_connector_after(cfg) {
+                diags.warning(
+                    &pipelines_path()
+                        .key(pid.to_string())
+                        .key("processors")
+                        .index(i),
+                    format!("processor \"{id}\": {why}; but this pipeline exports to no connector"),
                 );
             }
         }

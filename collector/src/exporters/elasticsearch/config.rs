@@ -145,10 +145,39 @@ pub struct IndexTemplateSettings {
 }
 
 /// `mapping`: the shape of the documents.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MappingSettings {
     pub mode: MappingMode,
+    /// `flat` only: how `level` is written. `zap` (default): the words zap writes and the
+    /// seed's schema allows — `debug`, `info`, `warn`, `error`, `fatal` (and `trace`) — from
+    /// the severity number, else from the severity text (`WARNING` → `warn`, `CRITICAL` →
+    /// `fatal`). `severity_text`: the severity text lowercased, as it came (`warning`).
+    pub level: LevelWords,
+    /// `flat` only: the attribute a record's `duration_ms` field is copied from when the
+    /// record has no `duration_ms` of its own — the tail sampler's enrichment, so the seed's
+    /// `level:"error" AND duration_ms > 500` finds the logs of slow traces. `""` writes no
+    /// `duration_ms`. The attribute itself stays where it is.
+    pub duration_ms_from: String,
+}
+
+impl Default for MappingSettings {
+    fn default() -> Self {
+        Self {
+            mode: MappingMode::default(),
+            level: LevelWords::default(),
+            duration_ms_from: "weft.trace_duration_ms".to_string(),
+        }
+    }
+}
+
+/// `mapping::level`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LevelWords {
+    #[default]
+    Zap,
+    SeverityText,
 }
 
 /// `mapping::mode`. (The Collector's own modes `none`, `raw`, `otel`, `bodymap` are not

@@ -36,7 +36,7 @@ use weft_proto::logs::v1::LogRecord;
 use weft_proto::resource::v1::Resource;
 use weft_proto::trace::v1::{span, status, Span};
 
-use super::config::MappingMode;
+use super::config::{LevelWords, MappingMode, MappingSettings};
 
 /// `@timestamp` as RFC 3339 with nanoseconds, in UTC.
 pub fn timestamp(at: DateTime<Utc>) -> String {
@@ -88,7 +88,12 @@ pub fn level(severity_text: &str, severity_number: i32) -> Option<String> {
     if !severity_text.is_empty() {
         return Some(severity_text.to_lowercase());
     }
-    let name = match severity_number {
+    severity_range(severity_number).map(str::to_string)
+}
+
+/// The name of a severity number's range (the OTLP data model's: 1–4 trace … 21–24 fatal).
+fn severity_range(severity_number: i32) -> Option<&'static str> {
+    Some(match severity_number {
         1..=4 => "trace",
         5..=8 => "debug",
         9..=12 => "info",
@@ -96,8 +101,28 @@ pub fn level(severity_text: &str, severity_number: i32) -> Option<String> {
         17..=20 => "error",
         21..=24 => "fatal",
         _ => return None,
+    })
+}
+
+/// The level as zap writes it (and the seed's schema allows): from the severity number's
+/// range when it has one, else the severity text lowercased, with the other loggers' words
+/// for the same levels mapped to zap's (`warning` → `warn`, `critical` → `fatal`).
+pub fn zap_level(severity_text: &str, severity_number: i32) -> Option<String> {
+    if let Some(name) = severity_range(severity_number) {
+        return Some(name.to_string());
+    }
+    if severity_text.is_empty() {
+        return None;
+    }
+    let text = severity_text.to_lowercase();
+    let word = match text.as_str() {
+        "warning" => "warn",
+        "err" => "error",
+        "critical" | "crit" | "emergency" | "emerg" | "alert" => "fatal",
+        "information" | "informational" | "notice" => "info",
+        _ => return Some(text),
     };
-    Some(name.to_string())
+    Some(word.to_string())
 }
 
 /// Where a record came from: its resource and scope, shared by the records of one scope.
@@ -114,16 +139,40 @@ impl Origin<'_> {
 }
 
 /// Builds documents in one mapping mode.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Mapper {
     pub mode: MappingMode,
+    /// `flat`: how `level` is written.
+    pub level: LevelWords,
+    /// `flat`: the attribute `duration_ms` is copied from (`None`: no `duration_ms`).
+    pub duration_ms_from: Option<String>,
 }
 
 impl Mapper {
+    /// A mapper with the default `flat` fields (zap's level words, `duration_ms` from the
+    /// tail sampler's `weft.trace_duration_ms`).
+    #[cfg(test)]
+    pub fn new(mode: MappingMode) -> Self {
+        Self::from_settings(&MappingSettings {
+            mode,
+            ..MappingSettings::default()
+        })
+    }
+
+    /// The mapper the `mapping` settings describe.
+    pub fn from_settings(settings: &MappingSettings) -> Self {
+        Self {
+            mode: settings.mode,
+            level: settings.level,
+            duration_ms_from: (!settings.duration_ms_from.is_empty())
+                .then(|| settings.duration_ms_from.clone()),
+        }
+    }
+
     /// The document for one log record; `at` is its [`record_time`](super::index::record_time).
     pub fn log(&self, origin: Origin<'_>, record: &LogRecord, at: DateTime<Utc>) -> Value {
         Value::Object(match self.mode {
-            MappingMode::Flat => flat_log(origin, record, at),
+            MappingMode::Flat => self.flat_log(origin, record, at),
             MappingMode::Ecs => ecs_log(origin, record, at),
         })
     }
@@ -222,6 +271,32 @@ fn insert_ids(doc: &mut Map<String, Value>, trace_id: &[u8], span_id: &[u8], key
         if let Some(hex) = id_hex(id) {
             doc.insert(key.to_string(), Value::String(hex));
         }
+    }
+}
+
+impl Mapper {
+    /// A flat log document, with the seed's `level` and `duration_ms` as configured.
+    fn flat_log(&self, origin: Origin<'_>, r: &LogRecord, at: DateTime<Utc>) -> Map<String, Value> {
+        let mut doc = flat_log(origin, r, at);
+        let level = match self.level {
+            LevelWords::Zap => zap_level(&r.severity_text, r.severity_number),
+            LevelWords::SeverityText => level(&r.severity_text, r.severity_number),
+        };
+        match level {
+            Some(l) => doc.insert("level".to_string(), Value::String(l)),
+            None => doc.remove("level"),
+        };
+        if let Some(from) = &self.duration_ms_from {
+            let own = r.attributes.iter().any(|kv| kv.key == "duration_ms");
+            let enriched = r.attributes.iter().find(|kv| kv.key == *from);
+            if let (false, Some(kv)) = (own, enriched) {
+                let value = kv.value.as_ref().map_or(Value::Null, any_value);
+                if value.is_number() {
+                    doc.insert("duration_ms".to_string(), value);
+                }
+            }
+        }
+        doc
     }
 }
 

@@ -169,7 +169,7 @@ fn signal<T: EsSignal>(
         exporter: id.clone(),
         transport: shared.transport.clone(),
         builder: DocBuilder {
-            mapper: Mapper { mode },
+            mapper: Mapper::from_settings(&cfg.mapping),
             target,
         },
         max_bytes: cfg.flush.bytes.bytes() as usize,

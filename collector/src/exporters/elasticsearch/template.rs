@@ -73,6 +73,7 @@ fn mappings(signal: &str, mode: MappingMode) -> Value {
             ("trace_id", "keyword"),
             ("span_id", "keyword"),
             ("level", "keyword"),
+            ("duration_ms", "double"),
             ("severity_text", "keyword"),
             ("severity_number", "integer"),
             ("message", "text"),

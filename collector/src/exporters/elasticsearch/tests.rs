@@ -29,7 +29,7 @@ use weft_proto::resource::v1::Resource;
 use weft_proto::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
 
 use super::bulk::{classify_item, parse_response, split_requests, Doc, ItemOutcome, ItemResult};
-use super::config::Compression;
+use super::config::{Compression, MappingSettings};
 use super::index::{record_time, IndexPattern};
 use super::mapping::{document_id, Fnv128, Origin};
 use super::*;
@@ -447,9 +447,7 @@ async fn items_still_rejected_after_max_retries_send_the_batch_again_without_dup
     // appearances (the first bulk and both item retries), accepted on the fourth.
     let docs = data.documents(
         &DocBuilder {
-            mapper: Mapper {
-                mode: MappingMode::Flat,
-            },
+            mapper: Mapper::new(MappingMode::Flat),
             target: Target::Pattern(IndexPattern::parse("weft-logs-%{+yyyy.MM.dd}").unwrap()),
         },
         chrono::Utc::now(),
@@ -521,9 +519,7 @@ fn test_sender<T: EsSignal>(cfg: &Config, t: &Telemetry) -> BulkSender<T> {
         exporter: "elasticsearch".to_string(),
         transport: Arc::new(Transport::new(cfg).unwrap()),
         builder: DocBuilder {
-            mapper: Mapper {
-                mode: cfg.mapping.mode,
-            },
+            mapper: Mapper::from_settings(&cfg.mapping),
             target: Target::Pattern(cfg.logs_pattern().unwrap()),
         },
         max_bytes: cfg.flush.bytes.bytes() as usize,
@@ -636,6 +632,7 @@ async fn data_stream_mode_creates_with_ids_installs_its_template_and_409_is_succ
                 "trace_id": {"type": "keyword"},
                 "span_id": {"type": "keyword"},
                 "level": {"type": "keyword"},
+                "duration_ms": {"type": "double"},
                 "severity_text": {"type": "keyword"},
                 "severity_number": {"type": "integer"},
                 "message": {"type": "text"},
@@ -991,10 +988,7 @@ fn the_flat_document_of_a_sample_record() {
     let (r, sc) = (resource(), scope());
     let record = sample_record();
     let at = record_time(record.time_unix_nano, 0, chrono::Utc::now());
-    let doc = Mapper {
-        mode: MappingMode::Flat,
-    }
-    .log(origin(&r, &sc), &record, at);
+    let doc = Mapper::new(MappingMode::Flat).log(origin(&r, &sc), &record, at);
     assert_eq!(
         doc,
         json!({
@@ -1029,10 +1023,7 @@ fn the_ecs_document_of_a_sample_record() {
     let (r, sc) = (resource(), scope());
     let record = sample_record();
     let at = record_time(record.time_unix_nano, 0, chrono::Utc::now());
-    let doc = Mapper {
-        mode: MappingMode::Ecs,
-    }
-    .log(origin(&r, &sc), &record, at);
+    let doc = Mapper::new(MappingMode::Ecs).log(origin(&r, &sc), &record, at);
     assert_eq!(
         doc,
         json!({
@@ -1073,15 +1064,70 @@ fn a_structured_body_is_kept_and_rendered_as_the_message() {
         }),
         ..Default::default()
     };
-    let doc = Mapper {
-        mode: MappingMode::Flat,
-    }
-    .log(origin(&r, &sc), &record, chrono::Utc::now());
+    let doc = Mapper::new(MappingMode::Flat).log(origin(&r, &sc), &record, chrono::Utc::now());
     assert_eq!(doc["body"], json!({"user": "u1", "n": 2}));
     assert_eq!(doc["message"], "{\"n\":2,\"user\":\"u1\"}");
     assert_eq!(doc["level"], "warn", "from the severity number");
     assert!(doc.get("trace_id").is_none(), "no empty ids");
     assert!(doc.get("severity_text").is_none());
+}
+
+#[test]
+fn flat_documents_carry_the_seeds_level_words_and_duration_ms() {
+    let (r, sc) = (resource(), scope());
+    let record = |text: &str, number: i32, attrs: Vec<KeyValue>| LogRecord {
+        severity_text: text.to_string(),
+        severity_number: number,
+        attributes: attrs,
+        ..Default::default()
+    };
+    let int = |k: &str, v: i64| kv(k, Any::IntValue(v));
+    let flat = Mapper::new(MappingMode::Flat);
+    let doc = |m: &Mapper, rec: &LogRecord| m.log(origin(&r, &sc), rec, chrono::Utc::now());
+    // Python's logging says WARNING (13) and CRITICAL (21); zap says warn and fatal.
+    assert_eq!(doc(&flat, &record("WARNING", 13, vec![]))["level"], "warn");
+    assert_eq!(doc(&flat, &record("CRITICAL", 0, vec![]))["level"], "fatal");
+    assert_eq!(doc(&flat, &record("warning", 0, vec![]))["level"], "warn");
+    assert_eq!(doc(&flat, &record("dpanic", 0, vec![]))["level"], "dpanic");
+    // An enriched log gets duration_ms from its trace; one with its own keeps it.
+    let enriched = doc(
+        &flat,
+        &record("ERROR", 17, vec![int("weft.trace_duration_ms", 742)]),
+    );
+    assert_eq!(enriched["duration_ms"], 742);
+    assert_eq!(enriched["weft.trace_duration_ms"], 742, "nothing renamed");
+    let own = doc(
+        &flat,
+        &record(
+            "ERROR",
+            17,
+            vec![int("weft.trace_duration_ms", 742), int("duration_ms", 12)],
+        ),
+    );
+    assert_eq!(own["duration_ms"], 12);
+    assert!(doc(&flat, &record("INFO", 9, vec![]))
+        .get("duration_ms")
+        .is_none());
+    // Configurable: the text as it came, another enrichment prefix, or no duration_ms.
+    let settings: MappingSettings = serde_yaml::from_str(
+        "{mode: flat, level: severity_text, duration_ms_from: x.trace_duration_ms}",
+    )
+    .unwrap();
+    let custom = Mapper::from_settings(&settings);
+    let d = doc(
+        &custom,
+        &record("WARNING", 13, vec![int("x.trace_duration_ms", 9)]),
+    );
+    assert_eq!(
+        (d["level"].clone(), d["duration_ms"].clone()),
+        (json!("warning"), json!(9))
+    );
+    let none = Mapper::from_settings(&serde_yaml::from_str("{duration_ms_from: ''}").unwrap());
+    let d = doc(
+        &none,
+        &record("ERROR", 17, vec![int("weft.trace_duration_ms", 742)]),
+    );
+    assert!(d.get("duration_ms").is_none());
 }
 
 #[test]

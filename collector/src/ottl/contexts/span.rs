@@ -4,13 +4,17 @@
 
 use std::borrow::Cow;
 
-use weft_proto::trace::v1::Span as SpanProto;
+use weft_proto::common::v1::KeyValue;
+use weft_proto::trace::v1::{Span as SpanProto, Status};
 
 use super::super::ast::{Key, Path, Segment};
 use super::super::value::{Map, Value};
-use super::super::{Context, EvalError};
+use super::super::write::Place;
+use super::super::{Context, EvalError, Writable};
 use super::common::{
-    check_keys, get_resource, get_scope, resource_path, scope_path, Origin, ResourcePath, ScopePath,
+    check_keys, get_resource, get_scope, resource_path, resource_place, scope_path, scope_place,
+    set_resource_field, set_scope_field, want_id, want_int, want_nanos, want_str, want_u32, Origin,
+    OriginMut, ResourcePath, ScopePath,
 };
 
 /// The span context.
@@ -22,6 +26,26 @@ pub struct Span;
 pub struct SpanData<'a> {
     pub span: &'a SpanProto,
     pub origin: Origin<'a>,
+    /// The statement group's scratch map (empty for conditions outside `transform`).
+    pub cache: &'a [KeyValue],
+}
+
+impl<'a> SpanData<'a> {
+    /// A span with its origin and no cache (conditions).
+    pub fn new(span: &'a SpanProto, origin: Origin<'a>) -> Self {
+        Self {
+            span,
+            origin,
+            cache: &[],
+        }
+    }
+}
+
+/// What one statement in the span context may change.
+pub struct SpanTarget<'a> {
+    pub span: &'a mut SpanProto,
+    pub origin: OriginMut<'a>,
+    pub cache: &'a mut Vec<KeyValue>,
 }
 
 /// A resolved path of the span context.
@@ -29,6 +53,9 @@ pub struct SpanData<'a> {
 pub enum SpanPath {
     Resource(ResourcePath),
     Scope(ScopePath),
+    Cache,
+    StartTime,
+    EndTime,
     TraceId,
     TraceIdString,
     SpanId,
@@ -68,7 +95,7 @@ pub const SPAN_ENUMS: &[(&str, i64)] = &[
 
 impl Context for Span {
     const NAME: &'static str = "span";
-    const PATHS: &'static str = "name, kind, status.code, attributes[\"k\"], trace_id, span_id, parent_span_id and their .string, trace_state, trace_state[\"k\"], kind.string, kind.deprecated_string, start_time_unix_nano, end_time_unix_nano, dropped_attributes_count, dropped_events_count, dropped_links_count, status.message, flags, resource.attributes[\"k\"], resource.dropped_attributes_count, resource.schema_url, instrumentation_scope.name, .version, .attributes[\"k\"], .dropped_attributes_count, .schema_url; each may be prefixed with span.";
+    const PATHS: &'static str = "name, kind, status.code, attributes[\"k\"], trace_id, span_id, parent_span_id and their .string, trace_state, trace_state[\"k\"], kind.string, kind.deprecated_string, start_time, end_time, start_time_unix_nano, end_time_unix_nano, cache[\"k\"], dropped_attributes_count, dropped_events_count, dropped_links_count, status.message, flags, resource.attributes[\"k\"], resource.dropped_attributes_count, resource.schema_url, instrumentation_scope.name, .version, .attributes[\"k\"], .dropped_attributes_count, .schema_url; each may be prefixed with span.";
     const ENUMS: &'static [(&'static str, i64)] = SPAN_ENUMS;
     type Path = SpanPath;
     type Data<'a> = SpanData<'a>;
@@ -79,6 +106,10 @@ impl Context for Span {
             all => all,
         };
         compile_span_path(segments)
+    }
+
+    fn reborrow<'s, 'l: 's>(data: &'s SpanData<'l>) -> SpanData<'s> {
+        *data
     }
 
     fn get<'a>(data: &SpanData<'a>, path: &SpanPath) -> Result<Value<'a>, EvalError>
@@ -132,11 +163,11 @@ pub(super) fn compile_span_path(segments: &[Segment]) -> Result<(SpanPath, usize
         ("kind", Some("deprecated_string")) => SpanPath::KindDeprecatedString,
         ("start_time_unix_nano", None) => SpanPath::StartTimeUnixNano,
         ("end_time_unix_nano", None) => SpanPath::EndTimeUnixNano,
-        ("start_time" | "end_time", None) => {
-            return Err(
-                "time values are not supported by Weft's OTTL: use start_time_unix_nano or end_time_unix_nano"
-                    .to_string(),
-            )
+        ("start_time", None) => SpanPath::StartTime,
+        ("end_time", None) => SpanPath::EndTime,
+        ("cache", None) => {
+            check_keys(segments, true)?;
+            return Ok((SpanPath::Cache, 0));
         }
         ("attributes", None) => {
             check_keys(segments, true)?;
@@ -159,6 +190,9 @@ pub(super) fn get_span<'a>(data: &SpanData<'a>, path: &SpanPath) -> Result<Value
     Ok(match path {
         SpanPath::Resource(p) => get_resource(&data.origin, p),
         SpanPath::Scope(p) => get_scope(&data.origin, p),
+        SpanPath::Cache => Value::Map(Map::Attributes(data.cache)),
+        SpanPath::StartTime => Value::Time(span.start_time_unix_nano as i64),
+        SpanPath::EndTime => Value::Time(span.end_time_unix_nano as i64),
         SpanPath::TraceId => Value::Bytes(Cow::Borrowed(&span.trace_id)),
         SpanPath::TraceIdString => Value::Str(Cow::Owned(hex::encode(&span.trace_id))),
         SpanPath::SpanId => Value::Bytes(Cow::Borrowed(&span.span_id)),
@@ -218,4 +252,119 @@ fn trace_state_member<'a>(raw: &'a str, key: &str) -> Result<Value<'a>, EvalErro
         }
     }
     Ok(found.map_or(Value::Nil, |v| Value::Str(Cow::Borrowed(v))))
+}
+
+impl Writable for Span {
+    type Target<'a> = SpanTarget<'a>;
+
+    fn view<'t>(target: &'t SpanTarget<'_>) -> SpanData<'t> {
+        SpanData {
+            span: target.span,
+            origin: target.origin.view(),
+            cache: target.cache,
+        }
+    }
+
+    fn place<'t>(target: &'t mut SpanTarget<'_>, path: &SpanPath) -> Result<Place<'t>, EvalError> {
+        Ok(match path {
+            SpanPath::Resource(p) => resource_place(target.origin.resource, p),
+            SpanPath::Scope(p) => scope_place(target.origin.scope, p),
+            SpanPath::Cache => Place::Attributes(target.cache),
+            SpanPath::Attributes => Place::Attributes(&mut target.span.attributes),
+            _ => Place::Field,
+        })
+    }
+
+    fn set_field(
+        target: &mut SpanTarget<'_>,
+        path: &SpanPath,
+        value: &Value<'_>,
+    ) -> Result<(), EvalError> {
+        let span = &mut *target.span;
+        match path {
+            SpanPath::Resource(p) => {
+                return set_resource_field(
+                    target.origin.resource,
+                    target.origin.resource_schema_url,
+                    p,
+                    value,
+                )
+            }
+            SpanPath::Scope(p) => {
+                return set_scope_field(
+                    target.origin.scope,
+                    target.origin.scope_schema_url,
+                    p,
+                    value,
+                )
+            }
+            SpanPath::TraceId => span.trace_id = want_id("trace_id", value, 16, false)?,
+            SpanPath::TraceIdString => span.trace_id = want_id("trace_id.string", value, 16, true)?,
+            SpanPath::SpanId => span.span_id = want_id("span_id", value, 8, false)?,
+            SpanPath::SpanIdString => span.span_id = want_id("span_id.string", value, 8, true)?,
+            SpanPath::ParentSpanId => {
+                span.parent_span_id = want_id("parent_span_id", value, 8, false)?
+            }
+            SpanPath::ParentSpanIdString => {
+                span.parent_span_id = want_id("parent_span_id.string", value, 8, true)?
+            }
+            SpanPath::TraceState => span.trace_state = want_str("trace_state", value)?,
+            SpanPath::Name => span.name = want_str("name", value)?,
+            SpanPath::Kind => {
+                let k = want_int("kind", value)?;
+                span.kind = i32::try_from(k)
+                    .ok()
+                    .filter(|k| (0..=5).contains(k))
+                    .ok_or_else(|| EvalError::new(format!("kind: {k} is not a span kind")))?;
+            }
+            SpanPath::StartTimeUnixNano | SpanPath::StartTime => {
+                span.start_time_unix_nano = want_nanos("start_time", value)?
+            }
+            SpanPath::EndTimeUnixNano | SpanPath::EndTime => {
+                span.end_time_unix_nano = want_nanos("end_time", value)?
+            }
+            SpanPath::DroppedAttributesCount => {
+                span.dropped_attributes_count = want_u32("dropped_attributes_count", value)?
+            }
+            SpanPath::DroppedEventsCount => {
+                span.dropped_events_count = want_u32("dropped_events_count", value)?
+            }
+            SpanPath::DroppedLinksCount => {
+                span.dropped_links_count = want_u32("dropped_links_count", value)?
+            }
+            SpanPath::StatusCode => {
+                let c = want_int("status.code", value)?;
+                let code = i32::try_from(c)
+                    .ok()
+                    .filter(|c| (0..=2).contains(c))
+                    .ok_or_else(|| EvalError::new(format!("status.code: {c} is not a status")))?;
+                span.status.get_or_insert_with(Status::default).code = code;
+            }
+            SpanPath::StatusMessage => {
+                span.status.get_or_insert_with(Status::default).message =
+                    want_str("status.message", value)?
+            }
+            SpanPath::Flags => span.flags = want_u32("flags", value)?,
+            SpanPath::Cache
+            | SpanPath::Attributes
+            | SpanPath::TraceStateKey(_)
+            | SpanPath::KindString
+            | SpanPath::KindDeprecatedString => {
+                return Err(EvalError::new("this path cannot be set as a field"))
+            }
+        }
+        Ok(())
+    }
+
+    fn check_writable(path: &SpanPath) -> Result<(), String> {
+        match path {
+            SpanPath::KindString | SpanPath::KindDeprecatedString => {
+                Err("kind.string is derived from kind: set kind instead".to_string())
+            }
+            SpanPath::TraceStateKey(_) => {
+                Err("a trace_state member cannot be set on its own: set trace_state".to_string())
+            }
+            _ => Ok(()),
+        }
+    }
 }

@@ -91,6 +91,10 @@ impl Context for SpanEvent {
         Ok((path, 0))
     }
 
+    fn reborrow<'s, 'l: 's>(data: &'s SpanEventData<'l>) -> SpanEventData<'s> {
+        *data
+    }
+
     fn get<'a>(data: &SpanEventData<'a>, path: &SpanEventPath) -> Result<Value<'a>, EvalError>
     where
         Self: 'a,

@@ -140,6 +140,8 @@ impl OttlCondition {
 fn span_path_reads(path: &SpanPath) -> Reads {
     match path {
         SpanPath::Resource(_) | SpanPath::Scope(_) => Reads::RESOURCE,
+        // A condition's cache is always empty: nothing to decode.
+        SpanPath::Cache => Reads::NOTHING,
         SpanPath::TraceId | SpanPath::TraceIdString | SpanPath::SpanId | SpanPath::SpanIdString => {
             Reads::SPAN_IDS
         }
@@ -147,7 +149,10 @@ fn span_path_reads(path: &SpanPath) -> Reads {
         SpanPath::TraceState | SpanPath::TraceStateKey(_) => Reads::SPAN_TRACE_STATE,
         SpanPath::Name => Reads::SPAN_NAME,
         SpanPath::Kind | SpanPath::KindString | SpanPath::KindDeprecatedString => Reads::SPAN_KIND,
-        SpanPath::StartTimeUnixNano | SpanPath::EndTimeUnixNano => Reads::SPAN_TIMES,
+        SpanPath::StartTimeUnixNano
+        | SpanPath::EndTimeUnixNano
+        | SpanPath::StartTime
+        | SpanPath::EndTime => Reads::SPAN_TIMES,
         SpanPath::Attributes => Reads::SPAN_ATTRIBUTES,
         SpanPath::DroppedAttributesCount
         | SpanPath::DroppedEventsCount
@@ -204,15 +209,15 @@ impl Evaluate for OttlCondition {
             trace.spans.len()
         ));
         'spans: for (span_index, entry) in trace.spans.iter().enumerate() {
-            let data = SpanData {
-                span: &entry.span,
-                origin: Origin {
+            let data = SpanData::new(
+                &entry.span,
+                Origin {
                     resource: &entry.origin.resource,
                     resource_schema_url: &entry.origin.resource_schema_url,
                     scope: &entry.origin.scope,
                     scope_schema_url: &entry.origin.scope_schema_url,
                 },
-            };
+            );
             if let Some(conditions) = &self.span {
                 let holds = conditions
                     .first_holding(&data, &mut |i, e| noted.note("span", i, e))

@@ -899,7 +899,7 @@ fn new_policy_types_report_bad_settings_with_their_paths() {
         (format!("{p}[3]::ottl_condition"), "expected at least one OTTL condition to filter on"),
         (
             format!("{p}[4]::ottl_condition::span[1]"),
-            "column 23: unsupported OTTL function \"Foo\" (supported: Concat, Double, Int, IsMap, IsMatch, IsString, Len, String)",
+            "column 23: unsupported OTTL function \"Foo\" (supported: Concat, ConvertCase, Double, ExtractPatterns, Int, IsMap, IsMatch, IsString, Len, MD5, ParseJSON, SHA1, SHA256, SHA512, SpanID, String, Time, TraceID, UnixMilli)",
         ),
         (
             format!("{p}[4]::ottl_condition::spanevent[0]"),
@@ -1366,7 +1366,7 @@ fn the_readme_ottl_error_example_is_what_weft_says() {
         - {name: c, type: ottl_condition, ottl_condition: {span: ['name == "GET" and IsRootSpan()']}}
         "#,
     );
-    let expected = "processors::tail_sampling::policies[1]::ottl_condition::span[0]: column 19: unsupported OTTL function \"IsRootSpan\" (supported: Concat, Double, Int, IsMap, IsMatch, IsString, Len, String)";
+    let expected = "processors::tail_sampling::policies[1]::ottl_condition::span[0]: column 19: unsupported OTTL function \"IsRootSpan\" (supported: Concat, ConvertCase, Double, ExtractPatterns, Int, IsMap, IsMatch, IsString, Len, MD5, ParseJSON, SHA1, SHA256, SHA512, SpanID, String, Time, TraceID, UnixMilli)";
     assert_eq!(errors(&diags), vec![expected.to_string()]);
     assert!(
         include_str!("../../../../../README.md").contains(&format!("`{expected}`")),
