@@ -241,7 +241,7 @@ impl FileQueue {
             let inner = inner.clone();
             let segment_of = segment_of.clone();
             Done::Call(Box::new(move |written| {
-                inner.written(segment_of.load(Ordering::Acquire), written, tx)
+                inner.written(&segment_of, written, tx)
             }))
         };
         let segment = inner
@@ -361,9 +361,12 @@ impl FileQueue {
 }
 
 impl Inner {
-    /// A pushed batch's write ended (on the log's writer thread).
-    fn written(&self, segment: u64, written: Written, tx: oneshot::Sender<Written>) {
+    /// A pushed batch's write ended (on the log's writer thread). `segment_of` is read under
+    /// the state lock: `push` stores it while holding that lock, so it is set by then (read
+    /// before the lock, a fast writer could see 0 and file the batch under no segment).
+    fn written(&self, segment_of: &AtomicU64, written: Written, tx: oneshot::Sender<Written>) {
         let mut st = self.state.lock();
+        let segment = segment_of.load(Ordering::Acquire);
         st.appending = st.appending.saturating_sub(1);
         let seg = st.segments.entry(segment).or_default();
         seg.appending = seg.appending.saturating_sub(1);
