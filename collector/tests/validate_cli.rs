@@ -207,9 +207,12 @@ fn every_shipped_example_config_is_valid() {
     for entry in std::fs::read_dir(&dir).expect("config/ exists") {
         let path = entry.expect("dir entry").path();
         if path.extension().is_some_and(|e| e == "yaml") {
+            // governance.yaml reads its JSON Schema from where WEFT_LOG_SCHEMA says (its
+            // README section sets it the same way): the schema file shipped beside it.
             let out = Command::new(env!("CARGO_BIN_EXE_weft"))
                 .args(["validate", "--config"])
                 .arg(&path)
+                .env("WEFT_LOG_SCHEMA", dir.join("log-record.schema.json"))
                 .output()
                 .expect("weft runs");
             assert_eq!(

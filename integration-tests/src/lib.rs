@@ -126,11 +126,24 @@ pub fn file_sink_received(out: &Path) -> (Vec<(String, String)>, Vec<String>) {
 }
 
 /// A loopback port nobody listens on right now.
+///
+/// The kernel may hand the same ephemeral port to two binds in a row once the first listener
+/// is closed, so a test asking for three ports could get one twice (seen: the OTLP receiver
+/// and the metrics endpoint on one port). Ports handed out by this process are remembered
+/// and never given again.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Waits until something accepts connections on `addr`.

@@ -299,8 +299,18 @@ fn median(mut v: Vec<f64>) -> f64 {
 // Processes, /proc and tiny HTTP
 // ---------------------------------------------------------------------------------------------
 
+/// A loopback port nobody listens on now, never one this process handed out before (the
+/// kernel may give the same ephemeral port to two binds in a row).
 fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if !given.contains(&port) {
+            given.push(port);
+            return Ok(port);
+        }
+    }
 }
 
 fn wait_port(port: u16, timeout: Duration, child: &mut Child) -> anyhow::Result<()> {

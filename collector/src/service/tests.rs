@@ -526,7 +526,7 @@ service:
     let all: Vec<String> = loaded.diagnostics.iter().map(|d| d.to_string()).collect();
     let expect = [
         "error: connectors::routing::table[0]::pipelines[1]: pipeline \"logs/not_receiving\" does not list connector \"routing\" under its receivers",
-        "error: connectors::routing::table[0]::pipelines[2]: pipeline \"metrics/x\": Weft carries traces and logs",
+        "error: connectors::routing::table[0]::pipelines[2]: references pipeline \"metrics/x\" which is not defined under service::pipelines",
         "error: connectors::routing::table[1]::pipelines[0]: pipeline \"logs/b\" is a logs pipeline, but this key sends only traces data",
         "error: connectors::routing::table[2]::pipelines[0]: pipeline \"traces/t\" is a traces pipeline, but this key sends only logs data",
         "error: connectors::routing::default_pipelines[0]: references pipeline \"logs/missing\" which is not defined under service::pipelines",
