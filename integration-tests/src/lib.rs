@@ -362,6 +362,67 @@ pub struct Services {
     pub kafka_brokers: String,
 }
 
+/// An HTTP client for the local services' APIs: no proxy, a 30 s timeout.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client")
+}
+
+impl Services {
+    /// Every document (at most 10 000) that `query`, in OpenSearch's query DSL, finds in
+    /// `index` (a name or pattern); an error answer fails the test.
+    pub async fn search_dsl(
+        &self,
+        index: &str,
+        query: serde_json::Value,
+    ) -> Vec<serde_json::Value> {
+        let url = format!("{}/{index}/_search", self.opensearch_url);
+        let body = serde_json::json!({"query": query, "size": 10000});
+        let resp = http_client()
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .expect("opensearch answers");
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.expect("opensearch answers JSON");
+        assert!(
+            status.is_success(),
+            "search {query} on {index}: {status} {body}"
+        );
+        body["hits"]["hits"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|h| h["_source"].clone())
+            .collect()
+    }
+
+    /// Every document a Lucene query string (`trace_id:"…"`) finds in `index`.
+    pub async fn search_lucene(&self, index: &str, query: &str) -> Vec<serde_json::Value> {
+        self.search_dsl(index, serde_json::json!({"query_string": {"query": query}}))
+            .await
+    }
+
+    /// Makes what was indexed into `index` (a name or pattern) searchable now.
+    pub async fn refresh(&self, index: &str) {
+        let url = format!("{}/{index}/_refresh", self.opensearch_url);
+        let resp = http_client()
+            .post(&url)
+            .send()
+            .await
+            .expect("opensearch answers");
+        assert!(
+            resp.status().is_success(),
+            "refresh {index}: {}",
+            resp.status()
+        );
+    }
+}
+
 /// Starts (once per test process, idempotently) the local Jaeger v2, OpenSearch and Kafka with the
 /// project's own script, and reads their addresses. `make test` starts them before the tests
 /// and stops them after; run alone, a test leaves them running for the next one

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value as Json};
 use weft_integration_tests::{
-    eventually, free_port, run_python_client, services, unique_name, Services, Weft,
+    eventually, free_port, http_client, run_python_client, services, unique_name, Services, Weft,
 };
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -18,18 +18,14 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
-}
-
 /// The span ids Jaeger holds for `trace_id` (empty when it does not know the trace).
 async fn jaeger_spans(s: &Services, trace_id: &str) -> BTreeSet<String> {
     let url = format!("{}/api/traces/{trace_id}", s.jaeger_query_url);
-    let resp = http().get(&url).send().await.expect("jaeger query answers");
+    let resp = http_client()
+        .get(&url)
+        .send()
+        .await
+        .expect("jaeger query answers");
     if resp.status() == reqwest::StatusCode::NOT_FOUND {
         return BTreeSet::new();
     }
@@ -41,41 +37,6 @@ async fn jaeger_spans(s: &Services, trace_id: &str) -> BTreeSet<String> {
         .flat_map(|t| t["spans"].as_array().cloned().unwrap_or_default())
         .filter_map(|s| s["spanID"].as_str().map(str::to_string))
         .collect()
-}
-
-/// Every document matching a Lucene query string, as the seed's Kibana queries are written.
-async fn search(s: &Services, index: &str, query: &str) -> Vec<Json> {
-    let url = format!("{}/{index}/_search", s.opensearch_url);
-    let body = json!({"query": {"query_string": {"query": query}}, "size": 1000});
-    let resp = http()
-        .post(&url)
-        .json(&body)
-        .send()
-        .await
-        .expect("opensearch answers");
-    let status = resp.status();
-    let body: Json = resp.json().await.expect("opensearch answers JSON");
-    assert!(
-        status.is_success(),
-        "search {query} on {index}: {status} {body}"
-    );
-    body["hits"]["hits"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|h| h["_source"].clone())
-        .collect()
-}
-
-async fn refresh(s: &Services, index: &str) {
-    let url = format!("{}/{index}/_refresh", s.opensearch_url);
-    let resp = http().post(&url).send().await.expect("opensearch answers");
-    assert!(
-        resp.status().is_success(),
-        "refresh {index}: {}",
-        resp.status()
-    );
 }
 
 fn grpc_ready(port: u16) -> Vec<SocketAddr> {
@@ -178,7 +139,7 @@ service:
 
     rt.block_on(async {
         let index = format!("{prefix}-*");
-        refresh(&s, &index).await;
+        s.refresh(&index).await;
         for t in &traces {
             let id = t["trace_id"].as_str().unwrap();
             let category = t["category"].as_str().unwrap();
@@ -189,7 +150,7 @@ service:
                 .map(|v| v.as_str().unwrap().to_string())
                 .collect();
             let in_jaeger = jaeger_spans(&s, id).await;
-            let docs = search(&s, &index, &format!("trace_id:\"{id}\"")).await;
+            let docs = s.search_lucene(&index, &format!("trace_id:\"{id}\"")).await;
             let mut bodies: Vec<String> = docs
                 .iter()
                 .map(|d| d["message"].as_str().unwrap_or_default().to_string())
@@ -238,7 +199,9 @@ service:
         }
         for body in manifest["orphan_logs"].as_array().unwrap() {
             let body = body.as_str().unwrap();
-            let docs = search(&s, &index, &format!("message:\"{body}\"")).await;
+            let docs = s
+                .search_lucene(&index, &format!("message:\"{body}\""))
+                .await;
             let exact: Vec<&Json> = docs
                 .iter()
                 .filter(|d| d["message"] == json!(body))
@@ -252,7 +215,14 @@ service:
         }
         // The installed index template maps the ids as keywords, so term queries work.
         let url = format!("{}/{index}/_mapping", s.opensearch_url);
-        let mapping: Json = http().get(&url).send().await.unwrap().json().await.unwrap();
+        let mapping: Json = http_client()
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let (_, m) = mapping
             .as_object()
             .unwrap()
@@ -332,9 +302,16 @@ fn flat_documents_in_date_pattern_indices() {
         ),
     );
     runtime().block_on(async {
-        refresh(&s, &format!("{prefix}-*")).await;
+        s.refresh(&format!("{prefix}-*")).await;
         let url = format!("{}/_cat/indices/{prefix}-*?format=json", s.opensearch_url);
-        let indices: Json = http().get(&url).send().await.unwrap().json().await.unwrap();
+        let indices: Json = http_client()
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let names: Vec<&str> = indices
             .as_array()
             .unwrap()
@@ -353,14 +330,16 @@ fn flat_documents_in_date_pattern_indices() {
                 "{name}"
             );
         }
-        let all = search(&s, &format!("{prefix}-*"), "*").await;
+        let all = s.search_lucene(&format!("{prefix}-*"), "*").await;
         assert_eq!(all.len(), manifest_logs(&m).len(), "every log indexed once");
         let traced = manifest_logs(&m)
             .into_iter()
             .find(|l| !l["trace_id"].as_str().unwrap().is_empty())
             .unwrap();
         let tid = traced["trace_id"].as_str().unwrap();
-        let docs = search(&s, &format!("{prefix}-*"), &format!("trace_id:\"{tid}\"")).await;
+        let docs = s
+            .search_lucene(&format!("{prefix}-*"), &format!("trace_id:\"{tid}\""))
+            .await;
         assert!(!docs.is_empty());
         let d = docs
             .iter()
@@ -374,7 +353,9 @@ fn flat_documents_in_date_pattern_indices() {
         );
         assert_eq!(d["service.name"], json!("checkout"));
         assert!(d["@timestamp"].is_string());
-        let biz = search(&s, &format!("{prefix}-*"), "biz_user_id:*").await;
+        let biz = s
+            .search_lucene(&format!("{prefix}-*"), "biz_user_id:*")
+            .await;
         assert!(!biz.is_empty(), "business keys are kept as they are");
     });
 }
@@ -393,21 +374,23 @@ fn ecs_documents_in_a_data_stream() {
     let stream = format!("logs-{dataset}-test");
     runtime().block_on(async {
         let url = format!("{}/_data_stream/{stream}", s.opensearch_url);
-        let resp = http().get(&url).send().await.unwrap();
+        let resp = http_client().get(&url).send().await.unwrap();
         assert!(
             resp.status().is_success(),
             "data stream {stream} exists: {}",
             resp.status()
         );
-        refresh(&s, &stream).await;
-        let all = search(&s, &stream, "*").await;
+        s.refresh(&stream).await;
+        let all = s.search_lucene(&stream, "*").await;
         assert_eq!(all.len(), manifest_logs(&m).len(), "every log indexed once");
         let traced = manifest_logs(&m)
             .into_iter()
             .find(|l| !l["trace_id"].as_str().unwrap().is_empty())
             .unwrap();
         let tid = traced["trace_id"].as_str().unwrap();
-        let docs = search(&s, &stream, &format!("trace.id:\"{tid}\"")).await;
+        let docs = s
+            .search_lucene(&stream, &format!("trace.id:\"{tid}\""))
+            .await;
         let d = docs
             .iter()
             .find(|d| d["message"] == traced["body"])

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value as Json};
 use weft_integration_tests::{
-    eventually, file_sink_config, file_sink_received, free_port, goshop, http_get, loopback,
-    metric_value, services, unique_name, Services, Weft,
+    eventually, file_sink_config, file_sink_received, free_port, goshop, http_client, http_get,
+    loopback, metric_value, services, unique_name, Services, Weft,
 };
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -29,17 +29,13 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
-}
-
 async fn jaeger_has(s: &Services, trace_id: &str) -> bool {
     let url = format!("{}/api/traces/{trace_id}", s.jaeger_query_url);
-    let resp = http().get(&url).send().await.expect("jaeger query answers");
+    let resp = http_client()
+        .get(&url)
+        .send()
+        .await
+        .expect("jaeger query answers");
     if !resp.status().is_success() {
         return false;
     }
@@ -48,41 +44,6 @@ async fn jaeger_has(s: &Services, trace_id: &str) -> bool {
         d.iter()
             .any(|t| !t["spans"].as_array().unwrap_or(&vec![]).is_empty())
     })
-}
-
-/// Every document of `index` matching a Lucene query (the seed's Kibana syntax).
-async fn search(s: &Services, index: &str, query: &str) -> Vec<Json> {
-    let url = format!("{}/{index}/_search", s.opensearch_url);
-    let body = json!({"query": {"query_string": {"query": query}}, "size": 10000});
-    let resp = http()
-        .post(&url)
-        .json(&body)
-        .send()
-        .await
-        .expect("opensearch answers");
-    let status = resp.status();
-    let body: Json = resp.json().await.expect("opensearch answers JSON");
-    assert!(
-        status.is_success(),
-        "search {query} on {index}: {status} {body}"
-    );
-    body["hits"]["hits"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|h| h["_source"].clone())
-        .collect()
-}
-
-async fn refresh(s: &Services, index: &str) {
-    let url = format!("{}/{index}/_refresh", s.opensearch_url);
-    let resp = http().post(&url).send().await.expect("opensearch answers");
-    assert!(
-        resp.status().is_success(),
-        "refresh {index}: {}",
-        resp.status()
-    );
 }
 
 fn metrics(addr: SocketAddr) -> String {
@@ -347,8 +308,8 @@ service:
 
     rt.block_on(async {
         let index = format!("{prefix}-*");
-        refresh(&s, &index).await;
-        let all = search(&s, &index, "*").await;
+        s.refresh(&index).await;
+        let all = s.search_lucene(&index, "*").await;
         let expected_docs = kept
             .iter()
             .map(|t| t["logs"].as_array().unwrap().len())
@@ -362,7 +323,7 @@ service:
         for t in &traces {
             let id = t["trace_id"].as_str().unwrap();
             let category = t["category"].as_str().unwrap();
-            let docs = search(&s, &index, &format!("trace_id:\"{id}\"")).await;
+            let docs = s.search_lucene(&index, &format!("trace_id:\"{id}\"")).await;
             let mut messages: Vec<String> = docs
                 .iter()
                 .map(|d| d["message"].as_str().unwrap_or_default().to_string())
@@ -405,7 +366,9 @@ service:
             }
         }
         for body in &orphans {
-            let docs = search(&s, &index, &format!("message:\"{body}\"")).await;
+            let docs = s
+                .search_lucene(&index, &format!("message:\"{body}\""))
+                .await;
             let exact = docs.iter().filter(|d| d["message"] == json!(body)).count();
             assert_eq!(exact, 1, "line outside any trace {body:?} is indexed once");
         }

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value as Json};
 use weft_integration_tests::{
-    eventually, free_port, http_get, metric_value, run_python_client, services, unique_name,
-    weft_validate, workspace_root, Services, Weft,
+    eventually, free_port, http_client, http_get, metric_value, run_python_client, services,
+    unique_name, weft_validate, workspace_root, Services, Weft,
 };
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -24,14 +24,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("runtime")
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
 }
 
 /// The seed's queries are KQL (Kibana's query language: `level: "error" AND duration_ms >
@@ -72,52 +64,25 @@ fn kql(query: &str) -> Json {
     json!({"bool": {"filter": clauses}})
 }
 
-/// Every document (at most 1 000) a query finds in `index`.
-async fn search_dsl(s: &Services, index: &str, query: Json) -> Vec<Json> {
-    let url = format!("{}/{index}/_search", s.opensearch_url);
-    let body = json!({"query": query, "size": 1000});
-    let resp = http()
-        .post(&url)
-        .json(&body)
-        .send()
-        .await
-        .expect("opensearch answers");
-    let status = resp.status();
-    let body: Json = resp.json().await.expect("opensearch answers JSON");
-    assert!(
-        status.is_success(),
-        "search {query} on {index}: {status} {body}"
-    );
-    body["hits"]["hits"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|h| h["_source"].clone())
-        .collect()
-}
-
 /// Every document a KQL query, as the seed writes them for Kibana, finds in `index`.
 async fn search(s: &Services, index: &str, query: &str) -> Vec<Json> {
-    search_dsl(s, index, kql(query)).await
+    s.search_dsl(index, kql(query)).await
 }
 
 /// Every document of the indices `pattern` matches (none: empty), after a refresh.
 async fn all_docs(s: &Services, pattern: &str) -> Vec<Json> {
-    let url = format!("{}/{pattern}/_refresh", s.opensearch_url);
-    let resp = http().post(&url).send().await.expect("opensearch answers");
-    assert!(
-        resp.status().is_success(),
-        "refresh {pattern}: {}",
-        resp.status()
-    );
-    search_dsl(s, pattern, json!({"match_all": {}})).await
+    s.refresh(pattern).await;
+    s.search_dsl(pattern, json!({"match_all": {}})).await
 }
 
 /// Whether Jaeger holds spans of a trace.
 async fn jaeger_has(s: &Services, trace_id: &str) -> bool {
     let url = format!("{}/api/traces/{trace_id}", s.jaeger_query_url);
-    let resp = http().get(&url).send().await.expect("jaeger answers");
+    let resp = http_client()
+        .get(&url)
+        .send()
+        .await
+        .expect("jaeger answers");
     if !resp.status().is_success() {
         return false;
     }
