@@ -75,25 +75,16 @@ impl Evaluate for And {
         ignored: &mut Vec<String>,
         why: &mut Why,
     ) -> Result<Decision, String> {
-        let mut matched = Vec::new();
-        for sub in &self.subs {
-            let mut said = why.sub();
-            if sub.try_decide(trace, now, ignored, &mut said)?.is_against() {
-                why.say(format_args!(
-                    "not every sub-policy matches: {}",
-                    said.text()
-                ));
-                return Ok(Decision::NotSampled);
+        match super::all_subs_match(&self.subs, trace, now, ignored, why)? {
+            Ok(reasons) => {
+                why.say(format_args!("every sub-policy matches: {}", reasons));
+                Ok(Decision::Sampled)
             }
-            if why.wanted() {
-                matched.push(said.into_text());
+            Err(against) => {
+                why.say(format_args!("not every sub-policy matches: {}", against));
+                Ok(Decision::NotSampled)
             }
         }
-        why.say(format_args!(
-            "every sub-policy matches: {}",
-            matched.join("; ")
-        ));
-        Ok(Decision::Sampled)
     }
 }
 

@@ -74,25 +74,22 @@ impl Evaluate for Drop {
         ignored: &mut Vec<String>,
         why: &mut Why,
     ) -> Result<Decision, String> {
-        let mut matched = Vec::new();
-        for sub in &self.subs {
-            let mut said = why.sub();
-            if sub.try_decide(trace, now, ignored, &mut said)?.is_against() {
+        match super::all_subs_match(&self.subs, trace, now, ignored, why)? {
+            Ok(reasons) => {
+                why.say(format_args!(
+                    "every sub-policy matches, so the trace is dropped: {}",
+                    reasons
+                ));
+                Ok(Decision::Dropped)
+            }
+            Err(against) => {
                 why.say(format_args!(
                     "not every sub-policy matches, so no drop: {}",
-                    said.text()
+                    against
                 ));
-                return Ok(Decision::NotSampled);
-            }
-            if why.wanted() {
-                matched.push(said.into_text());
+                Ok(Decision::NotSampled)
             }
         }
-        why.say(format_args!(
-            "every sub-policy matches, so the trace is dropped: {}",
-            matched.join("; ")
-        ));
-        Ok(Decision::Dropped)
     }
 }
 

@@ -298,6 +298,30 @@ pub(crate) fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Whether every one of `subs` is for `trace`, evaluated in order and stopping at the first
+/// against (so a stateful sub-policy after it is not charged): `Ok(Ok(reasons))` with each
+/// sub-policy's reason joined (empty unless `why.wanted()`), `Ok(Err(reason))` with the
+/// first against's reason; a sub-policy's error is the caller's error. For `and` and `drop`.
+fn all_subs_match(
+    subs: &[Box<dyn Evaluate>],
+    trace: &TraceData,
+    now: Instant,
+    ignored: &mut Vec<String>,
+    why: &Why,
+) -> Result<Result<String, String>, String> {
+    let mut matched = Vec::new();
+    for sub in subs {
+        let mut said = why.sub();
+        if sub.try_decide(trace, now, ignored, &mut said)?.is_against() {
+            return Ok(Err(said.into_text()));
+        }
+        if why.wanted() {
+            matched.push(said.into_text());
+        }
+    }
+    Ok(Ok(matched.join("; ")))
+}
+
 /// One built policy: something that looks at a whole trace and says what it thinks.
 ///
 /// Implementations must not read the system clock: `now` is the caller's clock, the same for
