@@ -188,6 +188,37 @@ fn job_and_instance(resource: &[KeyValue], into: &mut BTreeMap<String, String>) 
     }
 }
 
+/// A histogram point's value: added to the series' previous one when the point is a delta
+/// with the same bounds, else (cumulative, first point, or bounds changed) the point itself.
+fn histogram_value(
+    delta: bool,
+    old: Option<&Value>,
+    count: u64,
+    sum: f64,
+    bounds: Vec<f64>,
+    counts: Vec<u64>,
+) -> Value {
+    match old {
+        Some(Value::Histogram {
+            count: c,
+            sum: s,
+            bounds: b,
+            counts: k,
+        }) if delta && *b == bounds => Value::Histogram {
+            count: c + count,
+            sum: s + sum,
+            counts: k.iter().zip(&counts).map(|(a, b)| a + b).collect(),
+            bounds,
+        },
+        _ => Value::Histogram {
+            count,
+            sum,
+            bounds,
+            counts,
+        },
+    }
+}
+
 /// The exponential buckets as classic ones: negative buckets (most negative first), the
 /// zero bucket, positive buckets; each bound the bucket's upper edge.
 fn classic_of_exponential(p: &ExponentialHistogramDataPoint) -> (Vec<f64>, Vec<u64>) {
@@ -483,28 +514,7 @@ impl Store {
                         Kind::Histogram,
                         help,
                         labels(&p.attributes),
-                        |old| match (delta, old) {
-                            (
-                                true,
-                                Some(Value::Histogram {
-                                    count: c,
-                                    sum: s,
-                                    bounds: b,
-                                    counts: k,
-                                }),
-                            ) if *b == bounds => Value::Histogram {
-                                count: c + count,
-                                sum: s + sum,
-                                bounds: bounds.clone(),
-                                counts: k.iter().zip(&counts).map(|(a, b)| a + b).collect(),
-                            },
-                            _ => Value::Histogram {
-                                count,
-                                sum,
-                                bounds: bounds.clone(),
-                                counts: counts.clone(),
-                            },
-                        },
+                        |old| histogram_value(delta, old, count, sum, bounds, counts),
                         max_series,
                         metrics,
                         now,
@@ -522,28 +532,7 @@ impl Store {
                         Kind::Histogram,
                         help,
                         labels(&p.attributes),
-                        |old| match (delta, old) {
-                            (
-                                true,
-                                Some(Value::Histogram {
-                                    count: c,
-                                    sum: s,
-                                    bounds: b,
-                                    counts: k,
-                                }),
-                            ) if *b == bounds => Value::Histogram {
-                                count: c + count,
-                                sum: s + sum,
-                                bounds: bounds.clone(),
-                                counts: k.iter().zip(&counts).map(|(a, b)| a + b).collect(),
-                            },
-                            _ => Value::Histogram {
-                                count,
-                                sum,
-                                bounds: bounds.clone(),
-                                counts: counts.clone(),
-                            },
-                        },
+                        |old| histogram_value(delta, old, count, sum, bounds, counts),
                         max_series,
                         metrics,
                         now,
