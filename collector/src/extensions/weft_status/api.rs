@@ -363,6 +363,7 @@ fn window_json(w: &WindowView, c: &Counters<'_>) -> Value {
 
 /// How a record reads in lists (and at the top of a trace).
 pub(crate) fn summary_json(window: &str, r: &DecisionRecord) -> Value {
+    let summary = r.summary();
     json!({
         "trace_id": hex::encode(r.trace_id),
         "window": window,
@@ -372,11 +373,11 @@ pub(crate) fn summary_json(window: &str, r: &DecisionRecord) -> Value {
         "decided_by": r.decided_by,
         "decided_because": r.when.as_str(),
         "waited_ms": r.waited.as_millis() as u64,
-        "root_service": r.summary.root_service,
-        "root_operation": r.summary.root_operation,
-        "duration_ms": r.summary.duration_ms,
-        "error": r.summary.error,
-        "span_count": r.summary.span_count,
+        "root_service": summary.root_service,
+        "root_operation": summary.root_operation,
+        "duration_ms": summary.duration_ms,
+        "error": summary.error,
+        "span_count": summary.span_count,
         "log_count": r.log_count,
         "bytes": r.bytes,
         "has_detail": r.has_detail(),
@@ -441,7 +442,7 @@ impl Filter {
             && self
                 .service
                 .as_ref()
-                .is_none_or(|s| r.summary.root_service.as_ref() == Some(s))
+                .is_none_or(|s| r.summary().root_service.as_ref() == Some(s))
             && self
                 .id_prefix
                 .as_ref()
@@ -485,12 +486,14 @@ pub(crate) fn decisions_json(windows: &[WindowView], filter: &Filter) -> Value {
     let mut services = BTreeSet::new();
     for (_, r) in &all {
         if policies.len() < 200 {
-            for p in &r.policies {
-                policies.insert(p.name.clone());
-            }
+            r.policy_names(|name| {
+                if !policies.contains(name) {
+                    policies.insert(name.to_string());
+                }
+            });
         }
         if services.len() < 200 {
-            if let Some(s) = &r.summary.root_service {
+            if let Some(s) = &r.summary().root_service {
                 services.insert(s.clone());
             }
         }
@@ -569,11 +572,11 @@ pub(crate) fn trace(s: &Shared, text: &str) -> Response {
         );
     };
     let policies: Vec<Value> = record
-        .policies
+        .policies()
         .iter()
         .map(|p| {
             json!({
-                "name": p.name,
+                "name": &*p.name,
                 "type": p.type_name,
                 "decision": p.decision.decision_label(),
                 "inverted": matches!(p.decision, Decision::InvertSampled | Decision::InvertNotSampled),

@@ -5,26 +5,37 @@
 //! Off by default, and then free: the window checks one `OnceLock` per decision. An extension
 //! turns it on before data flows ([`super::TailSampling::decisions_ring`]); from then on each
 //! decision also
-//! - decodes, for dropped traces too, what a verdict summary reads (root span, times,
-//!   status, resource) in the same pass as the policies' own reads,
-//! - asks the policies why ([`super::policy::Policies::decide_explained`]),
+//! - asks the stateful policies why (rate limits, budgets: their state decided, and only
+//!   now is it what it was; [`super::policy::Explain::Stateful`]),
 //! - appends one [`DecisionRecord`] here under a short mutex, copying the kept trace's held
-//!   items (its encoded spans and logs, one `memcpy` each) when detail is kept.
+//!   items (its encoded spans and logs, one `memcpy` each) when detail is kept, and *moving*
+//!   a dropped trace's held spans in (they would be freed otherwise: no copy).
+//!
+//! The rest is written when first asked ([`DecisionRecord::summary`],
+//! [`DecisionRecord::policies`]), from the held items, or at the latest when the ring is
+//! about to give those items up for the byte bound: a dropped trace's summary (root span,
+//! duration, error flag; a kept trace's is known, its export needs it) and why each
+//! deterministic policy decided as it did (evaluated again on the same items at the same
+//! `now`: the same decision, explained). Most decided traces are never looked at; writing
+//! all that at every decision cost the cheapest policies a fifth to a third more CPU
+//! (docs/BENCHMARKS.md).
 //!
 //! Bounds: `size` records (the oldest is forgotten first) and `detail_max_bytes` of held
-//! items over all records (past it, the oldest records lose their detail and keep their
-//! summary). Readers (the HTTP handlers) take the lock only to clone `Arc`s; they decode
-//! detail outside it, so a page load never holds up a decision for longer than that.
+//! items over all records, the spans held for a summary not yet decoded included (past it,
+//! the oldest records lose their detail and keep their summary). Readers (the HTTP
+//! handlers) take the lock only to clone `Arc`s; they decode detail outside it, so a page
+//! load never holds up a decision for longer than that.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 
 use super::enrich::Summary;
-use super::policy::{Decision, PolicyError};
-use super::window::{DecideReason, Held};
+use super::policy::{Decision, Policies, PolicyError};
+use super::trace::{Reads, TraceData};
+use super::window::{decode_held, DecideReason, Held, SUMMARY_READS};
 
 type TraceKey = [u8; 16];
 
@@ -43,7 +54,7 @@ pub struct RingSettings {
 /// One policy's say on one trace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyOutcome {
-    pub name: String,
+    pub name: Arc<str>,
     /// Its `type` (`latency`, `status_code`, …).
     pub type_name: &'static str,
     pub decision: Decision,
@@ -67,20 +78,36 @@ pub struct DecisionRecord {
     pub when: DecideReason,
     /// From its first span or log to its decision.
     pub waited: Duration,
-    /// Root service and operation, duration, error flag, span count.
-    pub summary: Arc<Summary>,
     /// Logs held with the trace at its decision.
     pub log_count: usize,
     /// Encoded bytes held for the trace at its decision.
     pub bytes: usize,
-    /// Every policy evaluated, in evaluation order, with its reason.
-    pub policies: Vec<PolicyOutcome>,
     /// Policies that failed on the trace, or let evaluation errors through.
     pub errors: Vec<PolicyError>,
     /// A problem that decided the trace without the policies (a held item that does not
     /// decode).
     pub failure: Option<String>,
+    /// Root service and operation, …, once known ([`DecisionRecord::summary`]).
+    summary: OnceLock<Arc<Summary>>,
+    /// Every policy evaluated with its reason, once all are written
+    /// ([`DecisionRecord::policies`]).
+    policies: OnceLock<Vec<PolicyOutcome>>,
+    /// Until then: the policies, some with an empty reason, and how to write it.
+    unexplained: Mutex<Option<(Vec<PolicyOutcome>, ExplainLater)>>,
     detail: Mutex<Option<Detail>>,
+    /// Whether `detail` is shown ([`DecisionRecord::detail`]): kept traces', and dropped
+    /// traces' with `keep_dropped_detail`. Otherwise it holds a dropped trace's spans only
+    /// until its summary is decoded.
+    shows_detail: bool,
+}
+
+/// How to explain a decision's deterministic policies later: the same policies, reading
+/// what they read then, at the decision's `now`.
+#[derive(Debug)]
+pub(super) struct ExplainLater {
+    pub policies: Arc<Policies>,
+    pub reads: Reads,
+    pub now: Instant,
 }
 
 /// The held items of a decided trace, as they arrived (encoded), and the logs that joined
@@ -104,37 +131,56 @@ impl Detail {
 }
 
 impl DecisionRecord {
-    /// Everything but the detail, which [`DecisionRing::push`] takes separately.
+    /// Everything but the detail, which [`DecisionRing::push`] takes separately. `summary`
+    /// is `None` for a dropped trace: it is then decoded from the detail's spans when asked;
+    /// policies with an empty reason are explained when asked, by `later`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         trace_id: TraceKey,
+        decided_at: SystemTime,
         sampled: bool,
         decision: Decision,
         decided_by: Option<String>,
         when: DecideReason,
         waited: Duration,
-        summary: Arc<Summary>,
+        summary: Option<Arc<Summary>>,
         log_count: usize,
         bytes: usize,
         policies: Vec<PolicyOutcome>,
         errors: Vec<PolicyError>,
+        later: Option<ExplainLater>,
     ) -> Self {
+        let summary = summary.map(OnceLock::from).unwrap_or_default();
+        let (policies, unexplained) = match later {
+            Some(later) if policies.iter().any(|p| p.reason.is_empty()) => {
+                (OnceLock::new(), Some((policies, later)))
+            }
+            _ => (OnceLock::from(policies), None),
+        };
         Self {
             trace_id,
-            decided_at: SystemTime::now(),
+            decided_at,
             sampled,
             decision,
             decided_by,
             when,
             waited,
-            summary,
             log_count,
             bytes,
-            policies,
             errors,
             failure: None,
+            summary,
+            policies,
+            unexplained: Mutex::new(unexplained),
             detail: Mutex::new(None),
+            shows_detail: sampled,
         }
+    }
+
+    /// A dropped trace's record that shows its detail (`keep_dropped_detail`).
+    pub(super) fn showing_detail(mut self) -> Self {
+        self.shows_detail = true;
+        self
     }
 
     pub(super) fn with_failure(mut self, failure: String) -> Self {
@@ -142,18 +188,99 @@ impl DecisionRecord {
         self
     }
 
-    /// The held spans and logs, if the ring still keeps them (a copy: decode it at leisure).
+    /// Root service and operation, duration, error flag, span count. A dropped trace's is
+    /// decoded the first time it is asked for, from the spans the ring holds for it (the
+    /// empty summary when they do not decode, or when the trace was dropped without a
+    /// decision).
+    pub fn summary(&self) -> Arc<Summary> {
+        self.summary
+            .get_or_init(|| {
+                Arc::new(
+                    self.decode_detail(SUMMARY_READS)
+                        .map(|v| Summary::of_trace(&v, None))
+                        .unwrap_or_default(),
+                )
+            })
+            .clone()
+    }
+
+    /// Every policy evaluated, in evaluation order, with its reason; the deterministic
+    /// policies' reasons are written the first time they are asked for.
+    pub fn policies(&self) -> &[PolicyOutcome] {
+        self.policies.get_or_init(|| {
+            let Some((mut policies, later)) = self.unexplained.lock().take() else {
+                return Vec::new();
+            };
+            // What deciding read, and the summary's parts, as an explanation at the
+            // decision would have read: the same words.
+            let view = self.decode_detail(later.reads.union(SUMMARY_READS));
+            for p in policies.iter_mut().filter(|p| p.reason.is_empty()) {
+                p.reason = view
+                    .as_ref()
+                    .and_then(|v| later.policies.explain(&p.name, v, later.now))
+                    .unwrap_or_else(|| {
+                        "(not explained: its spans and logs do not decode)".to_string()
+                    });
+            }
+            policies
+        })
+    }
+
+    /// The names of the policies evaluated, without writing any reason.
+    pub fn policy_names(&self, mut each: impl FnMut(&str)) {
+        match self.policies.get() {
+            Some(policies) => policies.iter().for_each(|p| each(&p.name)),
+            None => {
+                if let Some((policies, _)) = self.unexplained.lock().as_ref() {
+                    policies.iter().for_each(|p| each(&p.name));
+                } else {
+                    // Written meanwhile.
+                    self.policies().iter().for_each(|p| each(&p.name));
+                }
+            }
+        }
+    }
+
+    /// The held items as they were at the decision (without the logs that came after),
+    /// decoded as `reads` says; `None` when none are held or they do not decode.
+    fn decode_detail(&self, reads: Reads) -> Option<TraceData> {
+        let detail = self.detail.lock();
+        let d = detail.as_ref()?;
+        let before_decision = &d.logs[..d.logs.len() - d.late_logs];
+        decode_held(self.trace_id, &d.spans, before_decision, reads).ok()
+    }
+
+    /// The held spans and logs, if the ring still keeps them and shows them (a copy:
+    /// decode it at leisure).
     pub fn detail(&self) -> Option<Detail> {
+        if !self.shows_detail {
+            return None;
+        }
         self.detail.lock().clone()
     }
 
-    /// Whether the ring still keeps this record's spans and logs.
+    /// Whether the ring still keeps this record's spans and logs to show.
     pub fn has_detail(&self) -> bool {
+        self.shows_detail && self.holds_detail()
+    }
+
+    /// Whether the ring still holds any of this record's items (shown or not).
+    fn holds_detail(&self) -> bool {
         self.detail.lock().is_some()
     }
 
-    /// Removes the detail; returns the bytes freed.
+    /// Removes the detail, writing the summary and reasons first if they are still to be
+    /// written from it (they outlive the detail); returns the bytes freed.
     fn take_detail(&self) -> usize {
+        if self.holds_detail() {
+            self.summary();
+            self.policies();
+        }
+        self.detail.lock().take().map_or(0, |d| d.bytes())
+    }
+
+    /// Removes the detail without decoding anything: the record itself is forgotten.
+    fn forget_detail(&self) -> usize {
         self.detail.lock().take().map_or(0, |d| d.bytes())
     }
 }
@@ -173,6 +300,10 @@ pub struct RingStats {
 #[derive(Debug)]
 pub struct DecisionRing {
     settings: RingSettings,
+    /// The wall clock when the ring was made, and the monotonic clock then: decisions are
+    /// timed on the monotonic clock, and shown on the wall clock from this pair (one clock
+    /// read per decision less; a wall-clock step after start does not move them).
+    started: (Instant, SystemTime),
     inner: Mutex<Inner>,
 }
 
@@ -197,7 +328,17 @@ impl DecisionRing {
         };
         Self {
             settings,
+            started: (Instant::now(), SystemTime::now()),
             inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// The wall-clock time of `at` (a decision's `now`).
+    pub(super) fn wall_time(&self, at: Instant) -> SystemTime {
+        let (mono, wall) = self.started;
+        match at.checked_duration_since(mono) {
+            Some(after) => wall + after,
+            None => wall - mono.duration_since(at),
         }
     }
 
@@ -212,12 +353,14 @@ impl DecisionRing {
 
     /// Adds a decision, with its held items when given; forgets the oldest record past
     /// `size` and the oldest detail past `detail_max_bytes`. A trace whose detail alone is
-    /// larger than the bound keeps none.
+    /// larger than the bound keeps none (its summary, if still to be decoded from it, is
+    /// decoded now).
     pub(super) fn push(&self, record: DecisionRecord, detail: Option<Detail>) {
         let detail_bytes = detail.as_ref().map(Detail::bytes);
         let keep_detail = detail_bytes.is_some_and(|b| b <= self.settings.detail_max_bytes);
-        if keep_detail {
-            *record.detail.lock() = detail;
+        *record.detail.lock() = detail;
+        if !keep_detail {
+            record.take_detail();
         }
         let record = Arc::new(record);
         let mut inner = self.inner.lock();
@@ -239,7 +382,7 @@ impl DecisionRing {
             {
                 inner.by_id.remove(&old.trace_id);
             }
-            inner.detail_bytes -= old.take_detail();
+            inner.detail_bytes -= old.forget_detail();
         }
         self.shrink_detail(&mut inner);
     }
@@ -251,6 +394,9 @@ impl DecisionRing {
         let Some(record) = inner.by_id.get(trace_id).cloned() else {
             return;
         };
+        if !record.shows_detail {
+            return;
+        }
         let added = {
             let mut detail = record.detail.lock();
             match detail.as_mut() {
@@ -275,7 +421,7 @@ impl DecisionRing {
             inner.detail_bytes -= old.take_detail();
         }
         // Records whose detail went with the record itself leave the queue here too.
-        while inner.with_detail.front().is_some_and(|r| !r.has_detail()) {
+        while inner.with_detail.front().is_some_and(|r| !r.holds_detail()) {
             inner.with_detail.pop_front();
         }
     }
@@ -305,7 +451,7 @@ impl DecisionRing {
 /// The policy that decided a trace, for [`DecisionRecord::decided_by`]: the keeper when
 /// kept; when dropped, the `drop` policy, else the first `invert_match` policy that matched.
 pub(super) fn decided_by(
-    per_policy: &[(String, Decision)],
+    per_policy: &[(Arc<str>, Decision)],
     keeper: Option<&String>,
 ) -> Option<String> {
     if let Some(k) = keeper {
@@ -319,7 +465,7 @@ pub(super) fn decided_by(
                 .iter()
                 .find(|(_, d)| *d == Decision::InvertNotSampled)
         })
-        .map(|(name, _)| name.clone())
+        .map(|(name, _)| name.to_string())
 }
 
 #[cfg(test)]
@@ -337,6 +483,7 @@ mod tests {
     fn record(n: u8, sampled: bool) -> DecisionRecord {
         DecisionRecord::new(
             [n; 16],
+            SystemTime::now(),
             sampled,
             if sampled {
                 Decision::Sampled
@@ -346,11 +493,12 @@ mod tests {
             None,
             DecideReason::Wait,
             Duration::from_secs(1),
-            Arc::new(Summary::default()),
+            Some(Arc::new(Summary::default())),
             0,
             0,
             Vec::new(),
             Vec::new(),
+            None,
         )
     }
 
@@ -433,8 +581,8 @@ mod tests {
 
     #[test]
     fn the_deciding_policy_of_a_dropped_trace() {
-        let p = |v: &[(&str, Decision)]| -> Vec<(String, Decision)> {
-            v.iter().map(|(n, d)| (n.to_string(), *d)).collect()
+        let p = |v: &[(&str, Decision)]| -> Vec<(Arc<str>, Decision)> {
+            v.iter().map(|(n, d)| (Arc::from(*n), *d)).collect()
         };
         let keeper = "slow".to_string();
         assert_eq!(

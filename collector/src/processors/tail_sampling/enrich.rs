@@ -47,6 +47,11 @@ fn kv(key: String, value: any_value::Value) -> KeyValue {
 
 impl Summary {
     pub fn of(trace: &TraceData, verdict: &Verdict) -> Self {
+        Self::of_trace(trace, verdict.policy.clone())
+    }
+
+    /// The summary of `trace`, kept by `policy` (`None`: dropped).
+    pub fn of_trace(trace: &TraceData, policy: Option<String>) -> Self {
         let root = trace
             .spans
             .iter()
@@ -67,7 +72,7 @@ impl Summary {
                 })
         });
         Self {
-            policy: verdict.policy.clone(),
+            policy,
             root_service,
             root_operation: root.map(|r| r.span.name.clone()),
             duration_ms: (trace.duration_nanos() / 1_000_000) as i64,

@@ -1,6 +1,10 @@
 //! The tail sampler's metrics: the Collector's names where they exist
 //! (`otelcol_processor_tail_sampling_*`), Weft's own for logs and the window.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
@@ -50,8 +54,14 @@ fn seconds_buckets() -> Histogram {
 pub struct WindowMetrics {
     processor: String,
     count_traces_sampled: CounterFamily,
-    global_count_traces_sampled: CounterFamily,
     decisions: CounterFamily,
+    /// The counters of the families above as the decisions hit them, looked up by policy
+    /// name (or outcome and reason) without building a label set per decision: a decision
+    /// costs a read lock and a hash of the name instead of a dozen small allocations.
+    per_policy: Arc<RwLock<HashMap<String, [Counter; 2]>>>,
+    by_reason: Arc<RwLock<HashMap<(bool, &'static str), Counter>>>,
+    /// `global_count_traces_sampled`, not sampled and sampled.
+    global: [Counter; 2],
     pub decision_latency: Histogram,
     pub decision_delay: Histogram,
     pub tick_lateness: Histogram,
@@ -99,10 +109,15 @@ impl WindowMetrics {
                 "otelcol_processor_tail_sampling_count_traces_sampled",
                 "Count of traces that were sampled or not per sampling policy",
             ),
-            global_count_traces_sampled: t.counter_family(
-                "otelcol_processor_tail_sampling_global_count_traces_sampled",
-                "Global count of traces that were sampled or not by at least one policy",
-            ),
+            global: ["false", "true"].map(|sampled| {
+                t.counter(
+                    "otelcol_processor_tail_sampling_global_count_traces_sampled",
+                    "Global count of traces that were sampled or not by at least one policy",
+                    &[("processor", processor), ("sampled", sampled)],
+                )
+            }),
+            per_policy: Arc::default(),
+            by_reason: Arc::default(),
             decisions: t.counter_family(
                 "weft_processor_tail_sampling_decisions",
                 "Traces decided, by outcome and by why they were decided then",
@@ -199,27 +214,47 @@ impl WindowMetrics {
 
     pub fn record_verdict(&self, verdict: &Verdict, reason: DecideReason) {
         for (policy, decision) in &verdict.per_policy {
+            let sampled = decision.sampled_label() == "true";
+            self.policy_counter(policy, sampled).inc();
+        }
+        self.global[usize::from(verdict.sampled)].inc();
+        self.reason_counter(verdict.sampled, reason).inc();
+    }
+
+    fn policy_counter(&self, policy: &str, sampled: bool) -> Counter {
+        if let Some(c) = self.per_policy.read().get(policy) {
+            return c[usize::from(sampled)].clone();
+        }
+        let counters = ["false", "true"].map(|label| {
             self.count_traces_sampled
                 .get_or_create(&vec![
                     ("processor".to_string(), self.processor.clone()),
-                    ("policy".to_string(), policy.clone()),
-                    ("sampled".to_string(), decision.sampled_label().to_string()),
+                    ("policy".to_string(), policy.to_string()),
+                    ("sampled".to_string(), label.to_string()),
                 ])
-                .inc();
+                .clone()
+        });
+        let c = counters[usize::from(sampled)].clone();
+        self.per_policy
+            .write()
+            .entry(policy.to_string())
+            .or_insert(counters);
+        c
+    }
+
+    fn reason_counter(&self, sampled: bool, reason: DecideReason) -> Counter {
+        let key = (sampled, reason.as_str());
+        if let Some(c) = self.by_reason.read().get(&key) {
+            return c.clone();
         }
-        let sampled = if verdict.sampled { "true" } else { "false" };
-        self.global_count_traces_sampled
-            .get_or_create(&vec![
-                ("processor".to_string(), self.processor.clone()),
-                ("sampled".to_string(), sampled.to_string()),
-            ])
-            .inc();
-        self.decisions
+        let c = self
+            .decisions
             .get_or_create(&vec![
                 ("processor".to_string(), self.processor.clone()),
                 ("sampled".to_string(), sampled.to_string()),
                 ("reason".to_string(), reason.as_str().to_string()),
             ])
-            .inc();
+            .clone();
+        self.by_reason.write().entry(key).or_insert(c).clone()
     }
 }

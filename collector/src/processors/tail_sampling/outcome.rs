@@ -115,7 +115,7 @@ impl Outcome {
                 .per_policy
                 .iter()
                 .find(|(_, d)| *d == Decision::Dropped)
-                .map(|(p, _)| p.as_str())
+                .map(|(p, _)| &**p)
         });
         bus.publish(&verdicts::Verdict {
             trace_id,

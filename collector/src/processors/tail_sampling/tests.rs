@@ -621,12 +621,12 @@ fn the_decisions_ring_records_kept_and_dropped_traces_with_why() {
         .expect("kept trace recorded");
     assert!(kept.sampled);
     assert_eq!(kept.decided_by.as_deref(), Some("errors"));
-    assert_eq!(kept.summary.root_operation.as_deref(), Some("op-1"));
-    assert_eq!((kept.summary.span_count, kept.log_count), (2, 1));
+    assert_eq!(kept.summary().root_operation.as_deref(), Some("op-1"));
+    assert_eq!((kept.summary().span_count, kept.log_count), (2, 1));
     let why: Vec<(String, &str, String)> = kept
-        .policies
+        .policies()
         .iter()
-        .map(|p| (p.name.clone(), p.type_name, p.reason.clone()))
+        .map(|p| (p.name.to_string(), p.type_name, p.reason.clone()))
         .collect();
     assert_eq!(
         why[0],
@@ -647,12 +647,12 @@ fn the_decisions_ring_records_kept_and_dropped_traces_with_why() {
         .expect("dropped trace recorded");
     assert!(!dropped.sampled);
     assert_eq!(dropped.decided_by, None);
-    // Summaries of dropped traces are decoded too while the ring is on.
-    assert_eq!(dropped.summary.root_service.as_deref(), Some("checkout"));
-    assert_eq!(dropped.summary.duration_ms, 20);
+    // A dropped trace's summary is decoded when asked, from the spans the ring moved in.
+    assert_eq!(dropped.summary().root_service.as_deref(), Some("checkout"));
+    assert_eq!(dropped.summary().duration_ms, 20);
     assert!(dropped.detail().is_none(), "keep_dropped_detail is off");
     assert_eq!(
-        dropped.policies[0].reason,
+        dropped.policies()[0].reason,
         "none of 1 span(s) has status ERROR"
     );
 
@@ -669,6 +669,61 @@ fn the_decisions_ring_records_kept_and_dropped_traces_with_why() {
     assert_eq!((detail.logs.len(), detail.late_logs), (2, 1));
     let newest: Vec<u8> = ring.newest_first().iter().map(|r| r.trace_id[15]).collect();
     assert_eq!(newest.len(), 2);
+}
+
+#[test]
+fn a_dropped_summary_outlives_the_spans_it_is_decoded_from() {
+    use super::decisions::RingSettings;
+    // Room for one dropped trace's spans: each push gives the older ones up, and
+    // with no room at all (0 bytes) nothing is held. Either way the summary and the reasons
+    // survive, written before the spans go (or at the decision); nothing held is shown.
+    for detail_max_bytes in [0, 200] {
+        let (w, _) = window(POLICIES);
+        let ring = w.enable_ring(RingSettings {
+            size: 10,
+            keep_dropped_detail: false,
+            detail_max_bytes,
+        });
+        let t0 = Instant::now();
+        for t in 30..34 {
+            w.ingest_spans(
+                traces(vec![span(t, 1, 0, u64::from(t), OK), span(t, 2, 1, 5, OK)]),
+                t0,
+            );
+        }
+        w.tick(t0 + WAIT);
+        // With 200 B the newest trace's spans (~130 B) stay; the older ones were given up.
+        let held = ring.stats().detail_bytes;
+        assert!(held <= detail_max_bytes && (held > 0) == (detail_max_bytes > 0));
+        for t in 30..34 {
+            let record = ring.get(&tid(t).try_into().unwrap()).unwrap();
+            assert!(!record.sampled);
+            assert!(record.detail().is_none() && !record.has_detail());
+            let summary = record.summary();
+            assert_eq!(
+                (
+                    summary.root_operation.as_deref(),
+                    summary.duration_ms,
+                    summary.span_count
+                ),
+                (Some("op-1"), i64::from(t), 2),
+                "trace {t} with {detail_max_bytes} B of detail"
+            );
+            let why: Vec<&str> = record
+                .policies()
+                .iter()
+                .map(|p| p.reason.as_str())
+                .collect();
+            assert_eq!(
+                why[..2],
+                [
+                    "none of 2 span(s) has status ERROR",
+                    &format!("lasted {t} ms < 1 s")
+                ],
+                "trace {t} with {detail_max_bytes} B of detail"
+            );
+        }
+    }
 }
 
 #[test]

@@ -14,19 +14,19 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Mutex, MutexGuard};
 use prost::Message;
 
 use super::config::{LogsWithoutTrace, TailSamplingConfig};
 use super::decisions::{
-    decided_by, DecisionRecord, DecisionRing, Detail, PolicyOutcome, RingSettings,
+    decided_by, DecisionRecord, DecisionRing, Detail, ExplainLater, PolicyOutcome, RingSettings,
 };
 use super::enrich::Summary;
 pub use super::metrics::DecideReason;
 use super::metrics::WindowMetrics;
-use super::policy::{Policies, PolicyConfig, Verdict};
+use super::policy::{Explain, Policies, PolicyConfig, Verdict};
 use super::trace::{
     decode_log, decode_span, DecodeError, LogEntry, Origin, Reads, SpanEntry, TraceData,
 };
@@ -216,7 +216,24 @@ pub fn policies_read_attributes(policies: &[PolicyConfig]) -> bool {
 
 /// What a kept trace's [`Summary`] reads: the root span (its parent, name and resource), the
 /// trace's times and error status.
-const SUMMARY_READS: Reads = Reads::SPAN_PARENT
+/// Held items as a policy reading `reads` sees them (the decisions ring decodes what it
+/// holds of a decided trace with it, when the status page asks).
+pub(super) fn decode_held(
+    trace_id: TraceKey,
+    spans: &[Held],
+    logs: &[Held],
+    reads: Reads,
+) -> Result<TraceData, DecodeError> {
+    TraceData::decode(
+        trace_id,
+        spans.iter().map(|h| (&h.origin, &h.encoded[..])),
+        logs.iter().map(|h| (&h.origin, &h.encoded[..])),
+        reads,
+    )
+}
+
+/// What a verdict's [`Summary`] reads.
+pub(super) const SUMMARY_READS: Reads = Reads::SPAN_PARENT
     .union(Reads::SPAN_NAME)
     .union(Reads::SPAN_TIMES)
     .union(Reads::SPAN_STATUS)
@@ -227,12 +244,7 @@ impl Entry {
     /// decoded (see [`TraceData::decode`]). Most traces (the dropped ones) are never decoded
     /// further.
     fn view(&self, trace_id: TraceKey, reads: Reads) -> Result<TraceData, DecodeError> {
-        TraceData::decode(
-            trace_id,
-            self.spans.iter().map(|h| (&h.origin, &h.encoded[..])),
-            self.logs.iter().map(|h| (&h.origin, &h.encoded[..])),
-            reads,
-        )
+        decode_held(trace_id, &self.spans, &self.logs, reads)
     }
 }
 
@@ -304,7 +316,7 @@ struct Lingering {
 /// The window of one `tail_sampling` processor id, shared by its traces and logs pipelines.
 pub struct Window {
     cfg: Arc<TailSamplingConfig>,
-    policies: Policies,
+    policies: Arc<Policies>,
     shards: Box<[Mutex<Shard>]>,
     /// (trace, first_seen) in arrival order; may hold stale entries for traces decided early.
     order: Mutex<VecDeque<(TraceKey, Instant)>>,
@@ -360,7 +372,7 @@ impl Window {
         Self {
             reads,
             cfg,
-            policies,
+            policies: Arc::new(policies),
             shards,
             order: Mutex::new(VecDeque::new()),
             root_due: Mutex::new(VecDeque::new()),
@@ -755,25 +767,24 @@ impl Window {
             Some(e) if first_seen.is_none_or(|t| t == e.first_seen) => {}
             _ => return Output::default(),
         }
-        let Some(entry) = shard.live.remove(&key) else {
+        let Some(mut entry) = shard.live.remove(&key) else {
             return Output::default();
         };
         self.release(&entry);
         let first_seen = entry.first_seen;
         let started = std::time::Instant::now();
         // Policies see what they declared they read; dropped traces (most of them) are never
-        // decoded further — unless the decisions ring is on, which shows every trace's
-        // summary: then it is decoded in the same pass.
+        // decoded further. The decisions ring, when on, has the stateful policies explain
+        // themselves now and writes the rest when asked, from the items it holds (see
+        // `decisions`); holding none, it has every policy explain now.
         let ring = self.ring.get();
-        let reads = match ring {
-            Some(_) => self.reads | SUMMARY_READS,
-            None => self.reads,
-        };
+        let reads = self.reads;
+        let explain = self.explain();
         let view = match entry.view(key, reads) {
             Ok(view) => view,
             Err(e) => return self.drop_undecodable(shard, &entry, key, now, reason, &e),
         };
-        let verdict = self.policies.decide_explained(&view, now, ring.is_some());
+        let verdict = self.policies.decide_explained(&view, now, explain);
         self.metrics
             .decision_latency
             .observe(started.elapsed().as_secs_f64() * 1e6);
@@ -809,7 +820,14 @@ impl Window {
                     logs: entry.logs.clone(),
                     late_logs: 0,
                 });
-                let record = self.record(key, &verdict, reason, now, &entry, kept.summary.clone());
+                let record = self.record(
+                    key,
+                    &verdict,
+                    reason,
+                    now,
+                    &entry,
+                    Some(kept.summary.clone()),
+                );
                 ring.push(record, detail);
             }
             self.release_kept(entry, kept, key, now)
@@ -817,16 +835,31 @@ impl Window {
             self.metrics.record_verdict(&verdict, reason);
             shard.dropped.insert(key, Cached::Dropped { at: now });
             if let Some(ring) = ring {
-                let detail = ring.wants_dropped_detail().then(|| Detail {
-                    spans: entry.spans.clone(),
-                    logs: entry.logs.clone(),
+                let record = self.record(key, &verdict, reason, now, &entry, None);
+                // The items move into the ring (they would be freed here): the summary and
+                // the reasons are written from them when asked. Logs only when shown or
+                // needed for a reason; copied only when still needed here.
+                let shown = ring.wants_dropped_detail();
+                let record = if shown {
+                    record.showing_detail()
+                } else {
+                    record
+                };
+                let logs = if shown || self.policies.reads().intersects(Reads::ALL_LOG) {
+                    if self.keep_severity.is_none() {
+                        std::mem::take(&mut entry.logs)
+                    } else {
+                        entry.logs.clone()
+                    }
+                } else {
+                    Vec::new()
+                };
+                let detail = Detail {
+                    spans: std::mem::take(&mut entry.spans),
+                    logs,
                     late_logs: 0,
-                });
-                let summary = Arc::new(Summary::of(&view, &verdict));
-                ring.push(
-                    self.record(key, &verdict, reason, now, &entry, summary),
-                    detail,
-                );
+                };
+                ring.push(record, Some(detail));
             }
             self.release_dropped(entry, view, key)
         };
@@ -834,6 +867,17 @@ impl Window {
             outcome.publish(bus, &key, &verdict, reason, out.logs.len() as u64);
         }
         out
+    }
+
+    /// What the policies explain at a decision: nothing without the decisions ring; with
+    /// it, the stateful ones (the ring writes the others' reasons from the items it holds,
+    /// when asked), or all of them when it may hold no items.
+    fn explain(&self) -> Explain {
+        match self.ring.get() {
+            None => Explain::Nothing,
+            Some(r) if r.settings().detail_max_bytes == 0 => Explain::Everything,
+            Some(_) => Explain::Stateful,
+        }
     }
 
     /// The decisions ring's record of a decision.
@@ -844,7 +888,7 @@ impl Window {
         reason: DecideReason,
         now: Instant,
         entry: &Entry,
-        summary: Arc<Summary>,
+        summary: Option<Arc<Summary>>,
     ) -> DecisionRecord {
         let policies = verdict
             .per_policy
@@ -859,6 +903,9 @@ impl Window {
             .collect();
         DecisionRecord::new(
             key,
+            self.ring
+                .get()
+                .map_or_else(SystemTime::now, |ring| ring.wall_time(now)),
             verdict.sampled,
             verdict.decision,
             decided_by(&verdict.per_policy, verdict.policy.as_ref()),
@@ -869,6 +916,11 @@ impl Window {
             entry.bytes,
             policies,
             verdict.errors.clone(),
+            (self.explain() == Explain::Stateful).then(|| ExplainLater {
+                policies: self.policies.clone(),
+                reads: self.policies.reads(),
+                now,
+            }),
         )
     }
 
@@ -936,7 +988,7 @@ impl Window {
                 reasons: Vec::new(),
             };
             let record = self
-                .record(key, &verdict, reason, now, entry, Arc::default())
+                .record(key, &verdict, reason, now, entry, Some(Arc::default()))
                 .with_failure(format!(
                     "dropped without a decision: {error} (a bug to report: the receiver's checks let it in)"
                 ));

@@ -59,6 +59,10 @@ pub(super) struct And {
 }
 
 impl Evaluate for And {
+    fn deterministic(&self) -> bool {
+        self.subs.iter().all(|s| s.deterministic())
+    }
+
     fn decide(&self, trace: &TraceData, now: Instant, why: &mut Why) -> Decision {
         self.try_decide(trace, now, &mut Vec::new(), why)
             .unwrap_or_else(|e| {

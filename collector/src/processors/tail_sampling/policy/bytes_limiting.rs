@@ -106,6 +106,11 @@ impl BytesLimiting {
 }
 
 impl Evaluate for BytesLimiting {
+    /// Spends its budget: explained at the decision, when the budget is what decided.
+    fn deterministic(&self) -> bool {
+        false
+    }
+
     fn decide(&self, trace: &TraceData, now: Instant, why: &mut Why) -> Decision {
         let size = trace.spans_request_size();
         let allowed = self.bucket.allow(size as f64, now);

@@ -257,6 +257,11 @@ impl Composite {
 }
 
 impl Evaluate for Composite {
+    /// Shares a rate among its sub-policies: explained at the decision.
+    fn deterministic(&self) -> bool {
+        false
+    }
+
     fn decide(&self, trace: &TraceData, now: Instant, why: &mut Why) -> Decision {
         self.try_decide(trace, now, &mut Vec::new(), why)
             .unwrap_or_else(|e| {

@@ -74,6 +74,7 @@ mod tests;
 mod testutil;
 
 use std::fmt::{self, Write as _};
+use std::sync::Arc;
 use std::time::Instant;
 
 use weft_config::{ConfigPath, Diagnostics};
@@ -184,13 +185,13 @@ pub struct Verdict {
     /// `otelcol_processor_tail_sampling_count_traces_sampled{policy, sampled}` metric. Policies
     /// after a [`Decision::Dropped`] (or after the first [`Decision::Sampled`] with
     /// `sample_on_first_match`) are not evaluated and not listed, as in the Collector.
-    pub per_policy: Vec<(String, Decision)>,
+    pub per_policy: Vec<(Arc<str>, Decision)>,
     /// Policies that failed on this trace at run time, or let errors through by
     /// configuration (an `ottl_condition` with `error_mode: ignore`), to be logged.
     pub errors: Vec<PolicyError>,
     /// Why each policy of [`Verdict::per_policy`] decided as it did, in the same order
-    /// ("lasted 2.3 s ≥ 1 s"): filled only by [`Policies::decide_explained`] with
-    /// `explain` (the status page's decisions ring), empty otherwise.
+    /// ("lasted 2.3 s ≥ 1 s"): filled only by [`Policies::decide_explained`] when asked (the
+    /// status page's decisions ring), empty otherwise; see [`Explain`].
     pub reasons: Vec<String>,
 }
 
@@ -350,6 +351,15 @@ pub(crate) trait Evaluate: Send + Sync + fmt::Debug {
         Ok(self.decide(trace, now, why))
     }
 
+    /// Whether its decision and explanation depend on nothing but the trace and `now`
+    /// (no state: no rate limit, no budget), so that evaluating it again later on the same
+    /// data says the same. The decisions ring explains such policies only when the status
+    /// page asks ([`Explain::Stateful`]); the others are explained at the decision, the only
+    /// time their state is what decided.
+    fn deterministic(&self) -> bool {
+        true
+    }
+
     /// [`Evaluate::decide`] without an explanation (tests).
     #[cfg(test)]
     fn evaluate(&self, trace: &TraceData, now: Instant) -> Decision {
@@ -394,6 +404,10 @@ impl Evaluate for NamedSub {
         self.name_it(why);
         decision
     }
+
+    fn deterministic(&self) -> bool {
+        self.inner.deterministic()
+    }
 }
 
 impl NamedSub {
@@ -407,10 +421,23 @@ impl NamedSub {
 /// A top-level policy with its name, ready to evaluate.
 #[derive(Debug)]
 struct NamedPolicy {
-    name: String,
+    /// Shared with every verdict that lists it (no copy per decision).
+    name: Arc<str>,
     /// Its `type`, for the status page ("slow (latency): …").
     type_name: &'static str,
     evaluator: Box<dyn Evaluate>,
+}
+
+/// Which policies [`Policies::decide_explained`] asks why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Explain {
+    /// None (the fast path).
+    Nothing,
+    /// Every policy.
+    Everything,
+    /// Only those that are not [`Evaluate::deterministic`]: the others leave their reason
+    /// empty, to be written later by [`Policies::explain`] on the same data.
+    Stateful,
 }
 
 /// The built `policies:` list of one `tail_sampling` processor.
@@ -444,7 +471,7 @@ impl Policies {
         let mut others = Vec::new();
         for config in configs {
             let named = NamedPolicy {
-                name: config.name.clone(),
+                name: config.name.as_str().into(),
                 type_name: config.type_name().unwrap_or("unknown"),
                 evaluator: config.build()?,
             };
@@ -471,14 +498,14 @@ impl Policies {
 
     /// The policy names, in evaluation order (to pre-register per-policy metrics).
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.policies.iter().map(|p| p.name.as_str())
+        self.policies.iter().map(|p| &*p.name)
     }
 
     /// The `type` of the top-level policy named `name`.
     pub fn type_of(&self, name: &str) -> Option<&'static str> {
         self.policies
             .iter()
-            .find(|p| p.name == name)
+            .find(|p| &*p.name == name)
             .map(|p| p.type_name)
     }
 
@@ -507,12 +534,31 @@ impl Policies {
     ///
     /// `now` is the caller's clock; only the rate-based policies use it.
     pub fn decide(&self, trace: &TraceData, now: Instant) -> Verdict {
-        self.decide_explained(trace, now, false)
+        self.decide_explained(trace, now, Explain::Nothing)
     }
 
-    /// [`Policies::decide`]; with `explain`, [`Verdict::reasons`] says why each policy
-    /// decided as it did. Explaining changes no decision.
-    pub fn decide_explained(&self, trace: &TraceData, now: Instant, explain: bool) -> Verdict {
+    /// Why the deterministic policy `name` decides as it does on `trace` at `now`: its
+    /// reason as [`Policies::decide_explained`] would have written it then (`None` for a
+    /// name it does not know, or a policy that is not deterministic).
+    pub fn explain(&self, name: &str, trace: &TraceData, now: Instant) -> Option<String> {
+        let policy = self.policies.iter().find(|p| &*p.name == name)?;
+        if !policy.evaluator.deterministic() {
+            return None;
+        }
+        let mut why = Why::on();
+        match policy
+            .evaluator
+            .try_decide(trace, now, &mut Vec::new(), &mut why)
+        {
+            Ok(_) => Some(why.into_text()),
+            Err(e) => Some(format!("failed: {e}")),
+        }
+    }
+
+    /// [`Policies::decide`]; unless `explain` is [`Explain::Nothing`], [`Verdict::reasons`]
+    /// says why each policy decided as it did (empty for those left for later by
+    /// [`Explain::Stateful`]). Explaining changes no decision.
+    pub fn decide_explained(&self, trace: &TraceData, now: Instant, explain: Explain) -> Verdict {
         let mut per_policy = Vec::with_capacity(self.policies.len());
         let mut reasons = Vec::new();
         let mut errors = Vec::new();
@@ -523,12 +569,17 @@ impl Policies {
         let mut any_invert_not_sampled = false;
         let mut dropped = false;
         for (index, policy) in self.policies.iter().enumerate() {
-            let mut why = if explain { Why::on() } else { Why::off() };
+            let wanted = match explain {
+                Explain::Nothing => false,
+                Explain::Everything => true,
+                Explain::Stateful => !policy.evaluator.deterministic(),
+            };
+            let mut why = if wanted { Why::on() } else { Why::off() };
             let outcome = policy
                 .evaluator
                 .try_decide(trace, now, &mut ignored, &mut why);
             errors.extend(ignored.drain(..).map(|message| PolicyError {
-                policy: policy.name.clone(),
+                policy: policy.name.to_string(),
                 message,
                 failed: false,
             }));
@@ -536,7 +587,7 @@ impl Policies {
                 Ok(decision) => decision,
                 Err(message) => {
                     errors.push(PolicyError {
-                        policy: policy.name.clone(),
+                        policy: policy.name.to_string(),
                         message,
                         failed: true,
                     });
@@ -544,7 +595,7 @@ impl Policies {
                 }
             };
             per_policy.push((policy.name.clone(), decision));
-            if explain {
+            if explain != Explain::Nothing {
                 reasons.push(why.into_text());
             }
             match decision {
@@ -582,7 +633,7 @@ impl Policies {
         Verdict {
             sampled: keeper.is_some(),
             decision,
-            policy: keeper.map(|i| self.policies[i].name.clone()),
+            policy: keeper.map(|i| self.policies[i].name.to_string()),
             per_policy,
             errors,
             reasons,

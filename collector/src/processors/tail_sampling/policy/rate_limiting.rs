@@ -84,6 +84,11 @@ impl RateLimiting {
 }
 
 impl Evaluate for RateLimiting {
+    /// Spends its budget: explained at the decision, when the budget is what decided.
+    fn deterministic(&self) -> bool {
+        false
+    }
+
     fn decide(&self, trace: &TraceData, now: Instant, why: &mut Why) -> Decision {
         let spans = trace.spans.len();
         let allowed = self.bucket.allow(spans as f64, now);

@@ -515,9 +515,9 @@ fn any_sampled_keeps_the_trace_and_names_the_first_sampler() {
     assert_eq!(
         verdict.per_policy,
         vec![
-            ("errors".to_string(), Decision::NotSampled),
-            ("slow".to_string(), Decision::Sampled),
-            ("big".to_string(), Decision::Sampled),
+            ("errors".into(), Decision::NotSampled),
+            ("slow".into(), Decision::Sampled),
+            ("big".into(), Decision::Sampled),
         ]
     );
 
@@ -555,13 +555,13 @@ fn an_explained_verdict_says_why_each_policy_decided() {
         ],
         vec![(origin_with(&[]), log_severity(13, "WARN"))],
     );
-    let verdict = built.decide_explained(&trace, now(), true);
+    let verdict = built.decide_explained(&trace, now(), Explain::Everything);
     assert_eq!(verdict.reasons.len(), verdict.per_policy.len());
     let said: Vec<(&str, &str)> = verdict
         .per_policy
         .iter()
         .zip(&verdict.reasons)
-        .map(|((name, _), reason)| (name.as_str(), reason.as_str()))
+        .map(|((name, _), reason)| (&**name, reason.as_str()))
         .collect();
     assert_eq!(
         said,
@@ -586,6 +586,40 @@ fn an_explained_verdict_says_why_each_policy_decided() {
         (plain.sampled, plain.policy, plain.per_policy),
         (verdict.sampled, verdict.policy, verdict.per_policy)
     );
+}
+
+#[test]
+fn stateful_policies_are_explained_at_the_decision_the_others_when_asked() {
+    let build = || {
+        policies(
+            r#"
+        - {name: slow, type: latency, latency: {threshold_ms: 1000}}
+        - {name: budget, type: rate_limiting, rate_limiting: {spans_per_second: 1}}
+        - {name: both, type: and, and: {and_sub_policy: [
+            {name: long, type: latency, latency: {threshold_ms: 1}},
+            {name: rate, type: rate_limiting, rate_limiting: {spans_per_second: 100}}]}}
+        "#,
+        )
+    };
+    let trace = trace_from(vec![(origin_with(&[]), span_ms(0, 2300))], vec![]);
+    let (now_all, later) = (build(), build());
+    let everything = now_all.decide_explained(&trace, now(), Explain::Everything);
+    let stateful = later.decide_explained(&trace, now(), Explain::Stateful);
+    assert_eq!(stateful.per_policy, everything.per_policy);
+    // `slow` is left for later; the rate limit and the `and` holding one say why now.
+    assert_eq!(stateful.reasons[0], "");
+    assert_eq!(stateful.reasons[1], everything.reasons[1]);
+    assert_eq!(stateful.reasons[2], everything.reasons[2]);
+    assert!(!stateful.reasons[1].is_empty() && !stateful.reasons[2].is_empty());
+    // Later, on the same trace and clock: the words explaining at the decision would have
+    // written; a stateful policy is not evaluated again (its budget is not charged twice).
+    assert_eq!(
+        later.explain("slow", &trace, now()).as_deref(),
+        Some(everything.reasons[0].as_str())
+    );
+    assert_eq!(later.explain("budget", &trace, now()), None);
+    assert_eq!(later.explain("both", &trace, now()), None);
+    assert_eq!(later.explain("nonesuch", &trace, now()), None);
 }
 
 #[test]
@@ -639,7 +673,7 @@ fn drop_overrides_everything_and_stops_evaluation() {
     // The drop policy ran first and stopped evaluation: the rate limiter was not charged.
     assert_eq!(
         verdict.per_policy,
-        vec![("no-health".to_string(), Decision::Dropped)]
+        vec![("no-health".into(), Decision::Dropped)]
     );
     let checkout = trace_of(vec![span_with(&[("http.route", s("/checkout"))])]);
     let verdict = built.decide(&checkout, now());
@@ -648,9 +682,9 @@ fn drop_overrides_everything_and_stops_evaluation() {
     assert_eq!(
         verdict.per_policy,
         vec![
-            ("no-health".to_string(), Decision::NotSampled),
-            ("all".to_string(), Decision::Sampled),
-            ("limit".to_string(), Decision::Sampled),
+            ("no-health".into(), Decision::NotSampled),
+            ("all".into(), Decision::Sampled),
+            ("limit".into(), Decision::Sampled),
         ]
     );
 }
@@ -669,7 +703,7 @@ fn invert_not_sampled_overrides_sampled() {
     assert_eq!(verdict.decision, Decision::NotSampled);
     assert_eq!(
         verdict.per_policy[1],
-        ("not-internal".to_string(), Decision::InvertNotSampled)
+        ("not-internal".into(), Decision::InvertNotSampled)
     );
 }
 
@@ -718,7 +752,7 @@ fn sample_on_first_match_stops_at_the_first_sampled() {
         assert!(verdict.sampled);
         assert_eq!(
             verdict.per_policy,
-            vec![("first".to_string(), Decision::Sampled)]
+            vec![("first".into(), Decision::Sampled)]
         );
     }
 }
@@ -1025,8 +1059,8 @@ fn a_failing_policy_is_left_out_of_the_verdict_and_reported() {
     assert_eq!(
         verdict.per_policy,
         vec![
-            ("all".to_string(), Decision::Sampled),
-            ("lenient".to_string(), Decision::NotSampled),
+            ("all".into(), Decision::Sampled),
+            ("lenient".into(), Decision::NotSampled),
         ]
     );
     assert_eq!(verdict.errors.len(), 2);
@@ -1269,6 +1303,21 @@ mod conformance {
             }
             if said.is_ok() && why.text().trim().is_empty() {
                 return Err(format!("trace {i}: decided {said:?} without saying why"));
+            }
+            // The decisions ring explains a deterministic policy when the page asks, by
+            // evaluating it again on the same trace at the same `now`: that must say the
+            // same, whatever it evaluated meanwhile.
+            if explained.deterministic() {
+                let mut again = Why::on();
+                let resaid =
+                    explained.try_decide(&held.view(reads), at, &mut Vec::new(), &mut again);
+                if resaid != said || again.text() != why.text() {
+                    return Err(format!(
+                        "trace {i}: deterministic, yet asked again it says {resaid:?} \"{}\", not {said:?} \"{}\"",
+                        again.text(),
+                        why.text()
+                    ));
+                }
             }
             if !outcomes.contains(&got) {
                 outcomes.push(got);
