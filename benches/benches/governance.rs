@@ -59,13 +59,17 @@ fn kv(key: &str, v: &str) -> KeyValue {
 fn line(i: usize) -> String {
     let trace = format!("{:032x}", 0x5eed_0000_u128 + (i as u128 / 2));
     let span = format!("{:016x}", 0xa000 + i);
-    let level = if i % 13 == 0 { "error" } else { "info" };
+    let level = if i.is_multiple_of(13) {
+        "error"
+    } else {
+        "info"
+    };
     let pii = match i % 6 {
         0 => format!(",\"user_phone\":\"138{:08}\"", 1_000_000 + i),
         3 => ",\"user_email\":\"li.wei@example.com\"".to_string(),
         _ => String::new(),
     };
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         format!(
             "{{\"level\":\"{level}\",\"ts\":\"2026-12-03T14:00:0{}.123Z\",\"caller\":\"order/handler.go:88\",\"msg\":\"order created\",\"service\":\"checkout\",\"trace_id\":\"{trace}\",\"span_id\":\"{span}\",\"biz_order_id\":\"ord-{i:08}\",\"duration_ms\":{}{pii}}}",
             i % 10,

@@ -900,6 +900,16 @@ async fn main() -> anyhow::Result<()> {
     if args.describe {
         let mut describe = describe;
         if args.payload != Payload::Traces {
+            // The span and log keys describe trace payloads only.
+            let keep = [
+                "payload",
+                "items_per_request",
+                "bytes_per_item",
+                "templates",
+            ];
+            if let Some(map) = describe.as_object_mut() {
+                map.retain(|k, _| keep.contains(&k.as_str()));
+            }
             println!("{describe}");
             return Ok(());
         }

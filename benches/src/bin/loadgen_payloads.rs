@@ -433,7 +433,7 @@ fn json_line(rng: &mut Rng, svc: usize, k: usize, span_id: u64, t_ns: u64, error
             "",
         )
     };
-    if svc % 2 == 0 {
+    if svc.is_multiple_of(2) {
         format!(
             "{{\"level\":\"{level}\",\"ts\":\"{ts}\",\"caller\":\"{name}/handler.go:{}\",\"msg\":\"{msg}\",\"service\":\"{name}\",\"trace_id\":\"{trace}\",\"span_id\":\"{span}\",\"biz_order_id\":\"{order}\",\"duration_ms\":{duration}{err}{pii}}}",
             rng.range(40, 240)
