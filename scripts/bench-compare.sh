@@ -12,6 +12,7 @@
 #   bash scripts/bench-compare.sh --duration 10 --search-duration 5 --repeats 1
 #   make bench-compare BENCH_ARGS="--scenarios a --repeats 1"
 #   make bench-compare BENCH_ARGS="--scenarios f"      # file ingest only (filelog peer)
+#   make bench-compare BENCH_ARGS="--scenarios m,s,g"  # metrics, spanmetrics, log governance
 # The full default run takes about 25 minutes on 2 cores. It is never part of `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -77,7 +77,9 @@ struct Args {
     bisect_steps: usize,
     /// Scenarios to run: a (traces, tail sampling), b (traces + logs), c (pass-through),
     /// t (the agent of a two-tier deployment: loadbalancing by trace id, no sampling),
-    /// f (file ingest: filelog + container + json_parser + trace_parser).
+    /// f (file ingest: filelog + container + json_parser + trace_parser),
+    /// m (metrics pass-through), s (spanmetrics + tail sampling),
+    /// g (log governance: transform + redaction of JSON log lines).
     #[arg(long, default_value = "a,b,c,t,f")]
     scenarios: String,
     /// The Collector with the filelog receiver (benches/peer-filelog), for scenario f.
@@ -181,6 +183,14 @@ enum Scenario {
     /// The agent of a two-tier deployment: no sampling, a `loadbalancing` exporter routing
     /// each span by trace id to one of two gateways (two listeners of the sink).
     T,
+    /// Metrics, no sampling: memory_limiter + batch, SDK-shaped collections (issue 13).
+    M,
+    /// Traces through tail sampling with the `spanmetrics` connector counting every span
+    /// before the verdict; kept spans and the metrics both to the sink (issue 13).
+    S,
+    /// Logs whose bodies are JSON lines: `transform` (ParseJSON, trace and span id, severity)
+    /// then `redaction` (five value patterns) (issue 14).
+    G,
 }
 
 impl Scenario {
@@ -190,6 +200,9 @@ impl Scenario {
             Scenario::B => "b",
             Scenario::C => "c",
             Scenario::T => "t",
+            Scenario::M => "m",
+            Scenario::S => "s",
+            Scenario::G => "g",
         }
     }
     fn title(self) -> &'static str {
@@ -198,6 +211,9 @@ impl Scenario {
             Scenario::B => "b: traces + logs, tail sampling",
             Scenario::C => "c: traces, pass-through",
             Scenario::T => "t: two-tier agent, loadbalancing by trace id to 2 gateways",
+            Scenario::M => "m: metrics pass-through",
+            Scenario::S => "s: spanmetrics + tail sampling",
+            Scenario::G => "g: log governance, transform + redaction",
         }
     }
     fn logs(self) -> bool {
@@ -205,7 +221,28 @@ impl Scenario {
     }
     /// Whether the process under test runs the tail-sampling window.
     fn samples(self) -> bool {
-        matches!(self, Scenario::A | Scenario::B)
+        matches!(self, Scenario::A | Scenario::B | Scenario::S)
+    }
+    /// `weft-loadgen --payload`.
+    fn payload(self) -> &'static str {
+        match self {
+            Scenario::M => "metrics",
+            Scenario::G => "json-logs",
+            _ => "traces",
+        }
+    }
+    /// What one item of the throughput is.
+    fn unit(self) -> &'static str {
+        match self {
+            Scenario::M => "data points",
+            Scenario::G => "records",
+            _ => "spans",
+        }
+    }
+    /// Scenarios with a results section of their own (the issue-13/14 rows) rather than a row
+    /// in the main table: a run of only these leaves the main table as it was.
+    fn own_section(self) -> bool {
+        matches!(self, Scenario::M | Scenario::S | Scenario::G)
     }
 }
 
@@ -216,8 +253,11 @@ struct Trial {
     pass: bool,
     reasons: Vec<String>,
     achieved: f64,
+    /// Items accepted: spans, or data points (m), or log records (g).
     spans: u64,
     logs: u64,
+    /// Metric data points the sink received (s: what spanmetrics produced).
+    points: u64,
     cpu_s: f64,
     /// Time the process was runnable but waited for a CPU taken by something else.
     wait_s: f64,
@@ -278,6 +318,8 @@ struct Measured {
     latency_p50_s: f64,
     latency_p99_s: f64,
     weft_delay_mean_s: Option<f64>,
+    /// Data points the sink received (s: spanmetrics' output).
+    points: f64,
     failures: Vec<String>,
 }
 
@@ -525,6 +567,28 @@ processors:
             },
         );
     }
+    if sc == Scenario::G {
+        c.push_str(GOVERNANCE_PROCESSORS);
+    }
+    if sc == Scenario::S {
+        // Both flush every 5 s (the Collector's default is 60 s, longer than a trial) and keep
+        // exemplars; Weft attaches them only once the window kept the trace.
+        let _ = write!(
+            c,
+            "connectors:
+  spanmetrics:
+    metrics_flush_interval: 5s
+    exemplars:
+      enabled: true
+      max_per_data_point: 5
+{}",
+            if sys == System::Weft {
+                "      tail_sampling: tail_sampling\n"
+            } else {
+                ""
+            }
+        );
+    }
     let exporter = if sc == Scenario::T {
         // Both collectors' defaults otherwise (a sending queue per backend, retries).
         let hostnames: Vec<String> = sinks.iter().map(|p| format!("127.0.0.1:{p}")).collect();
@@ -559,21 +623,53 @@ processors:
         );
         "otlp"
     };
-    let _ = write!(
-        c,
-        "service:
-  pipelines:
-    traces:
+    c.push_str("service:\n  pipelines:\n");
+    match sc {
+        Scenario::M => c.push_str(
+            "    metrics:
+      receivers: [otlp]
+      processors: [memory_limiter, batch]
+      exporters: [otlp]
+",
+        ),
+        Scenario::G => c.push_str(
+            "    logs:
+      receivers: [otlp]
+      processors: [memory_limiter, transform, redaction, batch]
+      exporters: [otlp]
+",
+        ),
+        _ => {
+            let _ = write!(
+                c,
+                "    traces:
       receivers: [otlp]
       processors: [{tp}]
       exporters: [{exporter}]
 ",
-        tp = if sc.samples() {
-            "memory_limiter, tail_sampling, batch"
-        } else {
-            "memory_limiter, batch"
-        },
-    );
+                tp = if sc.samples() {
+                    "memory_limiter, tail_sampling, batch"
+                } else {
+                    "memory_limiter, batch"
+                },
+            );
+        }
+    }
+    if sc == Scenario::S {
+        // The Collector's documented shape, the same for both: the receiver feeds a second
+        // traces pipeline whose exporter is the connector, so it sees every span before the
+        // sampler drops any.
+        c.push_str(
+            "    traces/all:
+      receivers: [otlp]
+      exporters: [spanmetrics]
+    metrics:
+      receivers: [spanmetrics]
+      processors: [batch]
+      exporters: [otlp]
+",
+        );
+    }
     if sc.logs() {
         let _ = write!(
             c,
@@ -621,6 +717,33 @@ processors:
     }
     c
 }
+
+/// Scenario g's processors, the same text for both collectors: the seed's Logstash `json` +
+/// `mutate` (config/governance.yaml's `transform/parse`, its representative statements) and
+/// its PII masks as plain `blocked_values` (the Collector masks a whole match with `****` and
+/// knows neither `replacement` nor `luhn`, nor `(?-u:\b)`, so none is used). The ids are
+/// ignored by the redaction: 32 hex digits can hold 11 decimal ones in a row.
+const GOVERNANCE_PROCESSORS: &str = r#"  transform:
+    error_mode: ignore
+    log_statements:
+      - context: log
+        statements:
+          - set(body, ParseJSON(body)) where IsString(body)
+          - set(trace_id.string, body["trace_id"]) where IsString(body["trace_id"])
+          - set(span_id.string, body["span_id"]) where IsString(body["span_id"])
+          - set(severity_text, body["level"]) where IsString(body["level"])
+          - set(severity_number, SEVERITY_NUMBER_ERROR) where body["level"] == "error"
+  redaction:
+    allow_all_keys: true
+    ignored_keys: [trace_id, span_id]
+    blocked_values:
+      - '\d{17}[\dXx]'
+      - '1[3-9]\d{9}'
+      - '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+\.[A-Za-z0-9.-]+'
+      - '\d{4}[ -]?\d{4}[ -]?\d{4}[ -]?\d{4}'
+      - '[Bb]earer [A-Za-z0-9._~+/-]+=*'
+    summary: silent
+"#;
 
 // ---------------------------------------------------------------------------------------------
 // Trials
@@ -732,6 +855,7 @@ impl Bench {
         if sc.logs() {
             lg.arg("--logs");
         }
+        lg.arg("--payload").arg(sc.payload());
         let out = lg.output().context("running weft-loadgen")?;
         if !out.status.success() {
             bail!(
@@ -743,14 +867,27 @@ impl Bench {
         let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
             .context("weft-loadgen printed no JSON summary")?;
 
-        // What the sink must receive.
+        // What the sink must receive (data points: m only; s's depend on the flushes).
+        let want_points = if sc == Scenario::M {
+            int(&summary, "points_accepted")
+        } else {
+            0
+        };
         let (want_spans, want_logs, want_traces) = match (sys, sc) {
             (_, Scenario::C | Scenario::T) => (
                 int(&summary, "spans_accepted"),
                 0,
                 int(&summary, "traces_accepted"),
             ),
-            (_, Scenario::A) => (int(&summary, "kept_spans"), 0, int(&summary, "kept_traces")),
+            (_, Scenario::M) => (0, 0, 0),
+            (_, Scenario::G) => (
+                0,
+                int(&summary, "logs_accepted"),
+                int(&summary, "traces_accepted"),
+            ),
+            (_, Scenario::A | Scenario::S) => {
+                (int(&summary, "kept_spans"), 0, int(&summary, "kept_traces"))
+            }
             (System::Weft, Scenario::B) => (
                 int(&summary, "kept_spans"),
                 int(&summary, "kept_logs"),
@@ -779,13 +916,17 @@ impl Bench {
         loop {
             std::thread::sleep(Duration::from_millis(500));
             stats = serde_json::from_str(&http_get(self.sink_control, "/stats")?)?;
-            let now_counts = (int(&stats, "spans"), int(&stats, "logs"));
+            let now_counts = (
+                int(&stats, "spans"),
+                int(&stats, "logs") + int(&stats, "points"),
+            );
             if now_counts != last {
                 last = now_counts;
                 last_change = Instant::now();
             }
             let done = int(&stats, "spans") >= want_spans
                 && int(&stats, "logs") >= want_logs
+                && int(&stats, "points") >= want_points
                 && int(&stats, "traces_complete") >= want_traces;
             let stalled =
                 sent_end.elapsed() >= due && last_change.elapsed() >= Duration::from_millis(2500);
@@ -833,10 +974,11 @@ impl Bench {
         if failed > 0 {
             reasons.push(format!("{failed} requests failed ({})", summary["errors"]));
         }
-        let achieved = num(&summary, "achieved_spans_per_s");
+        let achieved = num(&summary, "achieved_items_per_s");
         if rate > 0.0 && achieved < 0.97 * rate {
             reasons.push(format!(
-                "accepted {achieved:.0} spans/s of {rate:.0} offered"
+                "accepted {achieved:.0} {}/s of {rate:.0} offered",
+                sc.unit()
             ));
         }
         let got = (
@@ -860,13 +1002,27 @@ impl Bench {
         if partial > 0 {
             reasons.push(format!("{partial} traces arrived incomplete"));
         }
+        let points = int(&stats, "points");
+        if points != want_points && sc != Scenario::S {
+            reasons.push(format!(
+                "sink got {points} data points, expected {want_points}"
+            ));
+        }
+        if sc == Scenario::S && points == 0 {
+            reasons.push("no spanmetrics data point reached the sink".into());
+        }
         Ok(Trial {
             rate,
             pass: rate > 0.0 && reasons.is_empty(),
             reasons,
             achieved,
-            spans: int(&summary, "spans_accepted"),
-            logs: int(&summary, "logs_accepted"),
+            spans: int(&summary, "items_accepted"),
+            logs: if sc == Scenario::G {
+                0
+            } else {
+                int(&summary, "logs_accepted")
+            },
+            points,
             cpu_s: cpu1 - cpu0,
             wait_s: wait1 - wait0,
             wall_s: wall,
@@ -879,13 +1035,14 @@ impl Bench {
 
     fn log_trial(&self, sys: System, sc: Scenario, what: &str, t: &Trial) {
         println!(
-            "  [{}] {:<9} {what:<8} rate {:>9.0} → {} | accepted {:>9.0} spans/s (+{} logs), cpu {:>6.2}s = {:>3.0}% of a core, waited for a CPU {:>3.0}% ({:>6.2} s/Mspans, {:>8.0} spans/s/core), peak RSS {:>7.1} MiB, latency p50 {:.2}s{}",
+            "  [{}] {:<9} {what:<8} rate {:>9.0} → {} | accepted {:>9.0} {u}/s (+{} logs, {} points at the sink), cpu {:>6.2}s = {:>3.0}% of a core, waited for a CPU {:>3.0}% ({:>6.2} s/M{u}, {:>8.0} {u}/s/core), peak RSS {:>7.1} MiB, latency p50 {:.2}s{}",
             sc.key(),
             sys.name(),
             t.rate,
             if t.pass { "PASS" } else { "FAIL" },
             t.achieved,
             t.logs,
+            t.points,
             t.cpu_s,
             if t.wall_s > 0.0 { 100.0 * t.cpu_s / t.wall_s } else { 0.0 },
             100.0 * t.cpu_wait_share(),
@@ -897,7 +1054,8 @@ impl Bench {
                 String::new()
             } else {
                 format!(" | {}", t.reasons.join("; "))
-            }
+            },
+            u = sc.unit().replace(' ', "_"),
         );
     }
 
@@ -954,6 +1112,7 @@ impl Bench {
                 let v: Vec<f64> = ts.iter().filter_map(|t| t.weft_delay_mean_s).collect();
                 (!v.is_empty()).then(|| median(v))
             },
+            points: median(ts.iter().map(|t| t.points as f64).collect()),
             failures: ts
                 .iter()
                 .filter(|t| !t.pass)
@@ -1377,6 +1536,9 @@ fn svg(results: &[ScenarioResult]) -> String {
                     Scenario::B => "b: + logs",
                     Scenario::C => "c: pass-through",
                     Scenario::T => "t: two-tier agent",
+                    Scenario::M => "m: metrics",
+                    Scenario::S => "s: spanmetrics",
+                    Scenario::G => "g: governance",
                 }
             );
         }
@@ -1394,25 +1556,179 @@ fn svg(results: &[ScenarioResult]) -> String {
     s
 }
 
-fn write_report(a: &Args, section: &str, chart: &str) -> anyhow::Result<()> {
-    let doc = std::fs::read_to_string(&a.markdown)
-        .with_context(|| format!("reading {}", a.markdown.display()))?;
-    let new = match (doc.find(BEGIN), doc.find(END)) {
+/// `doc` with the text between `begin` and `end` (markers included) replaced by `section`,
+/// which carries the markers; appended when the markers are not there.
+fn splice(doc: &str, begin: &str, end: &str, section: &str) -> String {
+    match (doc.find(begin), doc.find(end)) {
         (Some(b), Some(e)) if e > b => format!(
             "{}{}{}",
             &doc[..b],
             section.trim_end(),
-            &doc[e + END.len()..]
+            &doc[e + end.len()..]
         ),
         _ => format!(
             "{}\n{}",
             doc.trim_end_matches('\n').to_string() + "\n",
             section
         ),
-    };
-    std::fs::write(&a.markdown, new)?;
+    }
+}
+
+fn write_report(a: &Args, section: &str, chart: &str) -> anyhow::Result<()> {
+    let doc = std::fs::read_to_string(&a.markdown)
+        .with_context(|| format!("reading {}", a.markdown.display()))?;
+    std::fs::write(&a.markdown, splice(&doc, BEGIN, END, section))?;
     std::fs::write(&a.svg, chart)?;
     Ok(())
+}
+
+/// The markers of scenario `sc`'s own section.
+fn own_markers(sc: Scenario) -> (String, String) {
+    (
+        format!("<!-- bench-compare:{}:begin -->", sc.key()),
+        format!("<!-- bench-compare:{}:end -->", sc.key()),
+    )
+}
+
+/// The results section of a scenario with a section of its own (m, s, g): the same method
+/// and columns as the main table, in its own unit, plus the ratio at each one's maximum.
+fn own_section(
+    a: &Args,
+    r: &ScenarioResult,
+    payload_text: &str,
+    minutes: f64,
+    load: (&str, &str),
+) -> String {
+    let (begin, end) = own_markers(r.sc);
+    let unit = r.sc.unit();
+    let mut m = String::new();
+    let _ = writeln!(m, "{begin}");
+    let _ = writeln!(
+        m,
+        "### Results, scenario {} — written by `make bench-compare`, replaced on each run\n",
+        r.sc.title()
+    );
+    let rev = cmd_out("git", &["rev-parse", "--short", "HEAD"]);
+    let dirty = if cmd_out("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty() {
+        ""
+    } else {
+        " (with uncommitted changes)"
+    };
+    let _ = writeln!(
+        m,
+        "Run {} on {} CPUs, Weft {rev}{dirty} (release build) against the OpenTelemetry \
+         Collector v{} built from `benches/peer`; {minutes:.0} minutes for this run's scenarios, \
+         load average {} at the start, {} at the end. Measurement runs {}s × {} per collector, \
+         search trials {}s; batch {} / {}, memory_limiter {} MiB, exporter compression none; \
+         process under test pinned to CPU {}, load generator + sink to CPU {}. Payload: \
+         {payload_text}.\n",
+        cmd_out("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        cmd_out("nproc", &[]),
+        a.peer_version,
+        load.0,
+        load.1,
+        a.duration,
+        a.repeats,
+        a.search_duration,
+        a.batch_size,
+        a.batch_timeout,
+        a.limit_mib,
+        if a.sut_cpus.is_empty() {
+            "—"
+        } else {
+            &a.sut_cpus
+        },
+        if a.aux_cpus.is_empty() {
+            "—"
+        } else {
+            &a.aux_cpus
+        },
+    );
+    let _ = writeln!(
+        m,
+        "| scenario {} | max sustained (search) | {unit}/s per core at the common rate | CPU s / M {unit} | peak RSS | send → sink p50 / p99 | waited for CPU | runs passed |",
+        r.sc.key()
+    );
+    let _ = writeln!(m, "|---|---|---|---|---|---|---|---|");
+    for (k, sys) in [System::Weft, System::Collector].into_iter().enumerate() {
+        let me = &r.measured[k];
+        let max = match (&r.search[k].max_rate, &r.search[k].at_max) {
+            (Some(x), Some(t)) => format!("{}/s ({}/s per core)", fmt_k(*x), fmt_k(t.per_core())),
+            (Some(x), None) => format!("{}/s", fmt_k(*x)),
+            _ => "none passed".into(),
+        };
+        // Metrics carry no benchmark trace id: no send → sink latency to show.
+        let latency = if r.sc == Scenario::M {
+            "—".to_string()
+        } else {
+            format!("{:.2} s / {:.2} s", me.latency_p50_s, me.latency_p99_s)
+        };
+        let _ = writeln!(
+            m,
+            "| {} | {max} | **{}** | {:.2} | **{:.0} MiB** | {latency} | {:.0}% | {}/{} at {}/s |",
+            sys.name(),
+            fmt_k(me.per_core),
+            me.cpu_per_mspans,
+            me.rss_mib,
+            me.cpu_wait * 100.0,
+            me.passed,
+            me.runs,
+            fmt_k(me.rate),
+        );
+    }
+    let _ = writeln!(m);
+    let (w, c) = (&r.measured[0], &r.measured[1]);
+    let at_max = |k: usize| {
+        r.search[k]
+            .at_max
+            .as_ref()
+            .map_or(f64::NAN, Trial::per_core)
+    };
+    let _ = writeln!(
+        m,
+        "Weft ÷ Collector: **{} {unit} per core at the common rate, {} at each one's own \
+         maximum; peak RSS {}**.",
+        ratio(w.per_core, c.per_core),
+        ratio(at_max(0), at_max(1)),
+        ratio(w.rss_mib, c.rss_mib),
+    );
+    if r.sc == Scenario::S {
+        let _ = writeln!(
+            m,
+            "Spanmetrics data points at the sink per run (median): Weft {:.0}, Collector {:.0}.",
+            w.points, c.points
+        );
+    }
+    for (k, sys) in [System::Weft, System::Collector].into_iter().enumerate() {
+        let path: Vec<String> = r.search[k]
+            .trials
+            .iter()
+            .map(|(rate, pass, wait)| {
+                format!(
+                    "{}{} (CPU wait {:.0}%)",
+                    fmt_k(*rate),
+                    if *pass { "✓" } else { "✗" },
+                    wait * 100.0
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            m,
+            "- {} search ({unit}/s): {}",
+            sys.name(),
+            path.join(" → ")
+        );
+        if !r.measured[k].failures.is_empty() {
+            let _ = writeln!(
+                m,
+                "- {} runs that failed: {}",
+                sys.name(),
+                r.measured[k].failures.join(" | ")
+            );
+        }
+    }
+    let _ = writeln!(m, "{end}");
+    m
 }
 
 fn main() -> anyhow::Result<()> {
@@ -1446,8 +1762,11 @@ fn main() -> anyhow::Result<()> {
             "b" => Ok(Scenario::B),
             "c" => Ok(Scenario::C),
             "t" => Ok(Scenario::T),
+            "m" => Ok(Scenario::M),
+            "s" => Ok(Scenario::S),
+            "g" => Ok(Scenario::G),
             other => Err(anyhow::anyhow!(
-                "unknown scenario {other:?}: use a, b, c, t and/or f"
+                "unknown scenario {other:?}: use a, b, c, t, f, m, s and/or g"
             )),
         })
         .collect::<anyhow::Result<_>>()?;
@@ -1497,6 +1816,52 @@ fn main() -> anyhow::Result<()> {
         num(&payload, "kept_trace_share") * 100.0
     );
     let decode_ceiling = num(&payload, "decode_spans_per_s");
+    // The other payloads, described for their own sections.
+    let describe_other = |kind: &str| -> String {
+        let out = pinned(&a.aux_cpus, &loadgen)
+            .args([
+                "--describe",
+                "--payload",
+                kind,
+                "--traces-per-request",
+                &a.traces_per_request.to_string(),
+                "--error-share",
+                &a.error_share.to_string(),
+            ])
+            .output()
+            .ok()
+            .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
+            .unwrap_or(Value::Null);
+        format!(
+            "{:.0} items per request, {:.0} bytes per item encoded",
+            num(&out, "items_per_request"),
+            num(&out, "bytes_per_item")
+        )
+    };
+    let own_payload = |sc: Scenario| -> String {
+        match sc {
+            Scenario::M => format!(
+                "SDK-shaped cumulative collections of 3 services × 2 scopes (HTTP and DB \
+                 duration histograms, an up-down sum, a counter, a gauge; 3–5 attributes per \
+                 point), {}; the item is a data point",
+                describe_other("metrics")
+            ),
+            Scenario::G => format!(
+                "{} traces per request, 1–3 zap/zerolog JSON lines each as string bodies with \
+                 no trace context on the record, about a third carrying a phone number, e-mail, \
+                 ID card or bearer token, {}; the item is a log record",
+                a.traces_per_request,
+                describe_other("json-logs")
+            ),
+            _ => payload_text.clone(),
+        }
+    };
+
+    let own_payloads: Vec<(Scenario, String)> = scenarios
+        .iter()
+        .filter(|sc| sc.own_section())
+        .map(|&sc| (sc, own_payload(sc)))
+        .collect();
 
     let sink_grpc = [free_port()?, free_port()?];
     let sink_control = free_port()?;
@@ -1536,9 +1901,10 @@ fn main() -> anyhow::Result<()> {
             (None, None) => 1000.0,
         };
         println!(
-            "  max sustained: Weft {}, Collector {}; measuring both at {common:.0} spans/s",
+            "  max sustained: Weft {}, Collector {}; measuring both at {common:.0} {}/s",
             sw.max_rate.map_or("none".into(), |r| format!("{r:.0}")),
             scol.max_rate.map_or("none".into(), |r| format!("{r:.0}")),
+            sc.unit(),
         );
         let measured = bench.measure_at(sc, common);
         results.push(ScenarioResult {
@@ -1552,18 +1918,48 @@ fn main() -> anyhow::Result<()> {
     let minutes = began.elapsed().as_secs_f64() / 60.0;
     let a = &bench.a;
     let load_end = loadavg();
-    let section = markdown(
-        a,
-        &results,
-        &payload_text,
-        decode_ceiling,
-        minutes,
-        (&load_start, &load_end),
-    );
-    println!("\n{section}");
-    if !a.no_write {
-        write_report(a, &section, &svg(&results))?;
-        println!("wrote {} and {}", a.markdown.display(), a.svg.display());
+    let (own, results): (Vec<ScenarioResult>, Vec<ScenarioResult>) =
+        results.into_iter().partition(|r| r.sc.own_section());
+    if !results.is_empty() {
+        let section = markdown(
+            a,
+            &results,
+            &payload_text,
+            decode_ceiling,
+            minutes,
+            (&load_start, &load_end),
+        );
+        println!("\n{section}");
+        if !a.no_write {
+            write_report(a, &section, &svg(&results))?;
+            println!("wrote {} and {}", a.markdown.display(), a.svg.display());
+        }
+    }
+    for r in &own {
+        let text = own_payloads
+            .iter()
+            .find(|(sc, _)| *sc == r.sc)
+            .map(|(_, t)| t.as_str())
+            .unwrap_or_default();
+        let section = own_section(a, r, text, minutes, (&load_start, &load_end));
+        println!("\n{section}");
+        if !a.no_write {
+            let doc = std::fs::read_to_string(&a.markdown)
+                .with_context(|| format!("reading {}", a.markdown.display()))?;
+            let (begin, end) = own_markers(r.sc);
+            std::fs::write(&a.markdown, splice(&doc, &begin, &end, &section))?;
+            println!(
+                "wrote scenario {} into {}",
+                r.sc.key(),
+                a.markdown.display()
+            );
+        }
+        println!(
+            "RESULT {} throughput_ratio={:.2} rss_ratio={:.2}",
+            r.sc.key(),
+            r.measured[0].per_core / r.measured[1].per_core,
+            r.measured[0].rss_mib / r.measured[1].rss_mib
+        );
     }
     let (tr, rr) = results
         .iter()
@@ -1635,6 +2031,138 @@ mod tests {
                 "loadbalancing"
             );
         }
+    }
+
+    fn yaml(sys: System, sc: Scenario) -> serde_yaml::Value {
+        serde_yaml::from_str(&config(sys, sc, &args(), 1, 2, &[3, 4])).unwrap()
+    }
+
+    fn list(v: &serde_yaml::Value) -> Vec<String> {
+        v.as_sequence()
+            .unwrap_or_else(|| panic!("a list: {v:?}"))
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn every_weft_configuration_passes_weft_validate() {
+        let registry = weft::registry::Registry::builtin();
+        for sc in [
+            Scenario::A,
+            Scenario::B,
+            Scenario::C,
+            Scenario::T,
+            Scenario::M,
+            Scenario::S,
+            Scenario::G,
+        ] {
+            let text = config(System::Weft, sc, &args(), 1, 2, &[3, 4]);
+            let loaded = weft::service::load_config(&text, &|_: &str| None, &registry);
+            let problems: Vec<String> = loaded.diagnostics.iter().map(|d| d.to_string()).collect();
+            assert!(
+                loaded.is_valid(),
+                "scenario {}: {problems:#?}\n{text}",
+                sc.key()
+            );
+        }
+    }
+
+    #[test]
+    fn metrics_pass_through_is_the_same_pipeline_for_both() {
+        for sys in [System::Weft, System::Collector] {
+            let c = yaml(sys, Scenario::M);
+            let pipelines = c["service"]["pipelines"].as_mapping().unwrap();
+            assert_eq!(pipelines.len(), 1, "{sys:?}: only a metrics pipeline");
+            assert_eq!(
+                list(&c["service"]["pipelines"]["metrics"]["processors"]),
+                ["memory_limiter", "batch"]
+            );
+            assert_eq!(
+                list(&c["service"]["pipelines"]["metrics"]["exporters"]),
+                ["otlp"]
+            );
+            assert!(c["processors"]["tail_sampling"].is_null());
+        }
+    }
+
+    #[test]
+    fn spanmetrics_sees_every_span_and_only_weft_ties_exemplars_to_the_verdict() {
+        let (weft, otel) = (
+            yaml(System::Weft, Scenario::S),
+            yaml(System::Collector, Scenario::S),
+        );
+        for c in [&weft, &otel] {
+            let p = &c["service"]["pipelines"];
+            // A traces pipeline of its own feeds the connector, before any sampling.
+            assert_eq!(list(&p["traces/all"]["receivers"]), ["otlp"]);
+            assert_eq!(list(&p["traces/all"]["exporters"]), ["spanmetrics"]);
+            assert!(p["traces/all"]["processors"].is_null());
+            assert_eq!(
+                list(&p["traces"]["processors"]),
+                ["memory_limiter", "tail_sampling", "batch"]
+            );
+            assert_eq!(list(&p["metrics"]["receivers"]), ["spanmetrics"]);
+            assert_eq!(list(&p["metrics"]["exporters"]), ["otlp"]);
+            assert_eq!(c["connectors"]["spanmetrics"]["exemplars"]["enabled"], true);
+        }
+        assert_eq!(
+            weft["processors"]["tail_sampling"]["policies"],
+            otel["processors"]["tail_sampling"]["policies"]
+        );
+        assert_eq!(
+            weft["connectors"]["spanmetrics"]["exemplars"]["tail_sampling"],
+            "tail_sampling"
+        );
+        assert!(otel["connectors"]["spanmetrics"]["exemplars"]["tail_sampling"].is_null());
+    }
+
+    #[test]
+    fn governance_runs_the_same_transform_and_redaction_on_both() {
+        let (weft, otel) = (
+            yaml(System::Weft, Scenario::G),
+            yaml(System::Collector, Scenario::G),
+        );
+        assert_eq!(
+            weft["processors"]["transform"],
+            otel["processors"]["transform"]
+        );
+        assert_eq!(
+            weft["processors"]["redaction"],
+            otel["processors"]["redaction"]
+        );
+        for c in [&weft, &otel] {
+            assert_eq!(
+                list(&c["service"]["pipelines"]["logs"]["processors"]),
+                ["memory_limiter", "transform", "redaction", "batch"]
+            );
+        }
+        let statements = list(&weft["processors"]["transform"]["log_statements"][0]["statements"]);
+        assert!(statements[0].starts_with("set(body, ParseJSON(body))"));
+        assert!(statements
+            .iter()
+            .any(|s| s.starts_with("set(trace_id.string")));
+        assert_eq!(
+            weft["processors"]["redaction"]["blocked_values"]
+                .as_sequence()
+                .unwrap()
+                .len(),
+            5
+        );
+    }
+
+    #[test]
+    fn own_sections_replace_only_their_markers() {
+        let (b, e) = own_markers(Scenario::G);
+        let doc = format!("intro\n{b}\nold\n{e}\nrest\n{BEGIN}\nmain\n{END}\n");
+        let new = splice(&doc, &b, &e, &format!("{b}\nnew\n{e}\n"));
+        assert_eq!(
+            new,
+            format!("intro\n{b}\nnew\n{e}\nrest\n{BEGIN}\nmain\n{END}\n")
+        );
+        let appended = splice("intro\n", &b, &e, &format!("{b}\nx\n{e}\n"));
+        assert_eq!(appended, format!("intro\n\n{b}\nx\n{e}\n"));
+        assert!(Scenario::M.own_section() && !Scenario::A.own_section());
     }
 
     fn outcome(pass: bool, achieved: f64) -> Trial {

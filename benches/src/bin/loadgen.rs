@@ -10,12 +10,17 @@
 //! them. With `--logs`, each traces request is followed, on the same stream, by a logs request
 //! carrying those traces' log records (1–3 per span, with trace and span ids).
 //!
+//! `--payload metrics` and `--payload json-logs` send OTLP metrics or log records with JSON
+//! bodies instead (see `loadgen_payloads.rs`); `--rate` then counts data points or records.
+//!
 //! Refused requests (UNAVAILABLE, RESOURCE_EXHAUSTED) are counted, never retried: a
 //! benchmark run that saw any refusal has failed, and retries would only blur the number.
 
 #![allow(clippy::print_stdout)]
 
 mod harness;
+#[path = "loadgen_payloads.rs"]
+mod payloads;
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -32,6 +37,9 @@ use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 use weft_proto::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use weft_proto::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use weft_proto::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use weft_proto::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use weft_proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
@@ -47,7 +55,13 @@ struct Args {
     /// The OTLP gRPC endpoint under test.
     #[arg(long, default_value = "http://127.0.0.1:4317")]
     endpoint: String,
-    /// Target spans per second; 0 sends as fast as requests are accepted.
+    /// What to send: `traces` (with `--logs`, their logs too), `metrics` (SDK-shaped
+    /// collections; the item is a data point) or `json-logs` (log records whose bodies are
+    /// zap/zerolog JSON lines carrying the trace id; the item is a record).
+    #[arg(long, value_enum, default_value_t = Payload::Traces)]
+    payload: Payload,
+    /// Target items (spans, data points or records) per second; 0 sends as fast as requests
+    /// are accepted.
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
     /// Seconds to send for.
@@ -90,6 +104,15 @@ struct Args {
 
 const TRACES_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 const LOGS_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+const METRICS_PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+
+/// The kind of request a template's main body is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Payload {
+    Traces,
+    Metrics,
+    JsonLogs,
+}
 
 // ---------------------------------------------------------------------------------------------
 // Payloads
@@ -421,12 +444,15 @@ fn find_sentinels(buf: &[u8], traces: usize) -> Vec<Vec<usize>> {
 
 /// One pre-built request (and its logs request), with where to patch its trace ids.
 struct Template {
+    payload: Payload,
+    /// The main request: traces, or metrics / JSON logs per `payload`.
     traces: Vec<u8>,
     logs: Option<Vec<u8>>,
     trace_offsets: Vec<Vec<usize>>,
     log_offsets: Vec<Vec<usize>>,
     /// Per trace: span count, log count.
     per_trace: Vec<(u8, u8)>,
+    /// Items in the main request: spans, data points or records.
     spans: u64,
     logs_n: u64,
     kept_traces: u64,
@@ -502,6 +528,7 @@ fn build_template(rng: &mut Rng, args: &Args, base_ns: u64) -> Template {
         (None, Vec::new())
     };
     Template {
+        payload: Payload::Traces,
         traces,
         logs,
         trace_offsets,
@@ -651,7 +678,6 @@ struct Shared {
 async fn stream(shared: Arc<Shared>, channel: Channel) -> Counts {
     let mut counts = Counts::default();
     let mut grpc = tonic::client::Grpc::new(channel);
-    let traces_path = PathAndQuery::from_static(TRACES_PATH);
     let logs_path = PathAndQuery::from_static(LOGS_PATH);
     let mut ids: Vec<[u8; 16]> = Vec::new();
     loop {
@@ -693,31 +719,23 @@ async fn stream(shared: Arc<Shared>, channel: Channel) -> Counts {
                 .map(|(k, &(ns, nl))| harness::make_trace_id(first + k as u64, sent_us, ns, nl)),
         );
 
-        let body = patch(&t.traces, &t.trace_offsets, &ids);
+        let body = match t.payload {
+            Payload::JsonLogs => payloads::patch_hex(&t.traces, &t.trace_offsets, &ids),
+            Payload::Traces | Payload::Metrics => patch(&t.traces, &t.trace_offsets, &ids),
+        };
         if let Err(e) = grpc.ready().await {
             counts.requests_failed += 1;
             *counts.errors.entry(format!("transport: {e}")).or_default() += 1;
             continue;
         }
         let sent = Instant::now();
-        let result = grpc
-            .unary::<_, ExportTraceServiceResponse, _>(
-                tonic::Request::new(body),
-                traces_path.clone(),
-                RawCodec::default(),
-            )
-            .await;
+        let result = export(&mut grpc, t.payload, body).await;
         counts
             .rtt_us
             .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
         match result {
-            Ok(resp) => {
+            Ok(rejected) => {
                 counts.requests_ok += 1;
-                let rejected = resp
-                    .into_inner()
-                    .partial_success
-                    .map(|p| p.rejected_spans.max(0) as u64)
-                    .unwrap_or(0);
                 counts.spans_refused += rejected;
                 counts.spans_accepted += t.spans - rejected.min(t.spans);
                 if rejected == 0 {
@@ -770,6 +788,49 @@ async fn stream(shared: Arc<Shared>, channel: Channel) -> Counts {
     counts
 }
 
+/// Sends one main request (traces, metrics or JSON logs, per `payload`); the items the
+/// answer's partial success rejected.
+async fn export(
+    grpc: &mut tonic::client::Grpc<Channel>,
+    payload: Payload,
+    body: Bytes,
+) -> Result<u64, Status> {
+    let req = tonic::Request::new(body);
+    let rejected = match payload {
+        Payload::Traces => grpc
+            .unary::<_, ExportTraceServiceResponse, _>(
+                req,
+                PathAndQuery::from_static(TRACES_PATH),
+                RawCodec::default(),
+            )
+            .await?
+            .into_inner()
+            .partial_success
+            .map_or(0, |p| p.rejected_spans),
+        Payload::Metrics => grpc
+            .unary::<_, ExportMetricsServiceResponse, _>(
+                req,
+                PathAndQuery::from_static(METRICS_PATH),
+                RawCodec::default(),
+            )
+            .await?
+            .into_inner()
+            .partial_success
+            .map_or(0, |p| p.rejected_data_points),
+        Payload::JsonLogs => grpc
+            .unary::<_, ExportLogsServiceResponse, _>(
+                req,
+                PathAndQuery::from_static(LOGS_PATH),
+                RawCodec::default(),
+            )
+            .await?
+            .into_inner()
+            .partial_success
+            .map_or(0, |p| p.rejected_log_records),
+    };
+    Ok(rejected.max(0) as u64)
+}
+
 fn quantile(sorted: &[u32], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -808,7 +869,11 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(0);
     let mut rng = Rng::new(args.seed);
     let templates: Vec<Template> = (0..args.templates)
-        .map(|_| build_template(&mut rng, &args, base_ns))
+        .map(|_| match args.payload {
+            Payload::Traces => build_template(&mut rng, &args, base_ns),
+            Payload::Metrics => payloads::build_metrics_template(&mut rng, base_ns),
+            Payload::JsonLogs => payloads::build_json_logs_template(&mut rng, &args, base_ns),
+        })
         .collect();
     let pool_spans: u64 = templates.iter().map(|t| t.spans).sum();
     let pool_logs: u64 = templates.iter().map(|t| t.logs_n).sum();
@@ -820,6 +885,9 @@ async fn main() -> anyhow::Result<()> {
     let pool_kept: u64 = templates.iter().map(|t| t.kept_traces).sum();
     let pool_traces = (args.templates * args.traces_per_request) as u64;
     let describe = serde_json::json!({
+        "payload": format!("{:?}", args.payload),
+        "items_per_request": pool_spans as f64 / args.templates as f64,
+        "bytes_per_item": pool_bytes as f64 / pool_spans as f64,
         "templates": args.templates,
         "traces_per_request": args.traces_per_request,
         "spans_per_request": pool_spans as f64 / args.templates as f64,
@@ -831,6 +899,20 @@ async fn main() -> anyhow::Result<()> {
     });
     if args.describe {
         let mut describe = describe;
+        if args.payload != Payload::Traces {
+            // The span and log keys describe trace payloads only.
+            let keep = [
+                "payload",
+                "items_per_request",
+                "bytes_per_item",
+                "templates",
+            ];
+            if let Some(map) = describe.as_object_mut() {
+                map.retain(|k, _| keep.contains(&k.as_str()));
+            }
+            println!("{describe}");
+            return Ok(());
+        }
         describe["decode_spans_per_s"] = serde_json::json!(decode_rate(&templates, pool_spans));
         println!("{describe}");
         return Ok(());
@@ -871,17 +953,26 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = start.elapsed().as_secs_f64();
     total.rtt_us.sort_unstable();
+    // The main requests' items are spans, data points or records; the per-signal keys say
+    // which, and the items_* keys are the same count whatever the payload.
+    let items = total.spans_accepted;
+    let of = |p: Payload| if args.payload == p { items } else { 0 };
     let summary = serde_json::json!({
+        "target_items_per_s": args.rate,
+        "items_accepted": items,
+        "items_refused": total.spans_refused,
+        "achieved_items_per_s": items as f64 / args.duration,
+        "points_accepted": of(Payload::Metrics),
         "target_spans_per_s": args.rate,
         "duration_s": args.duration,
         "elapsed_s": elapsed,
-        "achieved_spans_per_s": total.spans_accepted as f64 / args.duration,
+        "achieved_spans_per_s": of(Payload::Traces) as f64 / args.duration,
         "requests_ok": total.requests_ok,
         "requests_refused": total.requests_refused,
         "requests_failed": total.requests_failed,
-        "spans_accepted": total.spans_accepted,
-        "spans_refused": total.spans_refused,
-        "logs_accepted": total.logs_accepted,
+        "spans_accepted": of(Payload::Traces),
+        "spans_refused": if args.payload == Payload::Traces { total.spans_refused } else { 0 },
+        "logs_accepted": total.logs_accepted + of(Payload::JsonLogs),
         "logs_refused": total.logs_refused,
         "traces_accepted": total.traces_accepted,
         "kept_traces": total.kept_traces,
@@ -969,5 +1060,80 @@ mod tests {
         };
         assert_eq!(spans(&with), spans(&without));
         assert!(without.logs.is_none());
+    }
+
+    #[test]
+    fn metrics_requests_are_valid_sdk_shaped_and_counted_in_points() {
+        let mut rng = Rng::new(5);
+        for _ in 0..8 {
+            let t = payloads::build_metrics_template(&mut rng, 1_700_000_000_000_000_000);
+            // Weft's fast path accepts it whole (it decodes, passes validation and holds
+            // nothing the data model forbids), with the count the template claims.
+            assert_eq!(
+                weft_proto::wire::scan_metrics(&t.traces, &weft_proto::limits::Limits::default()),
+                Some(t.spans as usize)
+            );
+            let req = ExportMetricsServiceRequest::decode(t.traces.as_slice()).unwrap();
+            assert_eq!(req.resource_metrics.len(), 3);
+            assert!(req
+                .resource_metrics
+                .iter()
+                .all(|r| r.scope_metrics.len() == 2));
+            assert_eq!(t.payload, Payload::Metrics);
+            assert!(t.per_trace.is_empty());
+        }
+    }
+
+    #[test]
+    fn json_log_bodies_carry_their_trace_ids_once_patched() {
+        let a = args(false);
+        let t = payloads::build_json_logs_template(&mut Rng::new(9), &a, 1_700_000_000_000_000_000);
+        let ids: Vec<[u8; 16]> = t
+            .per_trace
+            .iter()
+            .enumerate()
+            .map(|(k, &(ns, nl))| harness::make_trace_id(7 + k as u64, 99, ns, nl))
+            .collect();
+        let req = ExportLogsServiceRequest::decode(payloads::patch_hex(
+            &t.traces,
+            &t.trace_offsets,
+            &ids,
+        ))
+        .unwrap();
+        let mut per_id = BTreeMap::<String, u8>::new();
+        let mut with_pii = 0;
+        let records: Vec<_> = req
+            .resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .flat_map(|s| &s.log_records)
+            .collect();
+        for r in &records {
+            assert!(
+                r.trace_id.is_empty(),
+                "the record itself has no trace context"
+            );
+            let Some(any_value::Value::StringValue(line)) =
+                r.body.as_ref().and_then(|b| b.value.as_ref())
+            else {
+                panic!("a string body");
+            };
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            *per_id
+                .entry(v["trace_id"].as_str().unwrap().to_string())
+                .or_default() += 1;
+            assert_eq!(v["span_id"].as_str().unwrap().len(), 16);
+            assert!(v["level"].is_string() && v["biz_order_id"].is_string());
+            with_pii += ["user_phone", "user_email", "auth_header", "id_card"]
+                .iter()
+                .any(|k| v.get(k).is_some()) as usize;
+        }
+        assert_eq!(records.len() as u64, t.spans);
+        assert!(with_pii > 0 && with_pii < records.len());
+        for (k, id) in ids.iter().enumerate() {
+            let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(per_id.get(&hex), Some(&t.per_trace[k].1), "trace {k}");
+            assert_eq!(t.per_trace[k].0, 0);
+        }
     }
 }

@@ -1,11 +1,13 @@
-//! `weft-sink`: an OTLP/gRPC server (traces and logs) that counts what arrives and checks that
-//! every trace arrived whole, for `bench-compare` to tell "no loss".
+//! `weft-sink`: an OTLP/gRPC server (traces, logs and metrics) that counts what arrives and
+//! checks that every trace arrived whole, for `bench-compare` to tell "no loss". Metrics are
+//! counted in data points (they carry no benchmark trace id).
 //!
 //! It decodes nothing but trace ids (light prost messages that skip every other field), so it
 //! costs little beside the process under test; the ids say how many spans and logs their trace
 //! has and when it was sent (see `harness.rs`). A trace is *complete* when exactly that many
 //! spans and logs arrived; anything arriving for a trace already complete opens a new entry,
-//! which then never completes and shows up as `traces_partial`.
+//! which then never completes and shows up as `traces_partial`. A trace of logs only (an id
+//! saying 0 spans, as the JSON-log payload's are) completes when all its logs arrived.
 //!
 //! Control (plain HTTP on `--control`): `GET /stats` answers the counts as JSON, `GET /reset`
 //! zeroes them. On SIGTERM or Ctrl-C it prints the stats and exits.
@@ -28,6 +30,7 @@ use tonic::codec::CompressionEncoding;
 use tonic::codegen::{http, BoxFuture, Context, Poll, Service, StdError};
 use tonic::server::{NamedService, UnaryService};
 use weft_proto::collector::logs::v1::ExportLogsServiceResponse;
+use weft_proto::collector::metrics::v1::ExportMetricsServiceResponse;
 use weft_proto::collector::trace::v1::ExportTraceServiceResponse;
 
 #[derive(Parser, Debug)]
@@ -88,6 +91,44 @@ struct LightLogRecord {
     trace_id: Vec<u8>,
 }
 
+#[derive(Clone, PartialEq, prost::Message)]
+struct LightMetricsRequest {
+    #[prost(message, repeated, tag = "1")]
+    resource_metrics: Vec<LightResourceMetrics>,
+}
+#[derive(Clone, PartialEq, prost::Message)]
+struct LightResourceMetrics {
+    #[prost(message, repeated, tag = "2")]
+    scope_metrics: Vec<LightScopeMetrics>,
+}
+#[derive(Clone, PartialEq, prost::Message)]
+struct LightScopeMetrics {
+    #[prost(message, repeated, tag = "2")]
+    metrics: Vec<LightMetric>,
+}
+/// A metric's data, whichever of the five kinds it is: only the number of points.
+#[derive(Clone, PartialEq, prost::Message)]
+struct LightMetric {
+    #[prost(message, optional, tag = "5")]
+    gauge: Option<LightPoints>,
+    #[prost(message, optional, tag = "7")]
+    sum: Option<LightPoints>,
+    #[prost(message, optional, tag = "9")]
+    histogram: Option<LightPoints>,
+    #[prost(message, optional, tag = "10")]
+    exponential_histogram: Option<LightPoints>,
+    #[prost(message, optional, tag = "11")]
+    summary: Option<LightPoints>,
+}
+#[derive(Clone, PartialEq, prost::Message)]
+struct LightPoints {
+    #[prost(message, repeated, tag = "1")]
+    data_points: Vec<Nothing>,
+}
+/// A message whose every field is skipped.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Nothing {}
+
 /// What arrived so far for one trace that is not complete yet.
 #[derive(Default)]
 struct Entry {
@@ -102,8 +143,11 @@ struct State {
     open: HashMap<u64, Entry>,
     spans: u64,
     logs: u64,
+    /// Metric data points (any kind).
+    points: u64,
     trace_requests: u64,
     log_requests: u64,
+    metric_requests: u64,
     traces_complete: u64,
     /// Spans and logs whose trace id is not a benchmark id.
     foreign: u64,
@@ -117,7 +161,7 @@ impl State {
             self.foreign += 1;
             return;
         };
-        if info.spans == 0 {
+        if info.spans == 0 && info.logs == 0 {
             self.foreign += 1;
             return;
         }
@@ -126,11 +170,12 @@ impl State {
             want_logs: info.logs,
             ..Default::default()
         });
+        // Latency is to a trace's first span, or first log when it has no spans.
+        if e.spans == 0 && (is_span || (e.want_spans == 0 && e.logs == 0)) {
+            self.latency_us
+                .push(harness::elapsed_micros48(info.sent_us, now_us));
+        }
         if is_span {
-            if e.spans == 0 {
-                self.latency_us
-                    .push(harness::elapsed_micros48(info.sent_us, now_us));
-            }
             e.spans += 1;
         } else {
             e.logs += 1;
@@ -144,7 +189,9 @@ impl State {
     fn stats(&self) -> serde_json::Value {
         let (mut partial, mut logs_only, mut logs_mismatch) = (0u64, 0u64, 0u64);
         for e in self.open.values() {
-            if e.spans == 0 {
+            if e.want_spans == 0 {
+                logs_mismatch += 1;
+            } else if e.spans == 0 {
                 logs_only += 1;
             } else if e.spans != u32::from(e.want_spans) {
                 partial += 1;
@@ -164,8 +211,10 @@ impl State {
         serde_json::json!({
             "spans": self.spans,
             "logs": self.logs,
+            "points": self.points,
             "trace_requests": self.trace_requests,
             "log_requests": self.log_requests,
+            "metric_requests": self.metric_requests,
             "traces_complete": self.traces_complete,
             "traces_partial": partial,
             "traces_logs_only": logs_only,
@@ -222,6 +271,34 @@ impl Signal for LogsSignal {
                 for lr in sl.log_records {
                     state.logs += 1;
                     state.item(&lr.trace_id, now_us, false);
+                }
+            }
+        }
+    }
+}
+
+struct MetricsSignal;
+impl Signal for MetricsSignal {
+    const SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+    const PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+    type Request = LightMetricsRequest;
+    type Response = ExportMetricsServiceResponse;
+    fn record(state: &mut State, req: LightMetricsRequest, _now_us: u64) {
+        state.metric_requests += 1;
+        for rm in req.resource_metrics {
+            for sm in rm.scope_metrics {
+                for m in sm.metrics {
+                    state.points += [
+                        m.gauge,
+                        m.sum,
+                        m.histogram,
+                        m.exponential_histogram,
+                        m.summary,
+                    ]
+                    .iter()
+                    .flatten()
+                    .map(|p| p.data_points.len() as u64)
+                    .sum::<u64>();
                 }
             }
         }
@@ -354,6 +431,10 @@ async fn main() -> anyhow::Result<()> {
         state: state.clone(),
         _signal: PhantomData,
     };
+    let metrics = SinkService::<MetricsSignal> {
+        state: state.clone(),
+        _signal: PhantomData,
+    };
     let mut incoming = tokio_stream::StreamMap::new();
     for (k, addr) in args.grpc.iter().enumerate() {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -370,6 +451,7 @@ async fn main() -> anyhow::Result<()> {
         .initial_connection_window_size(Some(16 << 20))
         .add_service(traces)
         .add_service(logs)
+        .add_service(metrics)
         .serve_with_incoming_shutdown(
             tokio_stream::StreamExt::map(incoming, |(_, conn)| conn),
             shutdown_signal(),
@@ -412,5 +494,57 @@ mod tests {
         assert_eq!(st.stats()["traces_logs_only"], 1);
         st.item(&[1, 2, 3], 0, true);
         assert_eq!(st.foreign, 1);
+    }
+
+    #[test]
+    fn a_trace_of_logs_only_completes_with_its_last_log() {
+        let mut st = State::default();
+        let id = harness::make_trace_id(3, 1_000, 0, 2);
+        st.item(&id, 1_500, false);
+        assert_eq!(st.stats()["traces_logs_mismatch"], 1);
+        st.item(&id, 2_000, false);
+        assert_eq!(st.traces_complete, 1);
+        assert_eq!(st.latency_us, vec![500]);
+        st.item(&harness::make_trace_id(4, 0, 0, 0), 0, false);
+        assert_eq!(st.foreign, 1);
+    }
+
+    #[test]
+    fn metrics_are_counted_in_data_points_of_every_kind() {
+        use prost::Message as _;
+        use weft_proto::collector::metrics::v1::ExportMetricsServiceRequest;
+        use weft_proto::metrics::v1::{
+            metric, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics,
+            ScopeMetrics,
+        };
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![
+                        Metric {
+                            name: "g".into(),
+                            data: Some(metric::Data::Gauge(Gauge {
+                                data_points: vec![NumberDataPoint::default(); 3],
+                            })),
+                            ..Default::default()
+                        },
+                        Metric {
+                            name: "h".into(),
+                            data: Some(metric::Data::Histogram(Histogram {
+                                data_points: vec![HistogramDataPoint::default(); 2],
+                                aggregation_temporality: 2,
+                            })),
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let light = LightMetricsRequest::decode(req.encode_to_vec().as_slice()).unwrap();
+        let mut st = State::default();
+        MetricsSignal::record(&mut st, light, 0);
+        assert_eq!((st.points, st.metric_requests), (5, 1));
     }
 }
