@@ -11,18 +11,18 @@
 //!   items (its encoded spans and logs, one `memcpy` each) when detail is kept, and *moving*
 //!   a dropped trace's held spans in (they would be freed otherwise: no copy).
 //!
-//! The rest is written when first asked ([`DecisionRecord::summary`],
-//! [`DecisionRecord::policies`]), from the held items, or at the latest when the ring is
-//! about to give those items up for the byte bound: a dropped trace's summary (root span,
-//! duration, error flag; a kept trace's is known, its export needs it) and why each
-//! deterministic policy decided as it did (evaluated again on the same items at the same
-//! `now`: the same decision, explained). Most decided traces are never looked at; writing
-//! all that at every decision cost the cheapest policies a fifth to a third more CPU
-//! (docs/BENCHMARKS.md).
+//! A kept trace's summary (root span, duration, error flag) is known: its export needs it; a
+//! dropped trace's is read off its spans' bytes in one walk, without decoding them. Why
+//! each deterministic policy decided as it did is written when the page first asks
+//! ([`DecisionRecord::policies`]), by evaluating those policies again on the held items at
+//! the decision's `now`: the same decision, in the same words. Most decided traces are never
+//! looked at; writing every reason at every decision cost the cheapest policies a fifth to a
+//! third more CPU (docs/BENCHMARKS.md).
 //!
 //! Bounds: `size` records (the oldest is forgotten first) and `detail_max_bytes` of held
-//! items over all records, the spans held for a summary not yet decoded included (past it,
-//! the oldest records lose their detail and keep their summary). Readers (the HTTP
+//! items over all records, those held only for reasons not yet written included (past it,
+//! the oldest records lose their items: a kept trace's reasons are written first, a dropped
+//! trace's words are lost — its summary and each policy's decision stay). Readers (the HTTP
 //! handlers) take the lock only to clone `Arc`s; they decode detail outside it, so a page
 //! load never holds up a decision for longer than that.
 
@@ -87,8 +87,8 @@ pub struct DecisionRecord {
     /// A problem that decided the trace without the policies (a held item that does not
     /// decode).
     pub failure: Option<String>,
-    /// Root service and operation, …, once known ([`DecisionRecord::summary`]).
-    summary: OnceLock<Arc<Summary>>,
+    /// Root service and operation, duration, error flag, span count.
+    summary: Arc<Summary>,
     /// Every policy evaluated with its reason, once all are written
     /// ([`DecisionRecord::policies`]).
     policies: OnceLock<Vec<PolicyOutcome>>,
@@ -131,9 +131,8 @@ impl Detail {
 }
 
 impl DecisionRecord {
-    /// Everything but the detail, which [`DecisionRing::push`] takes separately. `summary`
-    /// is `None` for a dropped trace: it is then decoded from the detail's spans when asked;
-    /// policies with an empty reason are explained when asked, by `later`.
+    /// Everything but the detail, which [`DecisionRing::push`] takes separately. Policies
+    /// with an empty reason are explained when asked, by `later`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         trace_id: TraceKey,
@@ -143,14 +142,13 @@ impl DecisionRecord {
         decided_by: Option<String>,
         when: DecideReason,
         waited: Duration,
-        summary: Option<Arc<Summary>>,
+        summary: Arc<Summary>,
         log_count: usize,
         bytes: usize,
         policies: Vec<PolicyOutcome>,
         errors: Vec<PolicyError>,
         later: Option<ExplainLater>,
     ) -> Self {
-        let summary = summary.map(OnceLock::from).unwrap_or_default();
         let (policies, unexplained) = match later {
             Some(later) if policies.iter().any(|p| p.reason.is_empty()) => {
                 (OnceLock::new(), Some((policies, later)))
@@ -188,20 +186,9 @@ impl DecisionRecord {
         self
     }
 
-    /// Root service and operation, duration, error flag, span count. A dropped trace's is
-    /// decoded the first time it is asked for, from the spans the ring holds for it (the
-    /// empty summary when they do not decode, or when the trace was dropped without a
-    /// decision).
+    /// Root service and operation, duration, error flag, span count.
     pub fn summary(&self) -> Arc<Summary> {
-        self.summary
-            .get_or_init(|| {
-                Arc::new(
-                    self.decode_detail(SUMMARY_READS)
-                        .map(|v| Summary::of_trace(&v, None))
-                        .unwrap_or_default(),
-                )
-            })
-            .clone()
+        self.summary.clone()
     }
 
     /// Every policy evaluated, in evaluation order, with its reason; the deterministic
@@ -219,7 +206,13 @@ impl DecisionRecord {
                     .as_ref()
                     .and_then(|v| later.policies.explain(&p.name, v, later.now))
                     .unwrap_or_else(|| {
-                        "(not explained: its spans and logs do not decode)".to_string()
+                        if self.holds_detail() {
+                            "(not explained: its spans and logs do not decode)".to_string()
+                        } else {
+                            "(not written: the ring gave this trace's spans up for \
+                             decisions.detail_max_bytes before the page asked)"
+                                .to_string()
+                        }
                     });
             }
             policies
@@ -269,17 +262,19 @@ impl DecisionRecord {
         self.detail.lock().is_some()
     }
 
-    /// Removes the detail, writing the summary and reasons first if they are still to be
-    /// written from it (they outlive the detail); returns the bytes freed.
+    /// Removes the detail for the byte bound; returns the bytes freed. A kept trace's
+    /// reasons are written first (they outlive the detail: which policy kept a trace, and
+    /// why, is what the page is for); a dropped trace's are given up with its items — its
+    /// summary and every policy's decision stay, only the words are lost. Writing them here
+    /// would decode every dropped trace once the ring is full of them, at every decision.
     fn take_detail(&self) -> usize {
-        if self.holds_detail() {
-            self.summary();
+        if self.sampled && self.holds_detail() {
             self.policies();
         }
         self.detail.lock().take().map_or(0, |d| d.bytes())
     }
 
-    /// Removes the detail without decoding anything: the record itself is forgotten.
+    /// Removes the detail without writing anything: the record itself is forgotten.
     fn forget_detail(&self) -> usize {
         self.detail.lock().take().map_or(0, |d| d.bytes())
     }
@@ -493,7 +488,7 @@ mod tests {
             None,
             DecideReason::Wait,
             Duration::from_secs(1),
-            Some(Arc::new(Summary::default())),
+            Arc::new(Summary::default()),
             0,
             0,
             Vec::new(),

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
+use prost::Message;
 use weft_config::{ComponentId, ConfigPath, Diagnostics, Kind};
 use weft_proto::common::v1::{any_value, AnyValue, KeyValue};
 use weft_proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
@@ -672,11 +673,11 @@ fn the_decisions_ring_records_kept_and_dropped_traces_with_why() {
 }
 
 #[test]
-fn a_dropped_summary_outlives_the_spans_it_is_decoded_from() {
+fn a_dropped_trace_keeps_its_summary_and_decisions_past_the_byte_bound() {
     use super::decisions::RingSettings;
-    // Room for one dropped trace's spans: each push gives the older ones up, and
-    // with no room at all (0 bytes) nothing is held. Either way the summary and the reasons
-    // survive, written before the spans go (or at the decision); nothing held is shown.
+    // Room for one dropped trace's spans: each push gives the older ones up, and with no
+    // room at all (0 bytes) nothing is held. Either way the summary (read off the bytes at
+    // the decision) and each policy's decision stay; nothing held is shown.
     for detail_max_bytes in [0, 200] {
         let (w, _) = window(POLICIES);
         let ring = w.enable_ring(RingSettings {
@@ -695,6 +696,7 @@ fn a_dropped_summary_outlives_the_spans_it_is_decoded_from() {
         // With 200 B the newest trace's spans (~130 B) stay; the older ones were given up.
         let held = ring.stats().detail_bytes;
         assert!(held <= detail_max_bytes && (held > 0) == (detail_max_bytes > 0));
+        let mut explained_count = 0;
         for t in 30..34 {
             let record = ring.get(&tid(t).try_into().unwrap()).unwrap();
             assert!(!record.sampled);
@@ -709,20 +711,96 @@ fn a_dropped_summary_outlives_the_spans_it_is_decoded_from() {
                 (Some("op-1"), i64::from(t), 2),
                 "trace {t} with {detail_max_bytes} B of detail"
             );
+            let decisions: Vec<super::policy::Decision> =
+                record.policies().iter().map(|p| p.decision).collect();
+            assert_eq!(decisions[..2], [super::policy::Decision::NotSampled; 2]);
             let why: Vec<&str> = record
                 .policies()
                 .iter()
                 .map(|p| p.reason.as_str())
                 .collect();
-            assert_eq!(
-                why[..2],
-                [
-                    "none of 2 span(s) has status ERROR",
-                    &format!("lasted {t} ms < 1 s")
-                ],
-                "trace {t} with {detail_max_bytes} B of detail"
-            );
+            let explained = [
+                "none of 2 span(s) has status ERROR",
+                &format!("lasted {t} ms < 1 s"),
+            ];
+            if why[..2] == explained {
+                explained_count += 1;
+            } else {
+                // Given up for the byte bound before anyone asked: the words are lost, and
+                // the page says so.
+                assert!(
+                    why.iter().all(|w| w.starts_with("(not written")),
+                    "trace {t} with {detail_max_bytes} B: {why:?}"
+                );
+            }
         }
+        // With no room, every policy explained itself at the decision; with room for one
+        // trace's spans, only the trace still held is explained when asked.
+        let expected = if detail_max_bytes == 0 { 4 } else { 1 };
+        assert_eq!(explained_count, expected, "{detail_max_bytes} B of detail");
+    }
+}
+
+#[test]
+fn a_summary_read_off_the_bytes_is_the_decoded_one() {
+    use super::trace::{Origin, Reads, TraceData};
+    let origin = |service: &str| {
+        Arc::new(Origin {
+            resource: Resource {
+                attributes: vec![kv("service.name", service)],
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+    };
+    let held = |o: &Arc<Origin>, s: &Span| Held {
+        origin: o.clone(),
+        encoded: s.encode_to_vec().into_boxed_slice(),
+    };
+    let (front, back) = (origin("frontend"), origin("payments"));
+    let cases: Vec<Vec<Held>> = vec![
+        // The root is not first; a child failed; the child outlasts the root.
+        vec![
+            held(&back, &span(40, 2, 1, 900, ERR)),
+            held(&front, &span(40, 1, 0, 120, OK)),
+        ],
+        // No root (its span never came), no status, a span without times.
+        vec![
+            held(&back, &span(41, 3, 1, 30, OK)),
+            held(
+                &back,
+                &Span {
+                    status: None,
+                    ..span(41, 4, 3, 0, OK)
+                },
+            ),
+            held(
+                &front,
+                &Span {
+                    start_time_unix_nano: 0,
+                    end_time_unix_nano: 0,
+                    ..span(41, 5, 3, 0, OK)
+                },
+            ),
+        ],
+        // Two roots: the first counts, as in the decoded summary.
+        vec![
+            held(&front, &span(42, 6, 0, 10, OK)),
+            held(&back, &span(42, 7, 0, 20, OK)),
+        ],
+        vec![],
+    ];
+    for (i, spans) in cases.iter().enumerate() {
+        let view = TraceData::decode(
+            [0; 16],
+            spans.iter().map(|h| (&h.origin, &h.encoded[..])),
+            std::iter::empty(),
+            Reads::ALL,
+        )
+        .unwrap();
+        let decoded = super::enrich::Summary::of_trace(&view, Some("p".into()));
+        let scanned = window::scan_summary(spans, Some("p".into()));
+        assert_eq!(scanned, decoded, "case {i}");
     }
 }
 
