@@ -44,7 +44,7 @@ pub fn factory() -> ExporterFactory {
         "kafka",
         Stability::Beta,
         vec![SignalKind::Traces, SignalKind::Logs, SignalKind::Metrics],
-        "Writes traces, logs and metrics to Kafka topics, optionally one message per trace (keyed by trace id) or per resource",
+        "Writes to Kafka, a topic per signal; optionally one message per trace (keyed by trace id) or per resource",
         build,
     )
 }

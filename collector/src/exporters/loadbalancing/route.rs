@@ -878,14 +878,12 @@ mod metrics_tests {
         }
     }
 
+    /// A part of a split: (destination, the request, its points).
+    type Part = (usize, ExportMetricsServiceRequest, usize);
+
     /// Splits `request()` by `key`, each distinct key to a destination of its own: the keys
     /// in first-seen order, and each part decoded.
-    fn split_by(
-        key: RoutingKey,
-    ) -> (
-        Vec<Vec<u8>>,
-        Vec<(usize, ExportMetricsServiceRequest, usize)>,
-    ) {
+    fn split_by(key: RoutingKey) -> (Vec<Vec<u8>>, Vec<Part>) {
         let body = request().encode_to_vec();
         let mut keys: Vec<Vec<u8>> = Vec::new();
         let split = split(&body, Layout::Metrics, key, |k| {

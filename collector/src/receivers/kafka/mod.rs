@@ -58,7 +58,7 @@ pub fn factory() -> ReceiverFactory {
             weft_config::SignalKind::Logs,
             weft_config::SignalKind::Metrics,
         ],
-        "Reads OTLP traces, logs and metrics from Kafka topics as a consumer group member; commits only what the pipeline took",
+        "Reads OTLP from Kafka, a topic per signal, as a consumer group member; commits only what the pipeline took",
         |ctx, cfg, next| Ok(Arc::new(KafkaReceiver::new(ctx, cfg, next)?) as Arc<dyn Component>),
     )
 }
