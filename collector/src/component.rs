@@ -235,6 +235,7 @@ struct ConfigVTable {
     decode: fn(&Value, &ConfigPath, &mut Diagnostics) -> Option<AnyConfig>,
     extension_references: fn(&AnyConfig, &ConfigPath) -> Vec<ExtensionReference>,
     holds_data: fn(&AnyConfig) -> DataHolding,
+    validate_signal: fn(&AnyConfig, SignalKind, &ConfigPath, &mut Diagnostics),
     pipeline_references: fn(&AnyConfig, &ConfigPath) -> Option<Vec<PipelineReference>>,
     expects_connector_after: fn(&AnyConfig) -> Option<String>,
 }
@@ -248,6 +249,9 @@ impl ConfigVTable {
             },
             extension_references: |cfg, path| typed::<C>(cfg).extension_references(path),
             holds_data: |cfg| typed::<C>(cfg).holds_data(),
+            validate_signal: |cfg, signal, path, diags| {
+                typed::<C>(cfg).validate_signal(signal, path, diags)
+            },
             pipeline_references: |cfg, path| typed::<C>(cfg).pipeline_references(path),
             expects_connector_after: |cfg| typed::<C>(cfg).expects_connector_after(),
         }
@@ -292,6 +296,18 @@ impl FactoryInfo {
     /// Whether the configured component can lose acknowledged data in a crash.
     pub fn holds_data(&self, cfg: &AnyConfig) -> DataHolding {
         (self.config.holds_data)(cfg)
+    }
+
+    /// The problems of the configured component in a pipeline of `signal` (see
+    /// [`ComponentConfig::validate_signal`]; `path` is the component's section).
+    pub fn validate_signal(
+        &self,
+        cfg: &AnyConfig,
+        signal: SignalKind,
+        path: &ConfigPath,
+        diags: &mut Diagnostics,
+    ) {
+        (self.config.validate_signal)(cfg, signal, path, diags)
     }
 
     /// The pipelines a decoded connector config sends to (see

@@ -138,32 +138,54 @@ fn run(path: Option<&PathBuf>, registry: &Registry) -> ExitCode {
     }
 }
 
+/// Every registered component: type, stability, the signals it takes (the one place that
+/// says so: descriptions do not repeat them), description.
 #[allow(clippy::print_stdout)]
 fn print_components(registry: &Registry) {
-    for kind in Kind::ALL {
+    let rows: Vec<(Kind, Vec<[String; 4]>)> = Kind::ALL
+        .into_iter()
+        .map(|kind| {
+            let rows = registry
+                .infos(kind)
+                .into_iter()
+                .map(|info| {
+                    // A connector links signals: it says which to which.
+                    let signals: Vec<String> = match registry.connector(info.type_name) {
+                        Some(connector) if kind == Kind::Connector => connector
+                            .pairs()
+                            .iter()
+                            .map(|(from, to)| format!("{from}>{to}"))
+                            .collect(),
+                        _ => info.signals.iter().map(|s| s.to_string()).collect(),
+                    };
+                    let signals = if signals.is_empty() {
+                        "-".to_string()
+                    } else {
+                        signals.join(",")
+                    };
+                    [
+                        info.type_name.to_string(),
+                        info.stability.to_string(),
+                        signals,
+                        info.description.to_string(),
+                    ]
+                })
+                .collect();
+            (kind, rows)
+        })
+        .collect();
+    let width = |column: usize| {
+        rows.iter()
+            .flat_map(|(_, r)| r)
+            .map(|row| row[column].len())
+            .max()
+            .unwrap_or(0)
+    };
+    let (name, stability, signals) = (width(0), width(1), width(2));
+    for (kind, rows) in &rows {
         println!("{}:", kind.section());
-        for info in registry.infos(kind) {
-            // A connector links signals: it says which to which.
-            let signals: Vec<String> = match registry.connector(info.type_name) {
-                Some(connector) if kind == Kind::Connector => connector
-                    .pairs()
-                    .iter()
-                    .map(|(from, to)| format!("{from}>{to}"))
-                    .collect(),
-                _ => info.signals.iter().map(|s| s.to_string()).collect(),
-            };
-            let signals = if signals.is_empty() {
-                "-".to_string()
-            } else {
-                signals.join(",")
-            };
-            println!(
-                "  {:<16} {:<12} {:<12} {}",
-                info.type_name,
-                info.stability.to_string(),
-                signals,
-                info.description
-            );
+        for [type_name, stab, sigs, description] in rows {
+            println!("  {type_name:<name$} {stab:<stability$} {sigs:<signals$} {description}");
         }
     }
 }

@@ -291,3 +291,21 @@ fn components_that_take_no_metrics_say_so_at_their_place() {
         "{lines:#?}"
     );
 }
+
+#[test]
+fn a_routing_key_a_signal_cannot_take_is_named_at_its_key() {
+    let lines = errors_of("routing_key_signal.yaml");
+    assert_reported(
+        &lines,
+        "error: exporters::loadbalancing::routing_key: \"traceID\" cannot route metrics, and a metrics pipeline lists this exporter; metrics take \"service\" (the default), \"resource\", \"metric\" or \"streamID\"",
+    );
+    assert_reported(
+        &lines,
+        "error: exporters::loadbalancing/metrics::routing_key: \"streamID\" cannot route traces, and a traces pipeline lists this exporter; traces take \"traceID\" (the default) or \"service\"",
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("error:")).count(),
+        2,
+        "{lines:#?}"
+    );
+}

@@ -45,6 +45,14 @@ pub trait ComponentConfig: DeserializeOwned + Default + Debug + Send + Sync + 's
         let _ = (path, diags);
     }
 
+    /// Pushes the problems of this configuration in a pipeline of `signal`: a setting that
+    /// means nothing for that signal (the `loadbalancing` exporter's `routing_key: traceID`
+    /// listed in a metrics pipeline). Called once per signal of the pipelines listing the
+    /// component, after [`ComponentConfig::validate`]; `path` is the component's own section.
+    fn validate_signal(&self, signal: SignalKind, path: &ConfigPath, diags: &mut Diagnostics) {
+        let _ = (signal, path, diags);
+    }
+
     /// Every extension id this component names, with the path of the key that names it
     /// (under `path`, the component's section), e.g. `sending_queue::storage`. The service
     /// checks each is defined and listed in `service::extensions`.

@@ -8,6 +8,9 @@
 //! 2. Every kept trace is whole at exactly one gateway with all its logs (the exporter keys
 //!    spans and logs by trace id; the receiver's range assignment gives partition p of both
 //!    topics to one member); the kept set is what one gateway alone keeps.
+//!    Metrics from the Python SDK (six services through both agents, the exporter's
+//!    `partition_metrics_by_resource_attributes`) arrive once each, every service's points
+//!    at one gateway (one resource, one partition, one member).
 //! 3. Gateway 3 is killed (`kill -9`) mid-stream and restarted afterwards on its data: its
 //!    partitions move to the others and back; what it had taken is replayed from its window's
 //!    log, what it had not committed is read again by the new owner. Nothing acknowledged is
@@ -25,7 +28,8 @@ use std::time::Duration;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use weft_integration_tests::tier::{
-    completeness, expected_kept, gateway_config, read_manifest, Kept, Sent,
+    completeness, expected_kept, gateway_config, metrics_grouped_by_service, read_manifest,
+    send_sdk_metrics, Kept, Sent,
 };
 use weft_integration_tests::{
     eventually, free_port, http_get, loopback, metric_value, run_python_client, services,
@@ -36,6 +40,7 @@ struct Names {
     brokers: String,
     spans: String,
     logs: String,
+    metrics: String,
     group: String,
 }
 
@@ -57,6 +62,7 @@ impl Gateway {
     brokers: ["{brokers}"]
     traces: {{ topic: {spans} }}
     logs: {{ topic: {logs} }}
+    metrics: {{ topic: {metrics} }}
     group_id: {group}
     initial_offset: earliest
     session_timeout: 6s
@@ -65,6 +71,7 @@ impl Gateway {
             brokers = n.brokers,
             spans = n.spans,
             logs = n.logs,
+            metrics = n.metrics,
             group = n.group
         );
         let extensions = format!(
@@ -127,13 +134,16 @@ exporters:
     brokers: ["{brokers}"]
     traces: {{ topic: {spans} }}
     logs: {{ topic: {logs} }}
+    metrics: {{ topic: {metrics_topic} }}
     partition_traces_by_id: true
     partition_logs_by_trace_id: true
+    partition_metrics_by_resource_attributes: true
     retry_on_failure: {{ initial_interval: 200ms, max_interval: 1s }}
 service:
   pipelines:
     traces: {{receivers: [otlp], exporters: [kafka]}}
     logs: {{receivers: [otlp], exporters: [kafka]}}
+    metrics: {{receivers: [otlp], exporters: [kafka]}}
   telemetry:
     metrics:
       address: 127.0.0.1:{metrics}
@@ -141,6 +151,7 @@ service:
         brokers = n.brokers,
         spans = n.spans,
         logs = n.logs,
+        metrics_topic = n.metrics,
         metrics = free_port()
     );
     (Weft::start(&config, &[loopback(grpc)]).unwrap(), grpc)
@@ -189,6 +200,7 @@ fn a_consumer_group_of_gateways_keeps_traces_whole_and_a_killed_one_loses_nothin
         brokers: services().kafka_brokers,
         spans: unique_name("weft-spans"),
         logs: unique_name("weft-logs"),
+        metrics: unique_name("weft-metrics"),
         group: unique_name("weft-gateways"),
     };
     // Both topics exist before anyone reads them: 6 partitions each (the broker's default).
@@ -209,12 +221,13 @@ fn a_consumer_group_of_gateways_keeps_traces_whole_and_a_killed_one_loses_nothin
 
     let mut gateways: Vec<Gateway> = (0..3).map(|_| Gateway::start(&names)).collect();
     let agents = [start_agent(&names), start_agent(&names)];
+    // Three topics of 6 partitions: 2 of each per member.
     let balanced = eventually(Duration::from_secs(60), || {
-        gateways.iter().all(|g| g.assigned() == 4.0).then_some(())
+        gateways.iter().all(|g| g.assigned() == 6.0).then_some(())
     });
     assert!(
         balanced.is_some(),
-        "the group did not settle on 4 partitions each\n{}",
+        "the group did not settle on 6 partitions each\n{}",
         all_logs(&agents, &gateways)
     );
     let skipped = eventually(Duration::from_secs(30), || {
@@ -263,6 +276,24 @@ fn a_consumer_group_of_gateways_keeps_traces_whole_and_a_killed_one_loses_nothin
         kept.iter().all(|k| !k.spans.is_empty()),
         "every gateway kept some traces"
     );
+
+    // 2b. Metrics: six services, one resource each, through both agents.
+    let senders: Vec<_> = (0..6)
+        .map(|i| {
+            let endpoint = format!("http://127.0.0.1:{}", agents[i % 2].1);
+            let dir = work.path().to_path_buf();
+            std::thread::spawn(move || {
+                send_sdk_metrics(&endpoint, &format!("svc-{i}"), i as u64, &dir)
+            })
+        })
+        .collect();
+    let sent: Vec<_> = senders
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let outs: Vec<&Path> = gateways.iter().map(|g| g.out.as_path()).collect();
+    let at = metrics_grouped_by_service(&sent, &outs, &|| all_logs(&agents, &gateways));
+    assert_eq!(at.len(), 6, "{at:?}");
 
     // 3. Gateway 3 dies mid-stream, and comes back on its data afterwards.
     let second_path = work.path().join("second.json");

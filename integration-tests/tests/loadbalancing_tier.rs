@@ -7,6 +7,9 @@
 //!
 //! 1. Every kept trace is whole at exactly one gateway — its owner on the ring — with all its
 //!    logs; the kept set is what one gateway alone keeps (errors and slow traces).
+//!    Metrics from the Python SDK (six services, through both agents, the same exporter
+//!    carrying them with its metrics default, `routing_key: service`) arrive once each, every
+//!    service's points at its owner.
 //! 2. Gateway 3 is killed (`kill -9`) and traffic goes on: the agents keep its share queued
 //!    and retried. Then it leaves the DNS answer: the agents move what they queued for it to
 //!    the new owners. Every kept trace arrives whole; only gateway 3's traces moved
@@ -23,7 +26,8 @@ use std::time::Duration;
 
 use weft::exporters::loadbalancing::Ring;
 use weft_integration_tests::tier::{
-    completeness, expected_kept, gateway_config, read_manifest, Kept, Sent,
+    completeness, expected_kept, gateway_config, metrics_grouped_by_service, read_manifest,
+    send_sdk_metrics, Kept, Sent,
 };
 use weft_integration_tests::{
     eventually, free_port, http_get, loopback, metric_value, run_python_client, Weft,
@@ -187,6 +191,7 @@ service:
   pipelines:
     traces: {{receivers: [otlp], exporters: [loadbalancing]}}
     logs: {{receivers: [otlp], exporters: [loadbalancing]}}
+    metrics: {{receivers: [otlp], exporters: [loadbalancing]}}
   telemetry:
     metrics:
       address: 127.0.0.1:{metrics}
@@ -338,6 +343,39 @@ fn traces_meet_at_their_owner_and_a_backend_leaving_loses_nothing() {
             .all(|g| !Kept::read(g.out.path()).spans.is_empty()),
         "every gateway got traces"
     );
+
+    // 1b. Metrics: two services owned by each gateway, sent by the SDK through both agents.
+    let services: Vec<String> = (0..3)
+        .flat_map(|g| {
+            (0..)
+                .map(|i| format!("svc-{i}"))
+                .filter(|s| three.owner_endpoint(s.as_bytes()) == Some(endpoints[g].as_str()))
+                .take(2)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let senders: Vec<_> = services
+        .iter()
+        .enumerate()
+        .map(|(i, service)| {
+            let endpoint = format!("http://127.0.0.1:{}", agents[i % 2].grpc);
+            let (service, dir) = (service.clone(), work.path().to_path_buf());
+            std::thread::spawn(move || send_sdk_metrics(&endpoint, &service, i as u64, &dir))
+        })
+        .collect();
+    let sent: Vec<_> = senders
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let at = metrics_grouped_by_service(&sent, &outs, &|| all_logs(&gateways));
+    assert_eq!(at.len(), 6, "{at:?}");
+    for (service, gateway) in &at {
+        assert_eq!(
+            three.owner_endpoint(service.as_bytes()),
+            Some(endpoints[*gateway].as_str()),
+            "service {service}'s points are not at its owner"
+        );
+    }
 
     // 2. Gateway 3 dies; its share waits in the agents' queues, retried.
     let dead = gateways[2].weft.take().unwrap();

@@ -46,7 +46,7 @@ pub struct Sasl {
     pub mechanism: String,
 }
 
-/// One signal's `topic` and `encoding` (`traces:`, `logs:`).
+/// One signal's `topic` and `encoding` (`traces:`, `logs:`, `metrics:`).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SignalTopic {
@@ -80,8 +80,31 @@ pub fn default_topic(kind: SignalKind) -> &'static str {
     match kind {
         SignalKind::Traces => "otlp_spans",
         SignalKind::Logs => "otlp_logs",
-        #[allow(unreachable_patterns)]
-        _ => "otlp_unknown",
+        SignalKind::Metrics => "otlp_metrics",
+    }
+}
+
+/// Reports, at its path, each signal whose encoding is not one Weft reads and writes:
+/// `section` gives a signal's own section (`traces`, `logs`, `metrics`); a bad shared
+/// `encoding` is reported once.
+pub fn validate_topics<'a>(
+    topic: &Option<String>,
+    encoding: &str,
+    section: impl Fn(SignalKind) -> &'a SignalTopic,
+    path: &ConfigPath,
+    diags: &mut Diagnostics,
+) {
+    let mut shared_reported = false;
+    for kind in SignalKind::ALL {
+        let own = section(kind);
+        if let Err(e) = topic_for(kind, topic, encoding, own) {
+            if own.encoding.is_some() {
+                diags.error(&path.key(kind.as_str()).key("encoding"), e);
+            } else if !shared_reported {
+                shared_reported = true;
+                diags.error(&path.key("encoding"), e);
+            }
+        }
     }
 }
 

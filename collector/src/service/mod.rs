@@ -65,6 +65,7 @@ pub fn load_config(text: &str, env: &dyn EnvLookup, registry: &Registry) -> Load
         configs,
     };
     check_pipeline_signals(&loaded.doc, registry, &mut diagnostics);
+    check_signal_settings(&loaded, registry, &mut diagnostics);
     check_extension_references(&loaded, registry, &mut diagnostics);
     check_durable_pipelines(&loaded, registry, &mut diagnostics);
     check_pipeline_references(&loaded, registry, &mut diagnostics);
@@ -120,6 +121,37 @@ fn check_pipeline_signals(doc: &Document, registry: &Registry, diags: &mut Diagn
                         );
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Every component's settings make sense for the signals of the pipelines that list it
+/// ([`ComponentConfig::validate_signal`](weft_config::ComponentConfig::validate_signal)):
+/// asked once per component and signal, reported at the component's own keys.
+fn check_signal_settings(loaded: &LoadedConfig, registry: &Registry, diags: &mut Diagnostics) {
+    let doc = &loaded.doc;
+    for (kind, list) in [
+        (Kind::Receiver, PipelineList::Receivers),
+        (Kind::Processor, PipelineList::Processors),
+        (Kind::Exporter, PipelineList::Exporters),
+    ] {
+        for section in doc.sections(kind) {
+            let (Some(info), Ok(cfg)) = (
+                registry.info(kind, &section.id.type_name),
+                loaded.config(kind, &section.id),
+            ) else {
+                continue;
+            };
+            let mut signals: Vec<SignalKind> = doc
+                .pipelines_listing(list, &section.id)
+                .map(|(pid, _)| pid.signal)
+                .filter(|signal| info.signals.contains(signal))
+                .collect();
+            signals.sort();
+            signals.dedup();
+            for signal in signals {
+                info.validate_signal(cfg, signal, &section.path, diags);
             }
         }
     }

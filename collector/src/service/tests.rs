@@ -592,3 +592,56 @@ service:
         ["warning: service::pipelines::logs/in::processors[0]: processor \"schema\": action: route tags invalid records with weft.schema.errors for a routing connector after it to send to a dead-letter pipeline; but this pipeline exports to no connector"]
     );
 }
+
+/// The signals column of `weft components` is the one place that says which signals a
+/// component takes: a description that names some signals (what it carries) names every
+/// one the component takes, so it cannot go stale when a signal is added (`otlp` once said
+/// "traces and logs" while it carried metrics).
+#[test]
+fn a_description_naming_signals_names_all_the_component_takes() {
+    let registry = Registry::builtin();
+    let words = [
+        (SignalKind::Traces, ["traces", "spans"]),
+        (SignalKind::Logs, ["logs", "log records"]),
+        (SignalKind::Metrics, ["metrics", "metrics"]),
+    ];
+    for kind in Kind::ALL {
+        for info in registry.infos(kind) {
+            let takes: Vec<SignalKind> = match registry.connector(info.type_name) {
+                Some(c) if kind == Kind::Connector => c
+                    .pairs()
+                    .into_iter()
+                    .flat_map(|(from, to)| [from, to])
+                    .collect(),
+                _ => info.signals.clone(),
+            };
+            let text = info.description.to_lowercase();
+            let named: Vec<SignalKind> = words
+                .iter()
+                .filter(|(_, w)| {
+                    w.iter().any(|w| {
+                        text.match_indices(w).any(|(at, _)| {
+                            let before = text[..at].chars().next_back();
+                            let after = text[at + w.len()..].chars().next();
+                            !before.is_some_and(char::is_alphanumeric)
+                                && !after.is_some_and(char::is_alphanumeric)
+                        })
+                    })
+                })
+                .map(|(s, _)| *s)
+                .collect();
+            if named.is_empty() {
+                continue;
+            }
+            for signal in &takes {
+                assert!(
+                    named.contains(signal),
+                    "{} {}: its description names {named:?} but not {signal}, which it takes: \"{}\"",
+                    kind.singular(),
+                    info.type_name,
+                    info.description
+                );
+            }
+        }
+    }
+}

@@ -78,7 +78,7 @@ pub fn factory() -> ExporterFactory {
         "debug",
         Stability::Beta,
         all_signals(),
-        "Prints traces, logs and metrics to stdout: a summary, a line per item, or every field",
+        "Prints what it gets to stdout: a summary, a line per item, or every field",
         build,
     )
 }

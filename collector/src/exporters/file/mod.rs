@@ -41,7 +41,7 @@ pub fn factory() -> ExporterFactory {
         "file",
         Stability::Beta,
         all_signals(),
-        "Writes traces and logs to a file as OTLP/JSON lines (or length-prefixed protobuf), with rotation by size",
+        "Writes to a file as OTLP/JSON lines (or length-prefixed protobuf), with rotation by size",
         build,
     )
 }

@@ -1,10 +1,12 @@
 //! The `kafka` exporter's configuration: the Collector contrib `kafkaexporter`'s keys.
 
 use serde::Deserialize;
-use weft_config::{ComponentConfig, ConfigPath, DataHolding, Diagnostics, Duration as CfgDuration};
+use weft_config::{
+    ComponentConfig, ConfigPath, DataHolding, Diagnostics, Duration as CfgDuration, SignalKind,
+};
 
 use crate::exporters::helper::{QueueSettings, RetrySettings};
-use crate::net::kafka::{topic_for, validate_brokers, Auth, SignalTopic};
+use crate::net::kafka::{validate_brokers, validate_topics, Auth, SignalTopic};
 
 /// `exporters::kafka`.
 #[derive(Clone, Debug, Deserialize)]
@@ -12,16 +14,22 @@ use crate::net::kafka::{topic_for, validate_brokers, Auth, SignalTopic};
 pub struct Config {
     pub brokers: Vec<String>,
     pub client_id: String,
-    /// Every signal's topic, unless `traces::topic` / `logs::topic` says otherwise.
+    /// Every signal's topic, unless `traces::topic` / `logs::topic` / `metrics::topic` says
+    /// otherwise (the defaults are the Collector's: `otlp_spans`, `otlp_logs`,
+    /// `otlp_metrics`).
     pub topic: Option<String>,
     /// `otlp_proto` or `otlp_json`.
     pub encoding: String,
     pub traces: SignalTopic,
     pub logs: SignalTopic,
+    pub metrics: SignalTopic,
     /// One message per trace, keyed by trace id.
     pub partition_traces_by_id: bool,
     /// One message per trace's logs, keyed by trace id.
     pub partition_logs_by_trace_id: bool,
+    /// One message per resource, keyed by a hash of all its attributes: every metric of one
+    /// resource lands in one partition.
+    pub partition_metrics_by_resource_attributes: bool,
     pub producer: ProducerSettings,
     pub auth: Auth,
     /// Bounds each send, and how long librdkafka tries to deliver a message.
@@ -39,8 +47,10 @@ impl Default for Config {
             encoding: "otlp_proto".into(),
             traces: SignalTopic::default(),
             logs: SignalTopic::default(),
+            metrics: SignalTopic::default(),
             partition_traces_by_id: false,
             partition_logs_by_trace_id: false,
+            partition_metrics_by_resource_attributes: false,
             producer: ProducerSettings::default(),
             auth: Auth::default(),
             timeout: CfgDuration::from_secs(5),
@@ -74,6 +84,17 @@ impl Default for ProducerSettings {
     }
 }
 
+impl Config {
+    /// `kind`'s own `topic` / `encoding` section.
+    pub fn section(&self, kind: SignalKind) -> &SignalTopic {
+        match kind {
+            SignalKind::Traces => &self.traces,
+            SignalKind::Logs => &self.logs,
+            SignalKind::Metrics => &self.metrics,
+        }
+    }
+}
+
 impl ComponentConfig for Config {
     fn extension_references(&self, path: &ConfigPath) -> Vec<weft_config::ExtensionReference> {
         self.sending_queue.extension_references(path)
@@ -85,19 +106,13 @@ impl ComponentConfig for Config {
 
     fn validate(&self, path: &ConfigPath, diags: &mut Diagnostics) {
         validate_brokers(&self.brokers, &path.key("brokers"), diags);
-        for (key, section, kind) in [
-            ("traces", &self.traces, weft_config::SignalKind::Traces),
-            ("logs", &self.logs, weft_config::SignalKind::Logs),
-        ] {
-            if let Err(e) = topic_for(kind, &self.topic, &self.encoding, section) {
-                let at = if section.encoding.is_some() {
-                    path.key(key).key("encoding")
-                } else {
-                    path.key("encoding")
-                };
-                diags.error(&at, e);
-            }
-        }
+        validate_topics(
+            &self.topic,
+            &self.encoding,
+            |kind| self.section(kind),
+            path,
+            diags,
+        );
         let p = path.key("producer");
         if !matches!(self.producer.required_acks, -1..=1) {
             diags.error(

@@ -6,7 +6,10 @@
 //! so every span and log of a trace lands in one partition, and a consumer group of gateways
 //! sees whole traces (Kafka's partitioner is librdkafka's `murmur2_random`, the Java
 //! client's: a trace goes to the same partition whichever client wrote it). Logs without a
-//! trace id go in one message without a key (spread by Kafka).
+//! trace id go in one message without a key (spread by Kafka). With
+//! `partition_metrics_by_resource_attributes` a metrics batch is cut into one message per
+//! resource, keyed by a hash of all its attributes (in key order), so one resource's metrics
+//! stay in one partition, in order.
 //!
 //! A batch is acknowledged to the pipeline once its queue took it; a send succeeds once the
 //! brokers acknowledged every message of it (`producer::required_acks`). A failed send is
@@ -40,8 +43,8 @@ pub fn factory() -> ExporterFactory {
     ExporterFactory::new::<Config>(
         "kafka",
         Stability::Beta,
-        vec![SignalKind::Traces, SignalKind::Logs],
-        "Writes traces and logs to Kafka topics, optionally one message per trace keyed by trace id",
+        vec![SignalKind::Traces, SignalKind::Logs, SignalKind::Metrics],
+        "Writes to Kafka, a topic per signal; optionally one message per trace (keyed by trace id) or per resource",
         build,
     )
 }
@@ -93,22 +96,29 @@ struct MakeKafka {
 
 impl MakeSender for MakeKafka {
     fn sender<T: Payload>(&self) -> anyhow::Result<impl Sender<T>> {
-        let section = match T::SIGNAL {
-            SignalKind::Traces => &self.cfg.traces,
-            _ => &self.cfg.logs,
-        };
-        let (topic, encoding) = topic_for(T::SIGNAL, &self.cfg.topic, &self.cfg.encoding, section)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let by_trace = match T::SIGNAL {
-            SignalKind::Traces => self.cfg.partition_traces_by_id,
-            _ => self.cfg.partition_logs_by_trace_id,
+        let (topic, encoding) = topic_for(
+            T::SIGNAL,
+            &self.cfg.topic,
+            &self.cfg.encoding,
+            self.cfg.section(T::SIGNAL),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (partition, key) = match T::SIGNAL {
+            SignalKind::Traces => (self.cfg.partition_traces_by_id, RoutingKey::TraceId),
+            SignalKind::Logs => (self.cfg.partition_logs_by_trace_id, RoutingKey::TraceId),
+            SignalKind::Metrics => (
+                self.cfg.partition_metrics_by_resource_attributes,
+                RoutingKey::Resource,
+            ),
         };
         Ok(KafkaSender::<T> {
             producer: self.producer.clone(),
             log: self.log.clone(),
             topic,
             encoding,
-            layout: route::layout(T::SIGNAL).filter(|_| by_trace),
+            route: route::layout(T::SIGNAL)
+                .filter(|_| partition)
+                .map(|layout| (layout, key)),
             timeout: self.timeout,
             _signal: PhantomData,
         })
@@ -121,8 +131,8 @@ struct KafkaSender<T> {
     log: LoggingContext,
     topic: String,
     encoding: Encoding,
-    /// Set when partitioning by trace id.
-    layout: Option<route::Layout>,
+    /// Set when partitioning: by trace id (spans, logs) or by resource (metrics).
+    route: Option<(route::Layout, RoutingKey)>,
     timeout: Duration,
     _signal: PhantomData<fn() -> T>,
 }
@@ -130,25 +140,25 @@ struct KafkaSender<T> {
 impl<T: Payload> KafkaSender<T> {
     /// The messages of `batch`: (key, payload).
     fn messages(&self, batch: &T) -> Vec<(Option<String>, Vec<u8>)> {
-        let Some(layout) = self.layout else {
+        let Some((layout, key)) = self.route else {
             return vec![(None, self.encode(batch))];
         };
         let bytes = batch.to_bytes();
         let mut keys: Vec<Option<String>> = Vec::new();
         let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
-        let mut choose = |key: RecordKey<'_>| {
-            let k = match key {
+        let mut choose = |record: RecordKey<'_>| {
+            let k = match record {
                 RecordKey::Key(k) => k.to_vec(),
                 RecordKey::None => Vec::new(),
             };
             *index.entry(k.clone()).or_insert_with(|| {
-                keys.push((!k.is_empty()).then(|| hex::encode(&k)));
+                keys.push((!k.is_empty()).then(|| message_key(key, &k)));
                 keys.len() - 1
             })
         };
-        let split = route::split(&bytes, layout, RoutingKey::TraceId, &mut choose).or_else(|_| {
+        let split = route::split(&bytes, layout, key, &mut choose).or_else(|_| {
             let encoded = T::from_request(batch.request().into_owned()).to_bytes();
-            route::split(&encoded, layout, RoutingKey::TraceId, &mut choose)
+            route::split(&encoded, layout, key, &mut choose)
         });
         match split {
             Ok(Split::Empty) => Vec::new(),
@@ -195,6 +205,20 @@ impl<T: Payload> Sender<T> for KafkaSender<T> {
         }
         self.log.recovered();
         Ok(())
+    }
+}
+
+/// A message's key: a trace id as its 32 hex digits; a resource's identity (every
+/// attribute, in key order, as [`route`] writes it) as the first 16 bytes of its SHA-256, in
+/// hex. The Collector keys by its own hash of the attributes, so a topic written by both
+/// puts one resource in two partitions at most.
+fn message_key(key: RoutingKey, bytes: &[u8]) -> String {
+    match key {
+        RoutingKey::TraceId => hex::encode(bytes),
+        _ => {
+            use sha2::Digest;
+            hex::encode(&sha2::Sha256::digest(bytes)[..16])
+        }
     }
 }
 

@@ -6,15 +6,14 @@ use weft_proto::collector::trace::v1::ExportTraceServiceRequest;
 use weft_proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
 use super::*;
-use crate::pipeline::Traces;
+use crate::pipeline::{Metrics, Traces};
 
 fn diagnostics(yaml: &str) -> Vec<String> {
     let value: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
     let mut diags = Diagnostics::new();
     let path = ConfigPath::root().key("exporters").key("kafka");
-    if let Some(cfg) = weft_config::decode_component::<Config>(&value, &path, &mut diags) {
-        weft_config::ComponentConfig::validate(&cfg, &path, &mut diags);
-    }
+    // Decoding validates.
+    weft_config::decode_component::<Config>(&value, &path, &mut diags);
     diags.errors().map(ToString::to_string).collect()
 }
 
@@ -28,6 +27,8 @@ logs: { topic: otlp_logs, encoding: otlp_json }
 encoding: otlp_proto
 partition_traces_by_id: true
 partition_logs_by_trace_id: true
+metrics: { topic: otlp_metrics, encoding: otlp_json }
+partition_metrics_by_resource_attributes: true
 producer: { compression: zstd, max_message_bytes: 2000000, required_acks: -1 }
 auth:
   sasl: { username: weft, password: secret, mechanism: SCRAM-SHA-512 }
@@ -55,7 +56,7 @@ auth: { sasl: { username: u, password: p, mechanism: GSSAPI } }
     }
 }
 
-fn sender(by_trace: bool) -> KafkaSender<Traces> {
+fn sender<T: Payload>(partition: Option<RoutingKey>) -> KafkaSender<T> {
     let producer: FutureProducer<LoggingContext> = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", "127.0.0.1:1")
         .set("message.timeout.ms", "1000")
@@ -66,7 +67,7 @@ fn sender(by_trace: bool) -> KafkaSender<Traces> {
         log: LoggingContext::new("kafka".into()),
         topic: "t".into(),
         encoding: Encoding::Proto,
-        layout: route::layout(SignalKind::Traces).filter(|_| by_trace),
+        route: partition.map(|key| (route::layout(T::SIGNAL).unwrap(), key)),
         timeout: Duration::from_secs(1),
         _signal: PhantomData,
     }
@@ -90,7 +91,7 @@ async fn partitioning_by_trace_makes_one_message_per_trace_keyed_by_its_id() {
             ..Default::default()
         }],
     });
-    let messages = sender(true).messages(&batch);
+    let messages = sender::<Traces>(Some(RoutingKey::TraceId)).messages(&batch);
     assert_eq!(messages.len(), 3);
     for (key, payload) in &messages {
         let req = <ExportTraceServiceRequest as prost::Message>::decode(&payload[..]).unwrap();
@@ -100,7 +101,7 @@ async fn partitioning_by_trace_makes_one_message_per_trace_keyed_by_its_id() {
             assert_eq!(key.as_deref(), Some(hex::encode(&s.trace_id).as_str()));
         }
     }
-    let whole = sender(false).messages(&batch);
+    let whole = sender::<Traces>(None).messages(&batch);
     assert_eq!(whole.len(), 1);
     assert_eq!(whole[0].0, None);
 }
@@ -120,7 +121,79 @@ async fn an_unreachable_broker_is_a_retryable_send_failure_not_a_crash() {
             ..Default::default()
         }],
     });
-    let err = sender(true).send(&batch).await.unwrap_err();
+    let err = sender::<Traces>(Some(RoutingKey::TraceId))
+        .send(&batch)
+        .await
+        .unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert!(err.message.contains("writing to Kafka topic t"), "{err}");
+}
+
+#[test]
+fn a_wrong_metrics_encoding_is_named_at_its_own_key() {
+    let text = diagnostics("metrics: { encoding: avro }").join("\n");
+    assert!(
+        text.contains("exporters::kafka::metrics::encoding: unknown encoding \"avro\""),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1, "{text}");
+}
+
+#[tokio::test]
+async fn partitioning_metrics_by_resource_makes_one_message_per_resource() {
+    use weft_proto::collector::metrics::v1::ExportMetricsServiceRequest;
+    use weft_proto::common::v1::{any_value, AnyValue, KeyValue};
+    use weft_proto::metrics::v1::{
+        metric, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+    };
+    use weft_proto::resource::v1::Resource;
+    let kv = |k: &str, v: &str| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        }),
+        ..Default::default()
+    };
+    let resource = |attrs: Vec<KeyValue>, points: usize| ResourceMetrics {
+        resource: Some(Resource {
+            attributes: attrs,
+            ..Default::default()
+        }),
+        scope_metrics: vec![ScopeMetrics {
+            metrics: vec![Metric {
+                name: "m".into(),
+                data: Some(metric::Data::Gauge(Gauge {
+                    data_points: vec![NumberDataPoint::default(); points],
+                })),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    // The first and third resources are the same attributes in another order.
+    let batch = Metrics::from(ExportMetricsServiceRequest {
+        resource_metrics: vec![
+            resource(vec![kv("service.name", "a"), kv("pod", "1")], 2),
+            resource(vec![kv("service.name", "b")], 3),
+            resource(vec![kv("pod", "1"), kv("service.name", "a")], 4),
+        ],
+    });
+    let messages = sender::<Metrics>(Some(RoutingKey::Resource)).messages(&batch);
+    assert_eq!(messages.len(), 2, "one message per distinct resource");
+    let mut points = Vec::new();
+    for (key, payload) in &messages {
+        let key = key.as_deref().expect("keyed");
+        assert_eq!(key.len(), 32, "16 bytes of hash, in hex: {key}");
+        let req = <ExportMetricsServiceRequest as prost::Message>::decode(&payload[..]).unwrap();
+        points.push(weft_proto::points::request_points(&req));
+    }
+    assert_eq!(points, [6, 3]);
+    assert_ne!(messages[0].0, messages[1].0);
+    // The same resource in a later batch gets the same key.
+    let again = sender::<Metrics>(Some(RoutingKey::Resource)).messages(&batch);
+    assert_eq!(again[0].0, messages[0].0);
+    let whole = sender::<Metrics>(None).messages(&batch);
+    assert_eq!(whole.len(), 1);
+    assert_eq!(whole[0].0, None);
 }

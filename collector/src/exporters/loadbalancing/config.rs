@@ -3,9 +3,11 @@
 
 use super::k8s::K8sTarget;
 use serde::Deserialize;
-use weft_config::{ComponentConfig, ConfigPath, DataHolding, Diagnostics, Duration as CfgDuration};
+use weft_config::{
+    ComponentConfig, ConfigPath, DataHolding, Diagnostics, Duration as CfgDuration, SignalKind,
+};
 
-use super::route::RoutingKey;
+use super::route::{self, Layout, RoutingKey};
 use crate::exporters::helper::{QueueSettings, RetrySettings};
 use crate::exporters::otlp;
 
@@ -13,7 +15,9 @@ use crate::exporters::otlp;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// `traceID` (the default, for spans and logs) or `service`.
+    /// Spans and logs: `traceID` (their default) or `service`. Metrics: `service` (their
+    /// default, as the Collector's), `resource`, `metric` or `streamID`. Unset, each signal
+    /// takes its default; set, every signal the exporter carries must take it.
     pub routing_key: Option<String>,
     pub protocol: Protocol,
     pub resolver: Resolvers,
@@ -125,15 +129,38 @@ impl Resolver {
 }
 
 impl Config {
-    pub fn routing_key(&self) -> Result<RoutingKey, String> {
-        match self.routing_key.as_deref() {
-            None | Some("traceID") => Ok(RoutingKey::TraceId),
-            Some("service") => Ok(RoutingKey::Service),
-            Some(other @ ("resource" | "metric" | "streamID" | "attributes")) => Err(format!(
-                "\"{other}\" routes metrics, which Weft does not carry yet; use \"traceID\" or \"service\""
-            )),
-            Some(other) => Err(format!(
-                "unknown routing key \"{other}\", expected \"traceID\" or \"service\""
+    /// The `routing_key` as written, if it is a word Weft knows (for some signal).
+    fn routing_key_word(&self) -> Result<Option<RoutingKey>, String> {
+        let Some(word) = self.routing_key.as_deref() else {
+            return Ok(None);
+        };
+        ALL_KEYS
+            .iter()
+            .find(|k| k.name() == word)
+            .map(|k| Some(*k))
+            .ok_or_else(|| {
+                format!(
+                    "unknown routing key \"{word}\", expected {} (traces and logs) or {} (metrics)",
+                    key_list(SignalKind::Traces),
+                    key_list(SignalKind::Metrics)
+                )
+            })
+    }
+
+    /// What `signal`'s records are routed by: the configured key, or the signal's default
+    /// (the trace id for spans and logs; the service for metrics, as the Collector's).
+    pub fn routing_key(&self, signal: SignalKind) -> Result<RoutingKey, String> {
+        let keys = route::layout(signal).map_or(&[][..], Layout::keys);
+        match self.routing_key_word()? {
+            None => keys
+                .first()
+                .copied()
+                .ok_or_else(|| format!("{signal} cannot be routed")),
+            Some(key) if keys.contains(&key) => Ok(key),
+            Some(key) => Err(format!(
+                "\"{}\" cannot route {signal}, and a {signal} pipeline lists this exporter; {signal} take {} (use another loadbalancing exporter for {signal}, or leave routing_key unset for each signal's default)",
+                key.name(),
+                key_list(signal)
             )),
         }
     }
@@ -188,13 +215,49 @@ pub fn with_default_port(endpoint: &str) -> String {
     }
 }
 
+/// Every routing key, for the word check.
+const ALL_KEYS: [RoutingKey; 5] = [
+    RoutingKey::TraceId,
+    RoutingKey::Service,
+    RoutingKey::Resource,
+    RoutingKey::Metric,
+    RoutingKey::StreamId,
+];
+
+/// `"traceID" (the default) or "service"`: the keys `signal` takes, its default first.
+fn key_list(signal: SignalKind) -> String {
+    let keys = route::layout(signal).map_or(&[][..], Layout::keys);
+    let words: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let default = if i == 0 { " (the default)" } else { "" };
+            format!("\"{}\"{default}", k.name())
+        })
+        .collect();
+    match words.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => "nothing".into(),
+    }
+}
+
 impl ComponentConfig for Config {
+    fn validate_signal(&self, signal: SignalKind, path: &ConfigPath, diags: &mut Diagnostics) {
+        // An unknown word is reported once, by `validate`.
+        if self.routing_key_word().is_ok() {
+            if let Err(e) = self.routing_key(signal) {
+                diags.error(&path.key("routing_key"), e);
+            }
+        }
+    }
+
     fn holds_data(&self) -> DataHolding {
         self.queue().holds_data()
     }
 
     fn validate(&self, path: &ConfigPath, diags: &mut Diagnostics) {
-        if let Err(e) = self.routing_key() {
+        if let Err(e) = self.routing_key_word() {
             diags.error(&path.key("routing_key"), e);
         }
         let otlp_path = path.key("protocol").key("otlp");

@@ -9,6 +9,11 @@
 //!   them by service unless told otherwise, which splits a trace's logs from its spans); logs
 //!   without a trace id are spread round-robin. `routing_key: service` routes by
 //!   `service.name` instead.
+//! - Metrics are routed by `service.name` unless told otherwise (the Collector's default),
+//!   or by every resource attribute (`resource`), the metric's name (`metric`), or each data
+//!   point's stream (`streamID`: resource, scope, metric and point attributes), so every point
+//!   of a series meets at one backend (what a cumulative-to-delta or aggregation step there
+//!   needs). A metric is cut per data point only for `streamID`.
 //! - The backends come from a resolver ([`resolver`]): a static list, or a DNS name asked
 //!   again every `interval`. A failing resolution keeps the last good ring.
 //! - Each backend has its own queue and retries ([`balancer`]). A backend that is down keeps
@@ -60,17 +65,14 @@ fn factory_named(name: &'static str) -> ExporterFactory {
     ExporterFactory::new::<Config>(
         name,
         Stability::Beta,
-        vec![SignalKind::Traces, SignalKind::Logs],
-        "Routes spans and logs by trace id to a tier of OTLP backends (consistent hashing; static or DNS resolver)",
+        vec![SignalKind::Traces, SignalKind::Logs, SignalKind::Metrics],
+        "Routes spans and logs by trace id, metrics by service, resource, name or stream, to a tier of OTLP backends (consistent hashing; static, DNS or k8s resolver)",
         build,
     )
 }
 
 fn build(ctx: BuildContext, cfg: &Config, signals: &[SignalKind]) -> anyhow::Result<BuiltExporter> {
     let id = ctx.id_str();
-    let key = cfg
-        .routing_key()
-        .map_err(|e| anyhow::anyhow!("exporter {id}: routing_key: {e}"))?;
     let resolver = cfg
         .resolver()
         .map_err(|e| anyhow::anyhow!("exporter {id}: resolver: {e}"))?;
@@ -82,7 +84,6 @@ fn build(ctx: BuildContext, cfg: &Config, signals: &[SignalKind]) -> anyhow::Res
     let make = Balancers {
         ctx: &ctx,
         cfg,
-        key,
         made: Mutex::new(Vec::new()),
     };
     let consumers = Consumers::build(signals, &make)?;
@@ -109,16 +110,18 @@ type Made = (Arc<dyn RingListener>, Arc<dyn Component>);
 struct Balancers<'a> {
     ctx: &'a BuildContext,
     cfg: &'a Config,
-    key: RoutingKey,
     made: Mutex<Vec<Made>>,
 }
 
 impl MakeConsumer for Balancers<'_> {
     fn consumer<T: Payload>(&self) -> anyhow::Result<Arc<dyn Consumer<T>>> {
-        let layout = route::layout(T::SIGNAL).ok_or_else(|| {
-            anyhow::anyhow!("exporter {}: cannot route {}", self.ctx.id, T::SIGNAL)
-        })?;
         let id = self.ctx.id_str();
+        let layout = route::layout(T::SIGNAL)
+            .ok_or_else(|| anyhow::anyhow!("exporter {id}: cannot route {}", T::SIGNAL))?;
+        let key = self
+            .cfg
+            .routing_key(T::SIGNAL)
+            .map_err(|e| anyhow::anyhow!("exporter {id}: routing_key: {e}"))?;
         let telemetry = self.ctx.telemetry.clone();
         let otlp_cfg = self.cfg.protocol.otlp.clone();
         let timeout = self.cfg.timeout();
@@ -133,7 +136,7 @@ impl MakeConsumer for Balancers<'_> {
         let balancer = Arc::new(Balancer::<T>::new(
             self.ctx.id_str(),
             &self.ctx.telemetry,
-            self.key,
+            key,
             layout,
             Settings {
                 queue: self.cfg.queue(),

@@ -2,14 +2,18 @@
 //!
 //! A batch from a sidecar mixes many traces. Each span and each log record goes to the
 //! backend that owns its routing key; a batch is therefore cut into one request per backend,
-//! without decoding it: the resource and scope envelopes around the records are copied as
-//! they are (field by field), and the records' own bytes are copied unchanged. A batch whose
-//! records all go to one backend is passed on as it is, without a copy.
+//! without decoding it: the envelopes around the records (resource group, scope group, and
+//! for data points the metric and its data message) are copied as they are (field by field),
+//! and the records' own bytes are copied unchanged. A batch whose records all go to one
+//! backend is passed on as it is, without a copy.
 //!
 //! Spans and log records sit at the same place in both requests (field 1 resource group →
-//! field 2 scope group → field 2 record); only the field holding the trace id differs
-//! ([`Layout`]). A signal routed by something else (metrics by resource or metric name, when
-//! that signal arrives) adds its own [`Layout`] and key extraction here.
+//! field 2 scope group → field 2 record); only the field holding the trace id differs.
+//! Metrics sit there too (field 1 → 2 → 2 metric), and a metric's data points one level
+//! further (the data oneof: gauge 5, sum 7, histogram 9, exponential histogram 10, summary 11
+//! → field 1 data point). What a record is depends on the key ([`Layout`]): a span, a log
+//! record, a metric (routing metrics by service, resource or name), or a data point (by
+//! stream: the point's series is its resource, scope, metric and attributes).
 
 use weft_config::SignalKind;
 use weft_proto::wire::{self, Fields, Value};
@@ -21,35 +25,114 @@ pub enum RoutingKey {
     TraceId,
     /// The resource's `service.name`: every record of a service goes to one backend.
     Service,
+    /// Metrics: every attribute of the resource (in key order, so the order a client wrote
+    /// them in does not matter): every metric of one resource goes to one backend.
+    Resource,
+    /// Metrics: the metric's name.
+    Metric,
+    /// Metrics, per data point: the point's stream identity (resource attributes, scope name,
+    /// version and attributes, metric name, unit, type, temporality and monotonicity, the
+    /// point's attributes), so every point of one series goes to one backend.
+    StreamId,
 }
 
-/// Where a signal's records keep their trace id, on the wire.
+impl RoutingKey {
+    /// The Collector's word for the key in `routing_key`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RoutingKey::TraceId => "traceID",
+            RoutingKey::Service => "service",
+            RoutingKey::Resource => "resource",
+            RoutingKey::Metric => "metric",
+            RoutingKey::StreamId => "streamID",
+        }
+    }
+}
+
+/// Where a signal keeps its records on the wire.
 #[derive(Clone, Copy, Debug)]
-pub struct Layout {
-    /// Field number of the trace id in a record: 1 in a `Span`, 9 in a `LogRecord`.
-    trace_id: u32,
+pub enum Layout {
+    /// Spans and log records: `trace_id` is the trace id's field number in a record (1 in a
+    /// `Span`, 9 in a `LogRecord`).
+    Records { trace_id: u32 },
+    /// Metrics: a record is a metric, or a data point when routing by stream.
+    Metrics,
 }
 
-/// The layout of `kind`'s records; `None` for a signal the exporter cannot route yet.
+impl Layout {
+    /// The keys this signal can be routed by: [`split`] with another key routes every record
+    /// as [`RecordKey::None`] (the configuration rules that out).
+    pub fn keys(self) -> &'static [RoutingKey] {
+        match self {
+            Layout::Records { .. } => &[RoutingKey::TraceId, RoutingKey::Service],
+            Layout::Metrics => &[
+                RoutingKey::Service,
+                RoutingKey::Resource,
+                RoutingKey::Metric,
+                RoutingKey::StreamId,
+            ],
+        }
+    }
+
+    /// How many levels below the request the records sit.
+    fn record_depth(self, key: RoutingKey) -> usize {
+        match (self, key) {
+            (Layout::Metrics, RoutingKey::StreamId) => 5,
+            _ => 3,
+        }
+    }
+
+    /// Whether field `number` of a message `depth` levels below the request holds its
+    /// children (the request's resource groups, a group's scopes, a scope's records, a
+    /// metric's data, a data message's points).
+    fn is_child(self, depth: usize, number: u32) -> bool {
+        match depth {
+            0 => number == 1,
+            1 | 2 => number == 2,
+            3 => matches!(number, 5 | 7 | 9 | 10 | 11),
+            _ => number == 1,
+        }
+    }
+
+    /// The items (as [`crate::pipeline::Payload`] counts them) one record holds: a span, a
+    /// log record or a data point is one; a metric holds its data points.
+    fn items(self, depth: usize, record: &[u8]) -> Result<usize, ()> {
+        if !matches!(self, Layout::Metrics) || depth != 3 {
+            return Ok(1);
+        }
+        let mut count = 0;
+        for field in Fields::new(record) {
+            if let (5 | 7 | 9 | 10 | 11, Value::Len(data)) = field? {
+                for point in len_fields(data, 1) {
+                    point?;
+                    count += 1;
+                }
+            }
+        }
+        Ok(count)
+    }
+}
+
+/// The layout of `kind`'s records.
 pub fn layout(kind: SignalKind) -> Option<Layout> {
     match kind {
-        SignalKind::Traces => Some(Layout { trace_id: 1 }),
-        SignalKind::Logs => Some(Layout { trace_id: 9 }),
-        #[allow(unreachable_patterns)]
-        _ => None,
+        SignalKind::Traces => Some(Layout::Records { trace_id: 1 }),
+        SignalKind::Logs => Some(Layout::Records { trace_id: 9 }),
+        SignalKind::Metrics => Some(Layout::Metrics),
     }
 }
 
 /// What one record is routed by, handed to the chooser.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecordKey<'a> {
-    /// A trace id, or a service name (the resource's `service.name`, empty when absent).
+    /// A trace id, a service name (the resource's `service.name`, empty when absent), a
+    /// metric name, or the canonical bytes of a resource's or a stream's identity.
     Key(&'a [u8]),
     /// A log record without a trace id (routing by trace id): spread round-robin.
     None,
 }
 
-/// The body cut into one request per destination: (destination, encoded request, records).
+/// The body cut into one request per destination: (destination, encoded request, items).
 pub type Parts = Vec<(usize, Vec<u8>, usize)>;
 
 /// How [`split`] answers.
@@ -85,88 +168,186 @@ fn split_walk(
     body: &[u8],
     layout: Layout,
     key: RoutingKey,
-    mut choose: impl FnMut(RecordKey<'_>) -> usize,
+    choose: impl FnMut(RecordKey<'_>) -> usize,
 ) -> Result<Split, ()> {
     // Pass 1: every record's destination, in order.
-    let mut destinations = Vec::new();
-    for group in len_fields(body, 1) {
-        let group = group?;
-        let service = match key {
-            RoutingKey::Service => service_name(group)?,
-            RoutingKey::TraceId => &[][..],
-        };
-        for scoped in len_fields(group, 2) {
-            for record in len_fields(scoped?, 2) {
-                let record = record?;
-                let record_key = match key {
-                    RoutingKey::Service => RecordKey::Key(service),
-                    RoutingKey::TraceId => match trace_id(record, layout.trace_id)? {
-                        Some(id) => RecordKey::Key(id),
-                        None => RecordKey::None,
-                    },
-                };
-                destinations.push(choose(record_key));
-            }
-        }
-    }
+    let destinations = destinations(body, layout, key, choose)?;
     let Some(&first) = destinations.first() else {
         return Ok(Split::Empty);
     };
     if destinations.iter().all(|&d| d == first) {
         return Ok(Split::Whole(first));
     }
-    // Pass 2: the requests, each record under a copy of its resource and scope envelope.
+    // Pass 2: the requests, each record under a copy of its envelopes.
     let count = destinations.iter().max().map_or(0, |m| m + 1);
-    let mut out: Vec<(Vec<u8>, usize)> = vec![(Vec::new(), 0); count];
-    let mut resources: Vec<Vec<u8>> = vec![Vec::new(); count];
-    let mut scopes: Vec<Vec<u8>> = vec![Vec::new(); count];
-    let mut next = destinations.into_iter();
-    for field in Fields::new(body) {
-        let (number, value) = field?;
-        let Value::Len(group) = value else { continue };
-        if number != 1 {
-            continue;
-        }
-        let group_head = head(group)?;
-        for field in Fields::new(group) {
-            let (number, value) = field?;
-            let (2, Value::Len(scoped)) = (number, value) else {
-                continue;
-            };
-            let scope_head = head(scoped)?;
-            for record in len_fields(scoped, 2) {
-                let record = record?;
-                let d = next.next().ok_or(())?;
-                wire::put_len_field(&mut scopes[d], 2, record);
-                out[d].1 += 1;
-            }
-            for (d, records) in scopes.iter_mut().enumerate() {
-                if records.is_empty() {
-                    continue;
-                }
-                wire::put_len_header(&mut resources[d], 2, scope_head.len() + records.len());
-                resources[d].extend_from_slice(&scope_head);
-                resources[d].extend_from_slice(records);
-                records.clear();
-            }
-        }
-        for (d, scoped) in resources.iter_mut().enumerate() {
-            if scoped.is_empty() {
-                continue;
-            }
-            wire::put_len_header(&mut out[d].0, 1, group_head.len() + scoped.len());
-            out[d].0.extend_from_slice(&group_head);
-            out[d].0.extend_from_slice(scoped);
-            scoped.clear();
-        }
-    }
+    let depth = layout.record_depth(key);
+    let mut cut = Cut {
+        layout,
+        record_depth: depth,
+        next: destinations.into_iter(),
+        scratch: vec![vec![Vec::new(); count]; depth],
+        items: vec![0; count],
+    };
+    cut.children(body, 0)?;
+    let Cut { scratch, items, .. } = cut;
+    let requests = scratch.into_iter().next().unwrap_or_default();
     Ok(Split::Parts(
-        out.into_iter()
+        requests
+            .into_iter()
+            .zip(items)
             .enumerate()
-            .filter(|(_, (_, n))| *n > 0)
+            // A destination with bytes but no items got metrics without data points.
+            .filter(|(_, (bytes, _))| !bytes.is_empty())
             .map(|(d, (bytes, n))| (d, bytes, n))
             .collect(),
     ))
+}
+
+/// Pass 1: the destination of every record, in wire order.
+fn destinations(
+    body: &[u8],
+    layout: Layout,
+    key: RoutingKey,
+    mut choose: impl FnMut(RecordKey<'_>) -> usize,
+) -> Result<Vec<usize>, ()> {
+    let mut destinations = Vec::new();
+    if !layout.keys().contains(&key) {
+        // Not a key of this signal (the configuration refuses it): spread, lose nothing.
+        let depth = layout.record_depth(key);
+        each_record(body, layout, 0, depth, &mut |_| {
+            destinations.push(choose(RecordKey::None));
+            Ok(())
+        })?;
+        return Ok(destinations);
+    }
+    let mut stream = Vec::new();
+    for group in len_fields(body, 1) {
+        let group = group?;
+        let mut resource = Vec::new();
+        match key {
+            RoutingKey::Service => resource.extend_from_slice(service_name(group)?),
+            RoutingKey::Resource | RoutingKey::StreamId => resource_identity(group, &mut resource)?,
+            RoutingKey::TraceId | RoutingKey::Metric => {}
+        }
+        for scoped in len_fields(group, 2) {
+            let scoped = scoped?;
+            let mut scope = Vec::new();
+            if key == RoutingKey::StreamId {
+                scope_identity(scoped, &mut scope)?;
+            }
+            for record in len_fields(scoped, 2) {
+                let record = record?;
+                match (layout, key) {
+                    (_, RoutingKey::Service | RoutingKey::Resource) => {
+                        destinations.push(choose(RecordKey::Key(&resource)));
+                    }
+                    (Layout::Records { trace_id: field }, _) => {
+                        let record_key = match trace_id(record, field)? {
+                            Some(id) => RecordKey::Key(id),
+                            None => RecordKey::None,
+                        };
+                        destinations.push(choose(record_key));
+                    }
+                    (Layout::Metrics, RoutingKey::Metric) => {
+                        destinations.push(choose(RecordKey::Key(metric_name(record)?)));
+                    }
+                    (Layout::Metrics, _) => {
+                        // One key per data point: resource ‖ scope ‖ metric ‖ point attributes.
+                        stream.clear();
+                        stream.extend_from_slice(&resource);
+                        stream.extend_from_slice(&scope);
+                        metric_identity(record, &mut stream)?;
+                        let metric_end = stream.len();
+                        for field in Fields::new(record) {
+                            let (number, value) = field?;
+                            let (5 | 7 | 9 | 10 | 11, Value::Len(data)) = (number, value) else {
+                                continue;
+                            };
+                            for point in len_fields(data, 1) {
+                                stream.truncate(metric_end);
+                                canonical_attributes(
+                                    point?,
+                                    point_attributes(number),
+                                    &mut stream,
+                                )?;
+                                destinations.push(choose(RecordKey::Key(&stream)));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(destinations)
+}
+
+/// Calls `f` with every record `depth` levels below `msg` (which sits `at` levels down).
+fn each_record(
+    msg: &[u8],
+    layout: Layout,
+    at: usize,
+    depth: usize,
+    f: &mut impl FnMut(&[u8]) -> Result<(), ()>,
+) -> Result<(), ()> {
+    for field in Fields::new(msg) {
+        let (number, value) = field?;
+        let Value::Len(child) = value else { continue };
+        if !layout.is_child(at, number) {
+            continue;
+        }
+        if at + 1 == depth {
+            f(child)?;
+        } else {
+            each_record(child, layout, at + 1, depth, f)?;
+        }
+    }
+    Ok(())
+}
+
+/// Pass 2: copies each record, with its envelopes, into its destination's request.
+struct Cut<I> {
+    layout: Layout,
+    record_depth: usize,
+    /// The destinations pass 1 found, in the same wire order.
+    next: I,
+    /// `scratch[k][d]`: the children, framed, of the message being cut `k` levels down,
+    /// that go to destination `d`; `scratch[0]` ends as the requests.
+    scratch: Vec<Vec<Vec<u8>>>,
+    /// Items per destination.
+    items: Vec<usize>,
+}
+
+impl<I: Iterator<Item = usize>> Cut<I> {
+    /// Appends the children of `msg` (which sits `at` levels down) to `scratch[at]`, each
+    /// destination's share framed under its field number.
+    fn children(&mut self, msg: &[u8], at: usize) -> Result<(), ()> {
+        for field in Fields::new(msg) {
+            let (number, value) = field?;
+            let Value::Len(child) = value else { continue };
+            if !self.layout.is_child(at, number) {
+                continue;
+            }
+            if at + 1 == self.record_depth {
+                let d = self.next.next().ok_or(())?;
+                wire::put_len_field(&mut self.scratch[at][d], number, child);
+                self.items[d] += self.layout.items(at + 1, child)?;
+                continue;
+            }
+            self.children(child, at + 1)?;
+            let head = head(child, |n| self.layout.is_child(at + 1, n))?;
+            let (outer, inner) = self.scratch.split_at_mut(at + 1);
+            for (out, share) in outer[at].iter_mut().zip(inner[0].iter_mut()) {
+                if share.is_empty() {
+                    continue;
+                }
+                wire::put_len_header(out, number, head.len() + share.len());
+                out.extend_from_slice(&head);
+                out.extend_from_slice(share);
+                share.clear();
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The length-delimited fields `number` of `msg`; `Err` on a malformed field.
@@ -178,20 +359,19 @@ fn len_fields(msg: &[u8], number: u32) -> impl Iterator<Item = Result<&[u8], ()>
     })
 }
 
-/// Every field of an envelope (resource group, scope group) except its records (field 2),
-/// re-encoded as they were: the resource or scope, the schema URL, unknown fields.
-fn head(msg: &[u8]) -> Result<Vec<u8>, ()> {
+/// Every field of an envelope except its children, re-encoded as they were: the resource or
+/// scope, the schema URL, a metric's name and unit, a sum's temporality, unknown fields.
+fn head(msg: &[u8], is_child: impl Fn(u32) -> bool) -> Result<Vec<u8>, ()> {
     let mut out = Vec::new();
     for field in Fields::new(msg) {
         let (number, value) = field?;
-        if number == 2 {
+        if is_child(number) {
             continue;
         }
         put_field(&mut out, number, value);
     }
     Ok(out)
 }
-
 /// Appends one field as it was on the wire.
 fn put_field(out: &mut Vec<u8>, number: u32, value: Value<'_>) {
     let key = |wire_type: u64| (u64::from(number) << 3) | wire_type;
@@ -253,6 +433,118 @@ fn service_name(group: &[u8]) -> Result<&[u8], ()> {
         }
     }
     Ok(name)
+}
+
+/// A metric's name (field 1); empty when absent.
+fn metric_name(metric: &[u8]) -> Result<&[u8], ()> {
+    let mut name: &[u8] = &[];
+    for n in len_fields(metric, 1) {
+        name = n?;
+    }
+    Ok(name)
+}
+
+/// The attributes field of a data point inside the metric's data field `data`: 7 in a
+/// `NumberDataPoint` (gauge 5, sum 7) and a `SummaryDataPoint` (11), 9 in a
+/// `HistogramDataPoint` (9), 1 in an `ExponentialHistogramDataPoint` (10).
+fn point_attributes(data: u32) -> u32 {
+    match data {
+        9 => 9,
+        10 => 1,
+        _ => 7,
+    }
+}
+
+/// Appends `bytes` with its length first, so that concatenated parts of an identity cannot
+/// run into each other (`"ab" ‖ "c"` differs from `"a" ‖ "bc"`).
+fn put_part(out: &mut Vec<u8>, bytes: &[u8]) {
+    wire::put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// Appends the attributes (the `KeyValue`s at field `number` of `msg`) in key order, each
+/// as its key and its encoded value: the same set written in another order is the same
+/// identity.
+fn canonical_attributes(msg: &[u8], number: u32, out: &mut Vec<u8>) -> Result<(), ()> {
+    let mut pairs: Vec<(&[u8], &[u8])> = Vec::new();
+    for kv in len_fields(msg, number) {
+        let (mut key, mut value): (&[u8], &[u8]) = (&[], &[]);
+        for field in Fields::new(kv?) {
+            match field? {
+                (1, Value::Len(k)) => key = k,
+                (2, Value::Len(v)) => value = v,
+                _ => {}
+            }
+        }
+        pairs.push((key, value));
+    }
+    pairs.sort_unstable();
+    wire::put_varint(out, pairs.len() as u64);
+    for (key, value) in pairs {
+        put_part(out, key);
+        put_part(out, value);
+    }
+    Ok(())
+}
+
+/// Appends a resource group's identity: its resource's attributes (field 1 → 1).
+fn resource_identity(group: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {
+    let mut resource: &[u8] = &[];
+    for r in len_fields(group, 1) {
+        resource = r?;
+    }
+    canonical_attributes(resource, 1, out)
+}
+
+/// Appends a scope group's identity: its scope's name, version and attributes (field 1 →
+/// 1, 2, 3), as the Collector's `identity.OfScope` (after the resource's).
+fn scope_identity(scoped: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {
+    let mut scope: &[u8] = &[];
+    for s in len_fields(scoped, 1) {
+        scope = s?;
+    }
+    let (mut name, mut version): (&[u8], &[u8]) = (&[], &[]);
+    for field in Fields::new(scope) {
+        match field? {
+            (1, Value::Len(n)) => name = n,
+            (2, Value::Len(v)) => version = v,
+            _ => {}
+        }
+    }
+    put_part(out, name);
+    put_part(out, version);
+    canonical_attributes(scope, 3, out)
+}
+
+/// Appends a metric's identity, as the Collector's `identity.OfMetric`: its name, unit,
+/// type (the data field's number), and its data's temporality (field 2) and monotonicity
+/// (field 3, sums only).
+fn metric_identity(metric: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {
+    let (mut name, mut unit): (&[u8], &[u8]) = (&[], &[]);
+    let (mut kind, mut temporality, mut monotonic) = (0u32, 0u64, 0u64);
+    for field in Fields::new(metric) {
+        match field? {
+            (1, Value::Len(n)) => name = n,
+            (3, Value::Len(u)) => unit = u,
+            (number @ (5 | 7 | 9 | 10 | 11), Value::Len(data)) => {
+                kind = number;
+                for field in Fields::new(data) {
+                    match field? {
+                        (2, Value::Varint(t)) => temporality = t,
+                        (3, Value::Varint(m)) => monotonic = m,
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    put_part(out, name);
+    put_part(out, unit);
+    wire::put_varint(out, u64::from(kind));
+    wire::put_varint(out, temporality);
+    wire::put_varint(out, monotonic);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -475,5 +767,294 @@ mod tests {
             split(&[0x0b], layout, RoutingKey::TraceId, |_| 0),
             Err(Unreadable)
         );
+    }
+}
+
+#[cfg(test)]
+mod metrics_tests {
+    use super::*;
+    use prost::Message;
+    use std::collections::HashMap;
+    use weft_proto::collector::metrics::v1::ExportMetricsServiceRequest;
+    use weft_proto::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+    use weft_proto::metrics::v1::{
+        metric::Data, number_data_point, Gauge, Histogram, HistogramDataPoint, Metric,
+        NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    };
+    use weft_proto::resource::v1::Resource;
+
+    fn kv(key: &str, value: &str) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(value.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn point(host: &str, v: f64) -> NumberDataPoint {
+        NumberDataPoint {
+            attributes: vec![kv("host", host)],
+            time_unix_nano: 1,
+            value: Some(number_data_point::Value::AsDouble(v)),
+            ..Default::default()
+        }
+    }
+
+    fn sum(name: &str, points: Vec<NumberDataPoint>) -> Metric {
+        Metric {
+            name: name.into(),
+            unit: "1".into(),
+            data: Some(Data::Sum(Sum {
+                data_points: points,
+                aggregation_temporality: 2,
+                is_monotonic: true,
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn histogram(name: &str, hosts: &[&str]) -> Metric {
+        Metric {
+            name: name.into(),
+            unit: "ms".into(),
+            data: Some(Data::Histogram(Histogram {
+                data_points: hosts
+                    .iter()
+                    .map(|h| HistogramDataPoint {
+                        attributes: vec![kv("host", h)],
+                        count: 1,
+                        bucket_counts: vec![1, 0],
+                        explicit_bounds: vec![10.0],
+                        ..Default::default()
+                    })
+                    .collect(),
+                aggregation_temporality: 1,
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn resource(attrs: &[(&str, &str)], metrics: Vec<Metric>) -> ResourceMetrics {
+        ResourceMetrics {
+            resource: Some(Resource {
+                attributes: attrs.iter().map(|(k, v)| kv(k, v)).collect(),
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name: "meter".into(),
+                    version: "1.0".into(),
+                    ..Default::default()
+                }),
+                metrics,
+                schema_url: "s".into(),
+            }],
+            schema_url: "r".into(),
+        }
+    }
+
+    /// Two resources of service `a` (the same attributes in two orders) and one of `b`.
+    fn request() -> ExportMetricsServiceRequest {
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![
+                resource(
+                    &[("service.name", "a"), ("host.name", "h1")],
+                    vec![
+                        sum("requests", vec![point("x", 1.0), point("y", 2.0)]),
+                        histogram("latency", &["x", "y", "z"]),
+                    ],
+                ),
+                resource(
+                    &[("service.name", "b")],
+                    vec![sum("requests", vec![point("x", 3.0)])],
+                ),
+                resource(
+                    &[("host.name", "h1"), ("service.name", "a")],
+                    vec![sum("errors", vec![point("x", 4.0)])],
+                ),
+            ],
+        }
+    }
+
+    /// A part of a split: (destination, the request, its points).
+    type Part = (usize, ExportMetricsServiceRequest, usize);
+
+    /// Splits `request()` by `key`, each distinct key to a destination of its own: the keys
+    /// in first-seen order, and each part decoded.
+    fn split_by(key: RoutingKey) -> (Vec<Vec<u8>>, Vec<Part>) {
+        let body = request().encode_to_vec();
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        let split = split(&body, Layout::Metrics, key, |k| {
+            let RecordKey::Key(k) = k else {
+                panic!("every metric has a key")
+            };
+            keys.iter().position(|s| s == k).unwrap_or_else(|| {
+                keys.push(k.to_vec());
+                keys.len() - 1
+            })
+        })
+        .unwrap();
+        let Split::Parts(parts) = split else {
+            panic!("several keys make several parts: {split:?}")
+        };
+        let parts = parts
+            .into_iter()
+            .map(|(d, bytes, n)| {
+                let req = ExportMetricsServiceRequest::decode(&bytes[..]).unwrap();
+                assert_eq!(
+                    weft_proto::points::request_points(&req),
+                    n,
+                    "the item count is the points'"
+                );
+                (d, req, n)
+            })
+            .collect();
+        (keys, parts)
+    }
+
+    /// (metric name, host) of every point of a request.
+    fn points(req: &ExportMetricsServiceRequest) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for rm in &req.resource_metrics {
+            assert_eq!(rm.schema_url, "r", "the resource envelope is copied");
+            for sm in &rm.scope_metrics {
+                assert_eq!(sm.scope.as_ref().unwrap().name, "meter");
+                assert_eq!(sm.schema_url, "s");
+                for m in &sm.metrics {
+                    let hosts: Vec<String> = match m.data.as_ref().unwrap() {
+                        Data::Sum(s) => {
+                            assert_eq!((s.aggregation_temporality, s.is_monotonic), (2, true));
+                            assert_eq!(m.unit, "1");
+                            s.data_points.iter().map(|p| host(&p.attributes)).collect()
+                        }
+                        Data::Histogram(h) => {
+                            assert_eq!(h.aggregation_temporality, 1);
+                            assert_eq!(m.unit, "ms");
+                            h.data_points.iter().map(|p| host(&p.attributes)).collect()
+                        }
+                        other => panic!("{other:?}"),
+                    };
+                    out.extend(hosts.into_iter().map(|h| (m.name.clone(), h)));
+                }
+            }
+        }
+        out
+    }
+
+    fn host(attrs: &[KeyValue]) -> String {
+        match &attrs[0].value.as_ref().unwrap().value {
+            Some(any_value::Value::StringValue(s)) => s.clone(),
+            _ => String::new(),
+        }
+    }
+
+    #[test]
+    fn by_service_every_metric_of_a_service_goes_together() {
+        let (keys, parts) = split_by(RoutingKey::Service);
+        assert_eq!(keys, [b"a".to_vec(), b"b".to_vec()]);
+        let by_dest: HashMap<usize, Vec<(String, String)>> =
+            parts.iter().map(|(d, req, _)| (*d, points(req))).collect();
+        assert_eq!(by_dest[&0].len(), 6);
+        assert_eq!(by_dest[&1], [("requests".to_string(), "x".to_string())]);
+    }
+
+    #[test]
+    fn by_resource_the_attribute_order_does_not_matter() {
+        let (keys, parts) = split_by(RoutingKey::Resource);
+        assert_eq!(
+            keys.len(),
+            2,
+            "the two orders of one attribute set are one resource"
+        );
+        assert_eq!(parts.iter().map(|p| p.2).collect::<Vec<_>>(), [6, 1]);
+    }
+
+    #[test]
+    fn by_metric_name_points_of_a_name_go_together_whatever_their_resource() {
+        let (keys, parts) = split_by(RoutingKey::Metric);
+        assert_eq!(
+            keys,
+            [
+                b"requests".to_vec(),
+                b"latency".to_vec(),
+                b"errors".to_vec()
+            ]
+        );
+        for (d, req, _) in &parts {
+            let name = String::from_utf8(keys[*d].clone()).unwrap();
+            assert!(points(req).iter().all(|(m, _)| *m == name));
+        }
+        assert_eq!(parts.iter().map(|p| p.2).collect::<Vec<_>>(), [3, 3, 1]);
+    }
+
+    #[test]
+    fn by_stream_each_point_of_a_metric_is_routed_on_its_own() {
+        let (keys, parts) = split_by(RoutingKey::StreamId);
+        // requests{x}, requests{y} and latency{x,y,z} of a; requests{x} of b; errors{x} of a.
+        assert_eq!(keys.len(), 7, "one stream per point");
+        assert_eq!(parts.len(), 7);
+        let mut all: Vec<(String, String)> = parts.iter().flat_map(|(_, r, _)| points(r)).collect();
+        all.sort();
+        let mut expected = points(&request());
+        expected.sort();
+        assert_eq!(
+            all, expected,
+            "every point once, with its metric's name, unit and temporality"
+        );
+        // A point of the same series in a later batch has the same key.
+        let again = {
+            let mut keys2 = Vec::new();
+            split(
+                &request().encode_to_vec(),
+                Layout::Metrics,
+                RoutingKey::StreamId,
+                |k| {
+                    let RecordKey::Key(k) = k else { panic!() };
+                    keys2.push(k.to_vec());
+                    0
+                },
+            )
+            .unwrap();
+            keys2
+        };
+        let mut distinct = again.clone();
+        distinct.dedup();
+        assert_eq!(distinct, keys);
+    }
+
+    #[test]
+    fn a_metric_without_points_still_goes_somewhere() {
+        let mut req = request();
+        req.resource_metrics[1].scope_metrics[0].metrics[0] = Metric {
+            name: "empty".into(),
+            data: Some(Data::Gauge(Gauge::default())),
+            ..Default::default()
+        };
+        let body = req.encode_to_vec();
+        let Ok(Split::Parts(parts)) =
+            split(&body, Layout::Metrics, RoutingKey::Metric, |k| match k {
+                RecordKey::Key(b"empty") => 1,
+                _ => 0,
+            })
+        else {
+            panic!()
+        };
+        let empty = parts.iter().find(|p| p.0 == 1).expect("its part is kept");
+        assert_eq!(empty.2, 0);
+    }
+
+    #[test]
+    fn a_key_the_signal_does_not_take_spreads_instead_of_losing() {
+        let body = request().encode_to_vec();
+        let mut none = 0;
+        let split = split(&body, Layout::Metrics, RoutingKey::TraceId, |k| {
+            assert_eq!(k, RecordKey::None);
+            none += 1;
+            0
+        });
+        assert_eq!(split, Ok(Split::Whole(0)));
+        assert_eq!(none, 4, "one per metric");
     }
 }

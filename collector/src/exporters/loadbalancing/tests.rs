@@ -7,15 +7,21 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use weft_config::{ConfigPath, Diagnostics};
 use weft_proto::collector::logs::v1::ExportLogsServiceRequest;
+use weft_proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use weft_proto::collector::trace::v1::ExportTraceServiceRequest;
+use weft_proto::common::v1::{any_value, AnyValue, KeyValue};
 use weft_proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use weft_proto::metrics::v1::{
+    metric, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+};
+use weft_proto::resource::v1::Resource;
 use weft_proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
 use super::balancer::{Balancer, MakeBackendSender, RingListener, Settings};
 use super::route::{self, RoutingKey};
 use super::*;
 use crate::exporters::helper::{ExportError, QueueSettings, RetrySettings, Sender};
-use crate::pipeline::{ConsumeError, Consumer, Logs, Payload, Traces};
+use crate::pipeline::{ConsumeError, Consumer, Logs, Metrics, Payload, Traces};
 use crate::telemetry::Telemetry;
 
 /// (trace id, span id) pairs.
@@ -75,7 +81,35 @@ fn ids<T: Payload>(data: &T) -> Items {
                 .map(|s| (s.trace_id, s.span_id))
                 .collect()
         }
-        _ => {
+        weft_config::SignalKind::Metrics => {
+            // (service name, metric name ‖ the point's time): one per data point.
+            let req = <ExportMetricsServiceRequest as prost::Message>::decode(bytes).unwrap();
+            let mut out = Vec::new();
+            for rm in req.resource_metrics {
+                let service = rm
+                    .resource
+                    .iter()
+                    .flat_map(|r| &r.attributes)
+                    .find(|kv| kv.key == "service.name")
+                    .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                        any_value::Value::StringValue(s) => Some(s.clone().into_bytes()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                for m in rm.scope_metrics.into_iter().flat_map(|s| s.metrics) {
+                    let Some(metric::Data::Gauge(g)) = m.data else {
+                        panic!("the tests send gauges")
+                    };
+                    for p in g.data_points {
+                        let mut point = m.name.clone().into_bytes();
+                        point.extend_from_slice(&p.time_unix_nano.to_be_bytes());
+                        out.push((service.clone(), point));
+                    }
+                }
+            }
+            out
+        }
+        weft_config::SignalKind::Logs => {
             let req = <ExportLogsServiceRequest as prost::Message>::decode(bytes).unwrap();
             req.resource_logs
                 .into_iter()
@@ -104,6 +138,14 @@ fn settings(queue_size: usize) -> Settings {
 }
 
 fn balancer<T: Payload>(backends: &Backends, queue_size: usize) -> (Arc<Balancer<T>>, Telemetry) {
+    balancer_by(RoutingKey::TraceId, backends, queue_size)
+}
+
+fn balancer_by<T: Payload>(
+    key: RoutingKey,
+    backends: &Backends,
+    queue_size: usize,
+) -> (Arc<Balancer<T>>, Telemetry) {
     let telemetry = Telemetry::new();
     let b = backends.clone();
     let make: MakeBackendSender<T> = Box::new(move |endpoint: &str| {
@@ -116,7 +158,7 @@ fn balancer<T: Payload>(backends: &Backends, queue_size: usize) -> (Arc<Balancer
     let balancer = Balancer::new(
         "loadbalancing".into(),
         &telemetry,
-        RoutingKey::TraceId,
+        key,
         route::layout(T::SIGNAL).unwrap(),
         settings(queue_size),
         make,
@@ -367,13 +409,107 @@ async fn shutdown_delivers_what_is_queued() {
     assert_eq!(lb.endpoints(), ["a:4317", "b:4317"]);
 }
 
+/// `services` services (`svc-<first + i>`), each one resource with two gauges of `points`
+/// points each, the resources of one batch in service order.
+fn metrics_batch(first: u32, services: u32, points: u64) -> Metrics {
+    let gauge = |name: &str| Metric {
+        name: name.into(),
+        data: Some(metric::Data::Gauge(Gauge {
+            data_points: (0..points)
+                .map(|t| NumberDataPoint {
+                    time_unix_nano: t + 1,
+                    ..Default::default()
+                })
+                .collect(),
+        })),
+        ..Default::default()
+    };
+    Metrics::from(ExportMetricsServiceRequest {
+        resource_metrics: (first..first + services)
+            .map(|i| ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![KeyValue {
+                        key: "service.name".into(),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue(format!("svc-{i}"))),
+                        }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![gauge("cpu"), gauge("memory")],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect(),
+    })
+}
+
+#[tokio::test]
+async fn metrics_go_to_the_owner_of_their_service_and_follow_it_when_the_ring_changes() {
+    let backends = Backends::default();
+    backends.down.lock().insert("c:4317".into());
+    let (lb, telemetry) = balancer_by::<Metrics>(RoutingKey::Service, &backends, 100);
+    lb.update(&endpoints(&["a:4317", "b:4317", "c:4317"]))
+        .unwrap();
+    for i in 0..4 {
+        lb.consume(metrics_batch(i * 10, 10, 3)).await.unwrap();
+    }
+    until("c was tried", || {
+        backends.attempts.lock().get("c:4317").copied().unwrap_or(0) >= 2
+    })
+    .await;
+    // c leaves while its queue holds its services' points: they go to their new owners.
+    let two = endpoints(&["a:4317", "b:4317"]);
+    lb.update(&two).unwrap();
+    // 40 services × 2 gauges × 3 points.
+    until("every point arrived", || total(&backends) == 240).await;
+    let ring = Ring::new(&two);
+    let received = backends.received.lock();
+    assert!(!received.contains_key("c:4317"));
+    let mut seen = HashSet::new();
+    for (endpoint, items) in received.iter() {
+        for (service, point) in items {
+            assert_eq!(ring.owner_endpoint(service), Some(endpoint.as_str()));
+            assert!(
+                seen.insert((service.clone(), point.clone())),
+                "a point was delivered twice"
+            );
+        }
+    }
+    assert!(
+        telemetry.counter_value(
+            "weft_loadbalancer_rerouted_metric_points",
+            &[("exporter", "loadbalancing")]
+        ) > 0
+    );
+}
+
+#[tokio::test]
+async fn metrics_routed_by_name_split_a_resource_between_backends() {
+    let backends = Backends::default();
+    let (lb, _) = balancer_by::<Metrics>(RoutingKey::Metric, &backends, 100);
+    let list = endpoints(&["a:4317", "b:4317", "c:4317"]);
+    lb.update(&list).unwrap();
+    lb.consume(metrics_batch(0, 5, 2)).await.unwrap();
+    until("all 20 points arrived", || total(&backends) == 20).await;
+    let ring = Ring::new(&list);
+    for (endpoint, items) in backends.received.lock().iter() {
+        for (_, point) in items {
+            let name = &point[..point.len() - 8];
+            assert_eq!(ring.owner_endpoint(name), Some(endpoint.as_str()));
+        }
+    }
+}
+
 fn diagnostics(yaml: &str) -> Vec<String> {
     let value: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
     let mut diags = Diagnostics::new();
     let path = ConfigPath::root().key("exporters").key("loadbalancing");
-    if let Some(cfg) = weft_config::decode_component::<Config>(&value, &path, &mut diags) {
-        weft_config::ComponentConfig::validate(&cfg, &path, &mut diags);
-    }
+    // Decoding validates.
+    weft_config::decode_component::<Config>(&value, &path, &mut diags);
     diags.errors().map(ToString::to_string).collect()
 }
 
@@ -401,7 +537,7 @@ resolver:
 fn config_mistakes_are_reported_with_their_paths() {
     let errors = diagnostics(
         r#"
-routing_key: metric
+routing_key: traceId
 protocol:
   otlp:
     sending_queue: { storage: file_storage }
@@ -412,7 +548,9 @@ resolver:
     );
     let text = errors.join("\n");
     assert!(
-        text.contains("exporters::loadbalancing::routing_key: \"metric\" routes metrics"),
+        text.contains(
+            "exporters::loadbalancing::routing_key: unknown routing key \"traceId\", expected \"traceID\" (the default) or \"service\" (traces and logs) or \"service\" (the default), \"resource\", \"metric\" or \"streamID\" (metrics)"
+        ),
         "{text}"
     );
     assert!(
@@ -448,4 +586,49 @@ resolver:
     );
     let errors = diagnostics("resolver: { static: { hostnames: [a] } }\nprotocl: {}");
     assert!(errors.join("\n").contains("unknown field"), "{errors:?}");
+}
+
+/// The errors of `yaml`'s exporter listed in a pipeline of `signal`.
+fn signal_errors(yaml: &str, signal: weft_config::SignalKind) -> Vec<String> {
+    let value: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
+    let mut diags = Diagnostics::new();
+    let path = ConfigPath::root().key("exporters").key("loadbalancing");
+    let cfg = weft_config::decode_component::<Config>(&value, &path, &mut diags).unwrap();
+    weft_config::ComponentConfig::validate_signal(&cfg, signal, &path, &mut diags);
+    diags.errors().map(ToString::to_string).collect()
+}
+
+#[test]
+fn each_signal_takes_its_own_routing_keys() {
+    use weft_config::SignalKind::{Logs, Metrics, Traces};
+    let resolver = "resolver: { static: { hostnames: [a] } }\n";
+    // Unset: every signal takes its default (trace id for spans and logs, service for metrics).
+    let unset = weft_config::decode_component::<Config>(
+        &serde_yaml::from_str(resolver).unwrap(),
+        &ConfigPath::root(),
+        &mut Diagnostics::new(),
+    )
+    .unwrap();
+    assert_eq!(unset.routing_key(Traces), Ok(RoutingKey::TraceId));
+    assert_eq!(unset.routing_key(Logs), Ok(RoutingKey::TraceId));
+    assert_eq!(unset.routing_key(Metrics), Ok(RoutingKey::Service));
+    for signal in [Traces, Logs, Metrics] {
+        assert!(signal_errors(resolver, signal).is_empty());
+        assert!(signal_errors(&format!("{resolver}routing_key: service"), signal).is_empty());
+    }
+    for key in ["resource", "metric", "streamID"] {
+        let yaml = format!("{resolver}routing_key: {key}");
+        assert!(signal_errors(&yaml, Metrics).is_empty(), "{key}");
+        assert!(diagnostics(&yaml).is_empty(), "{key}");
+        let errors = signal_errors(&yaml, Traces).join("\n");
+        assert!(
+            errors.contains(&format!("exporters::loadbalancing::routing_key: \"{key}\" cannot route traces, and a traces pipeline lists this exporter; traces take \"traceID\" (the default) or \"service\"")),
+            "{errors}"
+        );
+    }
+    let errors = signal_errors(&format!("{resolver}routing_key: traceID"), Metrics).join("\n");
+    assert!(
+        errors.contains("exporters::loadbalancing::routing_key: \"traceID\" cannot route metrics, and a metrics pipeline lists this exporter; metrics take \"service\" (the default), \"resource\", \"metric\" or \"streamID\""),
+        "{errors}"
+    );
 }

@@ -36,7 +36,7 @@ pub fn factory() -> ExporterFactory {
         "otlp",
         Stability::Beta,
         all_signals(),
-        "Sends traces and logs to an OTLP/gRPC endpoint, with a sending queue and retries",
+        "Sends to an OTLP/gRPC endpoint, with a sending queue and retries",
         build,
     )
 }

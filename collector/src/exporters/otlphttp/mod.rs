@@ -39,7 +39,7 @@ pub fn factory() -> ExporterFactory {
         "otlphttp",
         Stability::Beta,
         all_signals(),
-        "Sends traces and logs to an OTLP/HTTP endpoint (protobuf or JSON), with a sending queue and retries",
+        "Sends to an OTLP/HTTP endpoint (protobuf or JSON), with a sending queue and retries",
         build,
     )
 }

@@ -5,19 +5,22 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use weft_config::{ComponentConfig, ConfigPath, Diagnostics, Duration as CfgDuration, SignalKind};
 
-use crate::net::kafka::{topic_for, validate_brokers, Auth, SignalTopic};
+use crate::net::kafka::{validate_brokers, validate_topics, Auth, SignalTopic};
 
 /// `receivers::kafka`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub brokers: Vec<String>,
-    /// Every signal's topic, unless `traces::topic` / `logs::topic` says otherwise.
+    /// Every signal's topic, unless `traces::topic` / `logs::topic` / `metrics::topic` says
+    /// otherwise (the defaults are the Collector's: `otlp_spans`, `otlp_logs`,
+    /// `otlp_metrics`).
     pub topic: Option<String>,
     /// `otlp_proto` or `otlp_json`.
     pub encoding: String,
     pub traces: SignalTopic,
     pub logs: SignalTopic,
+    pub metrics: SignalTopic,
     pub group_id: String,
     pub client_id: String,
     /// Where a group without a committed offset starts: `latest` or `earliest`.
@@ -39,6 +42,7 @@ impl Default for Config {
             encoding: "otlp_proto".into(),
             traces: SignalTopic::default(),
             logs: SignalTopic::default(),
+            metrics: SignalTopic::default(),
             group_id: "otel-collector".into(),
             client_id: "otel-collector".into(),
             initial_offset: "latest".into(),
@@ -77,6 +81,15 @@ pub struct MessageMarking {
 }
 
 impl Config {
+    /// `kind`'s own `topic` / `encoding` section.
+    pub fn section(&self, kind: SignalKind) -> &SignalTopic {
+        match kind {
+            SignalKind::Traces => &self.traces,
+            SignalKind::Logs => &self.logs,
+            SignalKind::Metrics => &self.metrics,
+        }
+    }
+
     /// librdkafka's consumer properties for these settings.
     pub fn consumer_properties(&self) -> BTreeMap<&'static str, String> {
         let mut p = BTreeMap::new();
@@ -90,7 +103,8 @@ impl Config {
         // Offsets are stored by the receiver, after the pipeline took the message.
         p.insert("enable.auto.offset.store", "false".into());
         // Co-partitioned topics: partition p of the traces and of the logs topic go to the same
-        // member, so a trace's logs meet its spans (see the receiver's module docs).
+        // member, so a trace's logs meet its spans (see the receiver's module docs). The
+        // metrics topic's partitions are assigned the same way, independently of the others.
         p.insert("partition.assignment.strategy", "range".into());
         p.insert(
             "session.timeout.ms",
@@ -112,19 +126,13 @@ impl Config {
 impl ComponentConfig for Config {
     fn validate(&self, path: &ConfigPath, diags: &mut Diagnostics) {
         validate_brokers(&self.brokers, &path.key("brokers"), diags);
-        for (key, section, kind) in [
-            ("traces", &self.traces, SignalKind::Traces),
-            ("logs", &self.logs, SignalKind::Logs),
-        ] {
-            if let Err(e) = topic_for(kind, &self.topic, &self.encoding, section) {
-                let at = if section.encoding.is_some() {
-                    path.key(key).key("encoding")
-                } else {
-                    path.key("encoding")
-                };
-                diags.error(&at, e);
-            }
-        }
+        validate_topics(
+            &self.topic,
+            &self.encoding,
+            |kind| self.section(kind),
+            path,
+            diags,
+        );
         if self.group_id.is_empty() {
             diags.error(&path.key("group_id"), "required");
         }

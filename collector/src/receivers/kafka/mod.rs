@@ -53,8 +53,12 @@ pub fn factory() -> ReceiverFactory {
     ReceiverFactory::new::<Config>(
         "kafka",
         Stability::Beta,
-        vec![weft_config::SignalKind::Traces, weft_config::SignalKind::Logs],
-        "Reads OTLP traces and logs from Kafka topics as a consumer group member; commits only what the pipeline took",
+        vec![
+            weft_config::SignalKind::Traces,
+            weft_config::SignalKind::Logs,
+            weft_config::SignalKind::Metrics,
+        ],
+        "Reads OTLP from Kafka, a topic per signal, as a consumer group member; commits only what the pipeline took",
         |ctx, cfg, next| Ok(Arc::new(KafkaReceiver::new(ctx, cfg, next)?) as Arc<dyn Component>),
     )
 }
@@ -110,7 +114,7 @@ impl KafkaReceiver {
         unique.dedup();
         if unique.len() != topics.len() {
             anyhow::bail!(
-                "receiver {id}: traces and logs need topics of their own (both read {:?})",
+                "receiver {id}: each signal needs a topic of its own (they read {:?})",
                 topics
             );
         }
@@ -346,11 +350,7 @@ impl<S: Signal> SignalHandler<S> {
         next: Arc<dyn Consumer<Batch<S>>>,
     ) -> anyhow::Result<Self> {
         let id = ctx.id_str();
-        let section = match S::KIND {
-            weft_config::SignalKind::Traces => &cfg.traces,
-            _ => &cfg.logs,
-        };
-        let (topic, encoding) = topic_for(S::KIND, &cfg.topic, &cfg.encoding, section)
+        let (topic, encoding) = topic_for(S::KIND, &cfg.topic, &cfg.encoding, cfg.section(S::KIND))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(Self {
             metrics: ReceiverMetrics::new(&ctx.telemetry, &id, "kafka", S::ITEM),
