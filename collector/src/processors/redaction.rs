@@ -683,7 +683,11 @@ impl Redactor {
                 }
             }
             Some(_) => {
-                let key = if path.is_empty() { "body" } else { path.as_str() };
+                let key = if path.is_empty() {
+                    "body"
+                } else {
+                    path.as_str()
+                };
                 match self.check_value(value, &mut stats.masked) {
                     Some(true) => report.masked.push(key.to_string()),
                     Some(false) => report.allowed.push(key.to_string()),
