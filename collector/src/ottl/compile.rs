@@ -674,7 +674,7 @@ impl<C: Writable> Statement<C> {
                 };
                 match C::place(target, path)? {
                     Place::Field => C::set_field(target, path, &value)?,
-                    place => set_at(place, &keys, &value)?,
+                    place => set_at(place, &keys, value)?,
                 }
             }
             Implementation::Map(run) => {

@@ -124,7 +124,7 @@ pub(super) fn keep_matching_keys(map: &mut Vec<KeyValue>, args: Args<'_>) -> Res
 pub(super) fn merge_maps(map: &mut Vec<KeyValue>, mut args: Args<'_>) -> Result<(), EvalError> {
     let strategy = args.string(2)?;
     let source = match args.take(1) {
-        Value::Map(m) => m.to_key_values()?,
+        Value::Map(m) => m.into_key_values()?,
         v => {
             return Err(EvalError::new(format!(
                 "merge_maps: the source must be a map, got {}",

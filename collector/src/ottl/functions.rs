@@ -15,10 +15,10 @@
 use std::borrow::Cow;
 
 use regex::Regex;
-use weft_proto::common::v1::KeyValue;
+use weft_proto::common::v1::{any_value, KeyValue};
 
 use super::editors;
-use super::value::{Map, Value};
+use super::value::{List, Map, Value};
 use super::EvalError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -694,7 +694,8 @@ fn extract_patterns(mut args: Args<'_>) -> Result<Value<'_>, EvalError> {
 
 /// `ParseJSON(target)`: the target string parsed as JSON into a map or a list (numbers as
 /// doubles, as the Collector does). Not a string, not JSON, or nested deeper than JSON
-/// parsing allows (128 levels) is an error.
+/// parsing allows (128 levels) is an error. The text is parsed straight into OTLP values
+/// ([`super::json`]), which `set` moves into the record without copying.
 fn parse_json(mut args: Args<'_>) -> Result<Value<'_>, EvalError> {
     let target = match args.take(0) {
         Value::Str(s) => s,
@@ -706,18 +707,17 @@ fn parse_json(mut args: Args<'_>) -> Result<Value<'_>, EvalError> {
             )))
         }
     };
-    let json: serde_json::Value = serde_json::from_str(&target)
+    let parsed = super::json::parse(&target)
         .map_err(|e| EvalError::new(format!("ParseJSON: the target is not JSON: {e}")))?;
-    match json {
-        json @ (serde_json::Value::Object(_) | serde_json::Value::Array(_)) => {
-            Ok(Value::from_json(json))
-        }
+    match parsed.value {
+        Some(any_value::Value::KvlistValue(kv)) => Ok(Value::Map(Map::OwnedAttributes(kv.values))),
+        Some(any_value::Value::ArrayValue(a)) => Ok(Value::List(List::OwnedAny(a.values))),
         other => Err(EvalError::new(format!(
             "ParseJSON: expected a JSON object or array, got {}",
             match other {
-                serde_json::Value::Null => "null",
-                serde_json::Value::Bool(_) => "a boolean",
-                serde_json::Value::Number(_) => "a number",
+                None => "null",
+                Some(any_value::Value::BoolValue(_)) => "a boolean",
+                Some(any_value::Value::DoubleValue(_)) => "a number",
                 _ => "a string",
             }
         ))),

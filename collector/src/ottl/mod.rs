@@ -49,6 +49,7 @@ pub mod contexts;
 mod editors;
 pub mod functions;
 pub mod items;
+pub mod json;
 mod lexer;
 mod parser;
 mod sequence;

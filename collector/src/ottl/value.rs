@@ -28,17 +28,24 @@ pub enum Value<'a> {
     Time(i64),
 }
 
-/// A map: attributes (or a kvlist) as they sit in the telemetry, or one built by evaluation.
+/// A map: attributes (or a kvlist) as they sit in the telemetry, owned key/values (what
+/// `ParseJSON` builds, and what an owned copy of attributes is), or one built by evaluation.
+///
+/// `OwnedAttributes` is already in the form the telemetry stores: an editor writing it moves
+/// the vector into the record ([`Value::into_any`]), copying no key and no string.
 #[derive(Clone, Debug)]
 pub enum Map<'a> {
     Attributes(&'a [KeyValue]),
+    OwnedAttributes(Vec<KeyValue>),
     Owned(Vec<(String, Value<'a>)>),
 }
 
-/// A list: an array value as it sits in the telemetry, or one built by evaluation.
+/// A list: an array value as it sits in the telemetry, owned OTLP values (`ParseJSON`'s
+/// arrays), or one built by evaluation.
 #[derive(Clone, Debug)]
 pub enum List<'a> {
     Any(&'a [AnyValue]),
+    OwnedAny(Vec<AnyValue>),
     Owned(Vec<Value<'a>>),
 }
 
@@ -58,6 +65,20 @@ impl<'a> Value<'a> {
         }
     }
 
+    /// An owned `AnyValue` as an OTTL value, moving its strings and lists (no copy).
+    pub fn from_any_owned(value: AnyValue) -> Value<'static> {
+        match value.value {
+            None | Some(any_value::Value::StringValueStrindex(_)) => Value::Nil,
+            Some(any_value::Value::StringValue(s)) => Value::Str(Cow::Owned(s)),
+            Some(any_value::Value::BoolValue(b)) => Value::Bool(b),
+            Some(any_value::Value::IntValue(i)) => Value::Int(i),
+            Some(any_value::Value::DoubleValue(f)) => Value::Float(f),
+            Some(any_value::Value::BytesValue(b)) => Value::Bytes(Cow::Owned(b)),
+            Some(any_value::Value::ArrayValue(a)) => Value::List(List::OwnedAny(a.values)),
+            Some(any_value::Value::KvlistValue(kv)) => Value::Map(Map::OwnedAttributes(kv.values)),
+        }
+    }
+
     /// This value borrowing from `self` (literals are evaluated without copying).
     pub fn reborrow(&self) -> Value<'_> {
         match self {
@@ -68,6 +89,7 @@ impl<'a> Value<'a> {
             Value::Str(s) => Value::Str(Cow::Borrowed(s)),
             Value::Bytes(b) => Value::Bytes(Cow::Borrowed(b)),
             Value::Map(Map::Attributes(a)) => Value::Map(Map::Attributes(a)),
+            Value::Map(Map::OwnedAttributes(a)) => Value::Map(Map::Attributes(a)),
             Value::Map(Map::Owned(entries)) => Value::Map(Map::Owned(
                 entries
                     .iter()
@@ -75,6 +97,7 @@ impl<'a> Value<'a> {
                     .collect(),
             )),
             Value::List(List::Any(a)) => Value::List(List::Any(a)),
+            Value::List(List::OwnedAny(a)) => Value::List(List::Any(a)),
             Value::List(List::Owned(items)) => {
                 Value::List(List::Owned(items.iter().map(Value::reborrow).collect()))
             }
@@ -83,7 +106,8 @@ impl<'a> Value<'a> {
     }
 
     /// This value with nothing borrowed from the telemetry, so an editor can change the
-    /// telemetry it was read from.
+    /// telemetry it was read from. What is borrowed is copied once; what is already owned
+    /// (a `ParseJSON` result, a built map) is moved, not copied.
     pub fn into_owned(self) -> Value<'static> {
         match self {
             Value::Nil => Value::Nil,
@@ -93,17 +117,44 @@ impl<'a> Value<'a> {
             Value::Time(t) => Value::Time(t),
             Value::Str(s) => Value::Str(Cow::Owned(s.into_owned())),
             Value::Bytes(b) => Value::Bytes(Cow::Owned(b.into_owned())),
-            Value::Map(m) => {
-                let mut entries = Vec::with_capacity(m.len());
-                m.for_each(|k, v| entries.push((k.to_string(), v.into_owned())));
-                Value::Map(Map::Owned(entries))
-            }
-            Value::List(l) => Value::List(List::Owned(
-                (0..l.len())
-                    .map(|i| l.get(i).unwrap_or(Value::Nil).into_owned())
+            Value::Map(Map::Attributes(a)) => Value::Map(Map::OwnedAttributes(a.to_vec())),
+            Value::Map(Map::OwnedAttributes(a)) => Value::Map(Map::OwnedAttributes(a)),
+            Value::Map(Map::Owned(entries)) => Value::Map(Map::Owned(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_owned()))
                     .collect(),
             )),
+            Value::List(List::Any(a)) => Value::List(List::OwnedAny(a.to_vec())),
+            Value::List(List::OwnedAny(a)) => Value::List(List::OwnedAny(a)),
+            Value::List(List::Owned(items)) => Value::List(List::Owned(
+                items.into_iter().map(Value::into_owned).collect(),
+            )),
         }
+    }
+
+    /// The value as an OTLP `AnyValue`, as [`Value::to_any`] makes it, moving what the value
+    /// owns (strings, `ParseJSON`'s maps) instead of copying it: what `set` stores.
+    pub fn into_any(self) -> Result<AnyValue, EvalError> {
+        use weft_proto::common::v1::{ArrayValue, KeyValueList};
+        let value = match self {
+            Value::Str(s) => Some(any_value::Value::StringValue(s.into_owned())),
+            Value::Bytes(b) => Some(any_value::Value::BytesValue(b.into_owned())),
+            Value::Map(m) => Some(any_value::Value::KvlistValue(KeyValueList {
+                values: m.into_key_values()?,
+            })),
+            Value::List(List::OwnedAny(values)) => {
+                Some(any_value::Value::ArrayValue(ArrayValue { values }))
+            }
+            Value::List(List::Owned(items)) => Some(any_value::Value::ArrayValue(ArrayValue {
+                values: items
+                    .into_iter()
+                    .map(Value::into_any)
+                    .collect::<Result<_, _>>()?,
+            })),
+            other => return other.to_any(),
+        };
+        Ok(AnyValue { value })
     }
 
     /// The value as an OTLP `AnyValue`, for an editor to store. Nil is the empty value; a
@@ -121,6 +172,9 @@ impl<'a> Value<'a> {
             Value::Map(m) => Some(any_value::Value::KvlistValue(KeyValueList {
                 values: m.to_key_values()?,
             })),
+            Value::List(List::OwnedAny(values)) => Some(any_value::Value::ArrayValue(ArrayValue {
+                values: values.clone(),
+            })),
             Value::List(l) => {
                 let mut values = Vec::with_capacity(l.len());
                 for i in 0..l.len() {
@@ -135,8 +189,9 @@ impl<'a> Value<'a> {
         Ok(AnyValue { value })
     }
 
-    /// A parsed JSON document as an OTTL value, as the Collector's `ParseJSON` converts it:
-    /// every number is a double, `null` is nil, objects are maps (keys in document order).
+    /// A parsed JSON document as an OTTL value: every number is a double, `null` is nil,
+    /// objects are maps (keys sorted, as `serde_json::Map` holds them). `ParseJSON` parses
+    /// straight into OTLP values instead ([`super::json`]), with the same result.
     pub fn from_json(json: serde_json::Value) -> Value<'static> {
         use serde_json::Value as J;
         match json {
@@ -175,6 +230,13 @@ impl<'a> Value<'a> {
     /// index out of range, or indexing anything else, is an error.
     pub fn index(self, key: &Value<'_>) -> Result<Value<'a>, EvalError> {
         match (self, key) {
+            // An owned map gives its entry away instead of copying it.
+            (Value::Map(Map::OwnedAttributes(entries)), Value::Str(k)) => Ok(entries
+                .into_iter()
+                .find(|kv| kv.key == *k)
+                .map_or(Value::Nil, |kv| {
+                    Value::from_any_owned(kv.value.unwrap_or_default())
+                })),
             (Value::Map(m), Value::Str(k)) => Ok(m.get(k).unwrap_or(Value::Nil)),
             (Value::List(l), Value::Int(i)) => {
                 let len = l.len();
@@ -297,6 +359,10 @@ impl<'a> Map<'a> {
                 .iter()
                 .find(|kv| kv.key == key)
                 .map(|kv| Value::from_any(kv.value.as_ref())),
+            Map::OwnedAttributes(attrs) => attrs
+                .iter()
+                .find(|kv| kv.key == key)
+                .map(|kv| Value::from_any_owned(kv.value.clone().unwrap_or_default())),
             Map::Owned(entries) => entries
                 .iter()
                 .find(|(k, _)| k == key)
@@ -307,6 +373,7 @@ impl<'a> Map<'a> {
     pub fn len(&self) -> usize {
         match self {
             Map::Attributes(attrs) => attrs.len(),
+            Map::OwnedAttributes(attrs) => attrs.len(),
             Map::Owned(entries) => entries.len(),
         }
     }
@@ -319,6 +386,7 @@ impl<'a> Map<'a> {
     pub fn to_key_values(&self) -> Result<Vec<KeyValue>, EvalError> {
         match self {
             Map::Attributes(attrs) => Ok(attrs.to_vec()),
+            Map::OwnedAttributes(attrs) => Ok(attrs.clone()),
             Map::Owned(entries) => entries
                 .iter()
                 .map(|(k, v)| {
@@ -332,11 +400,37 @@ impl<'a> Map<'a> {
         }
     }
 
+    /// The entries as OTLP key/values, moving what the map owns.
+    pub fn into_key_values(self) -> Result<Vec<KeyValue>, EvalError> {
+        match self {
+            Map::Attributes(attrs) => Ok(attrs.to_vec()),
+            Map::OwnedAttributes(attrs) => Ok(attrs),
+            Map::Owned(entries) => entries
+                .into_iter()
+                .map(|(key, v)| {
+                    Ok(KeyValue {
+                        key,
+                        value: Some(v.into_any()?),
+                        ..Default::default()
+                    })
+                })
+                .collect(),
+        }
+    }
+
     pub(crate) fn for_each(&self, mut f: impl FnMut(&str, Value<'a>)) {
         match self {
             Map::Attributes(attrs) => {
                 for kv in *attrs {
                     f(&kv.key, Value::from_any(kv.value.as_ref()));
+                }
+            }
+            Map::OwnedAttributes(attrs) => {
+                for kv in attrs {
+                    f(
+                        &kv.key,
+                        Value::from_any_owned(kv.value.clone().unwrap_or_default()),
+                    );
                 }
             }
             Map::Owned(entries) => {
@@ -352,6 +446,7 @@ impl<'a> List<'a> {
     pub fn len(&self) -> usize {
         match self {
             List::Any(items) => items.len(),
+            List::OwnedAny(items) => items.len(),
             List::Owned(items) => items.len(),
         }
     }
@@ -363,6 +458,7 @@ impl<'a> List<'a> {
     pub fn get(&self, index: usize) -> Option<Value<'a>> {
         match self {
             List::Any(items) => items.get(index).map(|v| Value::from_any(Some(v))),
+            List::OwnedAny(items) => items.get(index).map(|v| Value::from_any_owned(v.clone())),
             List::Owned(items) => items.get(index).cloned(),
         }
     }

@@ -65,14 +65,15 @@ fn entry<'t>(attrs: &'t mut Vec<KeyValue>, key: &str) -> &'t mut Option<AnyValue
     &mut attrs[position].value
 }
 
-/// Sets the value `keys` lead to below `place` (not a [`Place::Field`]) to `value`.
-pub fn set_at(place: Place<'_>, keys: &[Value<'_>], value: &Value<'_>) -> Result<(), EvalError> {
+/// Sets the value `keys` lead to below `place` (not a [`Place::Field`]) to `value`, moving
+/// what the value owns into the telemetry.
+pub fn set_at(place: Place<'_>, keys: &[Value<'_>], value: Value<'_>) -> Result<(), EvalError> {
     match place {
         Place::Field => Err(EvalError::new("this field cannot be indexed")),
         Place::Attributes(attrs) => match keys.split_first() {
             None => match value {
                 Value::Map(m) => {
-                    *attrs = m.to_key_values()?;
+                    *attrs = m.into_key_values()?;
                     Ok(())
                 }
                 other => Err(EvalError::new(format!(
@@ -89,10 +90,10 @@ pub fn set_at(place: Place<'_>, keys: &[Value<'_>], value: &Value<'_>) -> Result
 fn set_in(
     slot: &mut Option<AnyValue>,
     keys: &[Value<'_>],
-    value: &Value<'_>,
+    value: Value<'_>,
 ) -> Result<(), EvalError> {
     let Some((first, rest)) = keys.split_first() else {
-        *slot = Some(value.to_any()?);
+        *slot = Some(value.into_any()?);
         return Ok(());
     };
     let current = slot.get_or_insert_with(AnyValue::default);

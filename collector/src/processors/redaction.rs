@@ -53,6 +53,7 @@
 //! The Collector's `url_sanitizer` and `db_sanitizer` are not supported (a config error).
 
 use std::collections::HashSet;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -617,49 +618,76 @@ impl Redactor {
     fn body(&self, body: &mut Option<AnyValue>, attrs: &mut Vec<KeyValue>, stats: &mut Stats) {
         let Some(value) = body.as_mut() else { return };
         let mut report = Report::default();
-        self.body_value(value, "", &mut report, stats);
+        let mut path = String::new();
+        self.body_value(value, &mut path, &mut report, stats);
         stats.removed += report.redacted.len() as u64;
         self.summarize(attrs, &report, true);
     }
 
-    fn body_value(&self, value: &mut AnyValue, path: &str, report: &mut Report, stats: &mut Stats) {
-        let name = |key: &str| {
-            if path.is_empty() {
-                key.to_string()
-            } else {
-                format!("{path}.{key}")
+    /// One value of a body at `path` (`a.b.[0]`, empty at the top). `path` is one buffer
+    /// for the whole walk, grown and cut back around each key: a name is only allocated
+    /// when it goes into the report, not for every key of every record.
+    fn body_value(
+        &self,
+        value: &mut AnyValue,
+        path: &mut String,
+        report: &mut Report,
+        stats: &mut Stats,
+    ) {
+        /// Appends `.key` (or `key` at the top) and returns the length to cut back to.
+        fn enter(path: &mut String, key: fmt::Arguments<'_>) -> usize {
+            let len = path.len();
+            if len > 0 {
+                path.push('.');
             }
-        };
+            // Writing into a String cannot fail.
+            let _ = path.write_fmt(key);
+            len
+        }
         match value.value.as_mut() {
             Some(any_value::Value::KvlistValue(map)) => {
                 map.values.retain_mut(|kv| {
                     if self.ignored(&kv.key) {
-                        report.ignored.push(name(&kv.key));
+                        // Only the summary reads ignored keys: none is kept when it is silent.
+                        if self.summary != Summary::Silent {
+                            let len = enter(path, format_args!("{}", kv.key));
+                            report.ignored.push(path.clone());
+                            path.truncate(len);
+                        }
                         return true;
                     }
-                    if self.removed(&kv.key) {
-                        report.redacted.push(name(&kv.key));
-                        return false;
-                    }
-                    if self.key_blocked(&kv.key) {
+                    let len = enter(path, format_args!("{}", kv.key));
+                    let keep = if self.removed(&kv.key) {
+                        report.redacted.push(path.clone());
+                        false
+                    } else if self.key_blocked(&kv.key) {
                         self.mask_whole(&mut kv.value);
                         stats.masked += 1;
-                        report.masked.push(name(&kv.key));
-                        return true;
-                    }
-                    if let Some(v) = kv.value.as_mut() {
-                        self.body_value(v, &name(&kv.key), report, stats);
-                    }
-                    true
+                        report.masked.push(path.clone());
+                        true
+                    } else {
+                        if let Some(v) = kv.value.as_mut() {
+                            self.body_value(v, path, report, stats);
+                        }
+                        true
+                    };
+                    path.truncate(len);
+                    keep
                 });
             }
             Some(any_value::Value::ArrayValue(list)) => {
                 for (i, v) in list.values.iter_mut().enumerate() {
-                    self.body_value(v, &name(&format!("[{i}]")), report, stats);
+                    let len = enter(path, format_args!("[{i}]"));
+                    self.body_value(v, path, report, stats);
+                    path.truncate(len);
                 }
             }
             Some(_) => {
-                let key = if path.is_empty() { "body" } else { path };
+                let key = if path.is_empty() {
+                    "body"
+                } else {
+                    path.as_str()
+                };
                 match self.check_value(value, &mut stats.masked) {
                     Some(true) => report.masked.push(key.to_string()),
                     Some(false) => report.allowed.push(key.to_string()),
