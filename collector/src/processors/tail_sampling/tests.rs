@@ -634,7 +634,7 @@ fn the_decisions_ring_records_kept_and_dropped_traces_with_why() {
         (
             "errors".to_string(),
             "status_code",
-            r#"span #2 "op-2" has status ERROR"#.to_string()
+            "span #2 has status ERROR".to_string()
         )
     );
     assert_eq!(why[1].2, "lasted 50 ms < 1 s");
@@ -675,14 +675,15 @@ fn the_decisions_ring_records_kept_and_dropped_traces_with_why() {
 #[test]
 fn a_dropped_trace_keeps_its_summary_and_decisions_past_the_byte_bound() {
     use super::decisions::RingSettings;
-    // Room for one dropped trace's spans: each push gives the older ones up, and with no
-    // room at all (0 bytes) nothing is held. Either way the summary (read off the bytes at
-    // the decision) and each policy's decision stay; nothing held is shown.
-    for detail_max_bytes in [0, 200] {
+    // With keep_dropped_detail and room for one dropped trace's spans, each push gives the
+    // older ones up; with no room (0 bytes), or without keep_dropped_detail, none are held.
+    // Either way the summary (read off the bytes at the decision) and each policy's
+    // decision stay.
+    for (detail_max_bytes, keep_dropped_detail) in [(0, true), (1 << 20, false), (200, true)] {
         let (w, _) = window(POLICIES);
         let ring = w.enable_ring(RingSettings {
             size: 10,
-            keep_dropped_detail: false,
+            keep_dropped_detail,
             detail_max_bytes,
         });
         let t0 = Instant::now();
@@ -695,12 +696,12 @@ fn a_dropped_trace_keeps_its_summary_and_decisions_past_the_byte_bound() {
         w.tick(t0 + WAIT);
         // With 200 B the newest trace's spans (~130 B) stay; the older ones were given up.
         let held = ring.stats().detail_bytes;
-        assert!(held <= detail_max_bytes && (held > 0) == (detail_max_bytes > 0));
+        assert!(held <= detail_max_bytes);
+        assert_eq!(held > 0, detail_max_bytes == 200, "{detail_max_bytes} B");
         let mut explained_count = 0;
         for t in 30..34 {
             let record = ring.get(&tid(t).try_into().unwrap()).unwrap();
             assert!(!record.sampled);
-            assert!(record.detail().is_none() && !record.has_detail());
             let summary = record.summary();
             assert_eq!(
                 (
@@ -734,9 +735,14 @@ fn a_dropped_trace_keeps_its_summary_and_decisions_past_the_byte_bound() {
                 );
             }
         }
-        // With no room, every policy explained itself at the decision; with room for one
-        // trace's spans, only the trace still held is explained when asked.
-        let expected = if detail_max_bytes == 0 { 4 } else { 1 };
+        // Without dropped traces' items (no room, or not kept), every policy explained itself
+        // at the decision; with room for one trace's spans, only the trace still held is
+        // explained when asked, and it alone shows them.
+        let expected = if detail_max_bytes == 200 { 1 } else { 4 };
+        let shown = (30..34)
+            .filter(|t| ring.get(&tid(*t).try_into().unwrap()).unwrap().has_detail())
+            .count();
+        assert_eq!(shown, usize::from(detail_max_bytes == 200));
         assert_eq!(explained_count, expected, "{detail_max_bytes} B of detail");
     }
 }

@@ -836,10 +836,9 @@ impl Window {
         let first_seen = entry.first_seen;
         let started = std::time::Instant::now();
         // Policies see what they declared they read; dropped traces (most of them) are never
-        // decoded further. The decisions ring, when on, has the stateful policies explain
-        // themselves now and writes the rest when asked, from the items it holds (see
-        // `decisions`); holding none, it has every policy explain now. A dropped trace's
-        // summary is read off its bytes (`scan_summary`), not decoded.
+        // decoded further. With the decisions ring on, the policies explain themselves (see
+        // `explain`), and a dropped trace's summary is read off its bytes (`scan_summary`),
+        // not decoded.
         let ring = self.ring.get();
         let reads = self.reads;
         let explain = self.explain();
@@ -893,30 +892,23 @@ impl Window {
             if let Some(ring) = ring {
                 let summary = Arc::new(scan_summary(&entry.spans, None));
                 let record = self.record(key, &verdict, reason, now, &entry, summary);
-                // The items move into the ring (they would be freed here): the reasons are
-                // written from them when asked. Logs only when shown or needed for a reason;
-                // copied only when still needed here.
-                let shown = ring.wants_dropped_detail();
-                let record = if shown {
+                // With `keep_dropped_detail` the items move into the ring (they would be
+                // freed here; the logs are copied when still needed here).
+                let detail = ring.wants_dropped_detail().then(|| Detail {
+                    spans: std::mem::take(&mut entry.spans),
+                    logs: if self.keep_severity.is_none() {
+                        std::mem::take(&mut entry.logs)
+                    } else {
+                        entry.logs.clone()
+                    },
+                    late_logs: 0,
+                });
+                let record = if detail.is_some() {
                     record.showing_detail()
                 } else {
                     record
                 };
-                let logs = if shown || self.policies.reads().intersects(Reads::ALL_LOG) {
-                    if self.keep_severity.is_none() {
-                        std::mem::take(&mut entry.logs)
-                    } else {
-                        entry.logs.clone()
-                    }
-                } else {
-                    Vec::new()
-                };
-                let detail = Detail {
-                    spans: std::mem::take(&mut entry.spans),
-                    logs,
-                    late_logs: 0,
-                };
-                ring.push(record, Some(detail));
+                ring.push(record, detail);
             }
             self.release_dropped(entry, view, key)
         };
@@ -926,14 +918,16 @@ impl Window {
         out
     }
 
-    /// What the policies explain at a decision: nothing without the decisions ring; with
-    /// it, the stateful ones (the ring writes the others' reasons from the items it holds,
-    /// when asked), or all of them when it may hold no items.
+    /// What the policies explain at a decision: nothing without the decisions ring; with it,
+    /// every policy — unless the ring holds every decided trace's items anyway
+    /// (`keep_dropped_detail`): then only the stateful ones, and the ring writes the others'
+    /// reasons from those items when the page asks. (Holding dropped traces' items only to
+    /// explain them later cost more than explaining at once: measured in BENCHMARKS.md.)
     fn explain(&self) -> Explain {
         match self.ring.get() {
             None => Explain::Nothing,
-            Some(r) if r.settings().detail_max_bytes == 0 => Explain::Everything,
-            Some(_) => Explain::Stateful,
+            Some(r) if r.wants_dropped_detail() => Explain::Stateful,
+            Some(_) => Explain::Everything,
         }
     }
 
