@@ -813,7 +813,7 @@ fn a_summary_read_off_the_bytes_is_the_decoded_one() {
 #[test]
 fn the_ring_keeps_dropped_detail_when_asked() {
     use super::decisions::RingSettings;
-    let (w, _) = window(POLICIES);
+    let (w, t) = window(POLICIES);
     let ring = w.enable_ring(RingSettings {
         size: 10,
         keep_dropped_detail: true,
@@ -821,10 +821,23 @@ fn the_ring_keeps_dropped_detail_when_asked() {
     });
     let t0 = Instant::now();
     w.ingest_spans(traces(vec![span(23, 1, 0, 20, OK)]), t0);
+    w.ingest_logs(logs(vec![log(Some(23), 1, INFO, "cart shown")]), t0);
     let out = w.tick(t0 + WAIT);
     assert_eq!(out.decided, [(tid(23).try_into().unwrap(), false)]);
     let record = ring.get(&tid(23).try_into().unwrap()).unwrap();
-    assert_eq!(record.detail().unwrap().spans.len(), 1);
+    let detail = record.detail().unwrap();
+    assert_eq!((detail.spans.len(), detail.logs.len()), (1, 1));
+    // The ring's copy does not hide the log from the window's own count of dropped logs.
+    let dropped_logs: f64 = t
+        .samples()
+        .iter()
+        .filter(|s| {
+            s.name == "weft_processor_tail_sampling_log_records_total"
+                && s.label("outcome") == Some("dropped")
+        })
+        .map(|s| s.value)
+        .sum();
+    assert_eq!(dropped_logs, 1.0);
 }
 
 #[test]

@@ -892,15 +892,11 @@ impl Window {
             if let Some(ring) = ring {
                 let summary = Arc::new(scan_summary(&entry.spans, None));
                 let record = self.record(key, &verdict, reason, now, &entry, summary);
-                // With `keep_dropped_detail` the items move into the ring (they would be
-                // freed here; the logs are copied when still needed here).
+                // With `keep_dropped_detail` the spans move into the ring (they would be
+                // freed here); the logs are copied (releasing them counts and filters them).
                 let detail = ring.wants_dropped_detail().then(|| Detail {
                     spans: std::mem::take(&mut entry.spans),
-                    logs: if self.keep_severity.is_none() {
-                        std::mem::take(&mut entry.logs)
-                    } else {
-                        entry.logs.clone()
-                    },
+                    logs: entry.logs.clone(),
                     late_logs: 0,
                 });
                 let record = if detail.is_some() {
