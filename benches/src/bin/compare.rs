@@ -1248,6 +1248,39 @@ fn fmt_k(x: f64) -> String {
     }
 }
 
+/// The search path and the failed runs of both collectors, as list items under a results
+/// table (`indent` in front of each `- `; `unit` names the items, e.g. `spans`).
+fn search_notes(m: &mut String, r: &ScenarioResult, indent: &str, unit: &str) {
+    for (k, sys) in [System::Weft, System::Collector].into_iter().enumerate() {
+        let path: Vec<String> = r.search[k]
+            .trials
+            .iter()
+            .map(|(rate, pass, wait)| {
+                format!(
+                    "{}{} (CPU wait {:.0}%)",
+                    fmt_k(*rate),
+                    if *pass { "✓" } else { "✗" },
+                    wait * 100.0
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            m,
+            "{indent}- {} search ({unit}/s): {}",
+            sys.name(),
+            path.join(" → ")
+        );
+        if !r.measured[k].failures.is_empty() {
+            let _ = writeln!(
+                m,
+                "{indent}- {} runs that failed: {}",
+                sys.name(),
+                r.measured[k].failures.join(" | ")
+            );
+        }
+    }
+}
+
 fn ratio(a: f64, b: f64) -> String {
     if a.is_finite() && b.is_finite() && b > 0.0 {
         format!("{:.2}×", a / b)
@@ -1399,34 +1432,7 @@ fn markdown(
                 .map(|d| format!("; Weft's own decision-delay histogram: mean {d:.2} s"))
                 .unwrap_or_default()
         );
-        for (k, sys) in [System::Weft, System::Collector].into_iter().enumerate() {
-            let path: Vec<String> = r.search[k]
-                .trials
-                .iter()
-                .map(|(rate, pass, wait)| {
-                    format!(
-                        "{}{} (CPU wait {:.0}%)",
-                        fmt_k(*rate),
-                        if *pass { "✓" } else { "✗" },
-                        wait * 100.0
-                    )
-                })
-                .collect();
-            let _ = writeln!(
-                m,
-                "  - {} search (spans/s): {}",
-                sys.name(),
-                path.join(" → ")
-            );
-            if !r.measured[k].failures.is_empty() {
-                let _ = writeln!(
-                    m,
-                    "  - {} runs that failed: {}",
-                    sys.name(),
-                    r.measured[k].failures.join(" | ")
-                );
-            }
-        }
+        search_notes(&mut m, r, "  ", "spans");
     }
     if let Some(r) = results.iter().find(|r| r.sc == Scenario::A) {
         if decode_ceiling > 0.0 {
@@ -1699,34 +1705,7 @@ fn own_section(
             w.points, c.points
         );
     }
-    for (k, sys) in [System::Weft, System::Collector].into_iter().enumerate() {
-        let path: Vec<String> = r.search[k]
-            .trials
-            .iter()
-            .map(|(rate, pass, wait)| {
-                format!(
-                    "{}{} (CPU wait {:.0}%)",
-                    fmt_k(*rate),
-                    if *pass { "✓" } else { "✗" },
-                    wait * 100.0
-                )
-            })
-            .collect();
-        let _ = writeln!(
-            m,
-            "- {} search ({unit}/s): {}",
-            sys.name(),
-            path.join(" → ")
-        );
-        if !r.measured[k].failures.is_empty() {
-            let _ = writeln!(
-                m,
-                "- {} runs that failed: {}",
-                sys.name(),
-                r.measured[k].failures.join(" | ")
-            );
-        }
-    }
+    search_notes(&mut m, r, "", unit);
     let _ = writeln!(m, "{end}");
     m
 }

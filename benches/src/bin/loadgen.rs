@@ -187,6 +187,27 @@ fn resource(service: usize) -> Resource {
     }
 }
 
+/// One export request of `by_service`'s records: per service its resource and one logs scope.
+fn logs_request(by_service: BTreeMap<usize, Vec<LogRecord>>) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: by_service
+            .into_iter()
+            .map(|(svc, log_records)| ResourceLogs {
+                resource: Some(resource(svc)),
+                scope_logs: vec![ScopeLogs {
+                    scope: Some(InstrumentationScope {
+                        name: format!("io.opentelemetry.{}.logs", SERVICES[svc].1),
+                        ..Default::default()
+                    }),
+                    log_records,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect(),
+    }
+}
+
 /// The `i`-th candidate attribute of a span; spans take the first 10–20 (the bench's own two
 /// counts included), so their sets vary like real instrumentation's do.
 fn span_attribute(i: usize, rng: &mut Rng, trace: u64, error: bool) -> KeyValue {
@@ -504,24 +525,7 @@ fn build_template(rng: &mut Rng, args: &Args, base_ns: u64) -> Template {
     let traces = traces_req.encode_to_vec();
     let trace_offsets = find_sentinels(&traces, args.traces_per_request);
     let (logs, log_offsets) = if args.logs {
-        let req = ExportLogsServiceRequest {
-            resource_logs: resource_logs
-                .into_iter()
-                .map(|(svc, log_records)| ResourceLogs {
-                    resource: Some(resource(svc)),
-                    scope_logs: vec![ScopeLogs {
-                        scope: Some(InstrumentationScope {
-                            name: format!("io.opentelemetry.{}.logs", SERVICES[svc].1),
-                            ..Default::default()
-                        }),
-                        log_records,
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                })
-                .collect(),
-        };
-        let bytes = req.encode_to_vec();
+        let bytes = logs_request(resource_logs).encode_to_vec();
         let offsets = find_sentinels(&bytes, args.traces_per_request);
         (Some(bytes), offsets)
     } else {

@@ -474,24 +474,7 @@ pub(crate) fn build_json_logs_template(rng: &mut Rng, args: &Args, base_ns: u64)
         per_trace.push((0u8, n as u8));
         records += n as u64;
     }
-    let req = ExportLogsServiceRequest {
-        resource_logs: by_service
-            .into_iter()
-            .map(|(svc, log_records)| ResourceLogs {
-                resource: Some(resource(svc)),
-                scope_logs: vec![ScopeLogs {
-                    scope: Some(InstrumentationScope {
-                        name: format!("io.opentelemetry.{}.logs", SERVICES[svc].1),
-                        ..Default::default()
-                    }),
-                    log_records,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            })
-            .collect(),
-    };
-    let body = req.encode_to_vec();
+    let body = logs_request(by_service).encode_to_vec();
     let trace_offsets = find_hex_sentinels(&body, args.traces_per_request);
     Template {
         payload: Payload::JsonLogs,
