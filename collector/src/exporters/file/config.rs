@@ -15,8 +15,8 @@ pub struct Config {
     /// Rotation is on when this section is present (even empty), as in the Collector.
     #[serde(deserialize_with = "present")]
     pub rotation: Option<Rotation>,
-    /// Buffered data is written out at least this often (and at shutdown); 0 flushes after
-    /// every batch.
+    /// The Collector's buffer flush period, accepted for its configs: Weft writes every
+    /// batch through to the file before acknowledging it, so there is nothing to flush.
     pub flush_interval: CfgDuration,
     /// Without rotation: keep what the file holds and append, instead of truncating it at
     /// start. With rotation the file is always appended to.

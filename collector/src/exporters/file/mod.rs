@@ -2,10 +2,13 @@
 //! one OTLP/JSON export request per line, or length-prefixed protobuf — with optional
 //! size-based rotation.
 //!
-//! There is no sending queue: `consume` returns once the batch is in the file's buffer, so an
-//! acknowledged batch is on its way to disk, and a write error goes back to the caller as a
-//! retryable refusal instead of being dropped. The buffer is flushed every `flush_interval`
-//! and at shutdown. Traces and logs of one exporter share the file.
+//! There is no sending queue and no buffer across batches: `consume` returns once the batch
+//! was written to the file (handed to the operating system, one `write` per batch), so a
+//! crash of Weft right after the answer loses nothing acknowledged — a durable window
+//! upstream forgets what it was told was taken — and a write error goes back to the caller
+//! as a retryable refusal instead of being dropped. (The Collector buffers and flushes every
+//! `flush_interval`; the key is accepted for its configs and has nothing left to do here.)
+//! Traces and logs of one exporter share the file.
 
 mod config;
 #[cfg(test)]
@@ -20,8 +23,6 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use weft_config::SignalKind;
 
 pub use config::{Config, Format, Rotation};
@@ -63,9 +64,7 @@ fn build(ctx: BuildContext, cfg: &Config, signals: &[SignalKind]) -> anyhow::Res
             localtime: r.localtime,
         }),
         append: cfg.append,
-        flush_interval: cfg.flush_interval.get(),
         file: Mutex::new(None),
-        flusher: Mutex::new(None),
     });
     let make = MakeFile {
         ctx: &ctx,
@@ -99,33 +98,19 @@ struct Shared {
     format: Format,
     policy: Option<Policy>,
     append: bool,
-    flush_interval: Duration,
     /// Open between start and shutdown. Locked only on blocking threads.
     file: Mutex<Option<RotatingFile>>,
-    /// The periodic flush task and its stop signal.
-    flusher: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
 }
 
 impl Shared {
-    /// Blocking: appends one record (and flushes when `flush_interval` is 0).
+    /// Blocking: appends one record, through to the file.
     fn write(&self, record: &[u8]) -> io::Result<()> {
         let mut file = self.file.lock();
         let file = file.as_mut().ok_or_else(|| {
             io::Error::new(io::ErrorKind::NotConnected, "the exporter is not running")
         })?;
         file.write_record(record)?;
-        if self.flush_interval.is_zero() {
-            file.flush()?;
-        }
-        Ok(())
-    }
-
-    /// Blocking: writes out what is buffered.
-    fn flush(&self) -> io::Result<()> {
-        match self.file.lock().as_mut() {
-            Some(file) => file.flush(),
-            None => Ok(()),
-        }
+        file.flush()
     }
 }
 
@@ -193,7 +178,7 @@ impl<T: Payload> Consumer<T> for FileConsumer<T> {
     }
 }
 
-/// Opens the file at start, flushes it periodically, flushes and closes it at shutdown.
+/// Opens the file at start, closes it at shutdown.
 struct FileExporter {
     shared: Arc<Shared>,
 }
@@ -214,20 +199,10 @@ impl Component for FileExporter {
             )
         })?;
         *self.shared.file.lock() = Some(file);
-        if !self.shared.flush_interval.is_zero() {
-            let stop = CancellationToken::new();
-            let task = tokio::spawn(flush_periodically(self.shared.clone(), stop.clone()));
-            *self.shared.flusher.lock() = Some((stop, task));
-        }
         Ok(())
     }
 
     async fn shutdown(&self, _deadline: Instant) -> anyhow::Result<()> {
-        let flusher = self.shared.flusher.lock().take();
-        if let Some((stop, task)) = flusher {
-            stop.cancel();
-            let _ = task.await;
-        }
         let shared = self.shared.clone();
         let closed = tokio::task::spawn_blocking(move || match shared.file.lock().take() {
             // Dropping the writer after a failed flush would lose the buffer silently.
@@ -242,25 +217,5 @@ impl Component for FileExporter {
                 self.shared.path.display()
             )
         })
-    }
-}
-
-async fn flush_periodically(shared: Arc<Shared>, stop: CancellationToken) {
-    let period = shared.flush_interval;
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
-        let s = shared.clone();
-        let result = tokio::task::spawn_blocking(move || s.flush()).await;
-        if let Ok(Err(e)) = result {
-            tracing::error!(
-                component = %shared.exporter, error = %e, path = %shared.path.display(),
-                "cannot write buffered data to the file; will try again"
-            );
-        }
     }
 }
