@@ -10,7 +10,8 @@ use serde_json::Value as Json;
 
 /// A gateway: `receiver` (YAML of the `receivers:` section, defining `receiver_id`) → one `tail_sampling` window for
 /// traces and logs (errors and slow traces kept, `decision_wait` 2 s) → files in `out`;
-/// metrics straight to `out/metrics.jsonl`.
+/// metrics straight to `out/metrics.jsonl`; the files are appended to, so a gateway restarted
+/// on the same `out` keeps what it exported before.
 /// `window_extra` goes into the window's section, `extra` at the top level (an `extensions:`
 /// section), `extensions` into `service::extensions`.
 pub fn gateway_config(
@@ -38,12 +39,15 @@ exporters:
   file/traces:
     path: {out}/traces.jsonl
     flush_interval: 100ms
+    append: true
   file/logs:
     path: {out}/logs.jsonl
     flush_interval: 100ms
+    append: true
   file/metrics:
     path: {out}/metrics.jsonl
     flush_interval: 100ms
+    append: true
 {extra}
 service:
   extensions: [{extensions}]

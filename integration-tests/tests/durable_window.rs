@@ -3,13 +3,14 @@
 //! some already decided and delivered, others still waiting — and restarted on the same
 //! folder. Everything the official Python SDK was told was accepted arrives, exactly once:
 //! the decided traces are not sent again (their decisions are resumed from the log), the
-//! waiting ones are decided after the restart at the time they were due.
+//! waiting ones are decided after the restart (once data flows again, or when the hold
+//! for it runs out).
 //!
 //! The same kill without `storage` loses what the window held (the last test), so the first
 //! one can fail.
 //!
 //! A SIGTERM is not a crash: a durable window keeps its waiting traces in the log instead of
-//! deciding them on what arrived so far, and the next start decides them when due, with the
+//! deciding them on what arrived so far, and the next start decides them, with the
 //! spans that arrive after the restart joined in (the middle test: the error that makes a
 //! trace worth keeping arrives only after the restart).
 
@@ -220,7 +221,8 @@ fn a_killed_durable_window_resumes_its_decisions_and_delivers_everything_exactly
     );
     drop(fwd);
 
-    // Restart on the same folder: B is decided when due, A is not sent again.
+    // Restart on the same folder: B is decided when the hold runs out (nothing new comes:
+    // decision_wait + 30 s), A is not sent again.
     let fwd = Weft::start(&fwd_config, &[loopback(fwd_grpc)]).unwrap();
     let all = expected(&[&a, &b]);
     let done = eventually(Duration::from_secs(90), || {

@@ -201,6 +201,44 @@ fn send(
     run_python_client("emit_two_services.py", &args).map_err(|e| e.to_string())
 }
 
+/// For each of `traces`: what was sent, what each gateway exported of it, and which
+/// gateways' status pages list it as decided — what a failure needs to be understood.
+fn explain(
+    sent: &BTreeMap<String, Sent>,
+    kept: &[Kept],
+    traces: &[String],
+    gateways: &[Gateway],
+) -> String {
+    traces
+        .iter()
+        .map(|t| {
+            let s = &sent[t];
+            let at: Vec<String> = kept
+                .iter()
+                .zip(gateways)
+                .enumerate()
+                .map(|(i, (k, g))| {
+                    format!(
+                        "gateway {}: {} spans, {} logs{}",
+                        i + 1,
+                        k.spans.get(t).map_or(0, |x| x.len()),
+                        k.logs.get(t).map_or(0, |x| x.len()),
+                        if g.decided(t) { ", decided" } else { "" }
+                    )
+                })
+                .collect();
+            format!(
+                "{t} ({}, {} spans, {} logs sent): {}",
+                s.category,
+                s.spans.len(),
+                s.logs.len(),
+                at.join("; ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn all_logs(agents: &[(Weft, u16)], gateways: &[Gateway]) -> String {
     agents
         .iter()
@@ -358,7 +396,7 @@ fn a_consumer_group_of_gateways_keeps_traces_whole_and_a_killed_one_loses_nothin
     gateways[2].restart();
     let second: BTreeMap<String, Sent> = read_manifest(&second_path);
     let want = expected_kept(&second);
-    let mut last = (0, 0);
+    let mut last = (0, 0, String::new());
     let settled = eventually(Duration::from_secs(120), || {
         let kept: Vec<Kept> = gateways.iter().map(|g| Kept::read(&g.out)).collect();
         let c = completeness(&second, &kept);
@@ -371,16 +409,21 @@ fn a_consumer_group_of_gateways_keeps_traces_whole_and_a_killed_one_loses_nothin
                 split.push(t.clone());
             }
         }
-        last = (c.whole_at_one, split.len());
+        last = (
+            c.whole_at_one,
+            split.len(),
+            explain(&second, &kept, &c.incomplete, &gateways),
+        );
         // Settled: every kept trace is whole somewhere, or was split by the rebalance.
         (c.incomplete.iter().all(|t| split.contains(t)) && c.whole_at_one + split.len() >= want)
             .then_some((c, split))
     });
     let (c, split) = settled.unwrap_or_else(|| {
         panic!(
-            "after the kill: {} whole, {} split of {want}\n{}",
+            "after the kill: {} whole, {} split of {want}; not whole:\n{}\n{}",
             last.0,
             last.1,
+            last.2,
             all_logs(&agents, &gateways)
         )
     });

@@ -7,9 +7,9 @@
 //! decision also
 //! - asks the stateful policies why (rate limits, budgets: their state decided, and only
 //!   now is it what it was; [`super::policy::Explain::Stateful`]),
-//! - appends one [`DecisionRecord`] here under a short mutex, copying the kept trace's held
-//!   items (its encoded spans and logs, one `memcpy` each) when detail is kept, and *moving*
-//!   a dropped trace's held spans in (they would be freed otherwise: no copy).
+//! - appends one [`DecisionRecord`] here under a short mutex, sharing the kept trace's held
+//!   items when detail is kept (their encodings are reference-counted: the ring and the
+//!   export hold the same bytes, no copy), and *moving* a dropped trace's held spans in.
 //!
 //! A kept trace's summary (root span, duration, error flag) is known: its export needs it; a
 //! dropped trace's is read off its spans' bytes in one walk, without decoding them. Why
@@ -471,7 +471,7 @@ mod tests {
     fn held(bytes: usize) -> Held {
         Held {
             origin: Arc::new(Origin::default()),
-            encoded: vec![0u8; bytes].into_boxed_slice(),
+            encoded: vec![0u8; bytes].into(),
         }
     }
 

@@ -15,6 +15,7 @@ use weft_proto::trace::v1::{status, ResourceSpans, ScopeSpans, Span, Status};
 use super::config::TailSamplingConfig;
 use super::tests::Sink;
 use super::wal::{WalOptions, SEGMENT_BYTES};
+use super::window::REPLAY_HOLD_MAX;
 use super::*;
 use crate::component::BuildContext;
 use crate::telemetry::Telemetry;
@@ -280,6 +281,15 @@ async fn an_acknowledged_batch_is_on_disk_and_is_decided_after_a_crash() {
         2
     );
     run.tick_at(t1 + WAIT - Duration::from_secs(2)).await;
+    assert!(
+        run.span_sink.spans().is_empty(),
+        "held back: nothing has arrived since the restart"
+    );
+    // Nothing comes: they are decided at the latest `decision_wait` + the hold after it.
+    run.tick_at(t1 + WAIT + REPLAY_HOLD_MAX - Duration::from_millis(1))
+        .await;
+    assert!(run.span_sink.spans().is_empty());
+    run.tick_at(t1 + WAIT + REPLAY_HOLD_MAX).await;
     assert_eq!(
         run.span_sink.spans(),
         [(1, 1)],
@@ -289,11 +299,11 @@ async fn an_acknowledged_batch_is_on_disk_and_is_decided_after_a_crash() {
 }
 
 #[tokio::test]
-async fn replay_restores_the_time_each_trace_has_already_waited() {
+async fn replayed_traces_wait_for_data_to_flow_again() {
     let dir = tempfile::tempdir().unwrap();
     let t0 = Instant::now();
     let run = Run::start(dir.path(), t0, 1000 * SECOND).await;
-    run.spans(vec![span(1, 1, 0, true)]).await;
+    run.spans(vec![span(1, 1, 0, false)]).await;
     *run.clock.lock() = t0 + Duration::from_secs(6);
     run.spans(vec![span(2, 1, 0, true)]).await;
     run.crash();
@@ -302,16 +312,70 @@ async fn replay_restores_the_time_each_trace_has_already_waited() {
     let t1 = t0 + Duration::from_secs(500);
     let run = Run::start(dir.path(), t1, 1014 * SECOND).await;
     run.tick_at(t1).await;
+    run.tick_at(t1 + Duration::from_secs(2)).await;
+    assert!(
+        run.span_sink.spans().is_empty(),
+        "overdue or not, replayed traces wait for what the crash held back"
+    );
+    // 3 s after the restart the senders' retries come in: trace 1's error span, and a new
+    // trace 3.
+    let flows = t1 + Duration::from_secs(3);
+    *run.clock.lock() = flows;
+    run.spans(vec![span(1, 2, 1, true), span(3, 1, 0, false)])
+        .await;
+    run.tick_at(flows + WAIT - Duration::from_millis(1)).await;
+    assert!(run.span_sink.spans().is_empty(), "decision_wait after it");
+    run.tick_at(flows + WAIT).await;
     assert_eq!(
         run.span_sink.spans(),
-        [(1, 1)],
-        "an overdue trace is decided by the first tick"
+        [(1, 1), (1, 2), (2, 1)],
+        "trace 1 kept whole for the error that came after the restart; 3 dropped"
     );
+}
+
+#[tokio::test]
+async fn after_a_restart_a_root_is_waited_for_as_before_and_one_replayed_does_not_cut_the_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let yaml = format!("{POLICIES}decision_wait_after_root_received: 1s\n");
+    let open = |at: Instant, wall: u64| {
+        let (dir, yaml) = (dir.path().to_path_buf(), yaml.clone());
+        async move { Run::open(&dir, at, wall, SEGMENT_BYTES, u64::MAX, &yaml).await }
+    };
+    let run = open(t0, 1000 * SECOND).await;
+    // Trace 1: a child only. Trace 2: its root, and a child with the error still to come.
+    run.spans(vec![span(1, 2, 1, false), span(2, 1, 0, false)])
+        .await;
+    run.crash();
+
+    let t1 = t0 + Duration::from_secs(100);
+    let run = open(t1, 1003 * SECOND).await;
+    // Data flows again at t1 + 1 s: trace 1's root (an error), trace 2's error span.
+    *run.clock.lock() = t1 + Duration::from_secs(1);
+    run.spans(vec![span(1, 1, 0, true), span(2, 2, 1, true)])
+        .await;
     run.tick_at(t1 + Duration::from_secs(2) - Duration::from_millis(1))
         .await;
-    assert_eq!(run.span_sink.spans().len(), 1, "trace 2 has 2 s to go");
+    assert!(run.span_sink.spans().is_empty());
     run.tick_at(t1 + Duration::from_secs(2)).await;
-    assert_eq!(run.span_sink.spans(), [(1, 1), (2, 1)]);
+    assert_eq!(
+        run.span_sink.spans(),
+        [(1, 2), (1, 1)],
+        "trace 1: decided 1 s after its root, which arrived after the restart"
+    );
+    run.tick_at(t1 + Duration::from_secs(1) + WAIT - Duration::from_millis(1))
+        .await;
+    assert_eq!(
+        run.span_sink.spans().len(),
+        2,
+        "trace 2's root arrived before the restart: it waits for the hold"
+    );
+    run.tick_at(t1 + Duration::from_secs(1) + WAIT).await;
+    assert_eq!(
+        run.span_sink.spans(),
+        [(1, 2), (1, 1), (2, 1), (2, 2)],
+        "trace 2 whole, with its error that came after the restart"
+    );
 }
 
 #[tokio::test]
@@ -399,7 +463,7 @@ async fn a_kept_trace_refused_downstream_is_delivered_after_a_crash() {
 
     let t1 = t0 + Duration::from_secs(60);
     let run = Run::start(dir.path(), t1, 1020 * SECOND).await;
-    run.tick_at(t1).await;
+    run.tick_at(t1 + WAIT + REPLAY_HOLD_MAX).await;
     assert_eq!(
         run.span_sink.spans(),
         [(1, 1)],
@@ -588,16 +652,17 @@ async fn a_shutdown_keeps_waiting_traces_and_the_next_start_decides_them_with_wh
     );
     assert!(!segments(dir.path()).is_empty(), "kept in the log");
 
-    // Back 3 s later (wall clock): trace 1 has 7 s of its 10 s to go. Its error span
-    // arrives now.
+    // Back 3 s later (wall clock). Trace 1's error span arrives now.
     let t1 = t0 + Duration::from_secs(100);
     let run = Run::start(dir.path(), t1, 1003 * SECOND).await;
     assert_eq!(run.core.window().trace_count(), 1, "replayed");
     run.spans(vec![span(1, 2, 1, true)]).await;
-    run.tick_at(t1 + Duration::from_secs(7) - Duration::from_millis(1))
-        .await;
-    assert!(run.span_sink.spans().is_empty(), "not due yet");
-    run.tick_at(t1 + Duration::from_secs(7)).await;
+    run.tick_at(t1 + WAIT - Duration::from_millis(1)).await;
+    assert!(
+        run.span_sink.spans().is_empty(),
+        "not due yet: decision_wait after data flowed again"
+    );
+    run.tick_at(t1 + WAIT).await;
     assert_eq!(
         run.span_sink.spans(),
         [(1, 1), (1, 2)],
@@ -660,8 +725,12 @@ async fn after_a_shutdown_nothing_decided_is_sent_again_late_items_included() {
         &[("processor", "tail_sampling"), ("item", "spans")],
     );
     assert_eq!(replayed_spans, 1, "trace 3's span, nothing else");
-    run.tick_at(t1 + Duration::from_secs(9)).await;
-    assert_eq!(run.span_sink.spans(), [(3, 1)], "decided when due");
+    run.tick_at(t1 + WAIT + REPLAY_HOLD_MAX).await;
+    assert_eq!(
+        run.span_sink.spans(),
+        [(3, 1)],
+        "decided once the hold is over"
+    );
 }
 
 #[tokio::test]

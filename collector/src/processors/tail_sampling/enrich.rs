@@ -15,6 +15,7 @@
 //! | `span_count` | int | spans of the trace held at decision time |
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use prost::Message;
 use weft_proto::common::v1::{any_value, AnyValue, KeyValue};
@@ -111,7 +112,7 @@ impl Summary {
         cfg: &EnrichmentConfig,
         record: &[u8],
         extra: &[u8],
-    ) -> Option<Box<[u8]>> {
+    ) -> Option<Arc<[u8]>> {
         if !cfg.enabled {
             return Some(record.into());
         }
@@ -127,10 +128,8 @@ impl Summary {
                 return None;
             }
         }
-        let mut out = Vec::with_capacity(record.len() + extra.len());
-        out.extend_from_slice(record);
-        out.extend_from_slice(extra);
-        Some(out.into_boxed_slice())
+        // One allocation of the final size (a chain of slices has a trusted length).
+        Some(record.iter().chain(extra).copied().collect())
     }
 
     /// The verdict's attributes as LogRecord field 6 (attributes) entries, to append to

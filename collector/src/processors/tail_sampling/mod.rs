@@ -14,7 +14,7 @@
 //! written to a write-ahead log before the window takes it and the client is answered, and
 //! after a crash the log is replayed (see [`wal`]). A durable window's shutdown keeps the
 //! traces still waiting in the log rather than deciding them on partial data; the next start
-//! replays and decides them when due.
+//! replays them and, once data flows again, decides them (see [`Window::hold_replayed`]).
 
 pub mod config;
 pub mod decisions;
@@ -472,6 +472,7 @@ impl TailSampling {
             .map_err(|e| self.wal_refusal(e))?;
         let (earliest, cutoff) = d.wal.apply_point();
         let out = ingest(&self.window, data, earliest.unwrap_or(arrival).min(arrival));
+        self.window.data_arrived(arrival);
         drop(applied);
         let decided = decisions(&out, cutoff);
         for receipt in self.release(out, true).await {
@@ -504,6 +505,7 @@ impl TailSampling {
             return;
         }
         let now = (self.clock)();
+        self.window.hold_replayed(now);
         let decisions = recovery.decisions();
         for (trace_id, kept) in &decisions {
             self.window.remember(*trace_id, kept.clone(), now);
@@ -552,6 +554,7 @@ impl TailSampling {
                 }
             }
         }
+        self.window.replayed();
         recovery.count(spans, logs);
         tracing::info!(
             component = %self.id,
@@ -562,8 +565,9 @@ impl TailSampling {
             pending_traces = self.window.trace_count(),
             "resuming the durable window: replayed its log"
         );
-        // Traces already due are decided by the first tick, which runs in the background:
-        // a slow next stage does not hold up the start.
+        // The replayed traces wait for data to flow again (`Window::hold_replayed`); the
+        // tick that decides them runs in the background: a slow next stage does not hold up
+        // the start.
     }
 
     /// Replays the durable log (once), then starts the decision tick.
@@ -605,7 +609,7 @@ impl TailSampling {
     ///   trace still waiting, and delivers what is kept;
     /// - durable, it keeps the waiting traces in the log instead — deciding them now would
     ///   decide on partial data (every rolling restart would) — and records which they are;
-    ///   the next start replays them with their arrival times and decides them when due,
+    ///   the next start replays them and decides them once data flows again,
     ///   with whatever arrives after the restart joined in. (`drop_pending_traces_on_shutdown`
     ///   still drops them, as asked.)
     ///

@@ -50,17 +50,7 @@ impl Outcome {
                     decoded = again;
                     &decoded
                 }
-                Err(_) => {
-                    return Self {
-                        root: None,
-                        spans: view.spans.len(),
-                        logs_by_severity: if view.logs.is_empty() {
-                            Vec::new()
-                        } else {
-                            vec![(0, view.logs.len() as u64)]
-                        },
-                    }
-                }
+                Err(_) => return Self::undecoded(view.spans.len(), view.logs.len()),
             }
         };
         let root = if needs.contains(ROOT_READS) {
@@ -96,6 +86,20 @@ impl Outcome {
             root,
             spans: view.spans.len(),
             logs_by_severity,
+        }
+    }
+
+    /// What listeners hear of a trace dropped without a decision (a held item does not
+    /// decode): its counts, no root, its logs as unspecified severity.
+    pub(super) fn undecoded(spans: usize, logs: usize) -> Self {
+        Self {
+            root: None,
+            spans,
+            logs_by_severity: if logs == 0 {
+                Vec::new()
+            } else {
+                vec![(0, logs as u64)]
+            },
         }
     }
 

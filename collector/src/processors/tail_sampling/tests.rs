@@ -761,7 +761,7 @@ fn a_summary_read_off_the_bytes_is_the_decoded_one() {
     };
     let held = |o: &Arc<Origin>, s: &Span| Held {
         origin: o.clone(),
-        encoded: s.encode_to_vec().into_boxed_slice(),
+        encoded: s.encode_to_vec().into(),
     };
     let (front, back) = (origin("frontend"), origin("payments"));
     let cases: Vec<Vec<Held>> = vec![

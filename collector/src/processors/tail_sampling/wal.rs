@@ -44,7 +44,7 @@
 //! damaged record skipped, logged and counted — never replayed corrupted); a record whose
 //! encoding is wrong is skipped, logged and counted too. Decisions are put back in the
 //! window's decision caches; data records are ingested again with their original arrival
-//! time (a trace that already waited `decision_wait` is decided at the first tick), except
+//! time (and the replayed traces wait for data to flow again: `Window::hold_replayed`), except
 //! items their trace's decision, the last checkpoint, or the last shutdown record covers;
 //! outbox records not followed by a checkpoint are sent again. Segments are read and decoded
 //! on a blocking thread, one at a time.

@@ -12,7 +12,7 @@
 //! order (a shard, then the root FIFO), so they cannot deadlock.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -40,6 +40,9 @@ use weft_proto::trace::v1::Span;
 use weft_proto::wire::{self, Fields, Value as WireValue};
 
 const SHARDS: usize = 64;
+/// How long past `decision_wait` replayed traces wait at most for data to flow again after a
+/// restart (see [`Window::hold_replayed`]).
+pub const REPLAY_HOLD_MAX: Duration = Duration::from_secs(30);
 
 type TraceKey = [u8; 16];
 
@@ -83,18 +86,19 @@ struct Entry {
 }
 
 /// One span or log record as it waits, and as a kept span leaves: where it came from, and
-/// its protobuf encoding (sliced from the request it arrived in).
+/// its protobuf encoding (copied from the request it arrived in). The encoding is shared:
+/// the decisions ring keeps a kept trace's items by cloning the `Arc`s, not the bytes.
 #[derive(Clone, Debug)]
 pub struct Held {
     pub origin: Arc<Origin>,
-    pub encoded: Box<[u8]>,
+    pub encoded: Arc<[u8]>,
 }
 
 impl Held {
     fn new(origin: Arc<Origin>, item: &impl Message) -> Self {
         Self {
             origin,
-            encoded: item.encode_to_vec().into_boxed_slice(),
+            encoded: encode_shared(item),
         }
     }
 
@@ -397,6 +401,19 @@ pub struct Window {
     linger: Mutex<Linger>,
     /// Where decisions are told, for those who listen (see `outcome`).
     verdicts: Option<Arc<crate::verdicts::VerdictBus>>,
+    /// After a restart: until when the replayed traces wait (see [`Window::hold_replayed`]).
+    replay_hold: Mutex<Option<ReplayHold>>,
+    /// Whether the hold still waits for the first batch after the restart (the ingest path
+    /// checks only this).
+    replay_waits_for_data: AtomicBool,
+}
+
+/// Replayed traces held back after a restart.
+struct ReplayHold {
+    /// When the replay began: traces first seen before it are the replayed ones.
+    resumed: Instant,
+    /// From when they are decided.
+    until: Instant,
 }
 
 fn shard_of(key: &TraceKey) -> usize {
@@ -445,6 +462,57 @@ impl Window {
             ring: OnceLock::new(),
             linger: Mutex::new(Linger::default()),
             verdicts: None,
+            replay_hold: Mutex::new(None),
+            replay_waits_for_data: AtomicBool::new(false),
+        }
+    }
+
+    /// Holds the traces about to be replayed (first seen before `resumed`) back until data
+    /// flows again: they are decided `decision_wait` after the first batch that arrives after
+    /// the restart, or [`REPLAY_HOLD_MAX`] past `decision_wait` from `resumed` when none does,
+    /// whichever comes first — never before they waited `decision_wait` in all. What a crash
+    /// held back of their traces (the parts senders retry, the backlog a Kafka consumer reads
+    /// once it has rejoined its group) arrives only after the restart; deciding the replayed
+    /// parts at once, because they were overdue, would decide them without it, and the rest
+    /// would then follow that decision as late data.
+    pub fn hold_replayed(&self, resumed: Instant) {
+        let until = resumed + self.cfg.decision_wait.get() + REPLAY_HOLD_MAX;
+        *self.replay_hold.lock() = Some(ReplayHold { resumed, until });
+        self.replay_waits_for_data.store(true, Ordering::Release);
+    }
+
+    /// The replay is over: the replayed traces whose root span had arrived are decided with
+    /// the others, once the hold is over, not `decision_wait_after_root_received` after a
+    /// root that arrived before the restart. (A replayed trace whose root arrives after the
+    /// restart is decided that long after it, as any.)
+    pub fn replayed(&self) {
+        self.root_due.lock().clear();
+    }
+
+    /// A batch arrived at `at` (not a replayed one): replayed traces held back are decided
+    /// `decision_wait` from now.
+    pub fn data_arrived(&self, at: Instant) {
+        if !self.replay_waits_for_data.load(Ordering::Acquire) {
+            return;
+        }
+        if self.replay_waits_for_data.swap(false, Ordering::AcqRel) {
+            if let Some(hold) = self.replay_hold.lock().as_mut() {
+                hold.until = hold.until.min(at + self.cfg.decision_wait.get());
+            }
+        }
+    }
+
+    /// At `now`: the time before which traces first seen are still held back after a
+    /// restart (`None` once the hold is over).
+    fn replay_held_before(&self, now: Instant) -> Option<Instant> {
+        let mut hold = self.replay_hold.lock();
+        match hold.as_ref() {
+            Some(h) if now < h.until => Some(h.resumed),
+            Some(_) => {
+                *hold = None;
+                None
+            }
+            None => None,
         }
     }
 
@@ -675,11 +743,19 @@ impl Window {
     pub fn tick(&self, now: Instant) -> Output {
         let wait = self.cfg.decision_wait.get();
         let mut out = Output::default();
+        // Replayed traces are the oldest: while they are held back, so is what queues behind
+        // them (nothing that arrived since is due before the hold ends).
+        let held_before = self.replay_held_before(now);
         loop {
             let next = {
                 let mut order = self.order.lock();
                 match order.front() {
-                    Some((_, first_seen)) if *first_seen + wait <= now => order.pop_front(),
+                    Some((_, first_seen))
+                        if *first_seen + wait <= now
+                            && held_before.is_none_or(|resumed| *first_seen >= resumed) =>
+                    {
+                        order.pop_front()
+                    }
                     _ => None,
                 }
             };
@@ -688,9 +764,9 @@ impl Window {
         }
         loop {
             let next = {
-                let mut due = self.root_due.lock();
-                match due.front() {
-                    Some((_, _, at)) if *at <= now => due.pop_front(),
+                let mut root_due = self.root_due.lock();
+                match root_due.front() {
+                    Some((_, _, at)) if *at <= now => root_due.pop_front(),
                     _ => None,
                 }
             };
@@ -1025,15 +1101,20 @@ impl Window {
         self.metrics.dropped_undecodable.inc();
         self.metrics.logs_dropped.inc_by(entry.logs.len() as u64);
         shard.dropped.insert(key, Cached::Dropped { at: now });
+        let verdict = Verdict {
+            sampled: false,
+            decision: super::policy::Decision::NotSampled,
+            policy: None,
+            per_policy: Vec::new(),
+            errors: Vec::new(),
+            reasons: Vec::new(),
+        };
+        // Counted with the others by whoever listens (`samplingmetrics`: policy `none`).
+        if let Some(bus) = self.verdicts.as_ref().filter(|bus| bus.has_listeners()) {
+            super::outcome::Outcome::undecoded(entry.spans.len(), entry.logs.len())
+                .publish(bus, &key, &verdict, reason, 0);
+        }
         if let Some(ring) = self.ring.get() {
-            let verdict = Verdict {
-                sampled: false,
-                decision: super::policy::Decision::NotSampled,
-                policy: None,
-                per_policy: Vec::new(),
-                errors: Vec::new(),
-                reasons: Vec::new(),
-            };
             let record = self
                 .record(key, &verdict, reason, now, entry, Arc::default())
                 .with_failure(format!(
@@ -1238,6 +1319,9 @@ impl Window {
         sampled: bool,
         extra: &[u8],
     ) -> Result<Held, String> {
+        if !self.cfg.enrichment.enabled {
+            return Ok(held.clone());
+        }
         match Summary::enrich_encoded(&self.cfg.enrichment, &held.encoded, extra) {
             Some(encoded) => Ok(Held {
                 origin: held.origin.clone(),
@@ -1347,6 +1431,14 @@ impl Window {
             None => shard.dropped.insert(trace_id, Cached::Dropped { at: now }),
         }
     }
+}
+
+/// `item`'s protobuf encoding in one allocation of exactly its size.
+fn encode_shared(item: &impl Message) -> Arc<[u8]> {
+    let mut out: Arc<[u8]> = std::iter::repeat_n(0u8, item.encoded_len()).collect();
+    let mut buf = Arc::get_mut(&mut out).expect("not shared yet");
+    item.encode_raw(&mut buf);
+    out
 }
 
 /// Items in order, grouped by the batch (resource and scope) they arrived in.
@@ -1545,6 +1637,41 @@ mod tests {
         w.ingest_spans(spans(&[4]), t0 + Duration::from_secs(2));
         let next = w.tick(t0 + Duration::from_secs(3));
         assert_eq!(next.decided, vec![(key(4), true)]);
+    }
+
+    #[test]
+    fn a_trace_dropped_without_a_decision_is_told_to_listeners() {
+        use crate::verdicts::{Verdict as Told, VerdictBus, VerdictListener};
+        type Heard = (bool, Option<String>, usize, Vec<(i32, u64)>);
+        #[derive(Default)]
+        struct Listener(Mutex<Vec<Heard>>);
+        impl VerdictListener for Listener {
+            fn decided(&self, v: &Told<'_>) {
+                self.0.lock().push((
+                    v.sampled,
+                    v.policy.map(str::to_string),
+                    v.spans,
+                    v.logs_by_severity.to_vec(),
+                ));
+            }
+        }
+        let bus = Arc::new(VerdictBus::default());
+        let listener = Arc::new(Listener::default());
+        bus.subscribe(listener.clone(), false);
+        let (w, _) = window(
+            "decision_wait: 1s\npolicies: [{name: errors, type: status_code, status_code: {status_codes: [ERROR]}}]",
+        );
+        let w = w.publishing_to(bus);
+        let t0 = Instant::now();
+        w.ingest_spans(spans(&[2]), t0);
+        w.ingest_logs(log_of(2), t0);
+        w.replace_held(key(2), false, 0, TRUNCATED);
+        w.tick(t0 + Duration::from_secs(1));
+        assert_eq!(
+            *listener.0.lock(),
+            vec![(false, None, 1, vec![(0, 1)])],
+            "counted as dropped by no policy, its log as unspecified severity"
+        );
     }
 
     #[test]
