@@ -108,7 +108,7 @@ impl RouteContext {
                     .to_string(),
             ),
             Some(c @ ("metric" | "datapoint")) => Err(format!(
-                "the {c} context needs metrics pipelines, which Weft does not carry yet"
+                "the {c} context routes metrics, which Weft's routing connector does not take yet: it routes log records and spans (route metrics with separate pipelines per receiver)"
             )),
             Some(other) => Err(format!(
                 "unknown context {other:?}: expected resource, log or span"
