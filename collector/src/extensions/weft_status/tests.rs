@@ -355,7 +355,7 @@ async fn a_trace_shows_its_verdict_every_reason_and_its_logs_on_their_span() {
     let policies = t["policies"].as_array().unwrap();
     assert_eq!(policies[0]["name"], "errors");
     assert_eq!(policies[0]["type"], "status_code");
-    assert_eq!(policies[0]["reason"], "span #2 has status ERROR");
+    assert_eq!(policies[0]["reason"], "span #2 \"Charge\" has status ERROR");
     assert_eq!(policies[0]["for_the_trace"], true);
     assert_eq!(policies[1]["reason"], "lasted 40 ms < 1 s");
     assert_eq!(policies[1]["for_the_trace"], false);

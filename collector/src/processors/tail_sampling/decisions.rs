@@ -202,18 +202,24 @@ impl DecisionRecord {
             // decision would have read: the same words.
             let view = self.decode_detail(later.reads.union(SUMMARY_READS));
             for p in policies.iter_mut().filter(|p| p.reason.is_empty()) {
-                p.reason = view
-                    .as_ref()
-                    .and_then(|v| later.policies.explain(&p.name, v, later.now))
-                    .unwrap_or_else(|| {
-                        if self.holds_detail() {
-                            "(not explained: its spans and logs do not decode)".to_string()
-                        } else {
-                            "(not written: the ring gave this trace's spans up for \
-                             decisions.detail_max_bytes before the page asked)"
-                                .to_string()
-                        }
-                    });
+                p.reason = match &view {
+                    Some(v) => later.policies.explain(&p.name, v, later.now),
+                    // Without the items (a dropped trace's are not kept), a policy that did
+                    // not ask for the trace says why from the summary.
+                    None if p.decision == Decision::NotSampled && !self.holds_detail() => {
+                        Some(later.policies.explain_not_sampled(&p.name, &self.summary))
+                    }
+                    None => None,
+                }
+                .unwrap_or_else(|| {
+                    if self.holds_detail() {
+                        "(not explained: its spans and logs do not decode)".to_string()
+                    } else {
+                        "(not written: the ring gave this trace's spans up for \
+                         decisions.detail_max_bytes before the page asked)"
+                            .to_string()
+                    }
+                });
             }
             policies
         })

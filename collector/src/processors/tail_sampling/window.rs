@@ -922,7 +922,20 @@ impl Window {
             Ok(view) => view,
             Err(e) => return self.drop_undecodable(shard, &entry, key, now, reason, &e),
         };
-        let verdict = self.policies.decide_explained(&view, now, explain);
+        let mut verdict = self.policies.decide_explained(&view, now, explain);
+        // A record that will hold none of the trace's items cannot explain later the
+        // policies that asked for something (kept it, dropped it, inverted): explain those
+        // now, from this view (see `explain`).
+        if let Some(ring) = ring {
+            let holds_items = if verdict.sampled {
+                ring.settings().detail_max_bytes > 0
+            } else {
+                ring.wants_dropped_detail()
+            };
+            if !holds_items {
+                self.explain_asked(&mut verdict, &view, now);
+            }
+        }
         self.metrics
             .decision_latency
             .observe(started.elapsed().as_secs_f64() * 1e6);
@@ -991,15 +1004,30 @@ impl Window {
     }
 
     /// What the policies explain at a decision: nothing without the decisions ring; with it,
-    /// every policy — unless the ring holds every decided trace's items anyway
-    /// (`keep_dropped_detail`): then only the stateful ones, and the ring writes the others'
-    /// reasons from those items when the page asks. (Holding dropped traces' items only to
-    /// explain them later cost more than explaining at once: measured in BENCHMARKS.md.)
+    /// only the stateful ones (their state decided, and only now is it what it was). The
+    /// others are explained when the page asks (most decided traces are never looked at):
+    /// from the trace's items when the ring holds them, from its summary for a policy that
+    /// did not ask for it ([`Policies::explain_not_sampled`]), and — for a record that will
+    /// hold no items — a policy that did ask is explained at once from the decision's view
+    /// (see [`Window::record`]). Formatting every reason at every decision cost several
+    /// percent of the sampler's CPU (BENCHMARKS.md).
     fn explain(&self) -> Explain {
         match self.ring.get() {
             None => Explain::Nothing,
-            Some(r) if r.wants_dropped_detail() => Explain::Stateful,
-            Some(_) => Explain::Everything,
+            Some(_) => Explain::Stateful,
+        }
+    }
+
+    /// Writes the reasons of the policies in `verdict` that asked for something (any
+    /// decision but `NotSampled`) and have none yet, from `view`.
+    fn explain_asked(&self, verdict: &mut Verdict, view: &TraceData, now: Instant) {
+        for (i, (name, decision)) in verdict.per_policy.iter().enumerate() {
+            if *decision == super::policy::Decision::NotSampled {
+                continue;
+            }
+            if let Some(reason) = verdict.reasons.get_mut(i).filter(|r| r.is_empty()) {
+                *reason = self.policies.explain(name, view, now).unwrap_or_default();
+            }
         }
     }
 
@@ -1039,7 +1067,7 @@ impl Window {
             entry.bytes,
             policies,
             verdict.errors.clone(),
-            (self.explain() == Explain::Stateful).then(|| ExplainLater {
+            self.ring.get().is_some().then(|| ExplainLater {
                 policies: self.policies.clone(),
                 reads: self.policies.reads(),
                 now,

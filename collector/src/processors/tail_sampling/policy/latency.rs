@@ -7,6 +7,7 @@ use std::time::Instant;
 use serde::Deserialize;
 use weft_config::{ConfigPath, Diagnostics};
 
+use super::super::enrich::Summary;
 use super::super::trace::{Reads, TraceData};
 use super::kind::{Nesting, PolicyKind, Section};
 use super::{human_ms, Decision, Evaluate, Why};
@@ -113,21 +114,39 @@ impl Evaluate for Latency {
             threshold < duration_ms && duration_ms <= i128::from(self.upper_threshold_ms)
         };
         if why.wanted() {
-            let (lasted, bound) = (human_ms(duration_ms), human_ms(threshold));
-            match (self.upper_threshold_ms, sampled) {
-                (0, true) => why.say(format_args!("lasted {lasted} ≥ {bound}")),
-                (0, false) => why.say(format_args!("lasted {lasted} < {bound}")),
-                (upper, inside) => why.say(format_args!(
-                    "lasted {lasted}, {} ({bound}, {}]",
-                    if inside { "within" } else { "outside" },
-                    human_ms(i128::from(upper))
-                )),
-            }
+            why.say(format_args!("{}", self.words(duration_ms, sampled)));
         }
         if sampled {
             Decision::Sampled
         } else {
             Decision::NotSampled
+        }
+    }
+
+    fn explain_not_sampled(&self, summary: &Summary) -> Option<String> {
+        Some(if summary.span_count == 0 {
+            "no span to time".to_string()
+        } else {
+            self.words(i128::from(summary.duration_ms), false)
+        })
+    }
+}
+
+impl Latency {
+    /// Why a trace that lasted `duration_ms` was (`sampled`) or was not asked for.
+    fn words(&self, duration_ms: i128, sampled: bool) -> String {
+        let (lasted, bound) = (
+            human_ms(duration_ms),
+            human_ms(i128::from(self.threshold_ms)),
+        );
+        match (self.upper_threshold_ms, sampled) {
+            (0, true) => format!("lasted {lasted} ≥ {bound}"),
+            (0, false) => format!("lasted {lasted} < {bound}"),
+            (upper, inside) => format!(
+                "lasted {lasted}, {} ({bound}, {}]",
+                if inside { "within" } else { "outside" },
+                human_ms(i128::from(upper))
+            ),
         }
     }
 }

@@ -79,6 +79,7 @@ use std::time::Instant;
 
 use weft_config::{ConfigPath, Diagnostics};
 
+use super::enrich::Summary;
 use super::trace::{Reads, TraceData};
 use kind::DynKind;
 
@@ -360,6 +361,14 @@ pub(crate) trait Evaluate: Send + Sync + fmt::Debug {
         true
     }
 
+    /// Why it did not ask for a trace ([`Decision::NotSampled`]), in the words
+    /// [`Evaluate::decide`] uses, from the trace's summary alone — the decisions ring keeps
+    /// no spans of a dropped trace unless asked to. `None` when the summary cannot say.
+    fn explain_not_sampled(&self, summary: &Summary) -> Option<String> {
+        let _ = summary;
+        None
+    }
+
     /// [`Evaluate::decide`] without an explanation (tests).
     #[cfg(test)]
     fn evaluate(&self, trace: &TraceData, now: Instant) -> Decision {
@@ -553,6 +562,17 @@ impl Policies {
             Ok(_) => Some(why.into_text()),
             Err(e) => Some(format!("failed: {e}")),
         }
+    }
+
+    /// Why policy `name` did not ask for a trace, from the trace's summary alone (see
+    /// [`Evaluate::explain_not_sampled`]); for a policy whose reason needs the spans, a plain
+    /// statement that its condition did not hold.
+    pub fn explain_not_sampled(&self, name: &str, summary: &Summary) -> String {
+        self.policies
+            .iter()
+            .find(|p| &*p.name == name)
+            .and_then(|p| p.evaluator.explain_not_sampled(summary))
+            .unwrap_or_else(|| "its condition did not hold for this trace".to_string())
     }
 
     /// [`Policies::decide`]; unless `explain` is [`Explain::Nothing`], [`Verdict::reasons`]

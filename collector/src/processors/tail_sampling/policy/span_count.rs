@@ -6,6 +6,7 @@ use std::time::Instant;
 use serde::Deserialize;
 use weft_config::{ConfigPath, Diagnostics};
 
+use super::super::enrich::Summary;
 use super::super::trace::{Reads, TraceData};
 use super::kind::{Nesting, PolicyKind, Section};
 use super::{Decision, Evaluate, Why};
@@ -70,22 +71,32 @@ impl Evaluate for SpanCount {
         let count = trace.spans.len() as i64;
         let sampled = count >= self.min_spans && (self.max_spans == 0 || count <= self.max_spans);
         if why.wanted() {
-            let max = if self.max_spans == 0 {
-                "∞".to_string()
-            } else {
-                self.max_spans.to_string()
-            };
-            why.say(format_args!(
-                "{count} span(s), {} [{}, {max}]",
-                if sampled { "within" } else { "outside" },
-                self.min_spans
-            ));
+            why.say(format_args!("{}", self.words(count, sampled)));
         }
         if sampled {
             Decision::Sampled
         } else {
             Decision::NotSampled
         }
+    }
+
+    fn explain_not_sampled(&self, summary: &Summary) -> Option<String> {
+        Some(self.words(summary.span_count, false))
+    }
+}
+
+impl SpanCount {
+    fn words(&self, count: i64, sampled: bool) -> String {
+        let max = if self.max_spans == 0 {
+            "∞".to_string()
+        } else {
+            self.max_spans.to_string()
+        };
+        format!(
+            "{count} span(s), {} [{}, {max}]",
+            if sampled { "within" } else { "outside" },
+            self.min_spans
+        )
     }
 }
 

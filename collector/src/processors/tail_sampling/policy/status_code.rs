@@ -6,6 +6,7 @@ use std::time::Instant;
 use serde::Deserialize;
 use weft_config::{ConfigPath, Diagnostics};
 
+use super::super::enrich::Summary;
 use super::super::trace::{Reads, TraceData};
 use super::kind::{Nesting, PolicyKind, Section};
 use super::{Decision, Evaluate, Why};
@@ -115,14 +116,7 @@ impl Evaluate for StatusCodeFilter {
                         code_name(code_of(&trace.spans[i]))
                     ));
                 }
-                None => {
-                    let names: Vec<&str> = self.codes.iter().map(|c| code_name(*c)).collect();
-                    why.say(format_args!(
-                        "none of {} span(s) has status {}",
-                        trace.spans.len(),
-                        names.join(" or ")
-                    ));
-                }
+                None => why.say(format_args!("{}", self.none_has(trace.spans.len()))),
             }
         }
         if hit.is_some() {
@@ -130,6 +124,18 @@ impl Evaluate for StatusCodeFilter {
         } else {
             Decision::NotSampled
         }
+    }
+
+    fn explain_not_sampled(&self, summary: &Summary) -> Option<String> {
+        Some(self.none_has(summary.span_count as usize))
+    }
+}
+
+impl StatusCodeFilter {
+    /// Why a trace of `spans` spans, none with one of the codes, was not asked for.
+    fn none_has(&self, spans: usize) -> String {
+        let names: Vec<&str> = self.codes.iter().map(|c| code_name(*c)).collect();
+        format!("none of {spans} span(s) has status {}", names.join(" or "))
     }
 }
 
