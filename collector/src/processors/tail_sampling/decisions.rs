@@ -9,15 +9,18 @@
 //!   now is it what it was; [`super::policy::Explain::Stateful`]),
 //! - appends one [`DecisionRecord`] here under a short mutex, sharing the kept trace's held
 //!   items when detail is kept (their encodings are reference-counted: the ring and the
-//!   export hold the same bytes, no copy), and *moving* a dropped trace's held spans in.
+//!   export hold the same bytes, no copy), and, with `keep_dropped_detail`, *moving* a
+//!   dropped trace's held spans in.
 //!
-//! A kept trace's summary (root span, duration, error flag) is known: its export needs it; a
-//! dropped trace's is read off its spans' bytes in one walk, without decoding them. Why
-//! each deterministic policy decided as it did is written when the page first asks
-//! ([`DecisionRecord::policies`]), by evaluating those policies again on the held items at
-//! the decision's `now`: the same decision, in the same words. Most decided traces are never
-//! looked at; writing every reason at every decision cost the cheapest policies a fifth to a
-//! third more CPU (docs/BENCHMARKS.md).
+//! Most decided traces are never looked at, so a record writes little at the decision. A
+//! kept trace's summary (root span, duration, error flag) is known: its export needs it. A
+//! dropped trace's keeps its root span (shared) and takes the duration and error flag from
+//! the decision's view (one walk over the spans' bytes when the policies did not read times
+//! and statuses); the root's name and service are read when the page asks
+//! ([`DecisionRecord::summary`], [`UnreadSummary`]). Why each deterministic policy decided as
+//! it did is written when the page first asks ([`DecisionRecord::policies`]): by evaluating
+//! it again on the held items at the decision's `now` (the same decision, in words that can
+//! name the spans), or, for a dropped trace, from its summary (docs/BENCHMARKS.md).
 //!
 //! Bounds: `size` records (the oldest is forgotten first) and `detail_max_bytes` of held
 //! items over all records, those held only for reasons not yet written included (past it,
@@ -35,7 +38,7 @@ use parking_lot::Mutex;
 use super::enrich::Summary;
 use super::policy::{Decision, Policies, PolicyError};
 use super::trace::{Reads, TraceData};
-use super::window::{decode_held, DecideReason, Held, SUMMARY_READS};
+use super::window::{decode_held, scan_summary, DecideReason, Held, SUMMARY_READS};
 
 type TraceKey = [u8; 16];
 
@@ -87,8 +90,10 @@ pub struct DecisionRecord {
     /// A problem that decided the trace without the policies (a held item that does not
     /// decode).
     pub failure: Option<String>,
-    /// Root service and operation, duration, error flag, span count.
-    summary: Arc<Summary>,
+    /// Root service and operation, duration, error flag, span count; read when first asked
+    /// for a dropped trace ([`DecisionRecord::summary`]).
+    summary: OnceLock<Arc<Summary>>,
+    unread: Mutex<Option<UnreadSummary>>,
     /// Every policy evaluated with its reason, once all are written
     /// ([`DecisionRecord::policies`]).
     policies: OnceLock<Vec<PolicyOutcome>>,
@@ -99,6 +104,96 @@ pub struct DecisionRecord {
     /// traces' with `keep_dropped_detail`. Otherwise it holds a dropped trace's spans only
     /// until its summary is decoded.
     shows_detail: bool,
+}
+
+/// A record's summary: read already (a kept trace's, which its export needed), or left to
+/// be read when first asked.
+#[derive(Debug)]
+pub(super) enum RecordSummary {
+    Read(Arc<Summary>),
+    Unread(UnreadSummary),
+}
+
+impl From<Arc<Summary>> for RecordSummary {
+    fn from(summary: Arc<Summary>) -> Self {
+        Self::Read(summary)
+    }
+}
+
+impl From<UnreadSummary> for RecordSummary {
+    fn from(unread: UnreadSummary) -> Self {
+        Self::Unread(unread)
+    }
+}
+
+/// A dropped trace's summary, not read yet: its root span (shared with nothing else now: the
+/// rest of the trace is freed) and what the decision's view already knew. Most decided traces
+/// are never looked at, so the root's name and service are read from its bytes only when the
+/// page asks; the duration and error flag come from the view when the policies read the
+/// spans' times and statuses, else from one walk over the spans' bytes at the decision.
+#[derive(Debug)]
+pub(super) struct UnreadSummary {
+    root: Option<Held>,
+    span_count: usize,
+    duration_ms: i64,
+    error: bool,
+}
+
+impl UnreadSummary {
+    /// For a dropped trace of `spans` (its first root at `root`), decided on `view` (decoded
+    /// with `reads`).
+    pub(super) fn of_dropped(
+        spans: &[Held],
+        root: Option<u32>,
+        view: &TraceData,
+        reads: Reads,
+    ) -> Self {
+        let root = root.and_then(|i| spans.get(i as usize)).cloned();
+        if !reads.contains(Reads::SPAN_TIMES.union(Reads::SPAN_STATUS)) {
+            let s = scan_summary(spans, None);
+            return Self {
+                root,
+                span_count: spans.len(),
+                duration_ms: s.duration_ms,
+                error: s.error,
+            };
+        }
+        let (mut start, mut end, mut error) = (u64::MAX, 0u64, false);
+        for e in &view.spans {
+            start = start.min(e.span.start_time_unix_nano);
+            end = end.max(e.span.end_time_unix_nano);
+            error |=
+                e.span.status.as_ref().is_some_and(|s| {
+                    s.code == weft_proto::trace::v1::status::StatusCode::Error as i32
+                });
+        }
+        Self {
+            root,
+            span_count: spans.len(),
+            duration_ms: if view.spans.is_empty() || end <= start {
+                0
+            } else {
+                ((end - start) / 1_000_000) as i64
+            },
+            error,
+        }
+    }
+
+    /// The summary: the root's service and name read off its bytes.
+    fn read(self) -> Summary {
+        let root = self
+            .root
+            .map(|r| scan_summary(std::slice::from_ref(&r), None))
+            .unwrap_or_default();
+        Summary {
+            policy: None,
+            root_service: root.root_service,
+            root_operation: root.root_operation,
+            duration_ms: self.duration_ms,
+            error: self.error,
+            span_count: self.span_count as i64,
+        }
+    }
 }
 
 /// How to explain a decision's deterministic policies later: the same policies, reading
@@ -142,7 +237,7 @@ impl DecisionRecord {
         decided_by: Option<String>,
         when: DecideReason,
         waited: Duration,
-        summary: Arc<Summary>,
+        summary: RecordSummary,
         log_count: usize,
         bytes: usize,
         policies: Vec<PolicyOutcome>,
@@ -167,7 +262,14 @@ impl DecisionRecord {
             bytes,
             errors,
             failure: None,
-            summary,
+            summary: match &summary {
+                RecordSummary::Read(s) => OnceLock::from(s.clone()),
+                RecordSummary::Unread(_) => OnceLock::new(),
+            },
+            unread: Mutex::new(match summary {
+                RecordSummary::Read(_) => None,
+                RecordSummary::Unread(u) => Some(u),
+            }),
             policies,
             unexplained: Mutex::new(unexplained),
             detail: Mutex::new(None),
@@ -188,7 +290,17 @@ impl DecisionRecord {
 
     /// Root service and operation, duration, error flag, span count.
     pub fn summary(&self) -> Arc<Summary> {
-        self.summary.clone()
+        self.summary
+            .get_or_init(|| {
+                Arc::new(
+                    self.unread
+                        .lock()
+                        .take()
+                        .map(UnreadSummary::read)
+                        .unwrap_or_default(),
+                )
+            })
+            .clone()
     }
 
     /// Every policy evaluated, in evaluation order, with its reason; the deterministic
@@ -207,7 +319,7 @@ impl DecisionRecord {
                     // Without the items (a dropped trace's are not kept), a policy that did
                     // not ask for the trace says why from the summary.
                     None if p.decision == Decision::NotSampled && !self.holds_detail() => {
-                        Some(later.policies.explain_not_sampled(&p.name, &self.summary))
+                        Some(later.policies.explain_not_sampled(&p.name, &self.summary()))
                     }
                     None => None,
                 }
@@ -494,7 +606,7 @@ mod tests {
             None,
             DecideReason::Wait,
             Duration::from_secs(1),
-            Arc::new(Summary::default()),
+            Arc::new(Summary::default()).into(),
             0,
             0,
             Vec::new(),

@@ -1052,3 +1052,45 @@ fn attribute_policies_decide_on_fully_decoded_spans_and_scalar_ones_do_not_need_
     let cfg = config("policies:\n  - {name: a, type: and, and: {and_sub_policy: [{name: b, type: log_body, log_body: {values: [x]}}]}}");
     assert!(window::policies_read_attributes(&cfg.policies));
 }
+
+#[test]
+fn a_dropped_trace_s_summary_is_the_same_whether_the_policies_read_times_or_not() {
+    use super::decisions::RingSettings;
+    // Both policies read the spans' times and statuses: the summary takes them from the
+    // decision's view and reads only the root's name later. One reads neither: one walk over
+    // the spans' bytes at the decision. Either way the page shows the same summary, read
+    // only when asked; the root is the first span without a parent, whatever its position.
+    let with_view = "decision_wait: 10s\npolicies:\n  - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}\n  - {name: slow, type: latency, latency: {threshold_ms: 1000}}\n";
+    let without = "decision_wait: 10s\npolicies:\n  - {name: few, type: span_count, span_count: {min_spans: 10}}\n";
+    for yaml in [with_view, without] {
+        let (w, _) = window(yaml);
+        let ring = w.enable_ring(RingSettings {
+            size: 10,
+            keep_dropped_detail: false,
+            detail_max_bytes: 1 << 20,
+        });
+        let t0 = Instant::now();
+        let mut late_root = span(40, 1, 0, 0, OK);
+        late_root.start_time_unix_nano -= 5_000_000;
+        late_root.end_time_unix_nano += 20_000_000;
+        w.ingest_spans(
+            traces(vec![span(40, 2, 1, 12, OK), span(40, 3, 1, 7, OK)]),
+            t0,
+        );
+        w.ingest_spans(traces(vec![late_root]), t0);
+        w.tick(t0 + WAIT);
+        let record = ring.get(&tid(40).try_into().unwrap()).unwrap();
+        assert!(!record.sampled);
+        let s = record.summary();
+        assert_eq!(
+            (
+                s.root_operation.as_deref(),
+                s.duration_ms,
+                s.error,
+                s.span_count
+            ),
+            (Some("op-1"), 25, false, 3),
+            "{yaml}"
+        );
+    }
+}

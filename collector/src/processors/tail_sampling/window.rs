@@ -21,7 +21,8 @@ use prost::Message;
 
 use super::config::{LogsWithoutTrace, TailSamplingConfig};
 use super::decisions::{
-    decided_by, DecisionRecord, DecisionRing, Detail, ExplainLater, PolicyOutcome, RingSettings,
+    decided_by, DecisionRecord, DecisionRing, Detail, ExplainLater, PolicyOutcome, RecordSummary,
+    RingSettings, UnreadSummary,
 };
 use super::enrich::Summary;
 pub use super::metrics::DecideReason;
@@ -82,7 +83,8 @@ struct Entry {
     spans: Vec<Held>,
     logs: Vec<Held>,
     bytes: usize,
-    has_root: bool,
+    /// Index in `spans` of the first root span (no parent), when one arrived.
+    root: Option<u32>,
 }
 
 /// One span or log record as it waits, and as a kept span leaves: where it came from, and
@@ -638,8 +640,8 @@ impl Window {
                 trace.bytes += size;
                 trace.spans.push(held);
                 self.bytes.fetch_add(size, Ordering::Relaxed);
-                if is_root && !trace.has_root {
-                    trace.has_root = true;
+                if is_root && trace.root.is_none() {
+                    trace.root = Some((trace.spans.len() - 1) as u32);
                     if !self.cfg.decision_wait_after_root_received.is_zero() {
                         let due = now + self.cfg.decision_wait_after_root_received.get();
                         self.root_due.lock().push_back((key, trace.first_seen, due));
@@ -848,7 +850,7 @@ impl Window {
                 spans: Vec::new(),
                 logs: Vec::new(),
                 bytes: 0,
-                has_root: false,
+                root: None,
             }
         })
     }
@@ -979,7 +981,7 @@ impl Window {
             self.metrics.record_verdict(&verdict, reason);
             shard.dropped.insert(key, Cached::Dropped { at: now });
             if let Some(ring) = ring {
-                let summary = Arc::new(scan_summary(&entry.spans, None));
+                let summary = UnreadSummary::of_dropped(&entry.spans, entry.root, &view, reads);
                 let record = self.record(key, &verdict, reason, now, &entry, summary);
                 // With `keep_dropped_detail` the spans move into the ring (they would be
                 // freed here); the logs are copied (releasing them counts and filters them).
@@ -1006,11 +1008,11 @@ impl Window {
     /// What the policies explain at a decision: nothing without the decisions ring; with it,
     /// only the stateful ones (their state decided, and only now is it what it was). The
     /// others are explained when the page asks (most decided traces are never looked at):
-    /// from the trace's items when the ring holds them, from its summary for a policy that
-    /// did not ask for it ([`Policies::explain_not_sampled`]), and — for a record that will
-    /// hold no items — a policy that did ask is explained at once from the decision's view
-    /// (see [`Window::record`]). Formatting every reason at every decision cost several
-    /// percent of the sampler's CPU (BENCHMARKS.md).
+    /// from the trace's items when the ring holds them, or from its summary for a policy that
+    /// did not ask for it and can say why from a summary ([`Policies::explain_not_sampled`]).
+    /// For a record that will hold no items the rest are explained at once from the
+    /// decision's view ([`Window::explain_asked`]). Formatting every reason at every decision
+    /// cost several percent of the sampler's CPU (BENCHMARKS.md).
     fn explain(&self) -> Explain {
         match self.ring.get() {
             None => Explain::Nothing,
@@ -1018,11 +1020,15 @@ impl Window {
         }
     }
 
-    /// Writes the reasons of the policies in `verdict` that asked for something (any
-    /// decision but `NotSampled`) and have none yet, from `view`.
+    /// Writes, from `view`, the reasons the record could not write later without the
+    /// trace's items: those of the policies in `verdict` that asked for something (any
+    /// decision but `NotSampled`), and of those whose words need the items
+    /// ([`Policies::explains_from_summary`]).
     fn explain_asked(&self, verdict: &mut Verdict, view: &TraceData, now: Instant) {
         for (i, (name, decision)) in verdict.per_policy.iter().enumerate() {
-            if *decision == super::policy::Decision::NotSampled {
+            if *decision == super::policy::Decision::NotSampled
+                && self.policies.explains_from_summary(name)
+            {
                 continue;
             }
             if let Some(reason) = verdict.reasons.get_mut(i).filter(|r| r.is_empty()) {
@@ -1039,7 +1045,7 @@ impl Window {
         reason: DecideReason,
         now: Instant,
         entry: &Entry,
-        summary: Arc<Summary>,
+        summary: impl Into<RecordSummary>,
     ) -> DecisionRecord {
         let policies = verdict
             .per_policy
@@ -1062,7 +1068,7 @@ impl Window {
             decided_by(&verdict.per_policy, verdict.policy.as_ref()),
             reason,
             now.saturating_duration_since(entry.first_seen),
-            summary,
+            summary.into(),
             entry.logs.len(),
             entry.bytes,
             policies,

@@ -123,6 +123,10 @@ impl Evaluate for Latency {
         }
     }
 
+    fn explains_from_summary(&self) -> bool {
+        true
+    }
+
     fn explain_not_sampled(&self, summary: &Summary) -> Option<String> {
         Some(if summary.span_count == 0 {
             "no span to time".to_string()

@@ -369,6 +369,12 @@ pub(crate) trait Evaluate: Send + Sync + fmt::Debug {
         None
     }
 
+    /// Whether [`Evaluate::explain_not_sampled`] says it; for the others the decisions ring
+    /// writes the reason at the decision when it will not hold the trace's items.
+    fn explains_from_summary(&self) -> bool {
+        false
+    }
+
     /// [`Evaluate::decide`] without an explanation (tests).
     #[cfg(test)]
     fn evaluate(&self, trace: &TraceData, now: Instant) -> Decision {
@@ -573,6 +579,15 @@ impl Policies {
             .find(|p| &*p.name == name)
             .and_then(|p| p.evaluator.explain_not_sampled(summary))
             .unwrap_or_else(|| "its condition did not hold for this trace".to_string())
+    }
+
+    /// Whether policy `name` can say why it did not ask for a trace from the trace's summary
+    /// alone ([`Evaluate::explains_from_summary`]).
+    pub fn explains_from_summary(&self, name: &str) -> bool {
+        self.policies
+            .iter()
+            .find(|p| &*p.name == name)
+            .is_some_and(|p| p.evaluator.explains_from_summary())
     }
 
     /// [`Policies::decide`]; unless `explain` is [`Explain::Nothing`], [`Verdict::reasons`]

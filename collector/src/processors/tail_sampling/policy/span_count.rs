@@ -80,6 +80,10 @@ impl Evaluate for SpanCount {
         }
     }
 
+    fn explains_from_summary(&self) -> bool {
+        true
+    }
+
     fn explain_not_sampled(&self, summary: &Summary) -> Option<String> {
         Some(self.words(summary.span_count, false))
     }

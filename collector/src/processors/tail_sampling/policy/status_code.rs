@@ -126,6 +126,10 @@ impl Evaluate for StatusCodeFilter {
         }
     }
 
+    fn explains_from_summary(&self) -> bool {
+        true
+    }
+
     fn explain_not_sampled(&self, summary: &Summary) -> Option<String> {
         Some(self.none_has(summary.span_count as usize))
     }
