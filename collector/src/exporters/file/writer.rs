@@ -1,12 +1,14 @@
-//! A buffered file with size-based rotation, as lumberjack (the Collector's rotating writer)
+//! A file with size-based rotation, as lumberjack (the Collector's rotating writer)
 //! does it: when a write would take the file past its limit, the file is renamed to
 //! `<stem>-<timestamp><.ext>` (timestamp `2006-01-02T15-04-05.000`, UTC unless local time is
 //! asked for), a new file is started, and old backups are pruned by count and age.
 //!
-//! Every method does blocking I/O: call them from a blocking thread.
+//! Records are written straight to the file, one `write` each (no buffer: the exporter
+//! answers only once its batch is in the file). Every method does blocking I/O: call them
+//! from a blocking thread.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,8 +16,6 @@ use chrono::NaiveDateTime;
 
 /// The timestamp in a backup's name, as lumberjack writes it.
 const BACKUP_TIME_FORMAT: &str = "%Y-%m-%dT%H-%M-%S%.3f";
-/// Enough buffering that a typical batch is one write system call.
-const BUFFER_BYTES: usize = 256 * 1024;
 
 /// When to rotate and what to keep.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,8 +29,8 @@ pub(crate) struct Policy {
 
 pub(crate) struct RotatingFile {
     path: PathBuf,
-    out: BufWriter<File>,
-    /// Bytes in the current file, buffered ones included.
+    out: File,
+    /// Bytes in the current file.
     size: u64,
     policy: Option<Policy>,
 }
@@ -48,7 +48,7 @@ impl RotatingFile {
         let size = file.metadata()?.len();
         Ok(Self {
             path: path.to_path_buf(),
-            out: BufWriter::with_capacity(BUFFER_BYTES, file),
+            out: file,
             size,
             policy,
         })
@@ -68,20 +68,15 @@ impl RotatingFile {
         Ok(())
     }
 
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
-
     fn rotate(&mut self) -> io::Result<()> {
         let Some(policy) = self.policy.clone() else {
             return Ok(());
         };
-        self.out.flush()?;
         let backup = free_backup_name(&self.path, now(policy.localtime));
         fs::rename(&self.path, &backup)?;
         let file = open_file(&self.path, true)?;
-        // The old writer was flushed above; dropping it only closes the renamed file.
-        self.out = BufWriter::with_capacity(BUFFER_BYTES, file);
+        // Dropping the old handle only closes the renamed file: everything was written.
+        self.out = file;
         self.size = 0;
         if let Err(e) = prune(&self.path, &policy, now(policy.localtime)) {
             tracing::warn!(

@@ -5,8 +5,9 @@
 //! Off by default, and then free: the window checks one `OnceLock` per decision. An extension
 //! turns it on before data flows ([`super::TailSampling::decisions_ring`]); from then on each
 //! decision also
-//! - asks the stateful policies why (rate limits, budgets: their state decided, and only
-//!   now is it what it was; [`super::policy::Explain::Stateful`]),
+//! - asks why of the policies whose reason cannot be written later: the stateful ones (rate
+//!   limits, budgets: their state decided, and only now is it what it was) and those whose
+//!   words need the trace's items ([`super::policy::Explain::Later`]),
 //! - appends one [`DecisionRecord`] here under a short mutex, sharing the kept trace's held
 //!   items when detail is kept (their encodings are reference-counted: the ring and the
 //!   export hold the same bytes, no copy), and, with `keep_dropped_detail`, *moving* a
@@ -459,9 +460,10 @@ impl DecisionRing {
         &self.settings
     }
 
-    /// Whether the detail of dropped traces is kept.
-    pub(super) fn wants_dropped_detail(&self) -> bool {
-        self.settings.keep_dropped_detail && self.settings.detail_max_bytes > 0
+    /// Whether a record of a kept (`sampled`) or dropped trace takes the trace's held items
+    /// (kept traces' always, dropped ones' with `keep_dropped_detail`; none without room).
+    pub(super) fn holds_items(&self, sampled: bool) -> bool {
+        self.settings.detail_max_bytes > 0 && (sampled || self.settings.keep_dropped_detail)
     }
 
     /// Adds a decision, with its held items when given; forgets the oldest record past

@@ -928,15 +928,8 @@ impl Window {
         // A record that will hold none of the trace's items cannot explain later the
         // policies that asked for something (kept it, dropped it, inverted): explain those
         // now, from this view (see `explain`).
-        if let Some(ring) = ring {
-            let holds_items = if verdict.sampled {
-                ring.settings().detail_max_bytes > 0
-            } else {
-                ring.wants_dropped_detail()
-            };
-            if !holds_items {
-                self.explain_asked(&mut verdict, &view, now);
-            }
+        if ring.is_some_and(|r| !r.holds_items(verdict.sampled)) {
+            self.explain_asked(&mut verdict, &view, now);
         }
         self.metrics
             .decision_latency
@@ -968,7 +961,7 @@ impl Window {
                 },
             );
             if let Some(ring) = ring {
-                let detail = (ring.settings().detail_max_bytes > 0).then(|| Detail {
+                let detail = ring.holds_items(true).then(|| Detail {
                     spans: entry.spans.clone(),
                     logs: entry.logs.clone(),
                     late_logs: 0,
@@ -985,7 +978,7 @@ impl Window {
                 let record = self.record(key, &verdict, reason, now, &entry, summary);
                 // With `keep_dropped_detail` the spans move into the ring (they would be
                 // freed here); the logs are copied (releasing them counts and filters them).
-                let detail = ring.wants_dropped_detail().then(|| Detail {
+                let detail = ring.holds_items(false).then(|| Detail {
                     spans: std::mem::take(&mut entry.spans),
                     logs: entry.logs.clone(),
                     late_logs: 0,
@@ -1006,29 +999,28 @@ impl Window {
     }
 
     /// What the policies explain at a decision: nothing without the decisions ring; with it,
-    /// only the stateful ones (their state decided, and only now is it what it was). The
-    /// others are explained when the page asks (most decided traces are never looked at):
-    /// from the trace's items when the ring holds them, or from its summary for a policy that
-    /// did not ask for it and can say why from a summary ([`Policies::explain_not_sampled`]).
-    /// For a record that will hold no items the rest are explained at once from the
+    /// only those whose reason cannot be written later ([`Explain::Later`]: the stateful ones,
+    /// whose state decided and only now is what it was, and those whose words need the
+    /// trace's items). The others are explained when the page asks (most decided traces are
+    /// never looked at): from the trace's items when the ring holds them, or from its summary
+    /// for a policy that did not ask for it ([`Policies::explain_not_sampled`]). For a record
+    /// that will hold no items, a policy that did ask is explained at once from the
     /// decision's view ([`Window::explain_asked`]). Formatting every reason at every decision
     /// cost several percent of the sampler's CPU (BENCHMARKS.md).
     fn explain(&self) -> Explain {
         match self.ring.get() {
             None => Explain::Nothing,
-            Some(_) => Explain::Stateful,
+            Some(_) => Explain::Later,
         }
     }
 
     /// Writes, from `view`, the reasons the record could not write later without the
     /// trace's items: those of the policies in `verdict` that asked for something (any
-    /// decision but `NotSampled`), and of those whose words need the items
-    /// ([`Policies::explains_from_summary`]).
+    /// decision but `NotSampled`) and were left for later ([`Explain::Later`] wrote the
+    /// others' already).
     fn explain_asked(&self, verdict: &mut Verdict, view: &TraceData, now: Instant) {
         for (i, (name, decision)) in verdict.per_policy.iter().enumerate() {
-            if *decision == super::policy::Decision::NotSampled
-                && self.policies.explains_from_summary(name)
-            {
+            if *decision == super::policy::Decision::NotSampled {
                 continue;
             }
             if let Some(reason) = verdict.reasons.get_mut(i).filter(|r| r.is_empty()) {

@@ -355,7 +355,7 @@ pub(crate) trait Evaluate: Send + Sync + fmt::Debug {
     /// Whether its decision and explanation depend on nothing but the trace and `now`
     /// (no state: no rate limit, no budget), so that evaluating it again later on the same
     /// data says the same. The decisions ring explains such policies only when the status
-    /// page asks ([`Explain::Stateful`]); the others are explained at the decision, the only
+    /// page asks ([`Explain::Later`]); the others are explained at the decision, the only
     /// time their state is what decided.
     fn deterministic(&self) -> bool {
         true
@@ -369,8 +369,8 @@ pub(crate) trait Evaluate: Send + Sync + fmt::Debug {
         None
     }
 
-    /// Whether [`Evaluate::explain_not_sampled`] says it; for the others the decisions ring
-    /// writes the reason at the decision when it will not hold the trace's items.
+    /// Whether [`Evaluate::explain_not_sampled`] says it; the others are explained at the
+    /// decision ([`Explain::Later`]), as the ring may not hold the trace's items.
     fn explains_from_summary(&self) -> bool {
         false
     }
@@ -450,9 +450,12 @@ pub enum Explain {
     Nothing,
     /// Every policy.
     Everything,
-    /// Only those that are not [`Evaluate::deterministic`]: the others leave their reason
-    /// empty, to be written later by [`Policies::explain`] on the same data.
-    Stateful,
+    /// Only those whose reason cannot be written later: the stateful ones (not
+    /// [`Evaluate::deterministic`]) and those whose words need the trace's items (not
+    /// [`Evaluate::explains_from_summary`]). The others leave their reason empty, to be
+    /// written later by [`Policies::explain`] on the same data or, for one that did not ask
+    /// for the trace, by [`Policies::explain_not_sampled`] from its summary.
+    Later,
 }
 
 /// The built `policies:` list of one `tail_sampling` processor.
@@ -581,18 +584,9 @@ impl Policies {
             .unwrap_or_else(|| "its condition did not hold for this trace".to_string())
     }
 
-    /// Whether policy `name` can say why it did not ask for a trace from the trace's summary
-    /// alone ([`Evaluate::explains_from_summary`]).
-    pub fn explains_from_summary(&self, name: &str) -> bool {
-        self.policies
-            .iter()
-            .find(|p| &*p.name == name)
-            .is_some_and(|p| p.evaluator.explains_from_summary())
-    }
-
     /// [`Policies::decide`]; unless `explain` is [`Explain::Nothing`], [`Verdict::reasons`]
     /// says why each policy decided as it did (empty for those left for later by
-    /// [`Explain::Stateful`]). Explaining changes no decision.
+    /// [`Explain::Later`]). Explaining changes no decision.
     pub fn decide_explained(&self, trace: &TraceData, now: Instant, explain: Explain) -> Verdict {
         let mut per_policy = Vec::with_capacity(self.policies.len());
         let mut reasons = Vec::new();
@@ -607,7 +601,9 @@ impl Policies {
             let wanted = match explain {
                 Explain::Nothing => false,
                 Explain::Everything => true,
-                Explain::Stateful => !policy.evaluator.deterministic(),
+                Explain::Later => {
+                    !policy.evaluator.deterministic() || !policy.evaluator.explains_from_summary()
+                }
             };
             let mut why = if wanted { Why::on() } else { Why::off() };
             let outcome = policy

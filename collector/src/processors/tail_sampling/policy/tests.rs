@@ -604,7 +604,7 @@ fn stateful_policies_are_explained_at_the_decision_the_others_when_asked() {
     let trace = trace_from(vec![(origin_with(&[]), span_ms(0, 2300))], vec![]);
     let (now_all, later) = (build(), build());
     let everything = now_all.decide_explained(&trace, now(), Explain::Everything);
-    let stateful = later.decide_explained(&trace, now(), Explain::Stateful);
+    let stateful = later.decide_explained(&trace, now(), Explain::Later);
     assert_eq!(stateful.per_policy, everything.per_policy);
     // `slow` is left for later; the rate limit and the `and` holding one say why now.
     assert_eq!(stateful.reasons[0], "");
