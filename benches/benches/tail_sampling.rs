@@ -1,8 +1,9 @@
 //! The tail-sampling window: insert + decide throughput, and bytes held per buffered span.
 //!
 //! `cargo bench -p weft-benches --bench tail_sampling` first prints the memory measurement
-//! (live heap bytes the window holds per buffered span, against the span's encoded OTLP size),
-//! then runs the criterion throughput benches.
+//! (live heap bytes the window holds per buffered span, against the span's encoded OTLP size)
+//! and what the status page's decisions ring costs per span (CPU time, ring off and on in
+//! interleaved rounds), then runs the criterion throughput benches.
 
 // A counting allocator is the only way to see what the window really holds.
 #![allow(unsafe_code, clippy::print_stdout)]
@@ -136,6 +137,89 @@ fn as_received(request: &ExportTraceServiceRequest) -> Traces {
     Traces::from_encoded(request.encode_to_vec().into(), items)
 }
 
+/// CPU time this thread has run, in nanoseconds (the bench is single-threaded: ingest and
+/// decide run on the caller's thread). The thread's CPU clock, not `/proc`'s accounting,
+/// which on this kind of VM moves in scheduler ticks.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call, and
+    // CLOCK_THREAD_CPUTIME_ID is a clock every Linux supports; on failure it is left zero.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// `count` copies of the 500-span request, each with trace ids of its own (from `first`),
+/// as the receiver hands them on.
+fn distinct_requests(template: &ExportTraceServiceRequest, first: u64, count: u64) -> Vec<Traces> {
+    (first..first + count)
+        .map(|n| {
+            let mut request = template.clone();
+            for s in request
+                .resource_spans
+                .iter_mut()
+                .flat_map(|r| &mut r.scope_spans)
+                .flat_map(|s| &mut s.spans)
+            {
+                s.trace_id[8..].copy_from_slice(&n.to_be_bytes());
+            }
+            as_received(&request)
+        })
+        .collect()
+}
+
+/// The decisions ring's cost per span: the same window work (ingest a 500-span request of
+/// 50 new traces, then decide them, 11 s later on the window's clock; all are dropped, as
+/// most traces are) with the ring off and on, in
+/// turns over 15 rounds so that a shared machine's load weighs on both alike; CPU time of
+/// the deciding thread, the median of the rounds' on/off ratios. The ring is full (10 000
+/// records) after the first round, so every decision also forgets the oldest record.
+fn ring_cost() {
+    const ROUNDS: usize = 15;
+    const REQUESTS: u64 = 400;
+    let template = weft_benches::traces_request(50, 10);
+    let cores = [core(SCALAR_POLICIES), core(SCALAR_POLICIES)];
+    cores[1].decisions_ring(ring());
+    let mut clocks = [Instant::now(); 2];
+    let mut next_id = [1u64; 2];
+    let mut per_span = [Vec::new(), Vec::new()];
+    let mut ratios = Vec::new();
+    for round in 0..ROUNDS {
+        let mut cpu = [0u64; 2];
+        for k in 0..2 {
+            let i = (round + k) % 2;
+            let batches = distinct_requests(&template, next_id[i], REQUESTS);
+            next_id[i] += REQUESTS;
+            let started = thread_cpu_ns();
+            for batch in batches {
+                drop(cores[i].window().ingest_spans(batch, clocks[i]));
+                clocks[i] += Duration::from_secs(11);
+                drop(cores[i].window().tick(clocks[i]));
+            }
+            cpu[i] = thread_cpu_ns().saturating_sub(started);
+            per_span[i].push(cpu[i] as f64 / (REQUESTS * 500) as f64);
+        }
+        if cpu[0] > 0 {
+            ratios.push(cpu[1] as f64 / cpu[0] as f64);
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let records = cores[1].window().ring().map_or(0, |r| r.stats().records);
+    println!(
+        "decisions ring: window CPU per span, ring off {:.0} ns, on {:.0} ns ({records} records held); on/off median of {ROUNDS} interleaved rounds {:+.1}% (rounds {:+.1}% … {:+.1}%)",
+        median(per_span[0].clone()),
+        median(per_span[1].clone()),
+        (median(ratios.clone()) - 1.0) * 100.0,
+        (ratios.iter().copied().fold(f64::INFINITY, f64::min) - 1.0) * 100.0,
+        (ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max) - 1.0) * 100.0,
+    );
+}
+
 fn insert_and_decide(c: &mut Criterion) {
     let mut group = c.benchmark_group("tail_sampling");
     let request = weft_benches::traces_request(50, 10);
@@ -174,6 +258,7 @@ criterion_group!(benches, insert_and_decide);
 
 fn main() {
     memory_per_span();
+    ring_cost();
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

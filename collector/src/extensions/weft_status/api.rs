@@ -370,7 +370,7 @@ pub(crate) fn summary_json(window: &str, r: &DecisionRecord) -> Value {
         "decided_at": rfc3339(r.decided_at),
         "verdict": if r.sampled { "kept" } else { "dropped" },
         "decision": r.decision.decision_label(),
-        "decided_by": r.decided_by,
+        "decided_by": r.decided_by(),
         "decided_because": r.when.as_str(),
         "waited_ms": r.waited.as_millis() as u64,
         "root_service": summary.root_service,
@@ -438,7 +438,7 @@ impl Filter {
             && self
                 .policy
                 .as_ref()
-                .is_none_or(|p| r.decided_by.as_ref() == Some(p))
+                .is_none_or(|p| r.decided_by() == Some(p.as_str()))
             && self
                 .service
                 .as_ref()

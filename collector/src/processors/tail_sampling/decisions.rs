@@ -8,28 +8,35 @@
 //! - asks why of the policies whose reason cannot be written later: the stateful ones (rate
 //!   limits, budgets: their state decided, and only now is it what it was) and those whose
 //!   words need the trace's items ([`super::policy::Explain::Later`]),
-//! - appends one [`DecisionRecord`] here under a short mutex, sharing the kept trace's held
+//! - appends one record here under a short mutex, sharing the kept trace's held
 //!   items when detail is kept (their encodings are reference-counted: the ring and the
 //!   export hold the same bytes, no copy), and, with `keep_dropped_detail`, *moving* a
 //!   dropped trace's held spans in.
 //!
-//! Most decided traces are never looked at, so a record writes little at the decision. A
-//! kept trace's summary (root span, duration, error flag) is known: its export needs it. A
-//! dropped trace's keeps its root span (shared) and takes the duration and error flag from
-//! the decision's view (one walk over the spans' bytes when the policies did not read times
-//! and statuses); the root's name and service are read when the page asks
-//! ([`DecisionRecord::summary`], [`UnreadSummary`]). Why each deterministic policy decided as
-//! it did is written when the page first asks ([`DecisionRecord::policies`]): by evaluating
-//! it again on the held items at the decision's `now` (the same decision, in words that can
-//! name the spans), or, for a dropped trace, from its summary (docs/BENCHMARKS.md).
+//! Most decided traces are dropped ones nobody looks at, so a record writes little at the
+//! decision, and most records are kept inline in the ring ([`Slot::Compact`]: no allocation
+//! of their own, so that forgetting one touches no memory left cold since its decision). A
+//! dropped trace's record holds its summary (the root's service and name, copied off the
+//! root span's bytes; the duration and error flag from the decision's view, or one walk over
+//! the spans' bytes when the policies did not read times and statuses) and each policy's
+//! decision by the policy's index; it is rebuilt as a [`DecisionRecord`] when the page reads
+//! it. The others (kept traces', with their items; dropped ones' with `keep_dropped_detail`,
+//! reasons written at the decision, errors, long names) are shared records. A kept trace's
+//! summary (root span, duration, error flag) is known: its export needs it. Why each
+//! deterministic policy decided as it did is written when the page first asks
+//! ([`DecisionRecord::policies`]): by evaluating it again on the held items at the decision's
+//! `now` (the same decision, in words that can name the spans), or, for a dropped trace, from
+//! its summary (docs/BENCHMARKS.md).
 //!
 //! Bounds: `size` records (the oldest is forgotten first) and `detail_max_bytes` of held
 //! items over all records, those held only for reasons not yet written included (past it,
 //! the oldest records lose their items: a kept trace's reasons are written first, a dropped
 //! trace's words are lost — its summary and each policy's decision stay). Readers (the HTTP
-//! handlers) take the lock only to clone `Arc`s; they decode detail outside it, so a page
-//! load never holds up a decision for longer than that.
+//! handlers) take the lock only to copy the records (a compact one by value, a shared one's
+//! `Arc`); they rebuild and decode outside it, so a page load never holds up a decision for
+//! longer than that.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -37,9 +44,11 @@ use std::time::{Duration, Instant, SystemTime};
 use parking_lot::Mutex;
 
 use super::enrich::Summary;
-use super::policy::{Decision, Policies, PolicyError};
+use super::policy::{Decision, Policies, PolicyError, Verdict};
 use super::trace::{Reads, TraceData};
-use super::window::{decode_held, scan_summary, DecideReason, Held, SUMMARY_READS};
+use super::window::{
+    decode_held, first_span_name, scan_summary, service_of, DecideReason, Held, SUMMARY_READS,
+};
 
 type TraceKey = [u8; 16];
 
@@ -75,9 +84,8 @@ pub struct DecisionRecord {
     pub sampled: bool,
     /// The final decision (`Sampled`, `NotSampled` or `Dropped`).
     pub decision: Decision,
-    /// The policy that decided: the one that kept the trace, or the `drop` / `invert_match`
-    /// policy that dropped it; `None` for a trace dropped because no policy asked for it.
-    pub decided_by: Option<String>,
+    /// The policy that decided ([`DecisionRecord::decided_by`]).
+    decided_by: Option<Arc<str>>,
     /// Why it was decided then (its `decision_wait` ran out, the window was full, …).
     pub when: DecideReason,
     /// From its first span or log to its decision.
@@ -98,12 +106,12 @@ pub struct DecisionRecord {
     /// Every policy evaluated with its reason, once all are written
     /// ([`DecisionRecord::policies`]).
     policies: OnceLock<Vec<PolicyOutcome>>,
-    /// Until then: the policies, some with an empty reason, and how to write it.
-    unexplained: Mutex<Option<(Vec<PolicyOutcome>, ExplainLater)>>,
+    /// Until then: the decision's own list of the policies and their decisions, the reasons
+    /// written at the decision, and how to write the others.
+    unexplained: Mutex<Option<Unexplained>>,
     detail: Mutex<Option<Detail>>,
     /// Whether `detail` is shown ([`DecisionRecord::detail`]): kept traces', and dropped
-    /// traces' with `keep_dropped_detail`. Otherwise it holds a dropped trace's spans only
-    /// until its summary is decoded.
+    /// traces' with `keep_dropped_detail` (set by [`DecisionRing::push`]).
     shows_detail: bool,
 }
 
@@ -206,6 +214,28 @@ pub(super) struct ExplainLater {
     pub now: Instant,
 }
 
+/// A record's policies before their reasons are all written: the verdict's own vectors,
+/// moved in (a record copies nothing of the decision).
+#[derive(Debug)]
+struct Unexplained {
+    per_policy: Vec<(Arc<str>, Decision)>,
+    /// By the index of `per_policy`; an empty or missing one is written when asked.
+    reasons: Vec<String>,
+    later: Option<ExplainLater>,
+}
+
+/// What a record says of a decision besides its verdict.
+#[derive(Debug)]
+pub(super) struct RecordParts {
+    pub trace_id: TraceKey,
+    pub decided_at: SystemTime,
+    pub when: DecideReason,
+    pub waited: Duration,
+    pub summary: RecordSummary,
+    pub log_count: usize,
+    pub bytes: usize,
+}
+
 /// The held items of a decided trace, as they arrived (encoded), and the logs that joined
 /// it after its decision.
 #[derive(Clone, Debug, Default)]
@@ -227,41 +257,31 @@ impl Detail {
 }
 
 impl DecisionRecord {
-    /// Everything but the detail, which [`DecisionRing::push`] takes separately. Policies
-    /// with an empty reason are explained when asked, by `later`.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn new(
-        trace_id: TraceKey,
-        decided_at: SystemTime,
-        sampled: bool,
-        decision: Decision,
-        decided_by: Option<String>,
-        when: DecideReason,
-        waited: Duration,
-        summary: RecordSummary,
-        log_count: usize,
-        bytes: usize,
-        policies: Vec<PolicyOutcome>,
-        errors: Vec<PolicyError>,
-        later: Option<ExplainLater>,
-    ) -> Self {
-        let (policies, unexplained) = match later {
-            Some(later) if policies.iter().any(|p| p.reason.is_empty()) => {
-                (OnceLock::new(), Some((policies, later)))
-            }
-            _ => (OnceLock::from(policies), None),
-        };
+    /// Everything but the detail, which [`DecisionRing::push`] takes separately. The
+    /// verdict's vectors move into the record; reasons left empty in it are written when
+    /// asked, by `later`.
+    pub(super) fn new(parts: RecordParts, verdict: Verdict, later: Option<ExplainLater>) -> Self {
+        let RecordParts {
+            trace_id,
+            decided_at,
+            when,
+            waited,
+            summary,
+            log_count,
+            bytes,
+        } = parts;
+        let decided_by = decided_by(&verdict.per_policy, verdict.policy.as_ref());
         Self {
             trace_id,
             decided_at,
-            sampled,
-            decision,
+            sampled: verdict.sampled,
+            decision: verdict.decision,
             decided_by,
             when,
             waited,
             log_count,
             bytes,
-            errors,
+            errors: verdict.errors,
             failure: None,
             summary: match &summary {
                 RecordSummary::Read(s) => OnceLock::from(s.clone()),
@@ -271,17 +291,21 @@ impl DecisionRecord {
                 RecordSummary::Read(_) => None,
                 RecordSummary::Unread(u) => Some(u),
             }),
-            policies,
-            unexplained: Mutex::new(unexplained),
+            policies: OnceLock::new(),
+            unexplained: Mutex::new(Some(Unexplained {
+                per_policy: verdict.per_policy,
+                reasons: verdict.reasons,
+                later,
+            })),
             detail: Mutex::new(None),
-            shows_detail: sampled,
+            shows_detail: verdict.sampled,
         }
     }
 
-    /// A dropped trace's record that shows its detail (`keep_dropped_detail`).
-    pub(super) fn showing_detail(mut self) -> Self {
-        self.shows_detail = true;
-        self
+    /// The policy that decided: the one that kept the trace, or the `drop` / `invert_match`
+    /// policy that dropped it; `None` for a trace dropped because no policy asked for it.
+    pub fn decided_by(&self) -> Option<&str> {
+        self.decided_by.as_deref()
     }
 
     pub(super) fn with_failure(mut self, failure: String) -> Self {
@@ -308,33 +332,73 @@ impl DecisionRecord {
     /// policies' reasons are written the first time they are asked for.
     pub fn policies(&self) -> &[PolicyOutcome] {
         self.policies.get_or_init(|| {
-            let Some((mut policies, later)) = self.unexplained.lock().take() else {
+            let Some(Unexplained {
+                per_policy,
+                mut reasons,
+                later,
+            }) = self.unexplained.lock().take()
+            else {
                 return Vec::new();
             };
+            reasons.resize(per_policy.len(), String::new());
             // What deciding read, and the summary's parts, as an explanation at the
-            // decision would have read: the same words.
-            let view = self.decode_detail(later.reads.union(SUMMARY_READS));
-            for p in policies.iter_mut().filter(|p| p.reason.is_empty()) {
-                p.reason = match &view {
-                    Some(v) => later.policies.explain(&p.name, v, later.now),
-                    // Without the items (a dropped trace's are not kept), a policy that did
-                    // not ask for the trace says why from the summary.
-                    None if p.decision == Decision::NotSampled && !self.holds_detail() => {
-                        Some(later.policies.explain_not_sampled(&p.name, &self.summary()))
+            // decision would have read: the same words. Decoded once, if any is unwritten.
+            let mut view = None;
+            per_policy
+                .into_iter()
+                .zip(reasons)
+                .map(|((name, decision), reason)| {
+                    let type_name = later
+                        .as_ref()
+                        .and_then(|l| l.policies.type_of(&name))
+                        .unwrap_or("unknown");
+                    let reason = match &later {
+                        Some(later) if reason.is_empty() => {
+                            let view = view.get_or_insert_with(|| {
+                                self.decode_detail(later.reads.union(SUMMARY_READS))
+                            });
+                            self.explain_later(later, &name, decision, view.as_ref())
+                        }
+                        _ => reason,
+                    };
+                    PolicyOutcome {
+                        name,
+                        type_name,
+                        decision,
+                        reason,
                     }
-                    None => None,
-                }
-                .unwrap_or_else(|| {
-                    if self.holds_detail() {
-                        "(not explained: its spans and logs do not decode)".to_string()
-                    } else {
-                        "(not written: the ring gave this trace's spans up for \
-                         decisions.detail_max_bytes before the page asked)"
-                            .to_string()
-                    }
-                });
+                })
+                .collect()
+        })
+    }
+
+    /// Why policy `name` decided as it did, written after the decision: from the trace's
+    /// items when the ring holds them (`view`), else from the summary for a policy that did
+    /// not ask for the trace.
+    fn explain_later(
+        &self,
+        later: &ExplainLater,
+        name: &str,
+        decision: Decision,
+        view: Option<&TraceData>,
+    ) -> String {
+        match view {
+            Some(v) => later.policies.explain(name, v, later.now),
+            // Without the items (a dropped trace's are not kept), a policy that did not ask
+            // for the trace says why from the summary.
+            None if decision == Decision::NotSampled && !self.holds_detail() => {
+                Some(later.policies.explain_not_sampled(name, &self.summary()))
             }
-            policies
+            None => None,
+        }
+        .unwrap_or_else(|| {
+            if self.holds_detail() {
+                "(not explained: its spans and logs do not decode)".to_string()
+            } else {
+                "(not written: the ring gave this trace's spans up for \
+                 decisions.detail_max_bytes before the page asked)"
+                    .to_string()
+            }
         })
     }
 
@@ -343,8 +407,8 @@ impl DecisionRecord {
         match self.policies.get() {
             Some(policies) => policies.iter().for_each(|p| each(&p.name)),
             None => {
-                if let Some((policies, _)) = self.unexplained.lock().as_ref() {
-                    policies.iter().for_each(|p| each(&p.name));
+                if let Some(u) = self.unexplained.lock().as_ref() {
+                    u.per_policy.iter().for_each(|(name, _)| each(name));
                 } else {
                     // Written meanwhile.
                     self.policies().iter().for_each(|p| each(&p.name));
@@ -418,20 +482,220 @@ pub struct DecisionRing {
     /// timed on the monotonic clock, and shown on the wall clock from this pair (one clock
     /// read per decision less; a wall-clock step after start does not move them).
     started: (Instant, SystemTime),
+    /// The window's policies: a compact record names its policies by their index here.
+    policies: Option<Arc<Policies>>,
     inner: Mutex<Inner>,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Oldest first.
-    records: VecDeque<Arc<DecisionRecord>>,
-    /// The newest record of each trace id (a trace re-opened by a late span after its
-    /// decision was forgotten is decided, and recorded, again).
-    by_id: HashMap<TraceKey, Arc<DecisionRecord>>,
+    /// Oldest first; the record at index `i` was the `first + i`-th pushed.
+    records: VecDeque<Slot>,
+    first: u64,
+    /// Where the newest record of each trace id is (its push number); a trace re-opened by a
+    /// late span after its decision was forgotten is decided, and recorded, again. Keyed by a
+    /// per-process random seed: trace ids are the senders' to choose.
+    by_id: HashMap<TraceKey, u64, foldhash::quality::RandomState>,
     /// Records holding detail, oldest first: the order detail is given up in.
     with_detail: VecDeque<Arc<DecisionRecord>>,
     detail_bytes: usize,
     recorded: u64,
+}
+
+impl Inner {
+    fn slot(&self, trace_id: &TraceKey) -> Option<&Slot> {
+        let at = self.by_id.get(trace_id)?.checked_sub(self.first)?;
+        self.records.get(usize::try_from(at).ok()?)
+    }
+}
+
+/// A record as the ring keeps it. Most decided traces are dropped ones nobody looks at, so
+/// theirs are kept [`Compact`]: inline in the ring, nothing of their own on the heap, so that
+/// forgetting one touches no memory cold since its decision (with a record of its own per
+/// trace, that cost the sampler more CPU than writing it: docs/BENCHMARKS.md). The others
+/// (kept traces, with their items and reasons to write) are shared records.
+#[derive(Clone, Debug)]
+enum Slot {
+    Compact(Compact),
+    Shared(Arc<DecisionRecord>),
+}
+
+/// The policies a compact record lists at most; a decision that evaluated more is kept whole.
+const COMPACT_POLICIES: usize = 6;
+
+/// Text kept inline in a compact record, as its bytes (read as UTF-8, lossily, like the
+/// summary read off a span's bytes); longer text keeps the record whole.
+#[derive(Clone, Copy, Debug)]
+struct InlineText<const N: usize> {
+    len: u8,
+    bytes: [u8; N],
+}
+
+impl<const N: usize> InlineText<N> {
+    fn new(text: &[u8]) -> Option<Self> {
+        let mut bytes = [0u8; N];
+        bytes.get_mut(..text.len())?.copy_from_slice(text);
+        Some(Self {
+            len: u8::try_from(text.len()).ok()?,
+            bytes,
+        })
+    }
+
+    fn to_text(self) -> String {
+        String::from_utf8_lossy(&self.bytes[..usize::from(self.len)]).into_owned()
+    }
+}
+
+/// A dropped trace's record without held items, errors or written reasons (see [`Slot`]):
+/// its summary read at the decision (the root's service and name, the rest from the
+/// decision's view) and the policies by their evaluation index.
+#[derive(Clone, Debug)]
+struct Compact {
+    trace_id: TraceKey,
+    decided_at: SystemTime,
+    decision: Decision,
+    when: DecideReason,
+    waited: Duration,
+    log_count: u32,
+    bytes: u32,
+    span_count: u32,
+    duration_ms: i64,
+    error: bool,
+    /// `None`: no root span; `Some((None, _))`: a root without a service name.
+    root: Option<(Option<InlineText<31>>, InlineText<47>)>,
+    /// (evaluation index, decision), the first `policy_count`.
+    policies: [(u8, Decision); COMPACT_POLICIES],
+    policy_count: u8,
+    /// Index into `policies`.
+    decided_by: Option<u8>,
+}
+
+impl Compact {
+    /// The record of a decision, compacted when it can be: a dropped trace's whose summary
+    /// is still to be read, without held items, errors or a written reason, with few
+    /// policies and short names.
+    fn of(parts: &RecordParts, verdict: &Verdict, policies: Option<&Policies>) -> Option<Self> {
+        let RecordSummary::Unread(unread) = &parts.summary else {
+            return None;
+        };
+        if verdict.sampled
+            || !verdict.errors.is_empty()
+            || verdict.per_policy.len() > COMPACT_POLICIES
+            || verdict.reasons.iter().any(|r| !r.is_empty())
+        {
+            return None;
+        }
+        let mut compact_policies = [(0u8, Decision::NotSampled); COMPACT_POLICIES];
+        for (slot, (name, decision)) in compact_policies.iter_mut().zip(&verdict.per_policy) {
+            *slot = (u8::try_from(policies?.index_of(name)?).ok()?, *decision);
+        }
+        let decided_by = match decided_by(&verdict.per_policy, verdict.policy.as_ref()) {
+            Some(by) => Some(
+                u8::try_from(
+                    verdict
+                        .per_policy
+                        .iter()
+                        .position(|(n, _)| Arc::ptr_eq(n, &by))?,
+                )
+                .ok()?,
+            ),
+            None => None,
+        };
+        let root = match &unread.root {
+            None => None,
+            Some(root) => {
+                let service = match service_of(&root.origin) {
+                    Some(s) => Some(InlineText::new(s.as_bytes())?),
+                    None => None,
+                };
+                Some((service, InlineText::new(first_span_name(&root.encoded)?)?))
+            }
+        };
+        Some(Self {
+            trace_id: parts.trace_id,
+            decided_at: parts.decided_at,
+            decision: verdict.decision,
+            when: parts.when,
+            waited: parts.waited,
+            log_count: u32::try_from(parts.log_count).ok()?,
+            bytes: u32::try_from(parts.bytes).ok()?,
+            span_count: u32::try_from(unread.span_count).ok()?,
+            duration_ms: unread.duration_ms,
+            error: unread.error,
+            root,
+            policies: compact_policies,
+            policy_count: verdict.per_policy.len() as u8,
+            decided_by,
+        })
+    }
+
+    /// The record again, as the page reads records.
+    fn record(&self, policies: Option<&Arc<Policies>>) -> DecisionRecord {
+        let per_policy: Vec<(Arc<str>, Decision)> = self.policies[..usize::from(self.policy_count)]
+            .iter()
+            .filter_map(|(i, d)| Some((policies?.name_at(usize::from(*i))?.clone(), *d)))
+            .collect();
+        let decided_by = self
+            .decided_by
+            .and_then(|i| per_policy.get(usize::from(i)))
+            .map(|(name, _)| name.clone());
+        let summary = Summary {
+            policy: None,
+            root_service: self
+                .root
+                .as_ref()
+                .and_then(|(service, _)| service.as_ref())
+                .map(|s| s.to_text()),
+            root_operation: self.root.as_ref().map(|(_, name)| name.to_text()),
+            duration_ms: self.duration_ms,
+            error: self.error,
+            span_count: i64::from(self.span_count),
+        };
+        DecisionRecord {
+            trace_id: self.trace_id,
+            decided_at: self.decided_at,
+            sampled: false,
+            decision: self.decision,
+            decided_by,
+            when: self.when,
+            waited: self.waited,
+            log_count: self.log_count as usize,
+            bytes: self.bytes as usize,
+            errors: Vec::new(),
+            failure: None,
+            summary: OnceLock::from(Arc::new(summary)),
+            unread: Mutex::new(None),
+            policies: OnceLock::new(),
+            unexplained: Mutex::new(Some(Unexplained {
+                per_policy,
+                reasons: Vec::new(),
+                later: policies.map(|policies| ExplainLater {
+                    policies: policies.clone(),
+                    reads: policies.reads(),
+                    // Only the summary explains a compact record's policies: no clock.
+                    now: Instant::now(),
+                }),
+            })),
+            detail: Mutex::new(None),
+            shows_detail: false,
+        }
+    }
+}
+
+impl Slot {
+    fn trace_id(&self) -> &TraceKey {
+        match self {
+            Self::Compact(c) => &c.trace_id,
+            Self::Shared(r) => &r.trace_id,
+        }
+    }
+
+    fn record(self, policies: Option<&Arc<Policies>>) -> Arc<DecisionRecord> {
+        match self {
+            Self::Shared(r) => r,
+            Self::Compact(c) => Arc::new(c.record(policies)),
+        }
+    }
 }
 
 impl DecisionRing {
@@ -443,8 +707,15 @@ impl DecisionRing {
         Self {
             settings,
             started: (Instant::now(), SystemTime::now()),
+            policies: None,
             inner: Mutex::new(Inner::default()),
         }
+    }
+
+    /// A ring for a window deciding with `policies`.
+    pub(super) fn with_policies(mut self, policies: Arc<Policies>) -> Self {
+        self.policies = Some(policies);
+        self
     }
 
     /// The wall-clock time of `at` (a decision's `now`).
@@ -470,7 +741,8 @@ impl DecisionRing {
     /// `size` and the oldest detail past `detail_max_bytes`. A trace whose detail alone is
     /// larger than the bound keeps none (its summary, if still to be decoded from it, is
     /// decoded now).
-    pub(super) fn push(&self, record: DecisionRecord, detail: Option<Detail>) {
+    pub(super) fn push(&self, mut record: DecisionRecord, detail: Option<Detail>) {
+        record.shows_detail = record.sampled || self.settings.keep_dropped_detail;
         let detail_bytes = detail.as_ref().map(Detail::bytes);
         let keep_detail = detail_bytes.is_some_and(|b| b <= self.settings.detail_max_bytes);
         *record.detail.lock() = detail;
@@ -479,34 +751,67 @@ impl DecisionRing {
         }
         let record = Arc::new(record);
         let mut inner = self.inner.lock();
-        inner.recorded += 1;
         if keep_detail {
             inner.detail_bytes += detail_bytes.unwrap_or(0);
             inner.with_detail.push_back(record.clone());
         }
-        inner.by_id.insert(record.trace_id, record.clone());
-        inner.records.push_back(record);
+        self.append(&mut inner, Slot::Shared(record));
+    }
+
+    /// Records a decision made at `now` (the verdict's vectors move in): inline when it can
+    /// be ([`Slot`]), else as a shared record holding `detail`.
+    pub(super) fn record(
+        &self,
+        parts: RecordParts,
+        verdict: Verdict,
+        now: Instant,
+        detail: Option<Detail>,
+    ) {
+        if detail.is_none() {
+            if let Some(compact) = Compact::of(&parts, &verdict, self.policies.as_deref()) {
+                let mut inner = self.inner.lock();
+                self.append(&mut inner, Slot::Compact(compact));
+                return;
+            }
+        }
+        let later = self.policies.as_ref().map(|policies| ExplainLater {
+            policies: policies.clone(),
+            reads: policies.reads(),
+            now,
+        });
+        self.push(DecisionRecord::new(parts, verdict, later), detail);
+    }
+
+    /// Appends a record; forgets the oldest past `size` and the oldest detail past
+    /// `detail_max_bytes`.
+    fn append(&self, inner: &mut Inner, slot: Slot) {
+        let number = inner.first + inner.records.len() as u64;
+        inner.recorded += 1;
+        inner.by_id.insert(*slot.trace_id(), number);
+        inner.records.push_back(slot);
         while inner.records.len() > self.settings.size {
             let Some(old) = inner.records.pop_front() else {
                 break;
             };
-            if inner
-                .by_id
-                .get(&old.trace_id)
-                .is_some_and(|r| Arc::ptr_eq(r, &old))
-            {
-                inner.by_id.remove(&old.trace_id);
+            let number = inner.first;
+            inner.first += 1;
+            if let Entry::Occupied(newest) = inner.by_id.entry(*old.trace_id()) {
+                if *newest.get() == number {
+                    newest.remove();
+                }
             }
-            inner.detail_bytes -= old.forget_detail();
+            if let Slot::Shared(old) = old {
+                inner.detail_bytes -= old.forget_detail();
+            }
         }
-        self.shrink_detail(&mut inner);
+        self.shrink_detail(inner);
     }
 
     /// A log of a kept trace that arrived after its decision: added to the trace's detail
     /// while the ring keeps it (bounded like the rest).
     pub(super) fn add_late_log(&self, trace_id: &TraceKey, log: &Held) {
         let mut inner = self.inner.lock();
-        let Some(record) = inner.by_id.get(trace_id).cloned() else {
+        let Some(Slot::Shared(record)) = inner.slot(trace_id).cloned() else {
             return;
         };
         if !record.shows_detail {
@@ -543,12 +848,25 @@ impl DecisionRing {
 
     /// The newest record of `trace_id`, if the ring still has it.
     pub fn get(&self, trace_id: &TraceKey) -> Option<Arc<DecisionRecord>> {
-        self.inner.lock().by_id.get(trace_id).cloned()
+        let slot = self.inner.lock().slot(trace_id).cloned();
+        slot.map(|s| s.record(self.policies.as_ref()))
     }
 
-    /// Every record, newest first.
+    /// Every record, newest first. (The lock is held to copy the ring, not to rebuild the
+    /// compact records.)
     pub fn newest_first(&self) -> Vec<Arc<DecisionRecord>> {
-        self.inner.lock().records.iter().rev().cloned().collect()
+        let slots: Vec<Slot> = self.inner.lock().records.iter().rev().cloned().collect();
+        slots
+            .into_iter()
+            .map(|s| s.record(self.policies.as_ref()))
+            .collect()
+    }
+
+    /// Whether the ring keeps `trace_id`'s newest record inline ([`Slot::Compact`]).
+    #[cfg(test)]
+    pub(super) fn keeps_inline(&self, trace_id: &TraceKey) -> Option<bool> {
+        let inner = self.inner.lock();
+        inner.slot(trace_id).map(|s| matches!(s, Slot::Compact(_)))
     }
 
     pub fn stats(&self) -> RingStats {
@@ -565,10 +883,7 @@ impl DecisionRing {
 
 /// The policy that decided a trace, for [`DecisionRecord::decided_by`]: the keeper when
 /// kept; when dropped, the `drop` policy, else the first `invert_match` policy that matched.
-pub(super) fn decided_by(
-    per_policy: &[(Arc<str>, Decision)],
-    keeper: Option<&String>,
-) -> Option<String> {
+fn decided_by(per_policy: &[(Arc<str>, Decision)], keeper: Option<&Arc<str>>) -> Option<Arc<str>> {
     if let Some(k) = keeper {
         return Some(k.clone());
     }
@@ -580,7 +895,7 @@ pub(super) fn decided_by(
                 .iter()
                 .find(|(_, d)| *d == Decision::InvertNotSampled)
         })
-        .map(|(name, _)| name.to_string())
+        .map(|(name, _)| name.clone())
 }
 
 #[cfg(test)]
@@ -597,22 +912,27 @@ mod tests {
 
     fn record(n: u8, sampled: bool) -> DecisionRecord {
         DecisionRecord::new(
-            [n; 16],
-            SystemTime::now(),
-            sampled,
-            if sampled {
-                Decision::Sampled
-            } else {
-                Decision::NotSampled
+            RecordParts {
+                trace_id: [n; 16],
+                decided_at: SystemTime::now(),
+                when: DecideReason::Wait,
+                waited: Duration::from_secs(1),
+                summary: Arc::new(Summary::default()).into(),
+                log_count: 0,
+                bytes: 0,
             },
-            None,
-            DecideReason::Wait,
-            Duration::from_secs(1),
-            Arc::new(Summary::default()).into(),
-            0,
-            0,
-            Vec::new(),
-            Vec::new(),
+            Verdict {
+                sampled,
+                decision: if sampled {
+                    Decision::Sampled
+                } else {
+                    Decision::NotSampled
+                },
+                policy: None,
+                per_policy: Vec::new(),
+                errors: Vec::new(),
+                reasons: Vec::new(),
+            },
             None,
         )
     }
@@ -699,7 +1019,7 @@ mod tests {
         let p = |v: &[(&str, Decision)]| -> Vec<(Arc<str>, Decision)> {
             v.iter().map(|(n, d)| (Arc::from(*n), *d)).collect()
         };
-        let keeper = "slow".to_string();
+        let keeper: Arc<str> = Arc::from("slow");
         assert_eq!(
             decided_by(&p(&[("slow", Decision::Sampled)]), Some(&keeper)).as_deref(),
             Some("slow")

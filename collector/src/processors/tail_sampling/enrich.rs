@@ -48,7 +48,7 @@ fn kv(key: String, value: any_value::Value) -> KeyValue {
 
 impl Summary {
     pub fn of(trace: &TraceData, verdict: &Verdict) -> Self {
-        Self::of_trace(trace, verdict.policy.clone())
+        Self::of_trace(trace, verdict.policy.as_deref().map(str::to_string))
     }
 
     /// The summary of `trace`, kept by `policy` (`None`: dropped).

@@ -621,7 +621,7 @@ fn the_decisions_ring_records_kept_and_dropped_traces_with_why() {
         .get(&tid(21).try_into().unwrap())
         .expect("kept trace recorded");
     assert!(kept.sampled);
-    assert_eq!(kept.decided_by.as_deref(), Some("errors"));
+    assert_eq!(kept.decided_by(), Some("errors"));
     assert_eq!(kept.summary().root_operation.as_deref(), Some("op-1"));
     assert_eq!((kept.summary().span_count, kept.log_count), (2, 1));
     let why: Vec<(String, &str, String)> = kept
@@ -647,7 +647,7 @@ fn the_decisions_ring_records_kept_and_dropped_traces_with_why() {
         .get(&tid(22).try_into().unwrap())
         .expect("dropped trace recorded");
     assert!(!dropped.sampled);
-    assert_eq!(dropped.decided_by, None);
+    assert_eq!(dropped.decided_by(), None);
     // A dropped trace's summary is decoded when asked, from the spans the ring moved in.
     assert_eq!(dropped.summary().root_service.as_deref(), Some("checkout"));
     assert_eq!(dropped.summary().duration_ms, 20);
@@ -670,6 +670,85 @@ fn the_decisions_ring_records_kept_and_dropped_traces_with_why() {
     assert_eq!((detail.logs.len(), detail.late_logs), (2, 1));
     let newest: Vec<u8> = ring.newest_first().iter().map(|r| r.trace_id[15]).collect();
     assert_eq!(newest.len(), 2);
+}
+
+#[test]
+fn dropped_records_read_the_same_whether_kept_inline_or_whole() {
+    use super::decisions::RingSettings;
+    use super::policy::Decision;
+    // Most dropped traces' records are kept inline in the ring (short names, few policies
+    // whose reasons can be written from the summary); a long root name, or a long service
+    // name, keeps the record whole. The page reads both alike.
+    let policies = "
+decision_wait: 10s
+policies:
+  - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}
+  - {name: slow, type: latency, latency: {threshold_ms: 1000}}
+";
+    let (w, _) = window(policies);
+    let ring = w.enable_ring(RingSettings {
+        size: 10,
+        keep_dropped_detail: false,
+        detail_max_bytes: 1 << 20,
+    });
+    let long = "x".repeat(300);
+    let with_name = |t: u8, name: &str| {
+        let mut root = span(t, 1, 0, 40, OK);
+        root.name = name.to_string();
+        root
+    };
+    let t0 = Instant::now();
+    w.ingest_spans(traces(vec![with_name(40, "GET /orders")]), t0);
+    w.ingest_spans(traces(vec![with_name(41, &long)]), t0);
+    w.tick(t0 + Duration::from_secs(10));
+    let read = |t: u8| {
+        let r = ring.get(&tid(t).try_into().unwrap()).expect("recorded");
+        let s = r.summary();
+        let policies: Vec<(String, &str, Decision)> = r
+            .policies()
+            .iter()
+            .map(|p| (p.name.to_string(), p.type_name, p.decision))
+            .collect();
+        (
+            r.sampled,
+            r.decided_by().map(str::to_string),
+            s.root_service.clone(),
+            s.root_operation.clone(),
+            (s.duration_ms, s.span_count, s.error),
+            policies,
+            r.policies()
+                .iter()
+                .map(|p| p.reason.clone())
+                .collect::<Vec<_>>(),
+        )
+    };
+    let inline = |t: u8| ring.keeps_inline(&tid(t).try_into().unwrap());
+    assert_eq!(
+        (inline(40), inline(41)),
+        (Some(true), Some(false)),
+        "short names inline, a long one whole"
+    );
+    let short = read(40);
+    let whole = read(41);
+    assert_eq!(short.3.as_deref(), Some("GET /orders"));
+    assert_eq!(whole.3.as_deref(), Some(long.as_str()));
+    for r in [&short, &whole] {
+        assert!(!r.0);
+        assert_eq!(r.1, None);
+        assert_eq!(r.2.as_deref(), Some("checkout"));
+        assert_eq!(r.4, (40, 1, false));
+        assert_eq!(
+            r.5,
+            [
+                ("errors".to_string(), "status_code", Decision::NotSampled),
+                ("slow".to_string(), "latency", Decision::NotSampled),
+            ]
+        );
+        assert_eq!(
+            r.6,
+            ["none of 1 span(s) has status ERROR", "lasted 40 ms < 1 s"]
+        );
+    }
 }
 
 #[test]

@@ -21,8 +21,8 @@ use prost::Message;
 
 use super::config::{LogsWithoutTrace, TailSamplingConfig};
 use super::decisions::{
-    decided_by, DecisionRecord, DecisionRing, Detail, ExplainLater, PolicyOutcome, RecordSummary,
-    RingSettings, UnreadSummary,
+    DecisionRecord, DecisionRing, Detail, ExplainLater, RecordParts, RecordSummary, RingSettings,
+    UnreadSummary,
 };
 use super::enrich::Summary;
 pub use super::metrics::DecideReason;
@@ -238,9 +238,36 @@ pub(super) fn decode_held(
     )
 }
 
+/// The `service.name` of the resource an item came from.
+pub(super) fn service_of(origin: &Origin) -> Option<&str> {
+    origin
+        .resource
+        .attributes
+        .iter()
+        .find(|kv| kv.key == "service.name")
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            weft_proto::common::v1::any_value::Value::StringValue(s) => Some(s.as_str()),
+            _ => None,
+        })
+}
+
+/// A span's name off its bytes, cheaply: the first `name` field, the one encoders write (a
+/// span that repeats the field is read by its last, as protobuf reads it, everywhere else:
+/// [`scan_summary`]); `None` when the bytes stop scanning before it, empty when absent.
+pub(super) fn first_span_name(encoded: &[u8]) -> Option<&[u8]> {
+    for field in Fields::new(encoded) {
+        match field {
+            Ok((5, WireValue::Len(name))) => return Some(name),
+            Ok(_) => {}
+            Err(()) => return None,
+        }
+    }
+    Some(&[])
+}
+
 /// The [`Summary`] of a trace's held spans (kept by `policy`, or dropped: `None`), read off
 /// their bytes without decoding them: one walk over each span's fields, allocating only the
-/// root's name. What the decisions ring records of every dropped trace; the same as
+/// root's name. What the decisions ring reads of a dropped trace's spans; the same as
 /// [`Summary::of`] on those spans decoded (the unit tests check it), for a fraction of the
 /// cost. Fields that do not scan count as absent.
 pub(super) fn scan_summary(spans: &[Held], policy: Option<String>) -> Summary {
@@ -275,17 +302,7 @@ pub(super) fn scan_summary(spans: &[Held], policy: Option<String>) -> Summary {
             root = Some((held, name));
         }
     }
-    let root_service = root.and_then(|(held, _)| {
-        held.origin
-            .resource
-            .attributes
-            .iter()
-            .find(|kv| kv.key == "service.name")
-            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-                weft_proto::common::v1::any_value::Value::StringValue(s) => Some(s.clone()),
-                _ => None,
-            })
-    });
+    let root_service = root.and_then(|(held, _)| service_of(&held.origin).map(str::to_string));
     Summary {
         policy,
         root_service,
@@ -522,7 +539,9 @@ impl Window {
     /// settings). Turn it on before data flows; decisions made before are not in it.
     pub fn enable_ring(&self, settings: RingSettings) -> Arc<DecisionRing> {
         self.ring
-            .get_or_init(|| Arc::new(DecisionRing::new(settings)))
+            .get_or_init(|| {
+                Arc::new(DecisionRing::new(settings).with_policies(self.policies.clone()))
+            })
             .clone()
     }
 
@@ -947,6 +966,9 @@ impl Window {
             .map(|bus| {
                 super::outcome::Outcome::read(bus, &view, reads, |reads| entry.view(key, reads))
             });
+        // The ring's record of the decision, but for the verdict: that moves in last, once
+        // the bus has read it.
+        let mut record = None;
         let out = if verdict.sampled {
             let kept = match self.kept_parts(&entry, view, reads, &verdict, key) {
                 Ok(kept) => kept,
@@ -966,8 +988,8 @@ impl Window {
                     logs: entry.logs.clone(),
                     late_logs: 0,
                 });
-                let record = self.record(key, &verdict, reason, now, &entry, kept.summary.clone());
-                ring.push(record, detail);
+                let parts = self.record_parts(key, reason, now, &entry, kept.summary.clone());
+                record = Some((parts, detail));
             }
             self.release_kept(entry, kept, key, now)
         } else {
@@ -975,7 +997,7 @@ impl Window {
             shard.dropped.insert(key, Cached::Dropped { at: now });
             if let Some(ring) = ring {
                 let summary = UnreadSummary::of_dropped(&entry.spans, entry.root, &view, reads);
-                let record = self.record(key, &verdict, reason, now, &entry, summary);
+                let parts = self.record_parts(key, reason, now, &entry, summary);
                 // With `keep_dropped_detail` the spans move into the ring (they would be
                 // freed here); the logs are copied (releasing them counts and filters them).
                 let detail = ring.holds_items(false).then(|| Detail {
@@ -983,17 +1005,15 @@ impl Window {
                     logs: entry.logs.clone(),
                     late_logs: 0,
                 });
-                let record = if detail.is_some() {
-                    record.showing_detail()
-                } else {
-                    record
-                };
-                ring.push(record, detail);
+                record = Some((parts, detail));
             }
             self.release_dropped(entry, view, key)
         };
         if let (Some(bus), Some(outcome)) = (self.verdicts.as_ref(), outcome) {
             outcome.publish(bus, &key, &verdict, reason, out.logs.len() as u64);
+        }
+        if let (Some(ring), Some((parts, detail))) = (ring, record) {
+            ring.record(parts, verdict, now, detail);
         }
         out
     }
@@ -1020,57 +1040,52 @@ impl Window {
     /// others' already).
     fn explain_asked(&self, verdict: &mut Verdict, view: &TraceData, now: Instant) {
         for (i, (name, decision)) in verdict.per_policy.iter().enumerate() {
-            if *decision == super::policy::Decision::NotSampled {
+            if *decision == super::policy::Decision::NotSampled
+                || verdict.reasons.get(i).is_some_and(|r| !r.is_empty())
+            {
                 continue;
             }
-            if let Some(reason) = verdict.reasons.get_mut(i).filter(|r| r.is_empty()) {
-                *reason = self.policies.explain(name, view, now).unwrap_or_default();
+            let reason = self.policies.explain(name, view, now).unwrap_or_default();
+            if !reason.is_empty() {
+                // The verdict keeps reasons only once one is written (`Verdict::reasons`).
+                verdict
+                    .reasons
+                    .resize(verdict.per_policy.len(), String::new());
+                verdict.reasons[i] = reason;
             }
         }
     }
 
-    /// The decisions ring's record of a decision.
-    fn record(
+    /// What the decisions ring's record of a decision says besides the verdict.
+    fn record_parts(
         &self,
         key: TraceKey,
-        verdict: &Verdict,
         reason: DecideReason,
         now: Instant,
         entry: &Entry,
         summary: impl Into<RecordSummary>,
-    ) -> DecisionRecord {
-        let policies = verdict
-            .per_policy
-            .iter()
-            .enumerate()
-            .map(|(i, (name, decision))| PolicyOutcome {
-                name: name.clone(),
-                type_name: self.policies.type_of(name).unwrap_or("unknown"),
-                decision: *decision,
-                reason: verdict.reasons.get(i).cloned().unwrap_or_default(),
-            })
-            .collect();
-        DecisionRecord::new(
-            key,
-            self.ring
+    ) -> RecordParts {
+        RecordParts {
+            trace_id: key,
+            decided_at: self
+                .ring
                 .get()
                 .map_or_else(SystemTime::now, |ring| ring.wall_time(now)),
-            verdict.sampled,
-            verdict.decision,
-            decided_by(&verdict.per_policy, verdict.policy.as_ref()),
-            reason,
-            now.saturating_duration_since(entry.first_seen),
-            summary.into(),
-            entry.logs.len(),
-            entry.bytes,
-            policies,
-            verdict.errors.clone(),
-            self.ring.get().is_some().then(|| ExplainLater {
-                policies: self.policies.clone(),
-                reads: self.policies.reads(),
-                now,
-            }),
-        )
+            when: reason,
+            waited: now.saturating_duration_since(entry.first_seen),
+            summary: summary.into(),
+            log_count: entry.logs.len(),
+            bytes: entry.bytes,
+        }
+    }
+
+    /// How a record explains, when asked, the policies of a decision made at `now`.
+    fn explain_later(&self, now: Instant) -> ExplainLater {
+        ExplainLater {
+            policies: self.policies.clone(),
+            reads: self.policies.reads(),
+            now,
+        }
     }
 
     fn release(&self, entry: &Entry) {
@@ -1141,8 +1156,8 @@ impl Window {
                 .publish(bus, &key, &verdict, reason, 0);
         }
         if let Some(ring) = self.ring.get() {
-            let record = self
-                .record(key, &verdict, reason, now, entry, Arc::default())
+            let parts = self.record_parts(key, reason, now, entry, Arc::default());
+            let record = DecisionRecord::new(parts, verdict, Some(self.explain_later(now)))
                 .with_failure(format!(
                     "dropped without a decision: {error} (a bug to report: the receiver's checks let it in)"
                 ));

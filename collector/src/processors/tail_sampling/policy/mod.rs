@@ -181,7 +181,7 @@ pub struct Verdict {
     /// The policy that kept the trace: the first (in evaluation order) that said
     /// [`Decision::Sampled`], or else the first that said [`Decision::InvertSampled`].
     /// `None` when the trace is not kept.
-    pub policy: Option<String>,
+    pub policy: Option<Arc<str>>,
     /// Every evaluated policy with its decision, in evaluation order, for the
     /// `otelcol_processor_tail_sampling_count_traces_sampled{policy, sampled}` metric. Policies
     /// after a [`Decision::Dropped`] (or after the first [`Decision::Sampled`] with
@@ -192,7 +192,8 @@ pub struct Verdict {
     pub errors: Vec<PolicyError>,
     /// Why each policy of [`Verdict::per_policy`] decided as it did, in the same order
     /// ("lasted 2.3 s ≥ 1 s"): filled only by [`Policies::decide_explained`] when asked (the
-    /// status page's decisions ring), empty otherwise; see [`Explain`].
+    /// status page's decisions ring), empty otherwise, and empty too when no reason was
+    /// written (an empty one is a policy left for later); see [`Explain`].
     pub reasons: Vec<String>,
 }
 
@@ -520,6 +521,20 @@ impl Policies {
     }
 
     /// The `type` of the top-level policy named `name`.
+    /// The evaluation-order index of the policy `name` (one of the names this set hands to
+    /// verdicts: compared by pointer first).
+    pub fn index_of(&self, name: &Arc<str>) -> Option<usize> {
+        self.policies
+            .iter()
+            .position(|p| Arc::ptr_eq(&p.name, name))
+            .or_else(|| self.policies.iter().position(|p| p.name == *name))
+    }
+
+    /// The name of the policy at evaluation-order `index`.
+    pub fn name_at(&self, index: usize) -> Option<&Arc<str>> {
+        self.policies.get(index).map(|p| &p.name)
+    }
+
     pub fn type_of(&self, name: &str) -> Option<&'static str> {
         self.policies
             .iter()
@@ -626,8 +641,12 @@ impl Policies {
                 }
             };
             per_policy.push((policy.name.clone(), decision));
-            if explain != Explain::Nothing {
-                reasons.push(why.into_text());
+            // Reasons are kept only once one is written: most decisions write none
+            // (Explain::Later), and then cost no vector.
+            let text = why.into_text();
+            if !text.is_empty() {
+                reasons.resize(per_policy.len() - 1, String::new());
+                reasons.push(text);
             }
             match decision {
                 Decision::Dropped => {
@@ -661,10 +680,13 @@ impl Policies {
             (false, Some(_)) => Decision::Sampled,
             (false, None) => Decision::NotSampled,
         };
+        if !reasons.is_empty() {
+            reasons.resize(per_policy.len(), String::new());
+        }
         Verdict {
             sampled: keeper.is_some(),
             decision,
-            policy: keeper.map(|i| self.policies[i].name.to_string()),
+            policy: keeper.map(|i| self.policies[i].name.clone()),
             per_policy,
             errors,
             reasons,
