@@ -589,18 +589,6 @@ impl Compact {
         for (slot, (name, decision)) in compact_policies.iter_mut().zip(&verdict.per_policy) {
             *slot = (u8::try_from(policies?.index_of(name)?).ok()?, *decision);
         }
-        let decided_by = match decided_by(&verdict.per_policy, verdict.policy.as_ref()) {
-            Some(by) => Some(
-                u8::try_from(
-                    verdict
-                        .per_policy
-                        .iter()
-                        .position(|(n, _)| Arc::ptr_eq(n, &by))?,
-                )
-                .ok()?,
-            ),
-            None => None,
-        };
         let root = match &unread.root {
             None => None,
             Some(root) => {
@@ -625,15 +613,20 @@ impl Compact {
             root,
             policies: compact_policies,
             policy_count: verdict.per_policy.len() as u8,
-            decided_by,
+            // Not kept: the policy that dropped it, if one did (at most COMPACT_POLICIES).
+            decided_by: dropped_by(&verdict.per_policy).map(|i| i as u8),
         })
     }
 
-    /// The record again, as the page reads records.
-    fn record(&self, policies: Option<&Arc<Policies>>) -> DecisionRecord {
+    /// The record again, as the page reads records; `later` explains its policies (by the
+    /// summary alone: a compact record holds no items).
+    fn record(&self, later: Option<ExplainLater>) -> DecisionRecord {
         let per_policy: Vec<(Arc<str>, Decision)> = self.policies[..usize::from(self.policy_count)]
             .iter()
-            .filter_map(|(i, d)| Some((policies?.name_at(usize::from(*i))?.clone(), *d)))
+            .filter_map(|(i, d)| {
+                let name = later.as_ref()?.policies.name_at(usize::from(*i))?;
+                Some((name.clone(), *d))
+            })
             .collect();
         let decided_by = self
             .decided_by
@@ -669,12 +662,7 @@ impl Compact {
             unexplained: Mutex::new(Some(Unexplained {
                 per_policy,
                 reasons: Vec::new(),
-                later: policies.map(|policies| ExplainLater {
-                    policies: policies.clone(),
-                    reads: policies.reads(),
-                    // Only the summary explains a compact record's policies: no clock.
-                    now: Instant::now(),
-                }),
+                later,
             })),
             detail: Mutex::new(None),
             shows_detail: false,
@@ -690,10 +678,11 @@ impl Slot {
         }
     }
 
-    fn record(self, policies: Option<&Arc<Policies>>) -> Arc<DecisionRecord> {
+    fn record(self, ring: &DecisionRing) -> Arc<DecisionRecord> {
         match self {
             Self::Shared(r) => r,
-            Self::Compact(c) => Arc::new(c.record(policies)),
+            // Only the summary explains a compact record's policies: the clock is not read.
+            Self::Compact(c) => Arc::new(c.record(ring.explain_later(Instant::now()))),
         }
     }
 }
@@ -774,12 +763,20 @@ impl DecisionRing {
                 return;
             }
         }
-        let later = self.policies.as_ref().map(|policies| ExplainLater {
+        self.push(
+            DecisionRecord::new(parts, verdict, self.explain_later(now)),
+            detail,
+        );
+    }
+
+    /// How a record explains, when asked, the policies of a decision made at `now` (nothing
+    /// for a ring made without the window's policies).
+    pub(super) fn explain_later(&self, now: Instant) -> Option<ExplainLater> {
+        self.policies.as_ref().map(|policies| ExplainLater {
             policies: policies.clone(),
             reads: policies.reads(),
             now,
-        });
-        self.push(DecisionRecord::new(parts, verdict, later), detail);
+        })
     }
 
     /// Appends a record; forgets the oldest past `size` and the oldest detail past
@@ -849,17 +846,14 @@ impl DecisionRing {
     /// The newest record of `trace_id`, if the ring still has it.
     pub fn get(&self, trace_id: &TraceKey) -> Option<Arc<DecisionRecord>> {
         let slot = self.inner.lock().slot(trace_id).cloned();
-        slot.map(|s| s.record(self.policies.as_ref()))
+        slot.map(|s| s.record(self))
     }
 
     /// Every record, newest first. (The lock is held to copy the ring, not to rebuild the
     /// compact records.)
     pub fn newest_first(&self) -> Vec<Arc<DecisionRecord>> {
         let slots: Vec<Slot> = self.inner.lock().records.iter().rev().cloned().collect();
-        slots
-            .into_iter()
-            .map(|s| s.record(self.policies.as_ref()))
-            .collect()
+        slots.into_iter().map(|s| s.record(self)).collect()
     }
 
     /// Whether the ring keeps `trace_id`'s newest record inline ([`Slot::Compact`]).
@@ -884,18 +878,17 @@ impl DecisionRing {
 /// The policy that decided a trace, for [`DecisionRecord::decided_by`]: the keeper when
 /// kept; when dropped, the `drop` policy, else the first `invert_match` policy that matched.
 fn decided_by(per_policy: &[(Arc<str>, Decision)], keeper: Option<&Arc<str>>) -> Option<Arc<str>> {
-    if let Some(k) = keeper {
-        return Some(k.clone());
-    }
-    per_policy
-        .iter()
-        .find(|(_, d)| *d == Decision::Dropped)
-        .or_else(|| {
-            per_policy
-                .iter()
-                .find(|(_, d)| *d == Decision::InvertNotSampled)
-        })
-        .map(|(name, _)| name.clone())
+    keeper.cloned().or_else(|| {
+        let (name, _) = per_policy.get(dropped_by(per_policy)?)?;
+        Some(name.clone())
+    })
+}
+
+/// Where in `per_policy` the policy that dropped a trace is: the `drop` policy, else the
+/// first `invert_match` policy that matched.
+fn dropped_by(per_policy: &[(Arc<str>, Decision)]) -> Option<usize> {
+    let first = |decision| per_policy.iter().position(|(_, d)| *d == decision);
+    first(Decision::Dropped).or_else(|| first(Decision::InvertNotSampled))
 }
 
 #[cfg(test)]

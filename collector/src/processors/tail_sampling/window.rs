@@ -14,15 +14,14 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
 use prost::Message;
 
 use super::config::{LogsWithoutTrace, TailSamplingConfig};
 use super::decisions::{
-    DecisionRecord, DecisionRing, Detail, ExplainLater, RecordParts, RecordSummary, RingSettings,
-    UnreadSummary,
+    DecisionRecord, DecisionRing, Detail, RecordParts, RecordSummary, RingSettings, UnreadSummary,
 };
 use super::enrich::Summary;
 pub use super::metrics::DecideReason;
@@ -988,7 +987,8 @@ impl Window {
                     logs: entry.logs.clone(),
                     late_logs: 0,
                 });
-                let parts = self.record_parts(key, reason, now, &entry, kept.summary.clone());
+                let parts =
+                    Self::record_parts(ring, key, reason, now, &entry, kept.summary.clone());
                 record = Some((parts, detail));
             }
             self.release_kept(entry, kept, key, now)
@@ -997,7 +997,7 @@ impl Window {
             shard.dropped.insert(key, Cached::Dropped { at: now });
             if let Some(ring) = ring {
                 let summary = UnreadSummary::of_dropped(&entry.spans, entry.root, &view, reads);
-                let parts = self.record_parts(key, reason, now, &entry, summary);
+                let parts = Self::record_parts(ring, key, reason, now, &entry, summary);
                 // With `keep_dropped_detail` the spans move into the ring (they would be
                 // freed here); the logs are copied (releasing them counts and filters them).
                 let detail = ring.holds_items(false).then(|| Detail {
@@ -1056,9 +1056,9 @@ impl Window {
         }
     }
 
-    /// What the decisions ring's record of a decision says besides the verdict.
+    /// What `ring`'s record of a decision says besides the verdict.
     fn record_parts(
-        &self,
+        ring: &DecisionRing,
         key: TraceKey,
         reason: DecideReason,
         now: Instant,
@@ -1067,24 +1067,12 @@ impl Window {
     ) -> RecordParts {
         RecordParts {
             trace_id: key,
-            decided_at: self
-                .ring
-                .get()
-                .map_or_else(SystemTime::now, |ring| ring.wall_time(now)),
+            decided_at: ring.wall_time(now),
             when: reason,
             waited: now.saturating_duration_since(entry.first_seen),
             summary: summary.into(),
             log_count: entry.logs.len(),
             bytes: entry.bytes,
-        }
-    }
-
-    /// How a record explains, when asked, the policies of a decision made at `now`.
-    fn explain_later(&self, now: Instant) -> ExplainLater {
-        ExplainLater {
-            policies: self.policies.clone(),
-            reads: self.policies.reads(),
-            now,
         }
     }
 
@@ -1156,8 +1144,8 @@ impl Window {
                 .publish(bus, &key, &verdict, reason, 0);
         }
         if let Some(ring) = self.ring.get() {
-            let parts = self.record_parts(key, reason, now, entry, Arc::default());
-            let record = DecisionRecord::new(parts, verdict, Some(self.explain_later(now)))
+            let parts = Self::record_parts(ring, key, reason, now, entry, Arc::default());
+            let record = DecisionRecord::new(parts, verdict, ring.explain_later(now))
                 .with_failure(format!(
                     "dropped without a decision: {error} (a bug to report: the receiver's checks let it in)"
                 ));
