@@ -4,9 +4,11 @@
 # 1. Builds the peer — the upstream Collector at one release, with exactly the components the
 #    comparison uses (benches/peer: main.go + go.mod/go.sum pinned) — into
 #    ${WEFT_CACHE:-~/.cache/weft}/bin/otelcol-peer-<version>-<hash of its sources>, once; later runs reuse it.
-# 2. Builds Weft (release) and the harness (weft-loadgen, weft-sink, weft-bench-compare).
-# 3. Runs weft-bench-compare, which writes the results section of docs/BENCHMARKS.md and
-#    docs/bench-compare.svg, and whose last line is `RESULT throughput_ratio=… rss_ratio=…`.
+# 2. Builds Weft (release) and the harness (weft-loadgen, weft-sink, weft-floor,
+#    weft-bench-compare).
+# 3. Runs weft-bench-compare, which writes the results sections of docs/BENCHMARKS.md and
+#    docs/bench-compare.svg, and ends with one line per scenario,
+#    `RESULT scenario=a throughput_ratio=… rss_ratio=… floor_pct=… max_throughput_ratio=…`.
 #
 # Arguments go to weft-bench-compare, e.g. a quick run:
 #   bash scripts/bench-compare.sh --duration 10 --search-duration 5 --repeats 1

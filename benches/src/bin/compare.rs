@@ -7,7 +7,15 @@
 //!    then a few bisection steps narrow it (search trials last `--search-duration`);
 //! 2. runs `--repeats` measurements of `--duration` at the *common* rate (the lower of the two
 //!    maxima — the same offered load for both), alternating Weft and the Collector, and reports
-//!    medians of CPU seconds per million spans, peak RSS (VmHWM) and decision latency.
+//!    medians of CPU seconds per million spans, peak RSS (VmHWM) and decision latency;
+//! 3. at the same rate, in the same rounds, runs two references: the Collector with Go's GC at
+//!    its defaults, and the floor (`weft-floor`, which accepts each request as bytes and answers
+//!    OK), whose throughput per CPU-second Weft's is stated as a percentage of;
+//! 4. searches the maxima of the `--scaling` scenarios again with everything on
+//!    `--scaling-cpus` (two cores), for how each collector scales.
+//!
+//! The Collector runs tuned as production guides run it: GOMEMLIMIT at 80% of
+//! `--memory-budget-mib`, beside a memory_limiter at 80% of it (Weft gets the same limiter).
 //!
 //! Every trial starts the process under test afresh (so VmHWM is that trial's peak), resets the
 //! sink, runs `weft-loadgen`, waits for the window to drain, and checks the sink got exactly
@@ -15,8 +23,10 @@
 //! and sink sharing the machine do not count against it; by default the process under test is
 //! pinned to CPU 1 and the load generator and sink to CPU 0 (`--sut-cpus`, `--aux-cpus`).
 //!
-//! It writes a marked section (table and SVG chart) into docs/BENCHMARKS.md, and its last line
-//! of output is `RESULT throughput_ratio=… rss_ratio=…` (scenario a).
+//! It writes marked sections (tables and an SVG chart) into docs/BENCHMARKS.md, and ends with
+//! one line per scenario: `RESULT scenario=a throughput_ratio=… rss_ratio=… floor_pct=…
+//! max_throughput_ratio=…` (ratios Weft ÷ tuned Collector at the common rate, peak RSS ratio,
+//! Weft as a percentage of the floor, ratio at each one's own maximum).
 
 #![allow(clippy::print_stdout)]
 
@@ -106,9 +116,31 @@ struct Args {
     /// batch timeout (Go duration).
     #[arg(long, default_value = "200ms")]
     batch_timeout: String,
-    /// memory_limiter limit_mib (spike_limit_mib is a quarter of it).
-    #[arg(long, default_value_t = 4096)]
-    limit_mib: u64,
+    /// memory_limiter limit_mib (spike_limit_mib is a quarter of it); default 80% of
+    /// --memory-budget-mib.
+    #[arg(long)]
+    limit_mib: Option<u64>,
+    /// The memory each collector is given, as a container's limit would be. Both get a
+    /// memory_limiter at 80% of it, and the Collector runs with GOMEMLIMIT at 80% of it, as the
+    /// Collector's docs advise next to memory_limiter: the tuned peer every ratio is against.
+    #[arg(long, default_value_t = 2048)]
+    memory_budget_mib: u64,
+    /// Skip the reference runs of the Collector with Go's default GC (no GOMEMLIMIT).
+    #[arg(long)]
+    no_default_gc_peer: bool,
+    /// Skip the reference runs of the floor (weft-floor: accepts, never decodes).
+    #[arg(long)]
+    no_floor: bool,
+    /// weft-floor (default: next to this binary).
+    #[arg(long)]
+    floor_bin: Option<PathBuf>,
+    /// Scenarios searched again with every process (collector, load generator, sink) on
+    /// --scaling-cpus: the two-core run. Empty = none.
+    #[arg(long, default_value = "a")]
+    scaling: String,
+    /// The CPUs of the scaling run.
+    #[arg(long, default_value = "0,1")]
+    scaling_cpus: String,
     /// CPUs the process under test is pinned to (taskset -c); empty = no pinning.
     #[arg(long, default_value = "1")]
     sut_cpus: String,
@@ -150,10 +182,26 @@ struct Args {
     no_write: bool,
 }
 
+impl Args {
+    /// memory_limiter's limit_mib, the same for both collectors.
+    fn limit_mib(&self) -> u64 {
+        self.limit_mib.unwrap_or(self.memory_budget_mib * 4 / 5)
+    }
+    /// The tuned Collector's GOMEMLIMIT, in MiB: 80% of the budget.
+    fn gomemlimit_mib(&self) -> u64 {
+        self.memory_budget_mib * 4 / 5
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum System {
     Weft,
+    /// The Collector as production guides run it: GOMEMLIMIT set (the ratios' peer).
     Collector,
+    /// The same Collector with Go's GC at its defaults (a reference run).
+    CollectorDefaultGc,
+    /// weft-floor: accepts each export request as bytes and answers OK (a reference run).
+    Floor,
 }
 
 impl System {
@@ -161,12 +209,16 @@ impl System {
         match self {
             System::Weft => "Weft",
             System::Collector => "Collector",
+            System::CollectorDefaultGc => "Collector, Go's default GC",
+            System::Floor => "floor",
         }
     }
     fn slug(self) -> &'static str {
         match self {
             System::Weft => "weft",
             System::Collector => "otelcol",
+            System::CollectorDefaultGc => "otelcol-gc",
+            System::Floor => "floor",
         }
     }
 }
@@ -532,8 +584,8 @@ processors:
 ",
         sys.name(),
         sc.key(),
-        limit = a.limit_mib,
-        spike = a.limit_mib / 4,
+        limit = a.limit_mib(),
+        spike = a.limit_mib() / 4,
         bs = a.batch_size,
         bt = a.batch_timeout,
     );
@@ -697,7 +749,7 @@ processors:
 "
             );
         }
-        System::Collector => {
+        System::Collector | System::CollectorDefaultGc | System::Floor => {
             let _ = write!(
                 c,
                 "  telemetry:
@@ -752,6 +804,7 @@ const GOVERNANCE_PROCESSORS: &str = r#"  transform:
 struct Bench {
     a: Args,
     loadgen: PathBuf,
+    floor: PathBuf,
     sink_control: u16,
     /// The sink's OTLP gRPC ports (two: scenario t's gateways).
     sink_grpc: [u16; 2],
@@ -763,7 +816,8 @@ impl Bench {
     fn bin(&self, sys: System) -> &Path {
         match sys {
             System::Weft => &self.a.weft_bin,
-            System::Collector => &self.a.peer_bin,
+            System::Collector | System::CollectorDefaultGc => &self.a.peer_bin,
+            System::Floor => &self.floor,
         }
     }
 
@@ -792,15 +846,24 @@ impl Bench {
         let receiver = free_port()?;
         let metrics = free_port()?;
         let stem = format!("{n:03}-{}-{}", sys.slug(), sc.key());
-        let cfg_path = self.a.workdir.join(format!("{stem}.yaml"));
-        std::fs::write(
-            &cfg_path,
-            config(sys, sc, &self.a, receiver, metrics, &self.sink_grpc),
-        )?;
+        let mut cmd = pinned(&self.a.sut_cpus, self.bin(sys));
+        if sys == System::Floor {
+            cmd.arg("--listen").arg(format!("127.0.0.1:{receiver}"));
+        } else {
+            let cfg_path = self.a.workdir.join(format!("{stem}.yaml"));
+            std::fs::write(
+                &cfg_path,
+                config(sys, sc, &self.a, receiver, metrics, &self.sink_grpc),
+            )?;
+            cmd.arg("--config").arg(&cfg_path);
+        }
+        // Go's GC settings come from here only, never from the caller's environment.
+        cmd.env_remove("GOGC").env_remove("GOMEMLIMIT");
+        if sys == System::Collector {
+            cmd.env("GOMEMLIMIT", format!("{}MiB", self.a.gomemlimit_mib()));
+        }
         let log = std::fs::File::create(self.a.workdir.join(format!("{stem}.log")))?;
-        let mut child = pinned(&self.a.sut_cpus, self.bin(sys))
-            .arg("--config")
-            .arg(&cfg_path)
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -868,12 +931,14 @@ impl Bench {
             .context("weft-loadgen printed no JSON summary")?;
 
         // What the sink must receive (data points: m only; s's depend on the flushes).
-        let want_points = if sc == Scenario::M {
+        let want_points = if sc == Scenario::M && sys != System::Floor {
             int(&summary, "points_accepted")
         } else {
             0
         };
         let (want_spans, want_logs, want_traces) = match (sys, sc) {
+            // The floor forwards nothing.
+            (System::Floor, _) => (0, 0, 0),
             (_, Scenario::C | Scenario::T) => (
                 int(&summary, "spans_accepted"),
                 0,
@@ -893,7 +958,7 @@ impl Bench {
                 int(&summary, "kept_logs"),
                 int(&summary, "kept_traces"),
             ),
-            (System::Collector, Scenario::B) => (
+            (System::Collector | System::CollectorDefaultGc, Scenario::B) => (
                 int(&summary, "kept_spans"),
                 int(&summary, "logs_accepted"),
                 int(&summary, "kept_traces"),
@@ -1008,7 +1073,7 @@ impl Bench {
                 "sink got {points} data points, expected {want_points}"
             ));
         }
-        if sc == Scenario::S && points == 0 {
+        if sc == Scenario::S && points == 0 && sys != System::Floor {
             reasons.push("no spanmetrics data point reached the sink".into());
         }
         Ok(Trial {
@@ -1089,36 +1154,40 @@ impl Bench {
         states.map(Search::result)
     }
 
-    fn measure_at(&mut self, sc: Scenario, rate: f64) -> [Measured; 2] {
-        let mut runs: [Vec<Trial>; 2] = [Vec::new(), Vec::new()];
+    /// `--repeats` runs of each of `systems` at `rate`, interleaved (one run of each, then
+    /// the next round), and their medians in the same order.
+    fn measure_at(&mut self, sc: Scenario, rate: f64, systems: &[System]) -> Vec<Measured> {
+        let mut runs: Vec<Vec<Trial>> = vec![Vec::new(); systems.len()];
         for i in 0..self.a.repeats {
-            for (k, sys) in [System::Weft, System::Collector].into_iter().enumerate() {
+            for (k, &sys) in systems.iter().enumerate() {
                 let t = self.run_trial(sys, sc, rate, self.a.duration);
                 self.log_trial(sys, sc, &format!("run {}", i + 1), &t);
                 runs[k].push(t);
             }
         }
-        runs.map(|ts| Measured {
-            rate,
-            passed: ts.iter().filter(|t| t.pass).count(),
-            runs: ts.len(),
-            per_core: median(ts.iter().map(Trial::per_core).collect()),
-            cpu_per_mspans: median(ts.iter().map(Trial::cpu_per_mspans).collect()),
-            rss_mib: median(ts.iter().map(|t| t.rss_mib).collect()),
-            cpu_wait: median(ts.iter().map(Trial::cpu_wait_share).collect()),
-            latency_p50_s: median(ts.iter().map(|t| t.latency_p50_s).collect()),
-            latency_p99_s: median(ts.iter().map(|t| t.latency_p99_s).collect()),
-            weft_delay_mean_s: {
-                let v: Vec<f64> = ts.iter().filter_map(|t| t.weft_delay_mean_s).collect();
-                (!v.is_empty()).then(|| median(v))
-            },
-            points: median(ts.iter().map(|t| t.points as f64).collect()),
-            failures: ts
-                .iter()
-                .filter(|t| !t.pass)
-                .map(|t| t.reasons.join("; "))
-                .collect(),
-        })
+        runs.into_iter()
+            .map(|ts| Measured {
+                rate,
+                passed: ts.iter().filter(|t| t.pass).count(),
+                runs: ts.len(),
+                per_core: median(ts.iter().map(Trial::per_core).collect()),
+                cpu_per_mspans: median(ts.iter().map(Trial::cpu_per_mspans).collect()),
+                rss_mib: median(ts.iter().map(|t| t.rss_mib).collect()),
+                cpu_wait: median(ts.iter().map(Trial::cpu_wait_share).collect()),
+                latency_p50_s: median(ts.iter().map(|t| t.latency_p50_s).collect()),
+                latency_p99_s: median(ts.iter().map(|t| t.latency_p99_s).collect()),
+                weft_delay_mean_s: {
+                    let v: Vec<f64> = ts.iter().filter_map(|t| t.weft_delay_mean_s).collect();
+                    (!v.is_empty()).then(|| median(v))
+                },
+                points: median(ts.iter().map(|t| t.points as f64).collect()),
+                failures: ts
+                    .iter()
+                    .filter(|t| !t.pass)
+                    .map(|t| t.reasons.join("; "))
+                    .collect(),
+            })
+            .collect()
     }
 }
 
@@ -1232,7 +1301,170 @@ fn round_rate(r: f64) -> f64 {
 struct ScenarioResult {
     sc: Scenario,
     search: [SearchResult; 2],
+    /// Weft, the (tuned) Collector.
     measured: [Measured; 2],
+    /// The reference runs at the same rate: the Collector with Go's default GC, the floor.
+    references: Vec<(System, Measured)>,
+}
+
+impl ScenarioResult {
+    fn reference(&self, sys: System) -> Option<&Measured> {
+        self.references
+            .iter()
+            .find(|(s, _)| *s == sys)
+            .map(|(_, m)| m)
+    }
+    /// Weft's throughput per core as a percentage of the floor's, at the same rate.
+    fn floor_pct(&self) -> f64 {
+        self.reference(System::Floor)
+            .map_or(f64::NAN, |f| 100.0 * self.measured[0].per_core / f.per_core)
+    }
+    /// Weft ÷ Collector, each at its own maximum.
+    fn max_ratio(&self) -> f64 {
+        let at_max = |k: usize| {
+            self.search[k]
+                .at_max
+                .as_ref()
+                .map_or(f64::NAN, Trial::per_core)
+        };
+        at_max(0) / at_max(1)
+    }
+    /// `RESULT scenario=… throughput_ratio=… rss_ratio=… floor_pct=… max_throughput_ratio=…`.
+    fn result_line(&self) -> String {
+        let (w, c) = (&self.measured[0], &self.measured[1]);
+        format!(
+            "RESULT scenario={} throughput_ratio={:.2} rss_ratio={:.2} floor_pct={:.0} \
+             max_throughput_ratio={:.2}",
+            self.sc.key(),
+            w.per_core / c.per_core,
+            w.rss_mib / c.rss_mib,
+            self.floor_pct(),
+            self.max_ratio(),
+        )
+    }
+}
+
+/// Rows of the reference runs (the default-GC Collector, the floor) under a results table,
+/// as list items.
+fn reference_notes(m: &mut String, r: &ScenarioResult, indent: &str, unit: &str) {
+    for (sys, me) in &r.references {
+        let _ = write!(
+            m,
+            "{indent}- {} at the same rate: {} {unit}/s per core, {:.2} CPU s / M {unit}, peak \
+             RSS {:.0} MiB ({}/{} runs passed)",
+            sys.name(),
+            fmt_k(me.per_core),
+            me.cpu_per_mspans,
+            me.rss_mib,
+            me.passed,
+            me.runs,
+        );
+        match sys {
+            System::Floor => {
+                let _ = write!(
+                    m,
+                    "; **Weft is at {:.0}% of the floor's {unit} per CPU-second**",
+                    r.floor_pct()
+                );
+            }
+            System::CollectorDefaultGc => {
+                let _ = write!(
+                    m,
+                    "; Weft ÷ it: throughput per core {}, peak RSS {}",
+                    ratio(r.measured[0].per_core, me.per_core),
+                    ratio(r.measured[0].rss_mib, me.rss_mib)
+                );
+            }
+            _ => {}
+        }
+        if !me.failures.is_empty() {
+            let _ = write!(m, "; failed runs: {}", me.failures.join(" | "));
+        }
+        let _ = writeln!(m, ".");
+    }
+}
+
+/// One scenario of the scaling run: both searches on --scaling-cpus.
+struct ScalingResult {
+    sc: Scenario,
+    search: [SearchResult; 2],
+}
+
+const SCALING_BEGIN: &str = "<!-- bench-compare:scaling:begin -->";
+const SCALING_END: &str = "<!-- bench-compare:scaling:end -->";
+
+/// The scaling section: each collector's maximum and CPU cost per million items at it, on one
+/// core (the main run's search) and on --scaling-cpus.
+fn scaling_section(a: &Args, rows: &[ScalingResult], one_core: &[&ScenarioResult]) -> String {
+    let mut m = String::new();
+    let _ = writeln!(m, "{SCALING_BEGIN}");
+    let _ = writeln!(
+        m,
+        "### Scaling — written by `make bench-compare`, replaced on each run\n"
+    );
+    let _ = writeln!(
+        m,
+        "Each collector searched again with CPUs {} shared by it, the load generator and the \
+         sink (`taskset`), against the one-core run above (collector alone on CPU {}). CPU s \
+         per million items is the collector's own CPU time at its highest passing rate, \
+         comparable across the two however much of the machine the load generator takes. \
+         {}\n",
+        a.scaling_cpus,
+        a.sut_cpus,
+        cmd_out("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+    );
+    let _ = writeln!(
+        m,
+        "| scenario | | max sustained, 1 core | max sustained, CPUs {} | ×| CPU s / M, 1 core | CPU s / M, CPUs {} | Δ |",
+        a.scaling_cpus, a.scaling_cpus
+    );
+    let _ = writeln!(m, "|---|---|---|---|---|---|---|---|");
+    for row in rows {
+        let one = one_core.iter().find(|r| r.sc == row.sc).copied();
+        for (k, sys) in [System::Weft, System::Collector].into_iter().enumerate() {
+            let one_max = one.and_then(|r| r.search[k].max_rate).unwrap_or(f64::NAN);
+            let one_cpu = one
+                .and_then(|r| r.search[k].at_max.as_ref())
+                .map_or(f64::NAN, Trial::cpu_per_mspans);
+            let two_max = row.search[k].max_rate.unwrap_or(f64::NAN);
+            let two_cpu = row.search[k]
+                .at_max
+                .as_ref()
+                .map_or(f64::NAN, Trial::cpu_per_mspans);
+            let _ = writeln!(
+                m,
+                "| {} | {} | {}/s | {}/s | **{}** | {:.2} | {:.2} | **{:+.0}%** |",
+                if k == 0 { row.sc.title() } else { "" },
+                sys.name(),
+                fmt_k(one_max),
+                fmt_k(two_max),
+                ratio(two_max, one_max),
+                one_cpu,
+                two_cpu,
+                100.0 * (two_cpu / one_cpu - 1.0),
+            );
+        }
+    }
+    let _ = writeln!(m);
+    for row in rows {
+        for (k, sys) in [System::Weft, System::Collector].into_iter().enumerate() {
+            let path: Vec<String> = row.search[k]
+                .trials
+                .iter()
+                .map(|(rate, pass, _)| format!("{}{}", fmt_k(*rate), if *pass { "✓" } else { "✗" }))
+                .collect();
+            let _ = writeln!(
+                m,
+                "- {} {} search on CPUs {}: {}",
+                row.sc.key(),
+                sys.name(),
+                a.scaling_cpus,
+                path.join(" → ")
+            );
+        }
+    }
+    let _ = writeln!(m, "{SCALING_END}");
+    m
 }
 
 const BEGIN: &str = "<!-- bench-compare:begin -->";
@@ -1342,7 +1574,8 @@ fn markdown(
          load average {} at the start, {} at the end (other work shares the machine). \
          Settings: measurement runs {}s × {} per collector, search trials {}s, decision_wait {}s, \
          num_traces {}, policies status_code ERROR + latency ≥ {} ms, batch {} / {}, \
-         memory_limiter {} MiB, exporter compression none; process under test pinned to CPU {} \
+         memory budget {} MiB (memory_limiter at 80% of it; the Collector with GOMEMLIMIT at 80% \
+         of it, as its docs advise), exporter compression none; process under test pinned to CPU {} \
          and load generator + sink to CPU {}{}. Payload: {loadgen_payload}.\n",
         cmd_out("nproc", &[]),
         a.peer_version,
@@ -1357,7 +1590,7 @@ fn markdown(
         a.latency_threshold_ms,
         a.batch_size,
         a.batch_timeout,
-        a.limit_mib,
+        a.memory_budget_mib,
         if a.sut_cpus.is_empty() {
             "—"
         } else {
@@ -1433,6 +1666,7 @@ fn markdown(
                 .unwrap_or_default()
         );
         search_notes(&mut m, r, "  ", "spans");
+        reference_notes(&mut m, r, "  ", "spans");
     }
     if let Some(r) = results.iter().find(|r| r.sc == Scenario::A) {
         if decode_ceiling > 0.0 {
@@ -1625,7 +1859,8 @@ fn own_section(
         "Run {} on {} CPUs, Weft {rev}{dirty} (release build) against the OpenTelemetry \
          Collector v{} built from `benches/peer`; {minutes:.0} minutes for this run's scenarios, \
          load average {} at the start, {} at the end. Measurement runs {}s × {} per collector, \
-         search trials {}s; batch {} / {}, memory_limiter {} MiB, exporter compression none; \
+         search trials {}s; batch {} / {}, memory budget {} MiB (memory_limiter at 80% of it; the \
+         Collector with GOMEMLIMIT at 80% of it), exporter compression none; \
          process under test pinned to CPU {}, load generator + sink to CPU {}. Payload: \
          {payload_text}.\n",
         cmd_out("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
@@ -1638,7 +1873,7 @@ fn own_section(
         a.search_duration,
         a.batch_size,
         a.batch_timeout,
-        a.limit_mib,
+        a.memory_budget_mib,
         if a.sut_cpus.is_empty() {
             "—"
         } else {
@@ -1706,8 +1941,32 @@ fn own_section(
         );
     }
     search_notes(&mut m, r, "", unit);
+    reference_notes(&mut m, r, "", unit);
     let _ = writeln!(m, "{end}");
     m
+}
+
+fn parse_scenario(s: &str) -> anyhow::Result<Scenario> {
+    Ok(match s.trim() {
+        "a" => Scenario::A,
+        "b" => Scenario::B,
+        "c" => Scenario::C,
+        "t" => Scenario::T,
+        "m" => Scenario::M,
+        "s" => Scenario::S,
+        "g" => Scenario::G,
+        other => bail!("unknown scenario {other:?}: use a, b, c, t, f, m, s and/or g"),
+    })
+}
+
+/// Moves every thread of `pid` onto `cpus`.
+fn repin(pid: u32, cpus: &str) {
+    if !cpus.is_empty() {
+        let _ = Command::new("taskset")
+            .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+            .stdout(Stdio::null())
+            .status();
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -1723,11 +1982,16 @@ fn main() -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| dir.join("weft-loadgen"));
     let sink_bin = a.sink_bin.clone().unwrap_or_else(|| dir.join("weft-sink"));
+    let floor = a
+        .floor_bin
+        .clone()
+        .unwrap_or_else(|| dir.join("weft-floor"));
     for (what, p) in [
         ("Weft", &a.weft_bin),
         ("the Collector peer", &a.peer_bin),
         ("weft-loadgen", &loadgen),
         ("weft-sink", &sink_bin),
+        ("weft-floor", &floor),
     ] {
         anyhow::ensure!(p.exists(), "{what} not found at {}", p.display());
     }
@@ -1736,18 +2000,13 @@ fn main() -> anyhow::Result<()> {
         .scenarios
         .split(',')
         .filter(|s| s.trim() != "f")
-        .map(|s| match s.trim() {
-            "a" => Ok(Scenario::A),
-            "b" => Ok(Scenario::B),
-            "c" => Ok(Scenario::C),
-            "t" => Ok(Scenario::T),
-            "m" => Ok(Scenario::M),
-            "s" => Ok(Scenario::S),
-            "g" => Ok(Scenario::G),
-            other => Err(anyhow::anyhow!(
-                "unknown scenario {other:?}: use a, b, c, t, f, m, s and/or g"
-            )),
-        })
+        .map(parse_scenario)
+        .collect::<anyhow::Result<_>>()?;
+    let scaling: Vec<Scenario> = a
+        .scaling
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(parse_scenario)
         .collect::<anyhow::Result<_>>()?;
     std::fs::create_dir_all(&a.workdir)?;
     if file_ingest {
@@ -1862,8 +2121,16 @@ fn main() -> anyhow::Result<()> {
         "bench-compare: scenarios {}, {} runs of {}s each per collector; payload: {payload_text}",
         a.scenarios, a.repeats, a.duration
     );
+    let mut systems = vec![System::Weft, System::Collector];
+    if !a.no_default_gc_peer {
+        systems.push(System::CollectorDefaultGc);
+    }
+    if !a.no_floor {
+        systems.push(System::Floor);
+    }
     let mut bench = Bench {
         loadgen,
+        floor,
         sink_control,
         sink_grpc,
         tck: clk_tck(),
@@ -1885,12 +2152,38 @@ fn main() -> anyhow::Result<()> {
             scol.max_rate.map_or("none".into(), |r| format!("{r:.0}")),
             sc.unit(),
         );
-        let measured = bench.measure_at(sc, common);
+        let mut measured = bench.measure_at(sc, common, &systems).into_iter();
+        let (Some(w), Some(c)) = (measured.next(), measured.next()) else {
+            bail!("no measurement of Weft and the Collector");
+        };
         results.push(ScenarioResult {
             sc,
             search: [sw, scol],
-            measured,
+            measured: [w, c],
+            references: systems[2..].iter().copied().zip(measured).collect(),
         });
+    }
+    // The scaling run: the same searches with the collector, load generator and sink all on
+    // --scaling-cpus (the sink, already running, is moved there and back).
+    let mut scaling_rows = Vec::new();
+    if !scaling.is_empty() {
+        let one_core = (bench.a.sut_cpus.clone(), bench.a.aux_cpus.clone());
+        bench.a.sut_cpus = bench.a.scaling_cpus.clone();
+        bench.a.aux_cpus = bench.a.scaling_cpus.clone();
+        repin(sink.id(), &bench.a.scaling_cpus);
+        for sc in scaling {
+            println!(
+                "scaling: scenario {} on CPUs {}",
+                sc.title(),
+                bench.a.scaling_cpus
+            );
+            scaling_rows.push(ScalingResult {
+                sc,
+                search: bench.search_both(sc),
+            });
+        }
+        (bench.a.sut_cpus, bench.a.aux_cpus) = one_core;
+        repin(sink.id(), &bench.a.aux_cpus);
     }
     stop(&mut sink);
 
@@ -1933,24 +2226,23 @@ fn main() -> anyhow::Result<()> {
                 a.markdown.display()
             );
         }
-        println!(
-            "RESULT {} throughput_ratio={:.2} rss_ratio={:.2}",
-            r.sc.key(),
-            r.measured[0].per_core / r.measured[1].per_core,
-            r.measured[0].rss_mib / r.measured[1].rss_mib
-        );
     }
-    let (tr, rr) = results
-        .iter()
-        .find(|r| r.sc == Scenario::A)
-        .map(|r| {
-            (
-                r.measured[0].per_core / r.measured[1].per_core,
-                r.measured[0].rss_mib / r.measured[1].rss_mib,
-            )
-        })
-        .unwrap_or((f64::NAN, f64::NAN));
-    println!("RESULT throughput_ratio={tr:.2} rss_ratio={rr:.2}");
+    if !scaling_rows.is_empty() {
+        let one_core: Vec<&ScenarioResult> = results.iter().chain(&own).collect();
+        let section = scaling_section(a, &scaling_rows, &one_core);
+        println!("\n{section}");
+        if !a.no_write {
+            let doc = std::fs::read_to_string(&a.markdown)
+                .with_context(|| format!("reading {}", a.markdown.display()))?;
+            std::fs::write(
+                &a.markdown,
+                splice(&doc, SCALING_BEGIN, SCALING_END, &section),
+            )?;
+        }
+    }
+    for r in results.iter().chain(&own) {
+        println!("{}", r.result_line());
+    }
     Ok(())
 }
 
@@ -2010,6 +2302,79 @@ mod tests {
                 "loadbalancing"
             );
         }
+    }
+
+    #[test]
+    fn the_memory_budget_sets_both_limiters_and_the_tuned_peers_gomemlimit() {
+        let a = Args::parse_from([
+            "weft-bench-compare",
+            "--peer-bin",
+            "/nonexistent",
+            "--memory-budget-mib",
+            "1000",
+        ]);
+        assert_eq!((a.limit_mib(), a.gomemlimit_mib()), (800, 800));
+        for sys in [System::Weft, System::Collector, System::CollectorDefaultGc] {
+            let c: serde_yaml::Value =
+                serde_yaml::from_str(&config(sys, Scenario::A, &a, 1, 2, &[3])).unwrap();
+            assert_eq!(c["processors"]["memory_limiter"]["limit_mib"], 800);
+            assert_eq!(c["processors"]["memory_limiter"]["spike_limit_mib"], 200);
+        }
+        let explicit = Args::parse_from([
+            "weft-bench-compare",
+            "--peer-bin",
+            "/nonexistent",
+            "--limit-mib",
+            "300",
+        ]);
+        assert_eq!(
+            (explicit.limit_mib(), explicit.gomemlimit_mib()),
+            (300, 1638)
+        );
+    }
+
+    #[test]
+    fn result_lines_state_weft_against_the_tuned_peer_and_the_floor() {
+        let measured = |per_core: f64, rss_mib: f64| Measured {
+            per_core,
+            rss_mib,
+            ..Default::default()
+        };
+        let search = |per_core: f64| SearchResult {
+            max_rate: Some(per_core),
+            at_max: Some(Trial {
+                spans: per_core as u64,
+                cpu_s: 1.0,
+                ..Default::default()
+            }),
+            trials: Vec::new(),
+        };
+        let r = ScenarioResult {
+            sc: Scenario::C,
+            search: [search(600_000.0), search(100_000.0)],
+            measured: [measured(400_000.0, 100.0), measured(100_000.0, 500.0)],
+            references: vec![
+                (System::CollectorDefaultGc, measured(110_000.0, 900.0)),
+                (System::Floor, measured(800_000.0, 20.0)),
+            ],
+        };
+        assert_eq!(
+            r.result_line(),
+            "RESULT scenario=c throughput_ratio=4.00 rss_ratio=0.20 floor_pct=50 \
+             max_throughput_ratio=6.00"
+        );
+        let mut notes = String::new();
+        reference_notes(&mut notes, &r, "", "spans");
+        assert!(
+            notes.contains("Weft is at 50% of the floor's spans per CPU-second"),
+            "{notes}"
+        );
+        assert!(notes.contains("throughput per core 3.64×"), "{notes}");
+        let without_floor = ScenarioResult {
+            references: Vec::new(),
+            ..r
+        };
+        assert!(without_floor.result_line().contains("floor_pct=NaN"));
     }
 
     fn yaml(sys: System, sc: Scenario) -> serde_yaml::Value {

@@ -101,7 +101,7 @@ service:
             c,
             "  telemetry:\n    logs:\n      level: warn\n    metrics:\n      address: 127.0.0.1:{metrics}\n"
         ),
-        System::Collector => write!(
+        _ => write!(
             c,
             "  telemetry:\n    logs:\n      level: warn\n    metrics:\n      level: none\n"
         ),
@@ -129,7 +129,13 @@ fn run_once(
     std::fs::write(&cfg, config(sys, glob, sink_grpc, metrics))?;
     let log = std::fs::File::create(stem.with_extension("log"))?;
     let t0 = Instant::now();
-    let mut child: Child = pinned(&a.sut_cpus, bin)
+    let mut cmd = pinned(&a.sut_cpus, bin);
+    // The tuned peer, as in the other scenarios.
+    cmd.env_remove("GOGC").env_remove("GOMEMLIMIT");
+    if sys == System::Collector {
+        cmd.env("GOMEMLIMIT", format!("{}MiB", a.gomemlimit_mib()));
+    }
+    let mut child: Child = cmd
         .arg("--config")
         .arg(&cfg)
         .stdin(Stdio::null())
