@@ -11,7 +11,8 @@
 //! 3. at the same rate, in the same rounds, runs two references: the Collector with Go's GC at
 //!    its defaults, and the floor (`weft-floor`, which accepts each request as bytes and answers
 //!    OK), whose throughput per CPU-second Weft's is stated as a percentage of;
-//! 4. searches the maxima of the `--scaling` scenarios again with everything on
+//! 4. searches the maxima of the `--scaling` scenarios with a memory budget and window large
+//!    enough that the CPU is the limit, once on one core and once with everything on
 //!    `--scaling-cpus` (two cores), for how each collector scales.
 //!
 //! The Collector runs tuned as production guides run it: GOMEMLIMIT at 80% of
@@ -141,6 +142,13 @@ struct Args {
     /// The CPUs of the scaling run.
     #[arg(long, default_value = "0,1")]
     scaling_cpus: String,
+    /// The scaling run's memory budget: large, so that the CPU limits the maximum, not the
+    /// memory_limiter (with 2 GiB both collectors hit the limiter first in scenario a).
+    #[arg(long, default_value_t = 8192)]
+    scaling_memory_budget_mib: u64,
+    /// The scaling run's tail_sampling num_traces, for the same reason.
+    #[arg(long, default_value_t = 1_000_000)]
+    scaling_num_traces: u64,
     /// CPUs the process under test is pinned to (taskset -c); empty = no pinning.
     #[arg(long, default_value = "1")]
     sut_cpus: String,
@@ -1305,6 +1313,8 @@ struct ScenarioResult {
     measured: [Measured; 2],
     /// The reference runs at the same rate: the Collector with Go's default GC, the floor.
     references: Vec<(System, Measured)>,
+    /// A sampling scenario's Weft run at 80% of its own maximum, for the decision latency.
+    at_80pct: Option<Trial>,
 }
 
 impl ScenarioResult {
@@ -1329,10 +1339,11 @@ impl ScenarioResult {
         };
         at_max(0) / at_max(1)
     }
-    /// `RESULT scenario=… throughput_ratio=… rss_ratio=… floor_pct=… max_throughput_ratio=…`.
+    /// `RESULT scenario=… throughput_ratio=… rss_ratio=… floor_pct=… max_throughput_ratio=…`
+    /// (and `latency_p99_at_80pct_s=…` for a sampling scenario).
     fn result_line(&self) -> String {
         let (w, c) = (&self.measured[0], &self.measured[1]);
-        format!(
+        let mut line = format!(
             "RESULT scenario={} throughput_ratio={:.2} rss_ratio={:.2} floor_pct={:.0} \
              max_throughput_ratio={:.2}",
             self.sc.key(),
@@ -1340,7 +1351,29 @@ impl ScenarioResult {
             w.rss_mib / c.rss_mib,
             self.floor_pct(),
             self.max_ratio(),
-        )
+        );
+        if let Some(t) = &self.at_80pct {
+            let _ = write!(line, " latency_p99_at_80pct_s={:.2}", t.latency_p99_s);
+        }
+        line
+    }
+    /// The decision-latency run, as a list item.
+    fn latency_note(&self, m: &mut String, indent: &str, decision_wait: u64) {
+        if let Some(t) = &self.at_80pct {
+            let _ = writeln!(
+                m,
+                "{indent}- Decision latency at 80% of Weft's maximum ({}/s, {}): send → sink \
+                 p50 {:.2} s, **p99 {:.2} s** (decision_wait {decision_wait} s; the sink's \
+                 figure includes the batch timeout and the export){}.",
+                fmt_k(t.rate),
+                if t.pass { "passed" } else { "failed" },
+                t.latency_p50_s,
+                t.latency_p99_s,
+                t.weft_delay_mean_s
+                    .map(|d| format!("; Weft's decision-delay histogram mean {d:.2} s"))
+                    .unwrap_or_default(),
+            );
+        }
     }
 }
 
@@ -1384,18 +1417,20 @@ fn reference_notes(m: &mut String, r: &ScenarioResult, indent: &str, unit: &str)
     }
 }
 
-/// One scenario of the scaling run: both searches on --scaling-cpus.
+/// One scenario of the scaling run: both collectors' searches on one core and on
+/// --scaling-cpus, with the scaling run's memory budget and window.
 struct ScalingResult {
     sc: Scenario,
-    search: [SearchResult; 2],
+    one: [SearchResult; 2],
+    two: [SearchResult; 2],
 }
 
 const SCALING_BEGIN: &str = "<!-- bench-compare:scaling:begin -->";
 const SCALING_END: &str = "<!-- bench-compare:scaling:end -->";
 
 /// The scaling section: each collector's maximum and CPU cost per million items at it, on one
-/// core (the main run's search) and on --scaling-cpus.
-fn scaling_section(a: &Args, rows: &[ScalingResult], one_core: &[&ScenarioResult]) -> String {
+/// core and on --scaling-cpus.
+fn scaling_section(a: &Args, rows: &[ScalingResult]) -> String {
     let mut m = String::new();
     let _ = writeln!(m, "{SCALING_BEGIN}");
     let _ = writeln!(
@@ -1404,13 +1439,17 @@ fn scaling_section(a: &Args, rows: &[ScalingResult], one_core: &[&ScenarioResult
     );
     let _ = writeln!(
         m,
-        "Each collector searched again with CPUs {} shared by it, the load generator and the \
-         sink (`taskset`), against the one-core run above (collector alone on CPU {}). CPU s \
-         per million items is the collector's own CPU time at its highest passing rate, \
-         comparable across the two however much of the machine the load generator takes. \
-         {}\n",
-        a.scaling_cpus,
+        "Each collector's maximum searched twice with a memory budget of {} MiB and num_traces \
+         {} (so that the CPU, not the memory_limiter, is the limit): on one core (collector on \
+         CPU {}, load generator and sink on CPU {}), and with CPUs {} shared by the collector, \
+         the load generator and the sink (`taskset`). CPU s per million items is the \
+         collector's own CPU time at its highest passing rate, comparable across the two \
+         however much of the machine the load generator takes. {}\n",
+        a.scaling_memory_budget_mib,
+        a.scaling_num_traces,
         a.sut_cpus,
+        a.aux_cpus,
+        a.scaling_cpus,
         cmd_out("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
     );
     let _ = writeln!(
@@ -1420,14 +1459,14 @@ fn scaling_section(a: &Args, rows: &[ScalingResult], one_core: &[&ScenarioResult
     );
     let _ = writeln!(m, "|---|---|---|---|---|---|---|---|");
     for row in rows {
-        let one = one_core.iter().find(|r| r.sc == row.sc).copied();
         for (k, sys) in [System::Weft, System::Collector].into_iter().enumerate() {
-            let one_max = one.and_then(|r| r.search[k].max_rate).unwrap_or(f64::NAN);
-            let one_cpu = one
-                .and_then(|r| r.search[k].at_max.as_ref())
+            let one_max = row.one[k].max_rate.unwrap_or(f64::NAN);
+            let one_cpu = row.one[k]
+                .at_max
+                .as_ref()
                 .map_or(f64::NAN, Trial::cpu_per_mspans);
-            let two_max = row.search[k].max_rate.unwrap_or(f64::NAN);
-            let two_cpu = row.search[k]
+            let two_max = row.two[k].max_rate.unwrap_or(f64::NAN);
+            let two_cpu = row.two[k]
                 .at_max
                 .as_ref()
                 .map_or(f64::NAN, Trial::cpu_per_mspans);
@@ -1448,19 +1487,26 @@ fn scaling_section(a: &Args, rows: &[ScalingResult], one_core: &[&ScenarioResult
     let _ = writeln!(m);
     for row in rows {
         for (k, sys) in [System::Weft, System::Collector].into_iter().enumerate() {
-            let path: Vec<String> = row.search[k]
-                .trials
-                .iter()
-                .map(|(rate, pass, _)| format!("{}{}", fmt_k(*rate), if *pass { "✓" } else { "✗" }))
-                .collect();
-            let _ = writeln!(
-                m,
-                "- {} {} search on CPUs {}: {}",
-                row.sc.key(),
-                sys.name(),
-                a.scaling_cpus,
-                path.join(" → ")
-            );
+            for (cpus, search) in [
+                ("1 core", &row.one[k]),
+                (a.scaling_cpus.as_str(), &row.two[k]),
+            ] {
+                let path: Vec<String> = search
+                    .trials
+                    .iter()
+                    .map(|(rate, pass, _)| {
+                        format!("{}{}", fmt_k(*rate), if *pass { "✓" } else { "✗" })
+                    })
+                    .collect();
+                let _ = writeln!(
+                    m,
+                    "- {} {} search on {}: {}",
+                    row.sc.key(),
+                    sys.name(),
+                    cpus,
+                    path.join(" → ")
+                );
+            }
         }
     }
     let _ = writeln!(m, "{SCALING_END}");
@@ -1667,6 +1713,7 @@ fn markdown(
         );
         search_notes(&mut m, r, "  ", "spans");
         reference_notes(&mut m, r, "  ", "spans");
+        r.latency_note(&mut m, "  ", a.decision_wait);
     }
     if let Some(r) = results.iter().find(|r| r.sc == Scenario::A) {
         if decode_ceiling > 0.0 {
@@ -1942,6 +1989,7 @@ fn own_section(
     }
     search_notes(&mut m, r, "", unit);
     reference_notes(&mut m, r, "", unit);
+    r.latency_note(&mut m, "", a.decision_wait);
     let _ = writeln!(m, "{end}");
     m
 }
@@ -1999,7 +2047,7 @@ fn main() -> anyhow::Result<()> {
     let scenarios: Vec<Scenario> = a
         .scenarios
         .split(',')
-        .filter(|s| s.trim() != "f")
+        .filter(|s| !matches!(s.trim(), "f" | ""))
         .map(parse_scenario)
         .collect::<anyhow::Result<_>>()?;
     let scaling: Vec<Scenario> = a
@@ -2012,7 +2060,7 @@ fn main() -> anyhow::Result<()> {
     if file_ingest {
         file_ingest::run(&a, &sink_bin)?;
     }
-    if scenarios.is_empty() {
+    if scenarios.is_empty() && scaling.is_empty() {
         return Ok(());
     }
     std::fs::create_dir_all(&a.workdir)?;
@@ -2156,34 +2204,58 @@ fn main() -> anyhow::Result<()> {
         let (Some(w), Some(c)) = (measured.next(), measured.next()) else {
             bail!("no measurement of Weft and the Collector");
         };
+        // Issue 16's latency goal is stated at 80% of Weft's own maximum.
+        let at_80pct = match sw.max_rate {
+            Some(max) if sc.samples() => {
+                let t = bench.run_trial(System::Weft, sc, round_rate(0.8 * max), bench.a.duration);
+                bench.log_trial(System::Weft, sc, "80% max", &t);
+                Some(t)
+            }
+            _ => None,
+        };
         results.push(ScenarioResult {
             sc,
             search: [sw, scol],
             measured: [w, c],
             references: systems[2..].iter().copied().zip(measured).collect(),
+            at_80pct,
         });
     }
-    // The scaling run: the same searches with the collector, load generator and sink all on
-    // --scaling-cpus (the sink, already running, is moved there and back).
+    // The scaling run: with a budget and window where the CPU is the limit, the searches on
+    // one core, then with the collector, load generator and sink all on --scaling-cpus (the
+    // sink, already running, is moved there and back).
     let mut scaling_rows = Vec::new();
     if !scaling.is_empty() {
+        let main_run = (
+            bench.a.memory_budget_mib,
+            bench.a.num_traces,
+            bench.a.limit_mib,
+        );
+        bench.a.memory_budget_mib = bench.a.scaling_memory_budget_mib;
+        bench.a.num_traces = bench.a.scaling_num_traces;
+        bench.a.limit_mib = None;
         let one_core = (bench.a.sut_cpus.clone(), bench.a.aux_cpus.clone());
-        bench.a.sut_cpus = bench.a.scaling_cpus.clone();
-        bench.a.aux_cpus = bench.a.scaling_cpus.clone();
-        repin(sink.id(), &bench.a.scaling_cpus);
         for sc in scaling {
+            println!("scaling: scenario {} on one core", sc.title());
+            let one = bench.search_both(sc);
+            bench.a.sut_cpus = bench.a.scaling_cpus.clone();
+            bench.a.aux_cpus = bench.a.scaling_cpus.clone();
+            repin(sink.id(), &bench.a.scaling_cpus);
             println!(
                 "scaling: scenario {} on CPUs {}",
                 sc.title(),
                 bench.a.scaling_cpus
             );
-            scaling_rows.push(ScalingResult {
-                sc,
-                search: bench.search_both(sc),
-            });
+            let two = bench.search_both(sc);
+            (bench.a.sut_cpus, bench.a.aux_cpus) = one_core.clone();
+            repin(sink.id(), &bench.a.aux_cpus);
+            scaling_rows.push(ScalingResult { sc, one, two });
         }
-        (bench.a.sut_cpus, bench.a.aux_cpus) = one_core;
-        repin(sink.id(), &bench.a.aux_cpus);
+        (
+            bench.a.memory_budget_mib,
+            bench.a.num_traces,
+            bench.a.limit_mib,
+        ) = main_run;
     }
     stop(&mut sink);
 
@@ -2228,8 +2300,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     if !scaling_rows.is_empty() {
-        let one_core: Vec<&ScenarioResult> = results.iter().chain(&own).collect();
-        let section = scaling_section(a, &scaling_rows, &one_core);
+        let section = scaling_section(a, &scaling_rows);
         println!("\n{section}");
         if !a.no_write {
             let doc = std::fs::read_to_string(&a.markdown)
@@ -2357,6 +2428,7 @@ mod tests {
                 (System::CollectorDefaultGc, measured(110_000.0, 900.0)),
                 (System::Floor, measured(800_000.0, 20.0)),
             ],
+            at_80pct: None,
         };
         assert_eq!(
             r.result_line(),
