@@ -15,7 +15,9 @@
 #   make bench-compare BENCH_ARGS="--scenarios a --repeats 1"
 #   make bench-compare BENCH_ARGS="--scenarios f"      # file ingest only (filelog peer)
 #   make bench-compare BENCH_ARGS="--scenarios m,s,g"  # metrics, spanmetrics, log governance
-# The full default run takes about 25 minutes on 2 cores. It is never part of `make test`.
+# The full default run (with the reference runs and the scaling run) takes about an hour on
+# 2 cores; `--no-floor`, `--no-default-gc-peer` and `--scaling ''` shorten it. It is never part
+# of `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
