@@ -117,3 +117,13 @@ pub fn traces_request(traces: usize, spans_per_trace: usize) -> ExportTraceServi
     }
     ExportTraceServiceRequest { resource_spans }
 }
+
+/// Completes on SIGTERM or Ctrl-C: the harness servers' (weft-sink, weft-floor) shutdown.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -454,20 +454,11 @@ async fn main() -> anyhow::Result<()> {
         .add_service(metrics)
         .serve_with_incoming_shutdown(
             tokio_stream::StreamExt::map(incoming, |(_, conn)| conn),
-            shutdown_signal(),
+            weft_benches::shutdown_signal(),
         );
     server.await.context("serving OTLP gRPC")?;
     println!("{}", state.lock().expect("sink state lock").stats());
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }
 
 #[cfg(test)]
