@@ -45,7 +45,7 @@ use serde_json::Value;
 #[path = "compare_file_ingest.rs"]
 mod file_ingest;
 
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(
     name = "weft-bench-compare",
     about = "Weft vs the OpenTelemetry Collector"
@@ -193,7 +193,7 @@ struct Args {
 impl Args {
     /// memory_limiter's limit_mib, the same for both collectors.
     fn limit_mib(&self) -> u64 {
-        self.limit_mib.unwrap_or(self.memory_budget_mib * 4 / 5)
+        self.limit_mib.unwrap_or(self.gomemlimit_mib())
     }
     /// The tuned Collector's GOMEMLIMIT, in MiB: 80% of the budget.
     fn gomemlimit_mib(&self) -> u64 {
@@ -365,6 +365,33 @@ struct SearchResult {
     trials: Vec<(f64, bool, f64)>,
 }
 
+impl SearchResult {
+    /// Items per CPU-second at the maximum (NaN when nothing passed).
+    fn per_core_at_max(&self) -> f64 {
+        self.at_max.as_ref().map_or(f64::NAN, Trial::per_core)
+    }
+    /// CPU seconds per million items at the maximum (NaN when nothing passed).
+    fn cpu_per_mspans_at_max(&self) -> f64 {
+        self.at_max.as_ref().map_or(f64::NAN, Trial::cpu_per_mspans)
+    }
+    /// The rates tried, in order: `182 K✓ (CPU wait 1%) → 364 K✗ (CPU wait 0%) → …`.
+    fn path(&self) -> String {
+        let steps: Vec<String> = self
+            .trials
+            .iter()
+            .map(|(rate, pass, wait)| {
+                format!(
+                    "{}{} (CPU wait {:.0}%)",
+                    fmt_k(*rate),
+                    if *pass { "✓" } else { "✗" },
+                    wait * 100.0
+                )
+            })
+            .collect();
+        steps.join(" → ")
+    }
+}
+
 /// Medians over the measurement runs.
 #[derive(Clone, Debug, Default)]
 struct Measured {
@@ -512,6 +539,18 @@ fn pinned(cpus: &str, bin: &Path) -> Command {
 }
 
 /// SIGTERM, then SIGKILL if it has not exited within 15 s.
+/// The process under test, pinned to `--sut-cpus`. Go's GC settings come from here only,
+/// never from the caller's environment: the tuned Collector gets GOMEMLIMIT, the
+/// default-GC reference nothing.
+fn collector_command(a: &Args, sys: System, bin: &Path) -> Command {
+    let mut cmd = pinned(&a.sut_cpus, bin);
+    cmd.env_remove("GOGC").env_remove("GOMEMLIMIT");
+    if sys == System::Collector {
+        cmd.env("GOMEMLIMIT", format!("{}MiB", a.gomemlimit_mib()));
+    }
+    cmd
+}
+
 fn stop(child: &mut Child) {
     let _ = Command::new("kill")
         .arg("-TERM")
@@ -854,7 +893,7 @@ impl Bench {
         let receiver = free_port()?;
         let metrics = free_port()?;
         let stem = format!("{n:03}-{}-{}", sys.slug(), sc.key());
-        let mut cmd = pinned(&self.a.sut_cpus, self.bin(sys));
+        let mut cmd = collector_command(&self.a, sys, self.bin(sys));
         if sys == System::Floor {
             cmd.arg("--listen").arg(format!("127.0.0.1:{receiver}"));
         } else {
@@ -864,11 +903,6 @@ impl Bench {
                 config(sys, sc, &self.a, receiver, metrics, &self.sink_grpc),
             )?;
             cmd.arg("--config").arg(&cfg_path);
-        }
-        // Go's GC settings come from here only, never from the caller's environment.
-        cmd.env_remove("GOGC").env_remove("GOMEMLIMIT");
-        if sys == System::Collector {
-            cmd.env("GOMEMLIMIT", format!("{}MiB", self.a.gomemlimit_mib()));
         }
         let log = std::fs::File::create(self.a.workdir.join(format!("{stem}.log")))?;
         let mut child = cmd
@@ -1331,13 +1365,7 @@ impl ScenarioResult {
     }
     /// Weft ÷ Collector, each at its own maximum.
     fn max_ratio(&self) -> f64 {
-        let at_max = |k: usize| {
-            self.search[k]
-                .at_max
-                .as_ref()
-                .map_or(f64::NAN, Trial::per_core)
-        };
-        at_max(0) / at_max(1)
+        self.search[0].per_core_at_max() / self.search[1].per_core_at_max()
     }
     /// `RESULT scenario=… throughput_ratio=… rss_ratio=… floor_pct=… max_throughput_ratio=…`
     /// (and `latency_p99_at_80pct_s=…` for a sampling scenario).
@@ -1461,15 +1489,9 @@ fn scaling_section(a: &Args, rows: &[ScalingResult]) -> String {
     for row in rows {
         for (k, sys) in [System::Weft, System::Collector].into_iter().enumerate() {
             let one_max = row.one[k].max_rate.unwrap_or(f64::NAN);
-            let one_cpu = row.one[k]
-                .at_max
-                .as_ref()
-                .map_or(f64::NAN, Trial::cpu_per_mspans);
+            let one_cpu = row.one[k].cpu_per_mspans_at_max();
             let two_max = row.two[k].max_rate.unwrap_or(f64::NAN);
-            let two_cpu = row.two[k]
-                .at_max
-                .as_ref()
-                .map_or(f64::NAN, Trial::cpu_per_mspans);
+            let two_cpu = row.two[k].cpu_per_mspans_at_max();
             let _ = writeln!(
                 m,
                 "| {} | {} | {}/s | {}/s | **{}** | {:.2} | {:.2} | **{:+.0}%** |",
@@ -1491,20 +1513,13 @@ fn scaling_section(a: &Args, rows: &[ScalingResult]) -> String {
                 ("1 core", &row.one[k]),
                 (a.scaling_cpus.as_str(), &row.two[k]),
             ] {
-                let path: Vec<String> = search
-                    .trials
-                    .iter()
-                    .map(|(rate, pass, _)| {
-                        format!("{}{}", fmt_k(*rate), if *pass { "✓" } else { "✗" })
-                    })
-                    .collect();
                 let _ = writeln!(
                     m,
                     "- {} {} search on {}: {}",
                     row.sc.key(),
                     sys.name(),
                     cpus,
-                    path.join(" → ")
+                    search.path()
                 );
             }
         }
@@ -1530,23 +1545,11 @@ fn fmt_k(x: f64) -> String {
 /// table (`indent` in front of each `- `; `unit` names the items, e.g. `spans`).
 fn search_notes(m: &mut String, r: &ScenarioResult, indent: &str, unit: &str) {
     for (k, sys) in [System::Weft, System::Collector].into_iter().enumerate() {
-        let path: Vec<String> = r.search[k]
-            .trials
-            .iter()
-            .map(|(rate, pass, wait)| {
-                format!(
-                    "{}{} (CPU wait {:.0}%)",
-                    fmt_k(*rate),
-                    if *pass { "✓" } else { "✗" },
-                    wait * 100.0
-                )
-            })
-            .collect();
         let _ = writeln!(
             m,
             "{indent}- {} search ({unit}/s): {}",
             sys.name(),
-            path.join(" → ")
+            r.search[k].path()
         );
         if !r.measured[k].failures.is_empty() {
             let _ = writeln!(
@@ -1966,18 +1969,12 @@ fn own_section(
     }
     let _ = writeln!(m);
     let (w, c) = (&r.measured[0], &r.measured[1]);
-    let at_max = |k: usize| {
-        r.search[k]
-            .at_max
-            .as_ref()
-            .map_or(f64::NAN, Trial::per_core)
-    };
     let _ = writeln!(
         m,
         "Weft ÷ Collector: **{} {unit} per core at the common rate, {} at each one's own \
          maximum; peak RSS {}**.",
         ratio(w.per_core, c.per_core),
-        ratio(at_max(0), at_max(1)),
+        ratio(r.search[0].per_core_at_max(), r.search[1].per_core_at_max()),
         ratio(w.rss_mib, c.rss_mib),
     );
     if r.sc == Scenario::S {
@@ -2226,36 +2223,28 @@ fn main() -> anyhow::Result<()> {
     // sink, already running, is moved there and back).
     let mut scaling_rows = Vec::new();
     if !scaling.is_empty() {
-        let main_run = (
-            bench.a.memory_budget_mib,
-            bench.a.num_traces,
-            bench.a.limit_mib,
-        );
-        bench.a.memory_budget_mib = bench.a.scaling_memory_budget_mib;
-        bench.a.num_traces = bench.a.scaling_num_traces;
+        let main_run = bench.a.clone();
+        bench.a.memory_budget_mib = main_run.scaling_memory_budget_mib;
+        bench.a.num_traces = main_run.scaling_num_traces;
         bench.a.limit_mib = None;
-        let one_core = (bench.a.sut_cpus.clone(), bench.a.aux_cpus.clone());
+        let one_core = bench.a.clone();
         for sc in scaling {
             println!("scaling: scenario {} on one core", sc.title());
             let one = bench.search_both(sc);
-            bench.a.sut_cpus = bench.a.scaling_cpus.clone();
-            bench.a.aux_cpus = bench.a.scaling_cpus.clone();
-            repin(sink.id(), &bench.a.scaling_cpus);
+            bench.a.sut_cpus = main_run.scaling_cpus.clone();
+            bench.a.aux_cpus = main_run.scaling_cpus.clone();
+            repin(sink.id(), &main_run.scaling_cpus);
             println!(
                 "scaling: scenario {} on CPUs {}",
                 sc.title(),
-                bench.a.scaling_cpus
+                main_run.scaling_cpus
             );
             let two = bench.search_both(sc);
-            (bench.a.sut_cpus, bench.a.aux_cpus) = one_core.clone();
-            repin(sink.id(), &bench.a.aux_cpus);
+            bench.a = one_core.clone();
+            repin(sink.id(), &main_run.aux_cpus);
             scaling_rows.push(ScalingResult { sc, one, two });
         }
-        (
-            bench.a.memory_budget_mib,
-            bench.a.num_traces,
-            bench.a.limit_mib,
-        ) = main_run;
+        bench.a = main_run;
     }
     stop(&mut sink);
 

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 
 use super::{
-    clk_tck, cpu_seconds, free_port, http_get, median, peak_rss_mib, pinned, stop, wait_port, Args,
-    System,
+    clk_tck, collector_command, cpu_seconds, free_port, http_get, median, peak_rss_mib, pinned,
+    stop, wait_port, Args, System,
 };
 
 const BEGIN: &str = "<!-- bench-compare:file-ingest:begin -->";
@@ -129,13 +129,7 @@ fn run_once(
     std::fs::write(&cfg, config(sys, glob, sink_grpc, metrics))?;
     let log = std::fs::File::create(stem.with_extension("log"))?;
     let t0 = Instant::now();
-    let mut cmd = pinned(&a.sut_cpus, bin);
-    // The tuned peer, as in the other scenarios.
-    cmd.env_remove("GOGC").env_remove("GOMEMLIMIT");
-    if sys == System::Collector {
-        cmd.env("GOMEMLIMIT", format!("{}MiB", a.gomemlimit_mib()));
-    }
-    let mut child: Child = cmd
+    let mut child: Child = collector_command(a, sys, bin)
         .arg("--config")
         .arg(&cfg)
         .stdin(Stdio::null())
