@@ -465,7 +465,24 @@ pub fn unique_name(prefix: &str) -> String {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+    // Letters, not digits: a run of digits can pass for a card or phone number, and a test's
+    // redaction rules then mask its own index names (13 digits were a Luhn-valid card once).
+    let letters = |mut n: u128| {
+        let mut out = Vec::new();
+        loop {
+            out.push(b'a' + (n % 26) as u8);
+            n /= 26;
+            if n == 0 {
+                break;
+            }
+        }
+        String::from_utf8(out).expect("ASCII letters")
+    };
+    format!(
+        "{prefix}-{}-{}",
+        letters(u128::from(std::process::id())),
+        letters(nanos % 1_000_000_000)
+    )
 }
 
 impl Weft {
