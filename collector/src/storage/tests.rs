@@ -1,6 +1,7 @@
 //! The segment log on real files in a temporary folder: what is written comes back, and
-//! every case of the reading rule (torn, damaged payload, damaged header, a torn end that is
-//! not the last) does what the module docs say. No test depends on timing.
+//! every case of the reading rule (torn, damaged payload, damaged header, a torn or unsealed
+//! end that is not the last, a reused file's old records, a first-format file) does what the
+//! module docs say. No test depends on timing.
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,7 +9,17 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::log::segment_path;
+use super::record::{first_format_header, header, seal, HEADER, MAGIC};
 use super::*;
+
+/// The bytes of segment `n` without its seal at the end, as a crash between two writes
+/// leaves it.
+fn unsealed(dir: &Path, n: u64) -> Vec<u8> {
+    let mut bytes = std::fs::read(segment_path(dir, n)).unwrap();
+    assert!(bytes.ends_with(&seal(n)), "closed with its seal");
+    bytes.truncate(bytes.len() - HEADER);
+    bytes
+}
 
 fn options(dir: &Path) -> LogOptions {
     LogOptions::new(dir.to_path_buf(), false, 1 << 30, "test")
@@ -81,7 +92,7 @@ async fn records_come_back_in_order_from_where_the_writer_says_they_are() {
     .unwrap()
     .unwrap();
     assert_eq!(third, [3u8, 0, 0, 0, b'-', b'b', b'o', b'd', b'y']);
-    assert_eq!(log.bytes(), 50 * (12 + 9));
+    assert_eq!(log.bytes(), (MAGIC.len() + 50 * (HEADER + 9)) as u64);
     log.close().await;
 
     let (_log, opened, found) = open(options(dir.path()));
@@ -93,13 +104,22 @@ async fn records_come_back_in_order_from_where_the_writer_says_they_are() {
 
 #[tokio::test]
 async fn a_torn_record_at_the_end_of_the_last_segment_is_cut_off() {
+    let stale = b"from an earlier use";
     for tear in [
         // Fewer bytes than a header.
         vec![5u8, 0, 0],
         // A sound header whose payload runs past the end of the file.
-        super::record::header(100, 7)[..].to_vec(),
+        header(1, 100, 7)[..].to_vec(),
+        // A sound header whose payload was not all written over what the file held.
+        [&header(1, 5, crc32fast::hash(b"fifth"))[..], b"fif\x00\x00"].concat(),
         // Zeros: space allocated for a write that never reached the disk.
         vec![0u8; 40],
+        // A whole record of another segment: the file held it before it was reused.
+        [
+            &header(7, stale.len() as u32, crc32fast::hash(stale))[..],
+            stale,
+        ]
+        .concat(),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let (log, _, _) = open(options(dir.path()));
@@ -107,8 +127,8 @@ async fn a_torn_record_at_the_end_of_the_last_segment_is_cut_off() {
         write(&log, b"second").await;
         log.close().await;
         let path = segment_path(dir.path(), 1);
-        let sound = std::fs::metadata(&path).unwrap().len();
-        let mut bytes = std::fs::read(&path).unwrap();
+        let mut bytes = unsealed(dir.path(), 1);
+        let sound = bytes.len();
         bytes.extend_from_slice(&tear);
         std::fs::write(&path, &bytes).unwrap();
 
@@ -122,7 +142,12 @@ async fn a_torn_record_at_the_end_of_the_last_segment_is_cut_off() {
         assert_eq!(payloads(&found), ["first", "second"], "tear {tear:?}");
         assert_eq!((opened.torn, opened.corrupt), (1, 0), "tear {tear:?}");
         assert_eq!(torn.get(), 1);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), sound, "cut off");
+        let now = std::fs::read(&path).unwrap();
+        assert_eq!(
+            now[sound..sound + HEADER],
+            seal(1),
+            "sealed where the records end"
+        );
         // The log goes on in a new segment; the cut one reads cleanly.
         write(&log, b"third").await;
         log.close().await;
@@ -153,7 +178,7 @@ async fn a_damaged_payload_is_skipped_and_counted_and_the_rest_is_read() {
         dir.path(),
         Position {
             segment: 1,
-            offset: 17,
+            offset: (MAGIC.len() + HEADER + 5) as u64,
         },
     )
     .unwrap_err();
@@ -172,7 +197,7 @@ async fn a_damaged_length_is_never_taken_for_a_tear_reading_resumes_at_the_next_
     let mut bytes = std::fs::read(&path).unwrap();
     // The second record's length now points far past the end of the file: without the
     // header's own checksum, this would look like a torn tail and cut "third" and "fourth".
-    let second = 12 + 5;
+    let second = MAGIC.len() + HEADER + 5;
     bytes[second + 3] = 0x7f;
     std::fs::write(&path, &bytes).unwrap();
     let len = bytes.len() as u64;
@@ -195,11 +220,11 @@ async fn a_torn_end_of_a_segment_that_is_not_the_last_is_reported_as_damage_and_
     log.close().await;
     assert_eq!(files(dir.path()).len(), 3);
     let path = segment_path(dir.path(), 2);
-    let mut bytes = std::fs::read(&path).unwrap();
+    let mut bytes = unsealed(dir.path(), 2);
     bytes.truncate(bytes.len() - 2);
     std::fs::write(&path, &bytes).unwrap();
 
-    let (_log, opened, found) = open(opts);
+    let (log, opened, found) = open(opts.clone());
     assert_eq!(payloads(&found), ["first", "third"]);
     assert_eq!((opened.corrupt, opened.torn), (1, 0));
     assert_eq!(
@@ -207,6 +232,113 @@ async fn a_torn_end_of_a_segment_that_is_not_the_last_is_reported_as_damage_and_
         bytes.len() as u64,
         "not cut"
     );
+    drop(log);
+
+    // Only the seal lost: every record is there, but the end cannot be vouched for.
+    let path = segment_path(dir.path(), 1);
+    std::fs::write(&path, unsealed(dir.path(), 1)).unwrap();
+    let (_log, opened, found) = open(opts);
+    assert_eq!(payloads(&found), ["first", "third"]);
+    assert_eq!((opened.corrupt, opened.torn), (2, 0));
+}
+
+#[tokio::test]
+async fn a_deleted_segment_file_is_reused_and_its_old_records_never_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path());
+    opts.segment_bytes = 1; // one record per segment
+    let (log, _, _) = open(opts.clone());
+    let old_payload = b"an old record, longer than what replaces it";
+    let old = write(&log, old_payload).await;
+    write(&log, b"kept").await;
+    assert!(log.delete(old.segment));
+    log.flushed().await;
+    assert_eq!(
+        files(dir.path()),
+        [
+            "segment-00000000000000000001.spare",
+            "segment-00000000000000000002.log"
+        ]
+    );
+    let new = write(&log, b"new").await;
+    assert_eq!(new.segment, 3);
+    assert_eq!(
+        files(dir.path()),
+        [
+            "segment-00000000000000000002.log",
+            "segment-00000000000000000003.log"
+        ],
+        "segment 3 took the spare file"
+    );
+    log.close().await;
+    let end = (new.offset as usize) + HEADER + 3;
+    assert_eq!(
+        std::fs::read(segment_path(dir.path(), 3)).unwrap(),
+        [
+            &MAGIC[..],
+            &header(3, 3, crc32fast::hash(b"new")),
+            b"new",
+            &seal(3)
+        ]
+        .concat(),
+        "sealed, and what the file held past the seal cut off"
+    );
+    let (log, opened, found) = open(opts.clone());
+    assert_eq!(payloads(&found), ["kept", "new"]);
+    assert_eq!((opened.corrupt, opened.torn), (0, 0));
+    drop(log);
+
+    // A crash before the seal: what the file held as segment 1 follows the last record;
+    // it is cut off as a torn tail, never read.
+    let old_file = [
+        &MAGIC[..],
+        &header(1, old_payload.len() as u32, crc32fast::hash(old_payload)),
+        old_payload,
+    ]
+    .concat();
+    assert_eq!(old.offset as usize, MAGIC.len());
+    let mut bytes = std::fs::read(segment_path(dir.path(), 3)).unwrap();
+    bytes.truncate(end);
+    bytes.extend_from_slice(&old_file[end..]);
+    std::fs::write(segment_path(dir.path(), 3), &bytes).unwrap();
+    let (_log, opened, found) = open(opts);
+    assert_eq!(payloads(&found), ["kept", "new"]);
+    assert_eq!((opened.corrupt, opened.torn), (0, 1));
+}
+
+#[tokio::test]
+async fn a_first_format_segment_is_read_and_its_torn_tail_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = Vec::new();
+    for body in [&b"one"[..], b"two"] {
+        bytes.extend_from_slice(&first_format_header(
+            body.len() as u32,
+            crc32fast::hash(body),
+        ));
+        bytes.extend_from_slice(body);
+    }
+    let sound = bytes.len() as u64;
+    bytes.extend_from_slice(&[9, 0]);
+    let path = segment_path(dir.path(), 4);
+    std::fs::write(&path, &bytes).unwrap();
+
+    let (log, opened, found) = open(options(dir.path()));
+    assert_eq!(payloads(&found), ["one", "two"]);
+    assert_eq!((opened.corrupt, opened.torn), (0, 1));
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), sound, "truncated");
+    let at = write(&log, b"three").await;
+    assert_eq!(at.segment, 5);
+    assert!(log.delete(4));
+    log.flushed().await;
+    assert_eq!(
+        files(dir.path()),
+        ["segment-00000000000000000005.log"],
+        "a first-format file is not kept for reuse"
+    );
+    log.close().await;
+    let (_log, opened, found) = open(options(dir.path()));
+    assert_eq!(payloads(&found), ["three"]);
+    assert_eq!((opened.corrupt, opened.torn), (0, 0));
 }
 
 #[tokio::test]
@@ -220,7 +352,7 @@ async fn data_is_refused_past_the_bound_bookkeeping_is_not() {
     let full = log
         .append(Record::new(b"", b"more"), Append::data(Done::Nothing))
         .unwrap_err();
-    assert!(matches!(full, AppendError::Full(162)), "{full}");
+    assert!(matches!(full, AppendError::Full(170)), "{full}");
     log.append(Record::new(b"", b"ack"), Append::bookkeeping(Done::Nothing))
         .expect("bookkeeping always fits");
     log.close().await;
@@ -248,8 +380,18 @@ async fn closed_segments_are_deleted_by_the_writer_after_what_came_before() {
         "a segment being deleted is no longer listed"
     );
     log.flushed().await;
-    assert_eq!(files(dir.path()), ["segment-00000000000000000002.log"]);
-    assert_eq!(log.bytes(), 16);
+    assert_eq!(
+        files(dir.path()),
+        [
+            "segment-00000000000000000001.spare",
+            "segment-00000000000000000002.log"
+        ]
+    );
+    assert_eq!(
+        log.bytes(),
+        (MAGIC.len() + HEADER + 4) as u64,
+        "segment 2's file"
+    );
     assert_eq!(log.segments().len(), 1);
     log.rotate();
     write(&log, b"third").await;
@@ -344,7 +486,7 @@ fn read_segment_returns_the_sound_records_with_their_offsets() {
     let dir = tempfile::tempdir().unwrap();
     let mut bytes = Vec::new();
     for body in [&b"one"[..], b"two"] {
-        bytes.extend_from_slice(&super::record::header(
+        bytes.extend_from_slice(&first_format_header(
             body.len() as u32,
             crc32fast::hash(body),
         ));

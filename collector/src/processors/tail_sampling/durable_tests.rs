@@ -516,9 +516,18 @@ async fn a_torn_tail_is_cut_and_a_corrupt_record_skipped() {
 
     let path = segments(dir.path()).pop().unwrap();
     let mut bytes = std::fs::read(&path).unwrap();
+    // The log's writer sealed the segment when the processor was dropped; a crash leaves no
+    // seal.
+    let n: u64 = path.file_stem().unwrap().to_str().unwrap()["segment-".len()..]
+        .parse()
+        .unwrap();
+    let seal = crate::storage::seal(n);
+    assert!(bytes.ends_with(&seal));
+    bytes.truncate(bytes.len() - seal.len());
     // Flip a byte inside the second record's payload, and tear a fourth record half-written.
-    let first_len = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
-    bytes[8 + first_len + 8 + 20] ^= 0xff;
+    // The file starts with 8 bytes of magic; a record with a 12-byte header.
+    let first_len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    bytes[8 + 12 + first_len + 12 + 20] ^= 0xff;
     let torn_at = bytes.len();
     bytes.extend_from_slice(&500u32.to_le_bytes());
     bytes.extend_from_slice(&[1, 2, 3, 4, 5, 6]);
@@ -533,8 +542,8 @@ async fn a_torn_tail_is_cut_and_a_corrupt_record_skipped() {
     assert_eq!(run.metric("weft_processor_tail_sampling_wal_torn_tails"), 1);
     assert_eq!(
         std::fs::metadata(&path).unwrap().len(),
-        torn_at as u64,
-        "the torn record is cut off"
+        (torn_at + seal.len()) as u64,
+        "the torn record is cut off: the segment is sealed where its records end"
     );
     run.tick_at(t1 + WAIT).await;
     assert_eq!(run.span_sink.spans(), [(1, 1), (3, 1)]);
