@@ -327,6 +327,8 @@ struct Trial {
     latency_p99_s: f64,
     /// Weft's own decision-delay histogram: mean seconds.
     weft_delay_mean_s: Option<f64>,
+    /// Weft's decision-lateness histogram (decided how long after the deadline): p99, s.
+    weft_lateness_p99_s: Option<f64>,
 }
 
 impl Trial {
@@ -588,6 +590,48 @@ fn prom_sum(text: &str, name: &str) -> Option<f64> {
         }
     }
     found.then_some(sum)
+}
+
+/// The `q` quantile of histogram `name` (its `_bucket` series, summed over label sets) in a
+/// Prometheus text exposition, interpolated linearly inside the bucket it falls in, as
+/// PromQL's `histogram_quantile` does.
+fn prom_quantile(text: &str, name: &str, q: f64) -> Option<f64> {
+    let bucket = format!("{name}_bucket");
+    let mut cumulative: std::collections::BTreeMap<u64, (f64, f64)> = Default::default();
+    for line in text.lines().filter(|l| l.starts_with(&bucket)) {
+        let (metric, value) = line.rsplit_once(' ')?;
+        let le = metric.split("le=\"").nth(1)?.split('"').next()?;
+        let le: f64 = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse().ok()?
+        };
+        let count: f64 = value.trim().parse().ok()?;
+        cumulative.entry(le.to_bits()).or_insert((le, 0.0)).1 += count;
+    }
+    let mut buckets: Vec<(f64, f64)> = cumulative.into_values().collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let (mut lower, mut below) = (0.0, 0.0);
+    for (le, count) in buckets {
+        if count >= rank {
+            if le.is_infinite() {
+                return Some(lower);
+            }
+            let share = if count > below {
+                (rank - below) / (count - below)
+            } else {
+                1.0
+            };
+            return Some(lower + (le - lower) * share);
+        }
+        (lower, below) = (le, count);
+    }
+    None
 }
 
 fn num(v: &Value, key: &str) -> f64 {
@@ -1137,6 +1181,15 @@ impl Bench {
             latency_p50_s: num(&stats, "latency_ms_p50") / 1000.0,
             latency_p99_s: num(&stats, "latency_ms_p99") / 1000.0,
             weft_delay_mean_s,
+            weft_lateness_p99_s: (sys == System::Weft && sc.samples())
+                .then(|| {
+                    prom_quantile(
+                        &metrics_text,
+                        "weft_processor_tail_sampling_decision_lateness_seconds",
+                        0.99,
+                    )
+                })
+                .flatten(),
         })
     }
 
@@ -1368,7 +1421,8 @@ impl ScenarioResult {
         self.search[0].per_core_at_max() / self.search[1].per_core_at_max()
     }
     /// `RESULT scenario=… throughput_ratio=… rss_ratio=… floor_pct=… max_throughput_ratio=…`
-    /// (and `latency_p99_at_80pct_s=…` for a sampling scenario).
+    /// (and `latency_p99_at_80pct_s=…`, the sink's, and `decision_lateness_p99_at_80pct_s=…`,
+    /// Weft's own, for a sampling scenario).
     fn result_line(&self) -> String {
         let (w, c) = (&self.measured[0], &self.measured[1]);
         let mut line = format!(
@@ -1382,6 +1436,9 @@ impl ScenarioResult {
         );
         if let Some(t) = &self.at_80pct {
             let _ = write!(line, " latency_p99_at_80pct_s={:.2}", t.latency_p99_s);
+            if let Some(late) = t.weft_lateness_p99_s {
+                let _ = write!(line, " decision_lateness_p99_at_80pct_s={late:.3}");
+            }
         }
         line
     }
@@ -1397,8 +1454,12 @@ impl ScenarioResult {
                 if t.pass { "passed" } else { "failed" },
                 t.latency_p50_s,
                 t.latency_p99_s,
-                t.weft_delay_mean_s
-                    .map(|d| format!("; Weft's decision-delay histogram mean {d:.2} s"))
+                t.weft_lateness_p99_s
+                    .map(|d| format!(
+                        "; Weft's own decision-lateness histogram: p99 **{:.0} ms** after the \
+                         deadline (goal ≤ 100 ms)",
+                        d * 1e3
+                    ))
                     .unwrap_or_default(),
             );
         }
@@ -2309,6 +2370,29 @@ fn main() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quantile_is_read_off_the_histogram_buckets_as_promql_does() {
+        let text = "\
+# TYPE h histogram
+h_sum{p=\"a\"} 12.0
+h_count{p=\"a\"} 100
+h_bucket{le=\"0.1\",p=\"a\"} 40
+h_bucket{le=\"0.2\",p=\"a\"} 80
+h_bucket{le=\"0.4\",p=\"a\"} 90
+h_bucket{le=\"+Inf\",p=\"a\"} 90
+h_bucket{le=\"0.1\",p=\"b\"} 10
+h_bucket{le=\"0.2\",p=\"b\"} 10
+h_bucket{le=\"0.4\",p=\"b\"} 10
+h_bucket{le=\"+Inf\",p=\"b\"} 10
+";
+        // 100 in all: 50 up to 0.1, 90 up to 0.2, 100 up to 0.4.
+        let p50 = prom_quantile(text, "h", 0.5).unwrap();
+        assert!((p50 - 0.1).abs() < 1e-9, "{p50}");
+        let p99 = prom_quantile(text, "h", 0.99).unwrap();
+        assert!((p99 - 0.38).abs() < 1e-9, "{p99}");
+        assert_eq!(prom_quantile(text, "other", 0.99), None);
+    }
 
     fn args() -> Args {
         Args::parse_from(["weft-bench-compare", "--peer-bin", "/nonexistent"])

@@ -181,6 +181,44 @@ fn attr<'a>(record: &'a LogRecord, key: &str) -> Option<&'a any_value::Value> {
         .and_then(|v| v.value.as_ref())
 }
 
+/// `(count, sum)` of the decision-lateness histogram, from the text exposition.
+fn lateness(t: &Telemetry) -> (u64, f64) {
+    let text = t.encode();
+    let value = |suffix: &str| {
+        let name = format!("weft_processor_tail_sampling_decision_lateness_seconds_{suffix}{{");
+        text.lines()
+            .find(|l| l.starts_with(&name))
+            .and_then(|l| l.rsplit(' ').next())
+            .map_or(0.0, |v| v.parse::<f64>().expect("a number"))
+    };
+    (value("count") as u64, value("sum"))
+}
+
+#[test]
+fn decisions_count_how_late_they_were_against_their_deadline() {
+    let (w, t) = window(POLICIES);
+    let t0 = Instant::now();
+    w.ingest_spans(traces(vec![span(1, 1, 0, 50, OK)]), t0);
+    w.ingest_spans(
+        traces(vec![span(2, 2, 0, 50, OK)]),
+        t0 + Duration::from_secs(1),
+    );
+    // Trace 1 has waited 300 ms past its deadline; trace 2 is not due.
+    w.tick(t0 + WAIT + Duration::from_millis(300));
+    let (count, sum) = lateness(&t);
+    assert_eq!(count, 1);
+    assert!(sum >= 0.3, "{sum}");
+    // Trace 2, exactly at its deadline: late only by the time the tick took.
+    w.tick(t0 + Duration::from_secs(1) + WAIT);
+    let (count, later) = lateness(&t);
+    assert_eq!(count, 2);
+    assert!(later >= sum, "{later}");
+    // A trace decided before its deadline (shutdown) is not counted.
+    w.ingest_spans(traces(vec![span(3, 3, 0, 50, OK)]), t0 + WAIT);
+    w.flush_all(t0 + WAIT, false);
+    assert_eq!(lateness(&t).0, 2);
+}
+
 #[test]
 fn an_error_trace_is_kept_whole_with_its_logs_enriched_and_an_ok_trace_is_dropped() {
     let (w, t) = window(POLICIES);

@@ -763,6 +763,7 @@ impl Window {
     pub fn tick(&self, now: Instant) -> Output {
         let wait = self.cfg.decision_wait.get();
         let mut out = Output::default();
+        let began = Instant::now();
         // Replayed traces are the oldest: while they are held back, so is what queues behind
         // them (nothing that arrived since is due before the hold ends).
         let held_before = self.replay_held_before(now);
@@ -780,7 +781,8 @@ impl Window {
                 }
             };
             let Some((key, first_seen)) = next else { break };
-            out.append(self.decide(key, Some(first_seen), now, DecideReason::Wait));
+            let due = (first_seen + wait, began);
+            out.append(self.decide_due(key, first_seen, now, DecideReason::Wait, due));
         }
         loop {
             let next = {
@@ -790,10 +792,11 @@ impl Window {
                     _ => None,
                 }
             };
-            let Some((key, first_seen, _)) = next else {
+            let Some((key, first_seen, due)) = next else {
                 break;
             };
-            out.append(self.decide(key, Some(first_seen), now, DecideReason::Root));
+            let due = (due, began);
+            out.append(self.decide_due(key, first_seen, now, DecideReason::Root, due));
         }
         out.append(self.release_lingering(now, false));
         self.metrics.traces_on_memory.set(self.trace_count() as i64);
@@ -911,6 +914,31 @@ impl Window {
     ) -> Output {
         let mut shard = self.shards[shard_of(&key)].lock();
         self.decide_locked(&mut shard, key, first_seen, now, reason)
+    }
+
+    /// As [`Window::decide`], for a trace whose deadline was `due.0`, in a tick that began
+    /// (in real time) at `due.1`: counts how late the decision is — behind its deadline at
+    /// `now`, plus the time the tick has spent so far — if the trace was still held.
+    fn decide_due(
+        &self,
+        key: TraceKey,
+        first_seen: Instant,
+        now: Instant,
+        reason: DecideReason,
+        due: (Instant, Instant),
+    ) -> Output {
+        let mut shard = self.shards[shard_of(&key)].lock();
+        let held = shard
+            .live
+            .get(&key)
+            .is_some_and(|e| e.first_seen == first_seen);
+        let out = self.decide_locked(&mut shard, key, Some(first_seen), now, reason);
+        if held {
+            let (deadline, began) = due;
+            let late = now.saturating_duration_since(deadline) + began.elapsed();
+            self.metrics.decision_lateness.observe(late.as_secs_f64());
+        }
+        out
     }
 
     fn decide_locked(
