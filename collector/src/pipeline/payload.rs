@@ -7,10 +7,14 @@
 //! OTLP exporters and the persistent queue send and store the bytes as they are. Components
 //! that read or change items (`debug`, `file` as JSON, `elasticsearch`, a tail sampler's
 //! enrichment) decode on first need with [`Payload::request`] / [`Payload::into_request`].
-//! A decoded batch stays decoded; it is encoded once, when an exporter needs bytes.
+//! A decoded batch stays decoded; it is encoded once, when an exporter needs bytes. It is
+//! shared, not copied, when a batch is cloned (`batch` keeps a copy to retry a refused send,
+//! an exporter one per attempt): a component that changes it copies it only if another
+//! holder still has it.
 
 use std::borrow::Cow;
 use std::fmt::{self, Debug};
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use weft_config::SignalKind;
@@ -37,11 +41,9 @@ pub struct Batch<R> {
 enum Repr<R> {
     /// Whole encoded requests that decode without error (checked by the receiver's scanner,
     /// or written by prost), in order; together they are one request holding `items` items.
-    Encoded {
-        parts: Vec<Bytes>,
-        items: usize,
-    },
-    Decoded(R),
+    Encoded { parts: Vec<Bytes>, items: usize },
+    /// Shared by clones; [`Payload::request_mut`] copies it only while it is shared.
+    Decoded(Arc<R>),
 }
 
 /// The operations generic components (batching, queues, fan-out, memory accounting) need
@@ -112,7 +114,7 @@ impl<R: Signal> Batch<R> {
 impl<R: Signal> From<R> for Batch<R> {
     fn from(request: R) -> Self {
         Self {
-            repr: Repr::Decoded(request),
+            repr: Repr::Decoded(Arc::new(request)),
         }
     }
 }
@@ -198,9 +200,15 @@ impl<R: Signal> Payload for Batch<R> {
                 parts.extend(more);
                 *items += n;
             }
-            (Repr::Decoded(r), Repr::Decoded(o)) => r.append(o),
-            (Repr::Decoded(r), Repr::Encoded { parts, .. }) => r.append(Self::decode_parts(&parts)),
-            (Repr::Encoded { .. }, Repr::Decoded(o)) => self.request_mut().append(o),
+            (Repr::Decoded(r), Repr::Decoded(o)) => {
+                Arc::make_mut(r).append(Arc::unwrap_or_clone(o));
+            }
+            (Repr::Decoded(r), Repr::Encoded { parts, .. }) => {
+                Arc::make_mut(r).append(Self::decode_parts(&parts));
+            }
+            (Repr::Encoded { .. }, Repr::Decoded(o)) => {
+                self.request_mut().append(Arc::unwrap_or_clone(o));
+            }
         }
     }
 
@@ -242,23 +250,23 @@ impl<R: Signal> Payload for Batch<R> {
     fn request(&self) -> Cow<'_, R> {
         match &self.repr {
             Repr::Encoded { parts, .. } => Cow::Owned(Self::decode_parts(parts)),
-            Repr::Decoded(r) => Cow::Borrowed(r),
+            Repr::Decoded(r) => Cow::Borrowed(&**r),
         }
     }
 
     fn into_request(self) -> R {
         match self.repr {
             Repr::Encoded { parts, .. } => Self::decode_parts(&parts),
-            Repr::Decoded(r) => r,
+            Repr::Decoded(r) => Arc::unwrap_or_clone(r),
         }
     }
 
     fn request_mut(&mut self) -> &mut R {
         if let Repr::Encoded { parts, .. } = &self.repr {
-            self.repr = Repr::Decoded(Self::decode_parts(parts));
+            self.repr = Repr::Decoded(Arc::new(Self::decode_parts(parts)));
         }
         match &mut self.repr {
-            Repr::Decoded(r) => r,
+            Repr::Decoded(r) => Arc::make_mut(r),
             Repr::Encoded { .. } => unreachable!("decoded just above"),
         }
     }
@@ -291,7 +299,8 @@ impl<R: Signal> Payload for Batch<R> {
                     dst.put_slice(p);
                 }
             }
-            Repr::Decoded(r) => dst.put_slice(&r.encode_to_vec()),
+            // Straight into `dst`: prost's writer grows a growable buffer as it goes.
+            Repr::Decoded(r) => r.encode_raw(dst),
         }
     }
 

@@ -301,8 +301,9 @@ impl<T: Payload> Shared<T> {
         let mut refused = None;
         while let Some(batch) = batches.next() {
             let items = batch.item_count();
-            // The copy is what lets a refused batch be kept: `consume` takes ownership and
-            // a refusal does not hand the data back.
+            // The clone is what lets a refused batch be kept: `consume` takes ownership and
+            // a refusal does not hand the data back. It shares the batch's parts or decoded
+            // request; nothing is copied unless the next stage changes it.
             match self.next.consume(batch.clone()).await {
                 Ok(()) => match trigger {
                     Trigger::Size => {
