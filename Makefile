@@ -52,8 +52,8 @@ bench:
 
 ## bench-compare: Weft vs the Go OpenTelemetry Collector (about an hour; builds and caches the peer; not part of test)
 ##   quick run: make bench-compare BENCH_ARGS="--duration 10 --search-duration 5 --repeats 1"
-##   scenarios (--scenarios, default a,b,c,t,f): a tail sampling, b + logs, c pass-through,
-##   t two-tier agent, f file ingest; m metrics pass-through, s spanmetrics + tail sampling,
+##   scenarios (--scenarios, default a,b,c,d,t,f): a tail sampling, b + logs, c pass-through,
+##   d a with Weft's durable window, t two-tier agent, f file ingest; m metrics pass-through, s spanmetrics + tail sampling,
 ##   g log governance (transform + redaction): make bench-compare BENCH_ARGS="--scenarios m,s,g"
 .PHONY: bench-compare
 bench-compare:

@@ -87,11 +87,12 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     bisect_steps: usize,
     /// Scenarios to run: a (traces, tail sampling), b (traces + logs), c (pass-through),
+    /// d (a with Weft's durable window, `storage: file_storage`),
     /// t (the agent of a two-tier deployment: loadbalancing by trace id, no sampling),
     /// f (file ingest: filelog + container + json_parser + trace_parser),
     /// m (metrics pass-through), s (spanmetrics + tail sampling),
     /// g (log governance: transform + redaction of JSON log lines).
-    #[arg(long, default_value = "a,b,c,t,f")]
+    #[arg(long, default_value = "a,b,c,d,t,f")]
     scenarios: String,
     /// The Collector with the filelog receiver (benches/peer-filelog), for scenario f.
     #[arg(long)]
@@ -105,6 +106,10 @@ struct Args {
     /// tail_sampling decision_wait, seconds.
     #[arg(long, default_value_t = 5)]
     decision_wait: u64,
+    /// Scenario d: `fsync` of the window's `file_storage` (true: a request is acknowledged
+    /// once it is on the disk, not only written).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    durable_fsync: bool,
     /// tail_sampling num_traces.
     #[arg(long, default_value_t = 200_000)]
     num_traces: u64,
@@ -238,6 +243,10 @@ enum Scenario {
     /// Traces and their logs; Weft decides both in one window, the Collector samples traces
     /// and passes every log (it cannot correlate them).
     B,
+    /// Scenario a with Weft's durable window (`storage: file_storage`, `fsync` per
+    /// `--durable-fsync`): every request is written to the window's log before it is
+    /// acknowledged. The Collector has no durable window and runs a's configuration.
+    D,
     /// Traces, no sampling: memory_limiter + batch only.
     C,
     /// The agent of a two-tier deployment: no sampling, a `loadbalancing` exporter routing
@@ -259,6 +268,7 @@ impl Scenario {
             Scenario::A => "a",
             Scenario::B => "b",
             Scenario::C => "c",
+            Scenario::D => "d",
             Scenario::T => "t",
             Scenario::M => "m",
             Scenario::S => "s",
@@ -270,6 +280,7 @@ impl Scenario {
             Scenario::A => "a: traces, tail sampling",
             Scenario::B => "b: traces + logs, tail sampling",
             Scenario::C => "c: traces, pass-through",
+            Scenario::D => "d: a with a durable window (Weft)",
             Scenario::T => "t: two-tier agent, loadbalancing by trace id to 2 gateways",
             Scenario::M => "m: metrics pass-through",
             Scenario::S => "s: spanmetrics + tail sampling",
@@ -281,7 +292,7 @@ impl Scenario {
     }
     /// Whether the process under test runs the tail-sampling window.
     fn samples(self) -> bool {
-        matches!(self, Scenario::A | Scenario::B | Scenario::S)
+        matches!(self, Scenario::A | Scenario::B | Scenario::D | Scenario::S)
     }
     /// `weft-loadgen --payload`.
     fn payload(self) -> &'static str {
@@ -703,11 +714,24 @@ processors:
             lt = a.latency_threshold_ms,
             // The Collector bounds its window by num_traces only; Weft's byte bound is off so
             // both hold the same.
-            weft_only = if sys == System::Weft {
-                "    max_bytes: 0\n"
-            } else {
-                ""
+            weft_only = match (sys, sc) {
+                (System::Weft, Scenario::D) => "    max_bytes: 0\n    storage: file_storage\n",
+                (System::Weft, _) => "    max_bytes: 0\n",
+                _ => "",
             },
+        );
+    }
+    let durable = sys == System::Weft && sc == Scenario::D;
+    if durable {
+        let _ = write!(
+            c,
+            "extensions:
+  file_storage:
+    directory: {}
+    fsync: {}
+",
+            durable_dir(a, receiver).display(),
+            a.durable_fsync,
         );
     }
     if sc == Scenario::G {
@@ -766,7 +790,11 @@ processors:
         );
         "otlp"
     };
-    c.push_str("service:\n  pipelines:\n");
+    c.push_str("service:\n");
+    if durable {
+        c.push_str("  extensions: [file_storage]\n");
+    }
+    c.push_str("  pipelines:\n");
     match sc {
         Scenario::M => c.push_str(
             "    metrics:
@@ -859,6 +887,12 @@ processors:
         }
     }
     c
+}
+
+/// Where scenario d's Weft keeps its window's log: one directory per trial (the receiver's
+/// port is the trial's), removed when the trial ends.
+fn durable_dir(a: &Args, receiver: u16) -> PathBuf {
+    a.workdir.join(format!("window-{receiver}"))
 }
 
 /// Scenario g's processors, the same text for both collectors: the seed's Logstash `json` +
@@ -959,6 +993,11 @@ impl Bench {
             sys, sc, rate, duration, &mut child, receiver, metrics, &stem,
         );
         stop(&mut child);
+        let window = durable_dir(&self.a, receiver);
+        if window.exists() {
+            std::fs::remove_dir_all(&window)
+                .with_context(|| format!("removing {}", window.display()))?;
+        }
         result
     }
 
@@ -1036,7 +1075,7 @@ impl Bench {
                 int(&summary, "logs_accepted"),
                 int(&summary, "traces_accepted"),
             ),
-            (_, Scenario::A | Scenario::S) => {
+            (_, Scenario::A | Scenario::D | Scenario::S) => {
                 (int(&summary, "kept_spans"), 0, int(&summary, "kept_traces"))
             }
             (System::Weft, Scenario::B) => (
@@ -1791,6 +1830,20 @@ fn markdown(
             );
         }
     }
+    if let (Some(ra), Some(rd)) = (
+        results.iter().find(|r| r.sc == Scenario::A),
+        results.iter().find(|r| r.sc == Scenario::D),
+    ) {
+        let (wa, wd) = (&ra.measured[0], &rd.measured[0]);
+        let _ = writeln!(
+            m,
+            "- **Durable window** (d ÷ a, Weft, each at its scenario's common rate; `fsync: {}`): \
+             {} the CPU per span, {} the peak RSS.",
+            a.durable_fsync,
+            ratio(wd.cpu_per_mspans, wa.cpu_per_mspans),
+            ratio(wd.rss_mib, wa.rss_mib),
+        );
+    }
     let svg_name = a
         .svg
         .file_name()
@@ -1886,6 +1939,7 @@ fn svg(results: &[ScenarioResult]) -> String {
                     Scenario::A => "a: sampling",
                     Scenario::B => "b: + logs",
                     Scenario::C => "c: pass-through",
+                    Scenario::D => "d: durable",
                     Scenario::T => "t: two-tier agent",
                     Scenario::M => "m: metrics",
                     Scenario::S => "s: spanmetrics",
@@ -2057,11 +2111,12 @@ fn parse_scenario(s: &str) -> anyhow::Result<Scenario> {
         "a" => Scenario::A,
         "b" => Scenario::B,
         "c" => Scenario::C,
+        "d" => Scenario::D,
         "t" => Scenario::T,
         "m" => Scenario::M,
         "s" => Scenario::S,
         "g" => Scenario::G,
-        other => bail!("unknown scenario {other:?}: use a, b, c, t, f, m, s and/or g"),
+        other => bail!("unknown scenario {other:?}: use a, b, c, d, t, f, m, s and/or g"),
     })
 }
 
@@ -2541,6 +2596,7 @@ h_bucket{le=\"+Inf\",p=\"b\"} 10
             Scenario::A,
             Scenario::B,
             Scenario::C,
+            Scenario::D,
             Scenario::T,
             Scenario::M,
             Scenario::S,
