@@ -465,10 +465,12 @@ impl Redactor {
     /// `text` with every blocked value masked; `None` when nothing matched.
     fn mask_values(&self, text: &str) -> Option<String> {
         let set = self.blocked_set.as_ref()?;
-        let hits = set.matches(text);
-        if !hits.matched_any() {
+        // Most values match nothing: `is_match` stops at the first hit and needs no
+        // overlapping search, so it answers them at a fraction of `matches`' cost.
+        if !set.is_match(text) {
             return None;
         }
+        let hits = set.matches(text);
         let mut out = text.to_string();
         let mut changed = false;
         for i in hits.iter() {
