@@ -798,6 +798,20 @@ fn seal_segment(o: &mut Open, opts: &LogOptions) -> io::Result<()> {
     Ok(())
 }
 
+/// The writer is done with segment `o` (it goes on in the next one, or stops): sealed, and
+/// what was written to it synced when the log syncs. A seal that fails is logged (the next
+/// start reads the segment as cut short); a sync that fails is the error.
+fn leave_segment(o: &mut Open, opts: &LogOptions) -> io::Result<()> {
+    if let Err(e) = seal_segment(o, opts) {
+        tracing::warn!(component = %opts.owner, error = %e, segment = o.segment, "cannot close a segment; the next start reads it as cut short");
+    }
+    if o.unsynced {
+        o.file.sync_data()?;
+        o.unsynced = false;
+    }
+    Ok(())
+}
+
 /// What the writer takes from the state at once.
 struct Work {
     chunks: Vec<Chunk>,
@@ -848,12 +862,9 @@ fn writer(shared: Arc<Shared>) {
         };
         let Some(work) = work else {
             if let Some(o) = open.as_mut() {
-                if let Err(e) = seal_segment(o, opts) {
-                    tracing::warn!(component = %opts.owner, error = %e, segment = o.segment, "cannot close the last segment; the next start reads it as cut short");
-                }
-                if o.unsynced {
-                    let _ = o.file.sync_data();
-                }
+                // Nothing waits for this sync: with fsync, every record was synced before it
+                // was acknowledged; only the seal is new.
+                let _ = leave_segment(o, opts);
             }
             for spare in spares {
                 let _ = std::fs::remove_file(spare);
@@ -880,14 +891,10 @@ fn write_work(shared: &Shared, open: &mut Option<Open>, spares: &mut Vec<PathBuf
             // Leaving a segment: it is sealed, and what was written to it is synced before
             // the next begins.
             if let Some(mut o) = open.take() {
-                if let Err(e) = seal_segment(&mut o, opts) {
-                    tracing::warn!(component = %owner, error = %e, segment = o.segment, "cannot close a segment; the next start reads it as cut short");
-                }
+                let left = leave_segment(&mut o, opts);
                 written.push((o.segment, o.size));
-                if o.unsynced {
-                    if let Err(e) = o.file.sync_data() {
-                        sync_error.get_or_insert_with(|| e.to_string());
-                    }
+                if let Err(e) = left {
+                    sync_error.get_or_insert_with(|| e.to_string());
                 }
             }
             match open_segment(&opts.dir, chunk.segment, opts.fsync, spares) {

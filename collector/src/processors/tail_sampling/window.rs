@@ -11,6 +11,7 @@
 //! oldest trace to decide early when the window is full. Locks are only ever nested in one
 //! order (a shard, then the root FIFO), so they cannot deadlock.
 
+use std::collections::hash_map::Entry as Slot;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -928,16 +929,13 @@ impl Window {
         due: (Instant, Instant),
     ) -> Output {
         let mut shard = self.shards[shard_of(&key)].lock();
-        let held = shard
-            .live
-            .get(&key)
-            .is_some_and(|e| e.first_seen == first_seen);
-        let out = self.decide_locked(&mut shard, key, Some(first_seen), now, reason);
-        if held {
-            let (deadline, began) = due;
-            let late = now.saturating_duration_since(deadline) + began.elapsed();
-            self.metrics.decision_lateness.observe(late.as_secs_f64());
-        }
+        let Some(entry) = Self::take_held(&mut shard, key, Some(first_seen)) else {
+            return Output::default();
+        };
+        let out = self.decide_entry(&mut shard, key, entry, now, reason);
+        let (deadline, began) = due;
+        let late = now.saturating_duration_since(deadline) + began.elapsed();
+        self.metrics.decision_lateness.observe(late.as_secs_f64());
         out
     }
 
@@ -949,13 +947,32 @@ impl Window {
         now: Instant,
         reason: DecideReason,
     ) -> Output {
-        match shard.live.get(&key) {
-            Some(e) if first_seen.is_none_or(|t| t == e.first_seen) => {}
-            _ => return Output::default(),
+        match Self::take_held(shard, key, first_seen) {
+            Some(entry) => self.decide_entry(shard, key, entry, now, reason),
+            None => Output::default(),
         }
-        let Some(mut entry) = shard.live.remove(&key) else {
-            return Output::default();
-        };
+    }
+
+    /// Takes trace `key` out of the shard if it holds it — with `first_seen`, only the
+    /// entry opened then (not a later one under the same id) — in one lookup.
+    fn take_held(shard: &mut Shard, key: TraceKey, first_seen: Option<Instant>) -> Option<Entry> {
+        match shard.live.entry(key) {
+            Slot::Occupied(held) if first_seen.is_none_or(|t| t == held.get().first_seen) => {
+                Some(held.remove())
+            }
+            _ => None,
+        }
+    }
+
+    /// Decides a trace taken out of its shard.
+    fn decide_entry(
+        &self,
+        shard: &mut Shard,
+        key: TraceKey,
+        mut entry: Entry,
+        now: Instant,
+        reason: DecideReason,
+    ) -> Output {
         self.release(&entry);
         let first_seen = entry.first_seen;
         let started = std::time::Instant::now();
