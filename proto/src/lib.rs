@@ -5,6 +5,7 @@
 pub use opentelemetry_proto::tonic::*;
 
 pub mod base64;
+pub mod encode;
 pub mod ids;
 pub mod limits;
 pub mod otlp_json;

@@ -281,7 +281,11 @@ impl<R: Signal> Payload for Batch<R> {
                 }
                 out.freeze()
             }
-            Repr::Decoded(r) => r.encode_to_vec().into(),
+            Repr::Decoded(r) => {
+                let mut out = Vec::with_capacity(r.encoded_len());
+                r.write_request(&mut out);
+                out.into()
+            }
         }
     }
 
@@ -299,8 +303,8 @@ impl<R: Signal> Payload for Batch<R> {
                     dst.put_slice(p);
                 }
             }
-            // Straight into `dst`: prost's writer grows a growable buffer as it goes.
-            Repr::Decoded(r) => r.encode_raw(dst),
+            // Straight into `dst`, which grows as it is written.
+            Repr::Decoded(r) => r.write_request(dst),
         }
     }
 

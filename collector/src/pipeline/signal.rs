@@ -29,6 +29,7 @@ use weft_proto::collector::metrics::v1::{
 use weft_proto::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use weft_proto::encode::EncodeRequest;
 use weft_proto::limits::{self, Limits};
 use weft_proto::logs::v1::{ResourceLogs, ScopeLogs};
 use weft_proto::metrics::v1::{ResourceMetrics, ScopeMetrics};
@@ -39,7 +40,9 @@ use weft_proto::{validate, wire};
 use super::{Batch, Consumer, Fanout, Payload};
 
 /// One telemetry signal, described by its OTLP export request message.
-pub trait Signal: Message + Clone + Default + Debug + PartialEq + Send + Sync + 'static {
+pub trait Signal:
+    Message + EncodeRequest + Clone + Default + Debug + PartialEq + Send + Sync + 'static
+{
     /// The export response message of the signal's service.
     type Response: Message + Default + Send + 'static;
 
