@@ -397,4 +397,43 @@ mod tests {
         // Equality looks through the representation.
         assert_eq!(encoded(traces(&[&[1]])), traces(&[&[1]]));
     }
+
+    #[test]
+    fn clones_of_a_decoded_batch_share_it_until_one_changes() {
+        let original = traces(&[&[2, 3]]);
+        let kept = original.clone();
+        let Repr::Decoded(a) = &original.repr else {
+            panic!("built decoded")
+        };
+        let Repr::Decoded(b) = &kept.repr else {
+            panic!("cloned decoded")
+        };
+        assert!(Arc::ptr_eq(a, b), "a clone shares the request");
+
+        // Changing one copies it first; the other keeps what it had.
+        let mut changed = original;
+        changed.request_mut().resource_spans[0].scope_spans[0].spans[0].span_id = vec![9; 8];
+        changed.merge(traces(&[&[1]]));
+        assert_eq!(ids(&changed), [9, 2, 3, 4, 5, 1]);
+        assert_eq!(ids(&kept), [1, 2, 3, 4, 5]);
+        let mut split = kept.clone();
+        let head = split.take_items(2);
+        assert_eq!((ids(&head), ids(&split)), (vec![1, 2], vec![3, 4, 5]));
+        assert_eq!(ids(&kept), [1, 2, 3, 4, 5]);
+
+        // Taking the request out of a shared batch copies it; the other holder keeps its own.
+        let last = kept.clone().into_request();
+        let spans: usize = last.resource_spans[0]
+            .scope_spans
+            .iter()
+            .map(|s| s.spans.len())
+            .sum();
+        assert_eq!(spans, 5);
+        assert_eq!(ids(&kept), [1, 2, 3, 4, 5]);
+        // Encoding reads the shared request as it is.
+        assert_eq!(
+            ExportTraceServiceRequest::decode(kept.to_bytes()).unwrap(),
+            *kept.request()
+        );
+    }
 }
