@@ -50,7 +50,7 @@ fmt:
 bench:
 	$(CARGO) bench -p weft-benches
 
-## bench-compare: Weft vs the Go OpenTelemetry Collector (about an hour; builds and caches the peer; not part of test)
+## bench-compare: Weft vs the Go OpenTelemetry Collector (about 1.5 hours; builds and caches the peer; not part of test)
 ##   quick run: make bench-compare BENCH_ARGS="--duration 10 --search-duration 5 --repeats 1"
 ##   scenarios (--scenarios, default a,b,c,d,t,f): a tail sampling, b + logs, c pass-through,
 ##   d a with Weft's durable window, t two-tier agent, f file ingest; m metrics pass-through, s spanmetrics + tail sampling,
