@@ -610,14 +610,20 @@ fn connections_beyond_max_connections_are_refused_and_the_others_served() {
     )
     .unwrap();
     let addr = local(http);
-    // `wait_for_port` connected once; wait until that probe's slot is free again.
-    let mut first = eventually(Duration::from_secs(10), || {
-        let mut c = connect(addr);
-        raw_post(&mut c, "first").ok().map(|_| c)
-    })
-    .expect("a first connection is served");
-    let mut second = connect(addr);
-    assert_eq!(raw_post(&mut second, "second").unwrap(), 200);
+    // `wait_for_port` connected once, and its slot frees only once the server has seen that
+    // probe close. Until then one of the two connections below may be refused: retry each
+    // until it is served. Two served connections hold both slots, so the probe's is free.
+    let served = |name: &'static str| {
+        eventually(Duration::from_secs(10), || {
+            let mut c = connect(addr);
+            match raw_post(&mut c, name) {
+                Ok(200) => Some(c),
+                _ => None,
+            }
+        })
+    };
+    let mut first = served("first").expect("a first connection is served");
+    let mut second = served("second").expect("a second connection is served");
 
     // Both slots are held (each connection completed a request): a third is closed at once.
     let mut third = connect(addr);
@@ -630,11 +636,7 @@ fn connections_beyond_max_connections_are_refused_and_the_others_served() {
 
     // A slot frees once a connection closes.
     drop(first);
-    let mut fourth = eventually(Duration::from_secs(10), || {
-        let mut c = connect(addr);
-        raw_post(&mut c, "fourth").ok().map(|_| c)
-    })
-    .expect("a connection is served once a slot is free");
+    let mut fourth = served("fourth").expect("a connection is served once a slot is free");
     assert_eq!(raw_post(&mut fourth, "fourth-again").unwrap(), 200);
 
     let (_, text) = http_get(local(metrics), "/metrics").unwrap();
