@@ -95,6 +95,10 @@ pub trait Payload: Clone + Default + Debug + PartialEq + Send + Sync + 'static {
 
     /// Whether the batch is still the bytes it arrived in (for tests and metrics).
     fn is_encoded(&self) -> bool;
+
+    /// The whole encoded requests the batch is, one after the other, while it is still the
+    /// bytes it arrived in; `None` once decoded.
+    fn encoded_parts(&self) -> Option<&[Bytes]>;
 }
 
 impl<R: Signal> Batch<R> {
@@ -305,6 +309,13 @@ impl<R: Signal> Payload for Batch<R> {
             }
             // Straight into `dst`, which grows as it is written.
             Repr::Decoded(r) => r.write_request(dst),
+        }
+    }
+
+    fn encoded_parts(&self) -> Option<&[Bytes]> {
+        match &self.repr {
+            Repr::Encoded { parts, .. } => Some(parts),
+            Repr::Decoded(_) => None,
         }
     }
 

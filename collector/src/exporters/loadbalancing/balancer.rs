@@ -310,8 +310,12 @@ impl<T: Payload> Inner<T> {
             RecordKey::Key(k) => ring.owner(k).unwrap_or(0),
             RecordKey::None => self.round_robin.fetch_add(1, Ordering::Relaxed) % backends,
         };
-        let bytes = batch.to_bytes();
-        let split = match route::split(&bytes, self.layout, self.key, &mut choose) {
+        let split = match batch.encoded_parts() {
+            // A batch of several received requests is walked part by part, not joined.
+            Some(parts) => route::split_parts(parts, self.layout, self.key, &mut choose),
+            None => route::split(&batch.to_bytes(), self.layout, self.key, &mut choose),
+        };
+        let split = match split {
             Ok(split) => split,
             // Valid protobuf outside the walker's shape: prost's encoding of it is inside.
             Err(_) => {

@@ -161,40 +161,82 @@ pub fn split(
     key: RoutingKey,
     choose: impl FnMut(RecordKey<'_>) -> usize,
 ) -> Result<Split, Unreadable> {
-    split_walk(body, layout, key, choose).map_err(|()| Unreadable)
+    split_parts(&[body], layout, key, choose)
 }
 
-fn split_walk(
-    body: &[u8],
+/// [`split`] of the request that `bodies`, whole encoded requests, make one after the other
+/// (a batch of several received requests), without joining them first.
+pub fn split_parts<B: AsRef<[u8]>>(
+    bodies: &[B],
     layout: Layout,
     key: RoutingKey,
     choose: impl FnMut(RecordKey<'_>) -> usize,
+) -> Result<Split, Unreadable> {
+    split_walk(bodies, layout, key, choose).map_err(|()| Unreadable)
+}
+
+fn split_walk<B: AsRef<[u8]>>(
+    bodies: &[B],
+    layout: Layout,
+    key: RoutingKey,
+    mut choose: impl FnMut(RecordKey<'_>) -> usize,
 ) -> Result<Split, ()> {
     // Pass 1: every record's destination, in order.
-    let destinations = destinations(body, layout, key, choose)?;
+    let mut destinations = Vec::new();
+    for body in bodies {
+        find_destinations(body.as_ref(), layout, key, &mut choose, &mut destinations)?;
+    }
     let Some(&first) = destinations.first() else {
         return Ok(Split::Empty);
     };
     if destinations.iter().all(|&d| d == first) {
         return Ok(Split::Whole(first));
     }
-    // Pass 2: the requests, each record under a copy of its envelopes.
+    // Pass 2: the size of each envelope's share of each destination, so that pass 3 writes
+    // every byte once, straight into a request of the right size.
     let count = destinations.iter().max().map_or(0, |m| m + 1);
     let depth = layout.record_depth(key);
+    let mut plan = Plan {
+        layout,
+        record_depth: depth,
+        count,
+        next: destinations.iter().copied(),
+        shares: vec![vec![0; count]; depth],
+        sizes: Vec::new(),
+        heads: Vec::new(),
+        head_ends: Vec::new(),
+        items: vec![0; count],
+    };
+    for body in bodies {
+        plan.size(body.as_ref(), 0)?;
+    }
+    // Pass 3: the requests.
     let mut cut = Cut {
         layout,
         record_depth: depth,
-        next: destinations.into_iter(),
-        scratch: vec![vec![Vec::new(); count]; depth],
-        items: vec![0; count],
+        count,
+        next: destinations.iter().copied(),
+        sizes: &plan.sizes,
+        heads: &plan.heads,
+        head_ends: &plan.head_ends,
+        node: 0,
+        requests: plan.shares[0]
+            .iter()
+            .map(|&n| Vec::with_capacity(n))
+            .collect(),
     };
-    cut.children(body, 0)?;
-    let Cut { scratch, items, .. } = cut;
-    let requests = scratch.into_iter().next().unwrap_or_default();
+    for body in bodies {
+        cut.children(body.as_ref(), 0)?;
+    }
+    let requests = cut.requests;
+    debug_assert!(requests
+        .iter()
+        .zip(&plan.shares[0])
+        .all(|(r, &n)| r.len() == n));
     Ok(Split::Parts(
         requests
             .into_iter()
-            .zip(items)
+            .zip(plan.items)
             .enumerate()
             // A destination with bytes but no items got metrics without data points.
             .filter(|(_, (bytes, _))| !bytes.is_empty())
@@ -203,22 +245,21 @@ fn split_walk(
     ))
 }
 
-/// Pass 1: the destination of every record, in wire order.
-fn destinations(
+/// Pass 1: appends the destination of every record of `body`, in wire order.
+fn find_destinations(
     body: &[u8],
     layout: Layout,
     key: RoutingKey,
-    mut choose: impl FnMut(RecordKey<'_>) -> usize,
-) -> Result<Vec<usize>, ()> {
-    let mut destinations = Vec::new();
+    choose: &mut impl FnMut(RecordKey<'_>) -> usize,
+    destinations: &mut Vec<usize>,
+) -> Result<(), ()> {
     if !layout.keys().contains(&key) {
         // Not a key of this signal (the configuration refuses it): spread, lose nothing.
         let depth = layout.record_depth(key);
-        each_record(body, layout, 0, depth, &mut |_| {
+        return each_record(body, layout, 0, depth, &mut |_| {
             destinations.push(choose(RecordKey::None));
             Ok(())
-        })?;
-        return Ok(destinations);
+        });
     }
     let mut stream = Vec::new();
     for group in len_fields(body, 1) {
@@ -278,7 +319,7 @@ fn destinations(
             }
         }
     }
-    Ok(destinations)
+    Ok(())
 }
 
 /// Calls `f` with every record `depth` levels below `msg` (which sits `at` levels down).
@@ -304,21 +345,84 @@ fn each_record(
     Ok(())
 }
 
-/// Pass 2: copies each record, with its envelopes, into its destination's request.
-struct Cut<I> {
+/// Pass 2: how many bytes each destination's share of each envelope takes.
+struct Plan<I> {
     layout: Layout,
     record_depth: usize,
+    /// Destinations.
+    count: usize,
     /// The destinations pass 1 found, in the same wire order.
     next: I,
-    /// `scratch[k][d]`: the children, framed, of the message being cut `k` levels down,
-    /// that go to destination `d`; `scratch[0]` ends as the requests.
-    scratch: Vec<Vec<Vec<u8>>>,
+    /// `shares[k][d]`: bytes of the children, framed, of the message being measured `k`
+    /// levels down that go to destination `d`; `shares[0]` ends as the requests' sizes.
+    shares: Vec<Vec<usize>>,
+    /// Per envelope in wire order, `count` entries: the length of its copy for each
+    /// destination (0: the destination gets none of its records).
+    sizes: Vec<usize>,
+    /// Per envelope in wire order, its fields other than its children, one after another.
+    heads: Vec<u8>,
+    /// Where each envelope's head ends in `heads`.
+    head_ends: Vec<usize>,
     /// Items per destination.
     items: Vec<usize>,
 }
 
-impl<I: Iterator<Item = usize>> Cut<I> {
-    /// Appends the children of `msg` (which sits `at` levels down) to `scratch[at]`, each
+impl<I: Iterator<Item = usize>> Plan<I> {
+    /// Adds the children of `msg` (which sits `at` levels down) to `shares[at]`.
+    fn size(&mut self, msg: &[u8], at: usize) -> Result<(), ()> {
+        let layout = self.layout;
+        for field in Fields::new(msg) {
+            let (number, value) = field?;
+            let Value::Len(child) = value else { continue };
+            if !layout.is_child(at, number) {
+                continue;
+            }
+            if at + 1 == self.record_depth {
+                let d = self.next.next().ok_or(())?;
+                self.shares[at][d] += wire::len_header_len(number, child.len()) + child.len();
+                self.items[d] += layout.items(at + 1, child)?;
+                continue;
+            }
+            let node = self.sizes.len();
+            self.sizes.resize(node + self.count, 0);
+            let head_start = self.heads.len();
+            put_head(&mut self.heads, child, |n| layout.is_child(at + 1, n))?;
+            let head = self.heads.len() - head_start;
+            self.head_ends.push(self.heads.len());
+            self.size(child, at + 1)?;
+            let (outer, inner) = self.shares.split_at_mut(at + 1);
+            let shares = outer[at].iter_mut().zip(inner[0].iter_mut());
+            for (d, (total, share)) in shares.enumerate() {
+                if *share == 0 {
+                    continue;
+                }
+                let len = head + *share;
+                self.sizes[node + d] = len;
+                *total += wire::len_header_len(number, len) + len;
+                *share = 0;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Pass 3: copies each record, under copies of its envelopes, into its destination's
+/// request, measured by [`Plan`].
+struct Cut<'a, I> {
+    layout: Layout,
+    record_depth: usize,
+    count: usize,
+    next: I,
+    sizes: &'a [usize],
+    heads: &'a [u8],
+    head_ends: &'a [usize],
+    /// The next envelope's index.
+    node: usize,
+    requests: Vec<Vec<u8>>,
+}
+
+impl<I: Iterator<Item = usize>> Cut<'_, I> {
+    /// Appends the children of `msg` (which sits `at` levels down) to the requests, each
     /// destination's share framed under its field number.
     fn children(&mut self, msg: &[u8], at: usize) -> Result<(), ()> {
         for field in Fields::new(msg) {
@@ -329,22 +433,21 @@ impl<I: Iterator<Item = usize>> Cut<I> {
             }
             if at + 1 == self.record_depth {
                 let d = self.next.next().ok_or(())?;
-                wire::put_len_field(&mut self.scratch[at][d], number, child);
-                self.items[d] += self.layout.items(at + 1, child)?;
+                wire::put_len_field(&mut self.requests[d], number, child);
                 continue;
             }
-            self.children(child, at + 1)?;
-            let head = head(child, |n| self.layout.is_child(at + 1, n))?;
-            let (outer, inner) = self.scratch.split_at_mut(at + 1);
-            for (out, share) in outer[at].iter_mut().zip(inner[0].iter_mut()) {
-                if share.is_empty() {
-                    continue;
+            let node = self.node;
+            self.node += 1;
+            let head_start = node.checked_sub(1).map_or(0, |p| self.head_ends[p]);
+            let head = &self.heads[head_start..self.head_ends[node]];
+            let sizes = &self.sizes[node * self.count..(node + 1) * self.count];
+            for (request, &len) in self.requests.iter_mut().zip(sizes) {
+                if len > 0 {
+                    wire::put_len_header(request, number, len);
+                    request.extend_from_slice(head);
                 }
-                wire::put_len_header(out, number, head.len() + share.len());
-                out.extend_from_slice(&head);
-                out.extend_from_slice(share);
-                share.clear();
             }
+            self.children(child, at + 1)?;
         }
         Ok(())
     }
@@ -359,19 +462,20 @@ fn len_fields(msg: &[u8], number: u32) -> impl Iterator<Item = Result<&[u8], ()>
     })
 }
 
-/// Every field of an envelope except its children, re-encoded as they were: the resource or
-/// scope, the schema URL, a metric's name and unit, a sum's temporality, unknown fields.
-fn head(msg: &[u8], is_child: impl Fn(u32) -> bool) -> Result<Vec<u8>, ()> {
-    let mut out = Vec::new();
+/// Appends every field of an envelope except its children, re-encoded as they were: the
+/// resource or scope, the schema URL, a metric's name and unit, a sum's temporality, unknown
+/// fields.
+fn put_head(out: &mut Vec<u8>, msg: &[u8], is_child: impl Fn(u32) -> bool) -> Result<(), ()> {
     for field in Fields::new(msg) {
         let (number, value) = field?;
         if is_child(number) {
             continue;
         }
-        put_field(&mut out, number, value);
+        put_field(out, number, value);
     }
-    Ok(out)
+    Ok(())
 }
+
 /// Appends one field as it was on the wire.
 fn put_field(out: &mut Vec<u8>, number: u32, value: Value<'_>) {
     let key = |wire_type: u64| (u64::from(number) << 3) | wire_type;
@@ -677,6 +781,23 @@ mod tests {
             split(&[], layout, RoutingKey::TraceId, |_| 4),
             Ok(Split::Empty)
         );
+    }
+
+    #[test]
+    fn a_batch_of_several_requests_is_cut_as_the_request_they_make_together() {
+        let layout = layout(SignalKind::Traces).unwrap();
+        let first = mixed().encode_to_vec();
+        let mut second = mixed();
+        second.resource_spans.reverse();
+        let second = second.encode_to_vec();
+        let joined = [first.clone(), second.clone()].concat();
+        let whole = split(&joined, layout, RoutingKey::TraceId, by_trace).unwrap();
+        let parts = split_parts(&[first, second], layout, RoutingKey::TraceId, by_trace);
+        assert!(
+            matches!(&whole, Split::Parts(p) if p.len() == 3),
+            "{whole:?}"
+        );
+        assert_eq!(parts.unwrap(), whole);
     }
 
     #[test]
@@ -1022,6 +1143,34 @@ mod metrics_tests {
         let mut distinct = again.clone();
         distinct.dedup();
         assert_eq!(distinct, keys);
+    }
+
+    #[test]
+    fn points_cut_from_several_requests_are_the_points_of_the_joined_request() {
+        // Points sit five levels down: each level's envelope is measured, then copied once.
+        let by_hash = |k: RecordKey<'_>| match k {
+            RecordKey::Key(k) => k.iter().map(|&b| usize::from(b)).sum::<usize>() % 3,
+            RecordKey::None => 0,
+        };
+        let one = request().encode_to_vec();
+        let joined = [one.clone(), one.clone()].concat();
+        let key = RoutingKey::StreamId;
+        let whole = split(&joined, Layout::Metrics, key, by_hash).unwrap();
+        let Split::Parts(cut) = &whole else {
+            panic!("{whole:?}")
+        };
+        let mut all = Vec::new();
+        for (_, bytes, n) in cut {
+            let req = ExportMetricsServiceRequest::decode(&bytes[..]).unwrap();
+            assert_eq!(weft_proto::points::request_points(&req), *n);
+            all.extend(points(&req));
+        }
+        all.sort();
+        let mut expected = [points(&request()), points(&request())].concat();
+        expected.sort();
+        assert_eq!(all, expected);
+        let parts = split_parts(&[one.clone(), one], Layout::Metrics, key, by_hash);
+        assert_eq!(parts.unwrap(), whole);
     }
 
     #[test]
