@@ -278,6 +278,33 @@ fn odd_wire_shapes_take_the_slow_path() {
     assert!(ExportTraceServiceRequest::decode(&body[..]).is_err());
 }
 
+/// The `loadbalancing` exporter routes an encoded record by its first trace id: a record with
+/// a second one must never be scanned, so that prost (which keeps the last) re-encodes it.
+#[test]
+fn a_record_with_two_trace_ids_takes_the_slow_path() {
+    let limits = Limits::default();
+    // One request → one group → one scope → `record`.
+    let wrap = |record: &[u8]| {
+        let mut scoped = Vec::new();
+        put_len_field(&mut scoped, 2, record);
+        let mut group = Vec::new();
+        put_len_field(&mut group, 2, &scoped);
+        let mut body = Vec::new();
+        put_len_field(&mut body, 1, &group);
+        body
+    };
+    let span = with_ids(span(1)).encode_to_vec();
+    assert_eq!(agrees_traces(&wrap(&span), &limits), Some(1));
+    let mut second = span;
+    put_len_field(&mut second, 1, &[9; 16]);
+    assert_eq!(agrees_traces(&wrap(&second), &limits), None);
+    let record = record(1).encode_to_vec();
+    assert_eq!(agrees_logs(&wrap(&record), &limits), Some(1));
+    let mut second = record;
+    put_len_field(&mut second, 9, &[9; 16]);
+    assert_eq!(agrees_logs(&wrap(&second), &limits), None);
+}
+
 #[test]
 fn mutated_requests_never_break_the_promise() {
     // A deterministic xorshift: the same mutations on every run.

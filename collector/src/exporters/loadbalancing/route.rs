@@ -497,17 +497,18 @@ fn put_field(out: &mut Vec<u8>, number: u32, value: Value<'_>) {
 }
 
 /// A record's trace id (field `number`), `None` when absent or empty. The receiver checked
-/// that a present one is 16 bytes.
+/// that a present one is 16 bytes. It is the record's only trace id: the receiver's scanner
+/// sends a record with two to prost, whose encoding writes one, so the walk stops at the
+/// first (a span's trace id is its first field).
 fn trace_id(record: &[u8], number: u32) -> Result<Option<&[u8]>, ()> {
-    let mut id = None;
     for field in Fields::new(record) {
         if let (n, Value::Len(bytes)) = field? {
             if n == number {
-                id = Some(bytes).filter(|b| !b.is_empty());
+                return Ok(Some(bytes).filter(|b| !b.is_empty()));
             }
         }
     }
-    Ok(id)
+    Ok(None)
 }
 
 /// The `service.name` string of a resource group's resource (field 1 → attributes 1 →
