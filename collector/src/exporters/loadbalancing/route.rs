@@ -15,6 +15,8 @@
 //! record, a metric (routing metrics by service, resource or name), or a data point (by
 //! stream: the point's series is its resource, scope, metric and attributes).
 
+use std::ops::Range;
+
 use weft_config::SignalKind;
 use weft_proto::wire::{self, Fields, Value};
 
@@ -181,10 +183,31 @@ fn split_walk<B: AsRef<[u8]>>(
     key: RoutingKey,
     mut choose: impl FnMut(RecordKey<'_>) -> usize,
 ) -> Result<Split, ()> {
-    // Pass 1: every record's destination, in order.
+    let depth = layout.record_depth(key);
+    let mut plan = Plan::new(layout, depth);
     let mut destinations = Vec::new();
-    for body in bodies {
-        find_destinations(body.as_ref(), layout, key, &mut choose, &mut destinations)?;
+    if let (Layout::Records { trace_id: field }, RoutingKey::TraceId) = (layout, key) {
+        // A record's key is in the record: one pass finds its destination and measures.
+        let mut destination = |record: &[u8]| {
+            let key = trace_id(record, field)?.map_or(RecordKey::None, RecordKey::Key);
+            let d = choose(key);
+            destinations.push(d);
+            Ok(d)
+        };
+        for body in bodies {
+            plan.size(body.as_ref(), 0, &mut destination)?;
+        }
+    } else {
+        // Pass 1: every record's destination, in order (keys from the envelopes around it).
+        for body in bodies {
+            find_destinations(body.as_ref(), layout, key, &mut choose, &mut destinations)?;
+        }
+        // Pass 2, below for the trace id.
+        let mut next = destinations.iter().copied();
+        let mut destination = |_: &[u8]| next.next().ok_or(());
+        for body in bodies {
+            plan.size(body.as_ref(), 0, &mut destination)?;
+        }
     }
     let Some(&first) = destinations.first() else {
         return Ok(Split::Empty);
@@ -192,33 +215,12 @@ fn split_walk<B: AsRef<[u8]>>(
     if destinations.iter().all(|&d| d == first) {
         return Ok(Split::Whole(first));
     }
-    // Pass 2: the size of each envelope's share of each destination, so that pass 3 writes
-    // every byte once, straight into a request of the right size.
-    let count = destinations.iter().max().map_or(0, |m| m + 1);
-    let depth = layout.record_depth(key);
-    let mut plan = Plan {
-        layout,
-        record_depth: depth,
-        count,
-        next: destinations.iter().copied(),
-        shares: vec![vec![0; count]; depth],
-        sizes: Vec::new(),
-        heads: Vec::new(),
-        head_ends: Vec::new(),
-        items: vec![0; count],
-    };
-    for body in bodies {
-        plan.size(body.as_ref(), 0)?;
-    }
-    // Pass 3: the requests.
+    // Pass 3: the requests, every byte written once into a request of the right size.
     let mut cut = Cut {
         layout,
         record_depth: depth,
-        count,
         next: destinations.iter().copied(),
-        sizes: &plan.sizes,
-        heads: &plan.heads,
-        head_ends: &plan.head_ends,
+        plan: &plan,
         node: 0,
         requests: plan.shares[0]
             .iter()
@@ -346,19 +348,18 @@ fn each_record(
 }
 
 /// Pass 2: how many bytes each destination's share of each envelope takes.
-struct Plan<I> {
+struct Plan {
     layout: Layout,
     record_depth: usize,
-    /// Destinations.
-    count: usize,
-    /// The destinations pass 1 found, in the same wire order.
-    next: I,
     /// `shares[k][d]`: bytes of the children, framed, of the message being measured `k`
-    /// levels down that go to destination `d`; `shares[0]` ends as the requests' sizes.
+    /// levels down that go to destination `d` (each grows to the highest destination seen);
+    /// `shares[0]` ends as the requests' sizes.
     shares: Vec<Vec<usize>>,
-    /// Per envelope in wire order, `count` entries: the length of its copy for each
-    /// destination (0: the destination gets none of its records).
-    sizes: Vec<usize>,
+    /// Per envelope in wire order, where its entries sit in `sizes`.
+    envelopes: Vec<Range<usize>>,
+    /// (destination, length of the envelope's copy there), for the destinations that get
+    /// some of its records.
+    sizes: Vec<(usize, usize)>,
     /// Per envelope in wire order, its fields other than its children, one after another.
     heads: Vec<u8>,
     /// Where each envelope's head ends in `heads`.
@@ -367,9 +368,28 @@ struct Plan<I> {
     items: Vec<usize>,
 }
 
-impl<I: Iterator<Item = usize>> Plan<I> {
-    /// Adds the children of `msg` (which sits `at` levels down) to `shares[at]`.
-    fn size(&mut self, msg: &[u8], at: usize) -> Result<(), ()> {
+impl Plan {
+    fn new(layout: Layout, record_depth: usize) -> Self {
+        Self {
+            layout,
+            record_depth,
+            shares: vec![Vec::new(); record_depth],
+            envelopes: Vec::new(),
+            sizes: Vec::new(),
+            heads: Vec::new(),
+            head_ends: Vec::new(),
+            items: Vec::new(),
+        }
+    }
+
+    /// Adds the children of `msg` (which sits `at` levels down) to `shares[at]`;
+    /// `destination` names each record's.
+    fn size(
+        &mut self,
+        msg: &[u8],
+        at: usize,
+        destination: &mut impl FnMut(&[u8]) -> Result<usize, ()>,
+    ) -> Result<(), ()> {
         let layout = self.layout;
         for field in Fields::new(msg) {
             let (number, value) = field?;
@@ -378,29 +398,41 @@ impl<I: Iterator<Item = usize>> Plan<I> {
                 continue;
             }
             if at + 1 == self.record_depth {
-                let d = self.next.next().ok_or(())?;
-                self.shares[at][d] += wire::len_header_len(number, child.len()) + child.len();
+                let d = destination(child)?;
+                let shares = &mut self.shares[at];
+                if shares.len() <= d {
+                    shares.resize(d + 1, 0);
+                }
+                shares[d] += wire::len_header_len(number, child.len()) + child.len();
+                if self.items.len() <= d {
+                    self.items.resize(d + 1, 0);
+                }
                 self.items[d] += layout.items(at + 1, child)?;
                 continue;
             }
-            let node = self.sizes.len();
-            self.sizes.resize(node + self.count, 0);
+            let node = self.envelopes.len();
+            self.envelopes.push(0..0);
             let head_start = self.heads.len();
             put_head(&mut self.heads, child, |n| layout.is_child(at + 1, n))?;
             let head = self.heads.len() - head_start;
             self.head_ends.push(self.heads.len());
-            self.size(child, at + 1)?;
+            self.size(child, at + 1, destination)?;
+            let start = self.sizes.len();
             let (outer, inner) = self.shares.split_at_mut(at + 1);
-            let shares = outer[at].iter_mut().zip(inner[0].iter_mut());
-            for (d, (total, share)) in shares.enumerate() {
+            let (totals, shares) = (&mut outer[at], &mut inner[0]);
+            if totals.len() < shares.len() {
+                totals.resize(shares.len(), 0);
+            }
+            for (d, (total, share)) in totals.iter_mut().zip(shares.iter_mut()).enumerate() {
                 if *share == 0 {
                     continue;
                 }
                 let len = head + *share;
-                self.sizes[node + d] = len;
+                self.sizes.push((d, len));
                 *total += wire::len_header_len(number, len) + len;
                 *share = 0;
             }
+            self.envelopes[node] = start..self.sizes.len();
         }
         Ok(())
     }
@@ -411,11 +443,8 @@ impl<I: Iterator<Item = usize>> Plan<I> {
 struct Cut<'a, I> {
     layout: Layout,
     record_depth: usize,
-    count: usize,
     next: I,
-    sizes: &'a [usize],
-    heads: &'a [u8],
-    head_ends: &'a [usize],
+    plan: &'a Plan,
     /// The next envelope's index.
     node: usize,
     requests: Vec<Vec<u8>>,
@@ -438,14 +467,13 @@ impl<I: Iterator<Item = usize>> Cut<'_, I> {
             }
             let node = self.node;
             self.node += 1;
-            let head_start = node.checked_sub(1).map_or(0, |p| self.head_ends[p]);
-            let head = &self.heads[head_start..self.head_ends[node]];
-            let sizes = &self.sizes[node * self.count..(node + 1) * self.count];
-            for (request, &len) in self.requests.iter_mut().zip(sizes) {
-                if len > 0 {
-                    wire::put_len_header(request, number, len);
-                    request.extend_from_slice(head);
-                }
+            let plan = self.plan;
+            let head_start = node.checked_sub(1).map_or(0, |p| plan.head_ends[p]);
+            let head = &plan.heads[head_start..plan.head_ends[node]];
+            for &(d, len) in &plan.sizes[plan.envelopes[node].clone()] {
+                let request = &mut self.requests[d];
+                wire::put_len_header(request, number, len);
+                request.extend_from_slice(head);
             }
             self.children(child, at + 1)?;
         }
