@@ -19,6 +19,9 @@ pub struct Ring {
     endpoints: Vec<String>,
     /// (position, endpoint index), sorted by position.
     points: Vec<(u32, usize)>,
+    /// The owner of every position of the circle (empty when there are no points): a key's
+    /// owner is one lookup, not a search of the points.
+    owners: Vec<u32>,
 }
 
 impl Ring {
@@ -43,7 +46,22 @@ impl Ring {
             }
         }
         points.sort_unstable();
-        Self { endpoints, points }
+        let mut owners = Vec::new();
+        if let Some(&(_, first)) = points.first() {
+            // The first point at or after each position, wrapping around to the first.
+            let mut next = points.iter().peekable();
+            owners = (0..POSITIONS)
+                .map(|position| {
+                    while next.next_if(|(p, _)| *p < position).is_some() {}
+                    next.peek().map_or(first, |(_, index)| *index) as u32
+                })
+                .collect();
+        }
+        Self {
+            endpoints,
+            points,
+            owners,
+        }
     }
 
     /// The endpoints, sorted: the indexes [`Ring::owner`] answers refer to this list.
@@ -58,13 +76,10 @@ impl Ring {
     /// The index (into [`Ring::endpoints`]) of the endpoint that owns `key` (a trace id's 16
     /// bytes, or a service name), `None` on an empty ring.
     pub fn owner(&self, key: &[u8]) -> Option<usize> {
-        if self.points.is_empty() {
-            return None;
-        }
         let position = crc32fast::hash(key) % POSITIONS;
-        let at = self.points.partition_point(|(p, _)| *p < position);
-        let (_, index) = self.points[if at == self.points.len() { 0 } else { at }];
-        Some(index)
+        self.owners
+            .get(position as usize)
+            .map(|&index| index as usize)
     }
 
     /// The endpoint that owns `key`.
@@ -108,6 +123,27 @@ mod tests {
             .find(|(p, _)| *p >= pos)
             .unwrap_or(&ring.points[0]);
         assert_eq!(ring.owner(k), Some(expected.1));
+    }
+
+    #[test]
+    fn every_key_is_owned_by_the_first_point_at_or_after_it() {
+        let ring = Ring::new(&endpoints(5));
+        for i in 0..20_000 {
+            let k = key(i);
+            let pos = crc32fast::hash(&k) % POSITIONS;
+            let at = ring.points.partition_point(|(p, _)| *p < pos);
+            let (_, expected) = ring.points[if at == ring.points.len() { 0 } else { at }];
+            assert_eq!(ring.owner(&k), Some(expected), "key {i} at {pos}");
+        }
+        // The positions past the last point wrap around to the first.
+        let last = ring.points.last().unwrap().0;
+        assert_eq!(
+            ring.owners[last as usize + 1..].len(),
+            (POSITIONS - last - 1) as usize
+        );
+        assert!(ring.owners[last as usize + 1..]
+            .iter()
+            .all(|&o| o as usize == ring.points[0].1));
     }
 
     #[test]
