@@ -202,7 +202,7 @@ fn split_walk<B: AsRef<[u8]>>(
         for body in bodies {
             find_destinations(body.as_ref(), layout, key, &mut choose, &mut destinations)?;
         }
-        // Pass 2, below for the trace id.
+        // Pass 2: each envelope's share per destination (by trace id, in the walk above).
         let mut next = destinations.iter().copied();
         let mut destination = |_: &[u8]| next.next().ok_or(());
         for body in bodies {
