@@ -143,7 +143,6 @@ impl<T: Payload> KafkaSender<T> {
         let Some((layout, key)) = self.route else {
             return vec![(None, self.encode(batch))];
         };
-        let bytes = batch.to_bytes();
         let mut keys: Vec<Option<String>> = Vec::new();
         let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
         let mut choose = |record: RecordKey<'_>| {
@@ -156,11 +155,7 @@ impl<T: Payload> KafkaSender<T> {
                 keys.len() - 1
             })
         };
-        let split = route::split(&bytes, layout, key, &mut choose).or_else(|_| {
-            let encoded = T::from_request(batch.request().into_owned()).to_bytes();
-            route::split(&encoded, layout, key, &mut choose)
-        });
-        match split {
+        match route::split_batch(batch, layout, key, &mut choose) {
             Ok(Split::Empty) => Vec::new(),
             Ok(Split::Whole(k)) => vec![(keys[k].clone(), self.encode(batch))],
             Ok(Split::Parts(parts)) => parts

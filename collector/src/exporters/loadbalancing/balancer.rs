@@ -306,25 +306,13 @@ impl<T: Payload> Inner<T> {
     /// Splits `batch` by owner on `ring`: (backend index, part) pairs.
     fn route(&self, ring: &Ring, batch: T) -> Vec<(usize, T)> {
         let backends = ring.endpoints().len();
-        let mut choose = |key: RecordKey<'_>| match key {
+        let choose = |key: RecordKey<'_>| match key {
             RecordKey::Key(k) => ring.owner(k).unwrap_or(0),
             RecordKey::None => self.round_robin.fetch_add(1, Ordering::Relaxed) % backends,
         };
-        let split = match batch.encoded_parts() {
-            // A batch of several received requests is walked part by part, not joined.
-            Some(parts) => route::split_parts(parts, self.layout, self.key, &mut choose),
-            None => route::split(&batch.to_bytes(), self.layout, self.key, &mut choose),
-        };
-        let split = match split {
-            Ok(split) => split,
-            // Valid protobuf outside the walker's shape: prost's encoding of it is inside.
-            Err(_) => {
-                let encoded = T::from_request(batch.request().into_owned()).to_bytes();
-                route::split(&encoded, self.layout, self.key, &mut choose)
-                    .unwrap_or(Split::Whole(0))
-            }
-        };
-        match split {
+        // Not reachable for a batch prost encoded; the first backend keeps the data.
+        let split = route::split_batch(&batch, self.layout, self.key, choose);
+        match split.unwrap_or(Split::Whole(0)) {
             Split::Empty => Vec::new(),
             Split::Whole(d) => vec![(d, batch)],
             Split::Parts(parts) => parts

@@ -20,6 +20,8 @@ use std::ops::Range;
 use weft_config::SignalKind;
 use weft_proto::wire::{self, Fields, Value};
 
+use crate::pipeline::Payload;
+
 /// What records are routed by: the Collector's `routing_key`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RoutingKey {
@@ -175,6 +177,26 @@ pub fn split_parts<B: AsRef<[u8]>>(
     choose: impl FnMut(RecordKey<'_>) -> usize,
 ) -> Result<Split, Unreadable> {
     split_walk(bodies, layout, key, choose).map_err(|()| Unreadable)
+}
+
+/// [`split`] of a batch: its received requests walked where they are (never joined), a
+/// decoded batch encoded first. A batch outside the walker's shape is encoded by prost and
+/// cut again; [`Unreadable`] only if that fails too.
+pub fn split_batch<T: Payload>(
+    batch: &T,
+    layout: Layout,
+    key: RoutingKey,
+    mut choose: impl FnMut(RecordKey<'_>) -> usize,
+) -> Result<Split, Unreadable> {
+    let walked = match batch.encoded_parts() {
+        Some(parts) => split_parts(parts, layout, key, &mut choose),
+        None => split(&batch.to_bytes(), layout, key, &mut choose),
+    };
+    walked.or_else(|Unreadable| {
+        // Valid protobuf outside the walker's shape: prost's encoding of it is inside.
+        let encoded = T::from_request(batch.request().into_owned()).to_bytes();
+        split(&encoded, layout, key, &mut choose)
+    })
 }
 
 fn split_walk<B: AsRef<[u8]>>(
@@ -827,6 +849,23 @@ mod tests {
             "{whole:?}"
         );
         assert_eq!(parts.unwrap(), whole);
+    }
+
+    #[test]
+    fn a_batch_is_cut_the_same_in_received_parts_or_decoded() {
+        use crate::pipeline::Traces;
+        let layout = layout(SignalKind::Traces).unwrap();
+        let mut received = Traces::from_encoded(mixed().encode_to_vec().into(), 6);
+        received.merge(Traces::from_encoded(mixed().encode_to_vec().into(), 6));
+        assert_eq!(received.encoded_parts().map(<[_]>::len), Some(2));
+        let decoded = Traces::from_request(received.request().into_owned());
+        assert!(decoded.encoded_parts().is_none());
+        let cut = split_batch(&received, layout, RoutingKey::TraceId, by_trace).unwrap();
+        assert!(matches!(&cut, Split::Parts(p) if p.len() == 3), "{cut:?}");
+        assert_eq!(
+            split_batch(&decoded, layout, RoutingKey::TraceId, by_trace).unwrap(),
+            cut
+        );
     }
 
     #[test]
