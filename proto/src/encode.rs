@@ -86,6 +86,7 @@ fn write_field(tag: u32, m: &impl Measured, lengths: &mut Lengths, buf: &mut imp
     m.write(lengths, buf);
 }
 
+/// Every message of a repeated field, or of an optional one (`Option::as_slice`).
 fn measure_all<M: Measured>(tag: u32, items: &[M], lengths: &mut Vec<usize>) -> usize {
     items.iter().map(|m| measure_field(tag, m, lengths)).sum()
 }
@@ -144,16 +145,12 @@ impl Measured for ExportLogsServiceRequest {
 
 impl Measured for ResourceLogs {
     fn measure(&self, lengths: &mut Vec<usize>) -> usize {
-        self.resource
-            .as_ref()
-            .map_or(0, |r| measure_field(1, r, lengths))
+        measure_all(1, self.resource.as_slice(), lengths)
             + measure_all(2, &self.scope_logs, lengths)
             + str_len(3, &self.schema_url)
     }
     fn write(&self, lengths: &mut Lengths, buf: &mut impl BufMut) {
-        if let Some(r) = &self.resource {
-            write_field(1, r, lengths, buf);
-        }
+        write_all(1, self.resource.as_slice(), lengths, buf);
         write_all(2, &self.scope_logs, lengths, buf);
         str_write(3, &self.schema_url, buf);
     }
@@ -184,16 +181,12 @@ impl Measured for EntityRef {
 
 impl Measured for ScopeLogs {
     fn measure(&self, lengths: &mut Vec<usize>) -> usize {
-        self.scope
-            .as_ref()
-            .map_or(0, |s| measure_field(1, s, lengths))
+        measure_all(1, self.scope.as_slice(), lengths)
             + measure_all(2, &self.log_records, lengths)
             + str_len(3, &self.schema_url)
     }
     fn write(&self, lengths: &mut Lengths, buf: &mut impl BufMut) {
-        if let Some(s) = &self.scope {
-            write_field(1, s, lengths, buf);
-        }
+        write_all(1, self.scope.as_slice(), lengths, buf);
         write_all(2, &self.log_records, lengths, buf);
         str_write(3, &self.schema_url, buf);
     }
@@ -219,10 +212,7 @@ impl Measured for LogRecord {
         scalar_len!(fixed64, 1, &self.time_unix_nano, 0)
             + scalar_len!(int32, 2, &self.severity_number, 0)
             + str_len(3, &self.severity_text)
-            + self
-                .body
-                .as_ref()
-                .map_or(0, |b| measure_field(5, b, lengths))
+            + measure_all(5, self.body.as_slice(), lengths)
             + measure_all(6, &self.attributes, lengths)
             + scalar_len!(uint32, 7, &self.dropped_attributes_count, 0)
             + scalar_len!(fixed32, 8, &self.flags, 0)
@@ -235,9 +225,7 @@ impl Measured for LogRecord {
         scalar_write!(fixed64, 1, &self.time_unix_nano, 0, buf);
         scalar_write!(int32, 2, &self.severity_number, 0, buf);
         str_write(3, &self.severity_text, buf);
-        if let Some(b) = &self.body {
-            write_field(5, b, lengths, buf);
-        }
+        write_all(5, self.body.as_slice(), lengths, buf);
         write_all(6, &self.attributes, lengths, buf);
         scalar_write!(uint32, 7, &self.dropped_attributes_count, 0, buf);
         scalar_write!(fixed32, 8, &self.flags, 0, buf);
@@ -251,17 +239,12 @@ impl Measured for LogRecord {
 impl Measured for KeyValue {
     fn measure(&self, lengths: &mut Vec<usize>) -> usize {
         str_len(1, &self.key)
-            + self
-                .value
-                .as_ref()
-                .map_or(0, |v| measure_field(2, v, lengths))
+            + measure_all(2, self.value.as_slice(), lengths)
             + scalar_len!(int32, 3, &self.key_strindex, 0)
     }
     fn write(&self, lengths: &mut Lengths, buf: &mut impl BufMut) {
         str_write(1, &self.key, buf);
-        if let Some(v) = &self.value {
-            write_field(2, v, lengths, buf);
-        }
+        write_all(2, self.value.as_slice(), lengths, buf);
         scalar_write!(int32, 3, &self.key_strindex, 0, buf);
     }
 }

@@ -239,8 +239,6 @@ fn split_walk<B: AsRef<[u8]>>(
     }
     // Pass 3: the requests, every byte written once into a request of the right size.
     let mut cut = Cut {
-        layout,
-        record_depth: depth,
         next: destinations.iter().copied(),
         plan: &plan,
         node: 0,
@@ -377,15 +375,13 @@ struct Plan {
     /// levels down that go to destination `d` (each grows to the highest destination seen);
     /// `shares[0]` ends as the requests' sizes.
     shares: Vec<Vec<usize>>,
-    /// Per envelope in wire order, where its entries sit in `sizes`.
-    envelopes: Vec<Range<usize>>,
+    /// Every envelope, in wire order.
+    envelopes: Vec<Envelope>,
     /// (destination, length of the envelope's copy there), for the destinations that get
-    /// some of its records.
+    /// some of an envelope's records.
     sizes: Vec<(usize, usize)>,
-    /// Per envelope in wire order, its fields other than its children, one after another.
+    /// The envelopes' fields other than their children, one after another.
     heads: Vec<u8>,
-    /// Where each envelope's head ends in `heads`.
-    head_ends: Vec<usize>,
     /// Items per destination.
     items: Vec<usize>,
 }
@@ -399,7 +395,6 @@ impl Plan {
             envelopes: Vec::new(),
             sizes: Vec::new(),
             heads: Vec::new(),
-            head_ends: Vec::new(),
             items: Vec::new(),
         }
     }
@@ -433,11 +428,13 @@ impl Plan {
                 continue;
             }
             let node = self.envelopes.len();
-            self.envelopes.push(0..0);
             let head_start = self.heads.len();
             put_head(&mut self.heads, child, |n| layout.is_child(at + 1, n))?;
             let head = self.heads.len() - head_start;
-            self.head_ends.push(self.heads.len());
+            self.envelopes.push(Envelope {
+                head: head_start..self.heads.len(),
+                sizes: 0..0,
+            });
             self.size(child, at + 1, destination)?;
             let start = self.sizes.len();
             let (outer, inner) = self.shares.split_at_mut(at + 1);
@@ -454,17 +451,23 @@ impl Plan {
                 *total += wire::len_header_len(number, len) + len;
                 *share = 0;
             }
-            self.envelopes[node] = start..self.sizes.len();
+            self.envelopes[node].sizes = start..self.sizes.len();
         }
         Ok(())
     }
 }
 
+/// One envelope (resource group, scope group, metric, data message) as [`Plan`] measured it.
+struct Envelope {
+    /// Its head in [`Plan::heads`].
+    head: Range<usize>,
+    /// Its entries in [`Plan::sizes`].
+    sizes: Range<usize>,
+}
+
 /// Pass 3: copies each record, under copies of its envelopes, into its destination's
 /// request, measured by [`Plan`].
 struct Cut<'a, I> {
-    layout: Layout,
-    record_depth: usize,
     next: I,
     plan: &'a Plan,
     /// The next envelope's index.
@@ -479,20 +482,19 @@ impl<I: Iterator<Item = usize>> Cut<'_, I> {
         for field in Fields::new(msg) {
             let (number, value) = field?;
             let Value::Len(child) = value else { continue };
-            if !self.layout.is_child(at, number) {
+            let plan = self.plan;
+            if !plan.layout.is_child(at, number) {
                 continue;
             }
-            if at + 1 == self.record_depth {
+            if at + 1 == plan.record_depth {
                 let d = self.next.next().ok_or(())?;
                 wire::put_len_field(&mut self.requests[d], number, child);
                 continue;
             }
-            let node = self.node;
+            let envelope = &plan.envelopes[self.node];
             self.node += 1;
-            let plan = self.plan;
-            let head_start = node.checked_sub(1).map_or(0, |p| plan.head_ends[p]);
-            let head = &plan.heads[head_start..plan.head_ends[node]];
-            for &(d, len) in &plan.sizes[plan.envelopes[node].clone()] {
+            let head = &plan.heads[envelope.head.clone()];
+            for &(d, len) in &plan.sizes[envelope.sizes.clone()] {
                 let request = &mut self.requests[d];
                 wire::put_len_header(request, number, len);
                 request.extend_from_slice(head);
