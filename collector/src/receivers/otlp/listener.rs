@@ -212,8 +212,13 @@ async fn handshake(
             }
         }
     };
+    // HTTP/1 reads through hyper's own adaptive buffer; HTTP/2 through h2's codec, which
+    // asks for 8 KiB at a time (see `ReadAhead`). Under TLS, rustls buffers the records.
+    let ahead = (settings.proof == Proof::Http2Preface && matches!(io, Io::Plain(_)))
+        .then(ReadAhead::default);
     let conn = Conn {
         io,
+        ahead,
         watch: deadline.map(|d| Watch::new(d, settings.proof)),
         proven: Arc::new(AtomicBool::new(false)),
         _permit: permit,
@@ -286,6 +291,8 @@ impl PrefaceProgress {
 /// until dropped.
 pub(crate) struct Conn {
     io: Io,
+    /// For plain HTTP/2: what was read off the socket before the codec asked for it.
+    ahead: Option<ReadAhead>,
     watch: Option<Watch>,
     /// Set by the server for [`Proof::FirstRequest`].
     proven: Arc<AtomicBool>,
@@ -324,9 +331,10 @@ impl AsyncRead for Conn {
             }
         }
         let before = buf.filled().len();
-        let result = match &mut this.io {
-            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        let result = match (&mut this.io, &mut this.ahead) {
+            (Io::Plain(s), Some(ahead)) => ahead.poll_read(s, cx, buf),
+            (Io::Plain(s), None) => Pin::new(s).poll_read(cx, buf),
+            (Io::Tls(s), _) => Pin::new(s.as_mut()).poll_read(cx, buf),
         };
         if let (Poll::Ready(Ok(())), Some(watch)) = (&result, &mut this.watch) {
             if let Some(preface) = &mut watch.preface {
@@ -337,6 +345,52 @@ impl AsyncRead for Conn {
             }
         }
         result
+    }
+}
+
+/// Reads a plain HTTP/2 connection in larger pieces than its codec asks for.
+///
+/// h2 reads frames through tokio-util's codec, whose buffer offers the socket 8 KiB (or
+/// the rest of the frame being read) per read: a 36 KB export request took five
+/// `recvfrom` calls, about a tenth of the receiver's CPU at a few thousand requests a
+/// second (BENCHMARKS.md, issue 13). Reading up to [`READ_AHEAD`] at once and handing
+/// the codec what it asks for from memory takes one or two calls per request when the
+/// client wrote the whole request, for one more copy of each byte. The buffer is taken on
+/// the first read, the same size as grpc-go's per-connection read buffer.
+#[derive(Default)]
+struct ReadAhead {
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+/// The most a plain HTTP/2 connection reads off its socket per call.
+const READ_AHEAD: usize = 32 * 1024;
+
+impl ReadAhead {
+    fn poll_read(
+        &mut self,
+        socket: &mut TcpStream,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.start == self.end {
+            if out.remaining() >= READ_AHEAD {
+                return Pin::new(socket).poll_read(cx, out);
+            }
+            if self.buf.is_empty() {
+                self.buf = vec![0; READ_AHEAD].into_boxed_slice();
+            }
+            let mut into = ReadBuf::new(&mut self.buf);
+            std::task::ready!(Pin::new(socket).poll_read(cx, &mut into))?;
+            // Nothing read is the end of the stream: `out` stays as it was, which says so.
+            self.end = into.filled().len();
+            self.start = 0;
+        }
+        let n = out.remaining().min(self.end - self.start);
+        out.put_slice(&self.buf[self.start..self.start + n]);
+        self.start += n;
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -559,6 +613,46 @@ mod tests {
         client.write_all(b"x").await.unwrap();
         let mut one = [0u8; 1];
         assert_eq!(conn.read(&mut one).await.unwrap(), 1);
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_plain_grpc_connection_reads_ahead_and_hands_over_every_byte_in_order() {
+        let (s, _t) = settings(0, None, Proof::Http2Preface);
+        let (addr, mut rx, stop) = listen(s).await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let mut conn = rx.recv().await.unwrap();
+        assert!(conn.ahead.is_some());
+        // More than the read-ahead buffer holds, in one write, then the end of the stream.
+        let sent: Vec<u8> = (0..3 * READ_AHEAD + 123).map(|i| (i % 251) as u8).collect();
+        let writer = {
+            let sent = sent.clone();
+            tokio::spawn(async move {
+                client.write_all(&sent).await.unwrap();
+                client.shutdown().await.unwrap();
+                client
+            })
+        };
+        // Asked for less than the buffer (as h2's codec asks), then for more than it (read
+        // straight into the caller's buffer once the read-ahead is drained).
+        let mut got = Vec::new();
+        let mut small = [0u8; 8192 + 9];
+        let mut large = vec![0u8; 2 * READ_AHEAD];
+        loop {
+            let buf: &mut [u8] = if got.len() < READ_AHEAD {
+                &mut small
+            } else {
+                &mut large
+            };
+            let n = conn.read(buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got.len(), sent.len());
+        assert!(got == sent, "the bytes arrived out of order or changed");
+        drop(writer.await.unwrap());
         stop.cancel();
     }
 
