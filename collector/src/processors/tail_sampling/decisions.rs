@@ -8,10 +8,9 @@
 //! - asks why of the policies whose reason cannot be written later: the stateful ones (rate
 //!   limits, budgets: their state decided, and only now is it what it was) and those whose
 //!   words need the trace's items ([`super::policy::Explain::Later`]),
-//! - appends one record here under a short mutex, sharing the kept trace's held
-//!   items when detail is kept (their encodings are reference-counted: the ring and the
-//!   export hold the same bytes, no copy), and, with `keep_dropped_detail`, *moving* a
-//!   dropped trace's held spans in.
+//! - appends one record here under a short mutex, with a copy of the kept trace's held
+//!   items when detail is kept (and, with `keep_dropped_detail`, of a dropped trace's),
+//!   packed into one buffer ([`Packed`]).
 //!
 //! Most decided traces are dropped ones nobody looks at, so a record writes little at the
 //! decision, and most records are kept inline in the ring ([`Slot::Compact`]: no allocation
@@ -45,10 +44,8 @@ use parking_lot::Mutex;
 
 use super::enrich::Summary;
 use super::policy::{Decision, Policies, PolicyError, Verdict};
-use super::trace::{Reads, TraceData};
-use super::window::{
-    decode_held, first_span_name, scan_summary, service_of, DecideReason, Held, SUMMARY_READS,
-};
+use super::trace::{Origin, Reads, TraceData};
+use super::window::{first_span_name, scan_summary, service_of, DecideReason, Held, SUMMARY_READS};
 
 type TraceKey = [u8; 16];
 
@@ -109,7 +106,7 @@ pub struct DecisionRecord {
     /// Until then: the decision's own list of the policies and their decisions, the reasons
     /// written at the decision, and how to write the others.
     unexplained: Mutex<Option<Unexplained>>,
-    detail: Mutex<Option<Detail>>,
+    detail: Mutex<Option<Packed>>,
     /// Whether `detail` is shown ([`DecisionRecord::detail`]): kept traces', and dropped
     /// traces' with `keep_dropped_detail` (set by [`DecisionRing::push`]).
     shows_detail: bool,
@@ -246,13 +243,123 @@ pub struct Detail {
     pub late_logs: usize,
 }
 
-impl Detail {
+/// The held items of a decided trace, to be packed for the ring ([`Packed::new`]).
+#[derive(Clone, Copy)]
+pub(super) struct Items<'a> {
+    pub spans: &'a [Held],
+    pub logs: &'a [Held],
+}
+
+impl Items<'_> {
     fn bytes(&self) -> usize {
         self.spans
             .iter()
-            .chain(&self.logs)
+            .chain(self.logs)
             .map(|h| h.encoded.len())
             .sum()
+    }
+}
+
+/// A record's held items as the ring keeps them: every encoding in one buffer, each origin
+/// once.
+///
+/// The window holds each item in an allocation of its own. Sharing those with the ring (as
+/// it once did) kept a kept trace's allocations alive for as long as the ring kept its
+/// detail, long after the export had freed everything else the window allocated with them,
+/// and forgetting a record then touched each of them again, cold: about 2% of the
+/// sampler's CPU in a profile, the largest part of what the ring cost (docs/BENCHMARKS.md).
+/// Packing copies a kept trace's bytes once at the decision (a few KiB) and frees them in
+/// one go when the record goes.
+#[derive(Debug, Default)]
+pub(super) struct Packed {
+    bytes: Vec<u8>,
+    origins: Vec<Arc<Origin>>,
+    /// Per item, spans first: its origin (an index in `origins`) and where its encoding
+    /// ends in `bytes`.
+    items: Vec<(u32, usize)>,
+    spans: usize,
+    /// How many of the logs (the last ones) arrived after the decision.
+    late_logs: usize,
+}
+
+/// How many of the newest origins an item's origin is looked for among before it is
+/// added again: a trace's items mostly come in a few requests, each of which gave its
+/// items one origin per resource and scope; the look stays short for one that came in
+/// thousands.
+const ORIGINS_LOOKED_AT: usize = 8;
+
+impl Packed {
+    pub(super) fn new(items: Items<'_>) -> Self {
+        let mut packed = Packed {
+            bytes: Vec::with_capacity(items.bytes()),
+            origins: Vec::new(),
+            items: Vec::with_capacity(items.spans.len() + items.logs.len()),
+            spans: items.spans.len(),
+            late_logs: 0,
+        };
+        for held in items.spans.iter().chain(items.logs) {
+            packed.push(held);
+        }
+        packed
+    }
+
+    fn push(&mut self, held: &Held) {
+        let newest = self.origins.len().saturating_sub(ORIGINS_LOOKED_AT);
+        let origin = match self.origins[newest..]
+            .iter()
+            .rposition(|o| Arc::ptr_eq(o, &held.origin))
+        {
+            Some(i) => newest + i,
+            None => {
+                self.origins.push(held.origin.clone());
+                self.origins.len() - 1
+            }
+        };
+        self.bytes.extend_from_slice(&held.encoded);
+        // More than 4 G origins would take more than 4 G items of at least one byte each.
+        self.items.push((origin as u32, self.bytes.len()));
+    }
+
+    fn bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The items at `range` (indices: spans first, then logs), with their origins.
+    fn items(
+        &self,
+        range: std::ops::Range<usize>,
+    ) -> impl ExactSizeIterator<Item = (&Arc<Origin>, &[u8])> {
+        range.map(|i| {
+            let start = i.checked_sub(1).map_or(0, |before| self.items[before].1);
+            let (origin, end) = self.items[i];
+            (&self.origins[origin as usize], &self.bytes[start..end])
+        })
+    }
+
+    fn spans(&self) -> impl ExactSizeIterator<Item = (&Arc<Origin>, &[u8])> {
+        self.items(0..self.spans)
+    }
+
+    /// The logs, or only those that arrived before the decision.
+    fn logs(&self, late_too: bool) -> impl ExactSizeIterator<Item = (&Arc<Origin>, &[u8])> {
+        let end = if late_too {
+            self.items.len()
+        } else {
+            self.items.len() - self.late_logs
+        };
+        self.items(self.spans..end)
+    }
+
+    fn unpack(&self) -> Detail {
+        let held = |(origin, encoded): (&Arc<Origin>, &[u8])| Held {
+            origin: origin.clone(),
+            encoded: Arc::from(encoded),
+        };
+        Detail {
+            spans: self.spans().map(held).collect(),
+            logs: self.logs(true).map(held).collect(),
+            late_logs: self.late_logs,
+        }
     }
 }
 
@@ -422,8 +529,7 @@ impl DecisionRecord {
     fn decode_detail(&self, reads: Reads) -> Option<TraceData> {
         let detail = self.detail.lock();
         let d = detail.as_ref()?;
-        let before_decision = &d.logs[..d.logs.len() - d.late_logs];
-        decode_held(self.trace_id, &d.spans, before_decision, reads).ok()
+        TraceData::decode(self.trace_id, d.spans(), d.logs(false), reads).ok()
     }
 
     /// The held spans and logs, if the ring still keeps them and shows them (a copy:
@@ -432,7 +538,7 @@ impl DecisionRecord {
         if !self.shows_detail {
             return None;
         }
-        self.detail.lock().clone()
+        self.detail.lock().as_ref().map(Packed::unpack)
     }
 
     /// Whether the ring still keeps this record's spans and logs to show.
@@ -491,11 +597,19 @@ pub struct DecisionRing {
 struct Inner {
     /// Oldest first; the record at index `i` was the `first + i`-th pushed.
     records: VecDeque<Slot>,
+    /// The trace id of each record, at its index in `records`: what finding a compact
+    /// record scans, 16 bytes a record.
+    ids: VecDeque<TraceKey>,
     first: u64,
-    /// Where the newest record of each trace id is (its push number); a trace re-opened by a
-    /// late span after its decision was forgotten is decided, and recorded, again. Keyed by a
-    /// per-process random seed: trace ids are the senders' to choose.
-    by_id: HashMap<TraceKey, u64, foldhash::quality::RandomState>,
+    /// Where the newest record of a trace id is (its push number) when that record is a
+    /// shared one: a kept trace's, which the trace's late logs join. A trace re-opened by a
+    /// late span after its decision was forgotten is decided, and recorded, again; a compact
+    /// record pushed after a shared one of its trace removes the shared one's entry. Compact
+    /// records (most) are found by a scan of `ids` when the page asks: indexing every record
+    /// cost an insertion and a removal per decision in a map of `size` entries, too large to
+    /// stay in cache (about 1% of the sampler's CPU in a profile). Keyed by a per-process
+    /// random seed: trace ids are the senders' to choose.
+    shared: HashMap<TraceKey, u64, foldhash::quality::RandomState>,
     /// Records holding detail, oldest first: the order detail is given up in.
     with_detail: VecDeque<Arc<DecisionRecord>>,
     detail_bytes: usize,
@@ -503,8 +617,18 @@ struct Inner {
 }
 
 impl Inner {
+    /// The newest record of `trace_id`.
     fn slot(&self, trace_id: &TraceKey) -> Option<&Slot> {
-        let at = self.by_id.get(trace_id)?.checked_sub(self.first)?;
+        if let Some(slot) = self.shared_slot(trace_id) {
+            return Some(slot);
+        }
+        let at = self.ids.iter().rposition(|id| id == trace_id)?;
+        self.records.get(at)
+    }
+
+    /// The newest record of `trace_id` when it is a shared one.
+    fn shared_slot(&self, trace_id: &TraceKey) -> Option<&Slot> {
+        let at = self.shared.get(trace_id)?.checked_sub(self.first)?;
         self.records.get(usize::try_from(at).ok()?)
     }
 }
@@ -730,9 +854,9 @@ impl DecisionRing {
     /// `size` and the oldest detail past `detail_max_bytes`. A trace whose detail alone is
     /// larger than the bound keeps none (its summary, if still to be decoded from it, is
     /// decoded now).
-    pub(super) fn push(&self, mut record: DecisionRecord, detail: Option<Detail>) {
+    pub(super) fn push(&self, mut record: DecisionRecord, detail: Option<Packed>) {
         record.shows_detail = record.sampled || self.settings.keep_dropped_detail;
-        let detail_bytes = detail.as_ref().map(Detail::bytes);
+        let detail_bytes = detail.as_ref().map(Packed::bytes);
         let keep_detail = detail_bytes.is_some_and(|b| b <= self.settings.detail_max_bytes);
         *record.detail.lock() = detail;
         if !keep_detail {
@@ -754,7 +878,7 @@ impl DecisionRing {
         parts: RecordParts,
         verdict: Verdict,
         now: Instant,
-        detail: Option<Detail>,
+        detail: Option<Packed>,
     ) {
         if detail.is_none() {
             if let Some(compact) = Compact::of(&parts, &verdict, self.policies.as_deref()) {
@@ -783,21 +907,33 @@ impl DecisionRing {
     /// `detail_max_bytes`.
     fn append(&self, inner: &mut Inner, slot: Slot) {
         let number = inner.first + inner.records.len() as u64;
+        let id = *slot.trace_id();
         inner.recorded += 1;
-        inner.by_id.insert(*slot.trace_id(), number);
+        match slot {
+            Slot::Shared(_) => {
+                inner.shared.insert(id, number);
+            }
+            Slot::Compact(_) => {
+                if !inner.shared.is_empty() {
+                    inner.shared.remove(&id);
+                }
+            }
+        }
+        inner.ids.push_back(id);
         inner.records.push_back(slot);
         while inner.records.len() > self.settings.size {
             let Some(old) = inner.records.pop_front() else {
                 break;
             };
+            inner.ids.pop_front();
             let number = inner.first;
             inner.first += 1;
-            if let Entry::Occupied(newest) = inner.by_id.entry(*old.trace_id()) {
-                if *newest.get() == number {
-                    newest.remove();
-                }
-            }
             if let Slot::Shared(old) = old {
+                if let Entry::Occupied(newest) = inner.shared.entry(old.trace_id) {
+                    if *newest.get() == number {
+                        newest.remove();
+                    }
+                }
                 inner.detail_bytes -= old.forget_detail();
             }
         }
@@ -808,7 +944,7 @@ impl DecisionRing {
     /// while the ring keeps it (bounded like the rest).
     pub(super) fn add_late_log(&self, trace_id: &TraceKey, log: &Held) {
         let mut inner = self.inner.lock();
-        let Some(Slot::Shared(record)) = inner.slot(trace_id).cloned() else {
+        let Some(Slot::Shared(record)) = inner.shared_slot(trace_id).cloned() else {
             return;
         };
         if !record.shows_detail {
@@ -818,7 +954,7 @@ impl DecisionRing {
             let mut detail = record.detail.lock();
             match detail.as_mut() {
                 Some(d) => {
-                    d.logs.push(log.clone());
+                    d.push(log);
                     d.late_logs += 1;
                     log.encoded.len()
                 }
@@ -930,11 +1066,63 @@ mod tests {
         )
     }
 
-    fn detail(span_bytes: usize) -> Option<Detail> {
-        Some(Detail {
-            spans: vec![held(span_bytes)],
-            ..Default::default()
-        })
+    fn detail(span_bytes: usize) -> Option<Packed> {
+        Some(Packed::new(Items {
+            spans: &[held(span_bytes)],
+            logs: &[],
+        }))
+    }
+
+    #[test]
+    fn packed_items_come_back_as_they_were_with_their_origins() {
+        let (a, b) = (Arc::new(Origin::default()), Arc::new(Origin::default()));
+        let item = |origin: &Arc<Origin>, bytes: &[u8]| Held {
+            origin: origin.clone(),
+            encoded: bytes.into(),
+        };
+        let spans = [item(&a, b"one"), item(&b, b""), item(&a, b"three")];
+        let logs = [item(&b, b"log")];
+        let mut packed = Packed::new(Items {
+            spans: &spans,
+            logs: &logs,
+        });
+        packed.push(&item(&a, b"late"));
+        packed.late_logs += 1;
+        assert_eq!(packed.bytes(), 15);
+        assert_eq!(packed.origins.len(), 2, "each origin once");
+        let back = packed.unpack();
+        let bytes =
+            |items: &[Held]| -> Vec<Vec<u8>> { items.iter().map(|h| h.encoded.to_vec()).collect() };
+        assert_eq!(bytes(&back.spans), [&b"one"[..], b"", b"three"]);
+        assert_eq!(bytes(&back.logs), [&b"log"[..], b"late"]);
+        assert_eq!(back.late_logs, 1);
+        let origins: Vec<bool> = back
+            .spans
+            .iter()
+            .chain(&back.logs)
+            .map(|h| Arc::ptr_eq(&h.origin, &a))
+            .collect();
+        assert_eq!(origins, [true, false, true, false, true]);
+        assert_eq!(
+            packed.logs(false).len(),
+            1,
+            "the late log is not at the decision"
+        );
+        // An origin among the oldest of many is added again rather than looked for.
+        let many: Vec<Held> = (0..ORIGINS_LOOKED_AT + 2)
+            .map(|_| item(&Arc::new(Origin::default()), b"x"))
+            .collect();
+        let mut spans = many.clone();
+        spans.push(many[0].clone());
+        let packed = Packed::new(Items {
+            spans: &spans,
+            logs: &[],
+        });
+        assert_eq!(packed.origins.len(), ORIGINS_LOOKED_AT + 3);
+        assert!(Arc::ptr_eq(
+            &packed.unpack().spans[ORIGINS_LOOKED_AT + 2].origin,
+            &many[0].origin
+        ));
     }
 
     fn ring(size: usize, detail_max_bytes: usize) -> DecisionRing {
@@ -1005,6 +1193,67 @@ mod tests {
         r.push(record(3, true), None);
         // The first record of trace 1 left; its newer record stays findable.
         assert!(r.get(&[1; 16]).unwrap().sampled);
+    }
+
+    #[test]
+    fn a_compact_record_after_a_shared_one_of_its_trace_is_the_one_found() {
+        let value: serde_yaml::Value = serde_yaml::from_str(
+            "policies: [{name: errors, type: status_code, status_code: {status_codes: [ERROR]}}]",
+        )
+        .unwrap();
+        let mut diags = weft_config::Diagnostics::new();
+        let cfg = weft_config::decode_component::<super::super::TailSamplingConfig>(
+            &value,
+            &weft_config::ConfigPath::root(),
+            &mut diags,
+        )
+        .unwrap();
+        let policies = Arc::new(Policies::new(&cfg.policies).unwrap());
+        let r = ring(10, 1000).with_policies(policies);
+        let compact = |n: u8| {
+            let parts = RecordParts {
+                trace_id: [n; 16],
+                decided_at: SystemTime::now(),
+                when: DecideReason::Wait,
+                waited: Duration::from_secs(1),
+                summary: RecordSummary::Unread(UnreadSummary {
+                    root: None,
+                    span_count: 1,
+                    duration_ms: 1,
+                    error: false,
+                }),
+                log_count: 0,
+                bytes: 0,
+            };
+            let verdict = Verdict {
+                sampled: false,
+                decision: Decision::NotSampled,
+                policy: None,
+                per_policy: vec![(Arc::from("errors"), Decision::NotSampled)],
+                errors: Vec::new(),
+                reasons: Vec::new(),
+            };
+            r.record(parts, verdict, Instant::now(), None);
+        };
+        r.push(record(1, true), detail(10));
+        compact(1);
+        assert!(r.keeps_inline(&[1; 16]).unwrap());
+        assert!(
+            !r.get(&[1; 16]).unwrap().sampled,
+            "the newer, compact record"
+        );
+        // A late log joins only a kept trace whose record is the newest.
+        r.add_late_log(&[1; 16], &held(5));
+        assert_eq!(r.stats().detail_bytes, 10);
+        // Found among others by the scan, newest first.
+        compact(2);
+        r.push(record(3, true), detail(10));
+        compact(2);
+        assert!(r.keeps_inline(&[2; 16]).unwrap());
+        assert!(r.get(&[3; 16]).unwrap().sampled);
+        r.add_late_log(&[3; 16], &held(5));
+        assert_eq!(r.stats().detail_bytes, 25);
+        assert!(r.get(&[4; 16]).is_none());
     }
 
     #[test]

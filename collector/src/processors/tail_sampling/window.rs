@@ -22,7 +22,8 @@ use prost::Message;
 
 use super::config::{LogsWithoutTrace, TailSamplingConfig};
 use super::decisions::{
-    DecisionRecord, DecisionRing, Detail, RecordParts, RecordSummary, RingSettings, UnreadSummary,
+    DecisionRecord, DecisionRing, Items, Packed, RecordParts, RecordSummary, RingSettings,
+    UnreadSummary,
 };
 use super::enrich::Summary;
 pub use super::metrics::DecideReason;
@@ -88,8 +89,9 @@ struct Entry {
 }
 
 /// One span or log record as it waits, and as a kept span leaves: where it came from, and
-/// its protobuf encoding (copied from the request it arrived in). The encoding is shared:
-/// the decisions ring keeps a kept trace's items by cloning the `Arc`s, not the bytes.
+/// its protobuf encoding (copied from the request it arrived in). The encoding is shared by
+/// the export and the logs' enrichment; the decisions ring packs its own copy
+/// ([`super::decisions::Packed`]).
 #[derive(Clone, Debug)]
 pub struct Held {
     pub origin: Arc<Origin>,
@@ -969,7 +971,7 @@ impl Window {
         &self,
         shard: &mut Shard,
         key: TraceKey,
-        mut entry: Entry,
+        entry: Entry,
         now: Instant,
         reason: DecideReason,
     ) -> Output {
@@ -1027,10 +1029,11 @@ impl Window {
                 },
             );
             if let Some(ring) = ring {
-                let detail = ring.holds_items(true).then(|| Detail {
-                    spans: entry.spans.clone(),
-                    logs: entry.logs.clone(),
-                    late_logs: 0,
+                let detail = ring.holds_items(true).then(|| {
+                    Packed::new(Items {
+                        spans: &entry.spans,
+                        logs: &entry.logs,
+                    })
                 });
                 let parts =
                     Self::record_parts(ring, key, reason, now, &entry, kept.summary.clone());
@@ -1043,12 +1046,12 @@ impl Window {
             if let Some(ring) = ring {
                 let summary = UnreadSummary::of_dropped(&entry.spans, entry.root, &view, reads);
                 let parts = Self::record_parts(ring, key, reason, now, &entry, summary);
-                // With `keep_dropped_detail` the spans move into the ring (they would be
-                // freed here); the logs are copied (releasing them counts and filters them).
-                let detail = ring.holds_items(false).then(|| Detail {
-                    spans: std::mem::take(&mut entry.spans),
-                    logs: entry.logs.clone(),
-                    late_logs: 0,
+                // With `keep_dropped_detail` the spans and logs are copied in too.
+                let detail = ring.holds_items(false).then(|| {
+                    Packed::new(Items {
+                        spans: &entry.spans,
+                        logs: &entry.logs,
+                    })
                 });
                 record = Some((parts, detail));
             }
