@@ -264,19 +264,19 @@ impl Items<'_> {
 /// once.
 ///
 /// The window holds each item in an allocation of its own. Sharing those with the ring (as
-/// it once did) kept a kept trace's allocations alive for as long as the ring kept its
-/// detail, long after the export had freed everything else the window allocated with them,
-/// and forgetting a record then touched each of them again, cold: about 2% of the
-/// sampler's CPU in a profile, the largest part of what the ring cost (docs/BENCHMARKS.md).
-/// Packing copies a kept trace's bytes once at the decision (a few KiB) and frees them in
-/// one go when the record goes.
+/// it once did) kept them alive until the ring forgot the record, and forgetting it then
+/// released each of them: a reference count and a free per span, about 1.5% of the
+/// sampler's CPU in a profile of scenario a, the largest part of what the ring's own code
+/// cost (docs/BENCHMARKS.md). Packing copies a kept trace's bytes once at the decision (a
+/// few KiB) and frees them in one go when the record goes; the origins, which the rest of
+/// the request the trace came in also held, are still released one each.
 #[derive(Debug, Default)]
 pub(super) struct Packed {
     bytes: Vec<u8>,
     origins: Vec<Arc<Origin>>,
     /// Per item, spans first: its origin (an index in `origins`) and where its encoding
     /// ends in `bytes`.
-    items: Vec<(u32, usize)>,
+    items: Vec<(usize, usize)>,
     spans: usize,
     /// How many of the logs (the last ones) arrived after the decision.
     late_logs: usize,
@@ -316,8 +316,7 @@ impl Packed {
             }
         };
         self.bytes.extend_from_slice(&held.encoded);
-        // More than 4 G origins would take more than 4 G items of at least one byte each.
-        self.items.push((origin as u32, self.bytes.len()));
+        self.items.push((origin, self.bytes.len()));
     }
 
     fn bytes(&self) -> usize {
@@ -332,7 +331,7 @@ impl Packed {
         range.map(|i| {
             let start = i.checked_sub(1).map_or(0, |before| self.items[before].1);
             let (origin, end) = self.items[i];
-            (&self.origins[origin as usize], &self.bytes[start..end])
+            (&self.origins[origin], &self.bytes[start..end])
         })
     }
 
