@@ -321,6 +321,25 @@ impl Tailer {
         self.commit();
     }
 
+    /// Reader `i`'s file was found `size` bytes long, shorter than what was read of it: cut
+    /// in place. It is read again from its start; a record it was still gathering goes out
+    /// as it is.
+    fn truncated_in_place(&mut self, i: usize, path: &Path, size: u64) {
+        let r = &mut self.readers[i];
+        tracing::info!(
+            component = %self.s.id, path = %path.display(), size, offset = r.consumed(),
+            "file truncated in place (copytruncate?): reading it again from its start"
+        );
+        self.m.truncated_files.inc();
+        let id = r.id;
+        r.reset(0);
+        let mut stale = Vec::new();
+        self.chain.flush(id, &mut stale);
+        for e in stale {
+            self.push_entry(e);
+        }
+    }
+
     /// Opens and recognises one matched path; returns the reader to read from.
     fn visit(
         &mut self,
@@ -378,12 +397,25 @@ impl Tailer {
                 return None;
             }
         };
+        let poll = self.poll;
         if fp.is_empty() {
-            // Empty: known once it has a first line.
+            // Empty: known once it has a first line. But a file already read that is empty
+            // now was truncated in place, seen before its next line (copytruncate, or a
+            // rewrite, between the cut and the first write): its reader starts over here,
+            // or it would be let go as a file no longer there and the cut never counted.
+            let inode = (meta.dev(), meta.ino());
+            if let Some(i) = self
+                .readers
+                .iter()
+                .position(|r| r.inode == Some(inode) && r.seen_in_poll != poll && r.consumed() > 0)
+            {
+                self.readers[i].seen_in_poll = poll;
+                self.readers[i].unseen_polls = 0;
+                self.truncated_in_place(i, path, 0);
+            }
             return None;
         }
         self.warned.remove(path);
-        let poll = self.poll;
         let known = self
             .readers
             .iter()
@@ -408,18 +440,7 @@ impl Tailer {
                     r.attach(file);
                 }
                 if meta.len() < r.consumed() {
-                    tracing::info!(
-                        component = %self.s.id, path = %path.display(), size = meta.len(), offset = r.consumed(),
-                        "file truncated in place (copytruncate?): reading it again from its start"
-                    );
-                    self.m.truncated_files.inc();
-                    let id = r.id;
-                    r.reset(0);
-                    let mut stale = Vec::new();
-                    self.chain.flush(id, &mut stale);
-                    for e in stale {
-                        self.push_entry(e);
-                    }
+                    self.truncated_in_place(i, path, meta.len());
                 }
                 i
             }

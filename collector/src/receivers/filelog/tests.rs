@@ -157,7 +157,15 @@ async fn copytruncate_and_deletion_while_open() {
     append(&log, "old line one\nold line two\n");
     append(&gone, "last words\n");
     let sink = Arc::new(Sink::default());
-    let r = start(dir.path(), "", sink.clone(), SharedInstances::default()).await;
+    let cfg = config(&format!(
+        "include: ['{}/*.log']\nstart_at: beginning\npoll_interval: 20ms",
+        dir.path().display()
+    ));
+    let ctx = BuildContext::standalone("filelog", Kind::Receiver);
+    let telemetry = ctx.telemetry.clone();
+    let r =
+        FileLogReceiver::new(ctx, &cfg, Consumers::default().with::<Logs>(sink.clone())).unwrap();
+    r.start().await.unwrap();
     wait_for(&sink, 3).await;
     // copytruncate: the content is copied elsewhere and the file cut to zero, then written anew.
     std::fs::copy(&log, dir.path().join("app.log.1")).unwrap();
@@ -184,6 +192,15 @@ async fn copytruncate_and_deletion_while_open() {
             "old line two"
         ],
         "{got:?}"
+    );
+    // Polls saw the file empty before its next line: still the same file, cut in place,
+    // counted once (not let go as a file no longer there and found anew).
+    assert_eq!(
+        telemetry.counter_value(
+            "weft_receiver_filelog_files_truncated",
+            &[("receiver", "filelog")]
+        ),
+        1
     );
     stop(&r).await;
 }
