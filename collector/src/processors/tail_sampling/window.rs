@@ -327,6 +327,14 @@ pub(super) const SUMMARY_READS: Reads = Reads::SPAN_PARENT
     .union(Reads::RESOURCE);
 
 impl Entry {
+    /// Its held items, for the decisions ring to pack.
+    fn items(&self) -> Items<'_> {
+        Items {
+            spans: &self.spans,
+            logs: &self.logs,
+        }
+    }
+
     /// The trace as a policy reading `reads` sees it: only those parts of the held items
     /// decoded (see [`TraceData::decode`]). Most traces (the dropped ones) are never decoded
     /// further.
@@ -1029,12 +1037,7 @@ impl Window {
                 },
             );
             if let Some(ring) = ring {
-                let detail = ring.holds_items(true).then(|| {
-                    Packed::new(Items {
-                        spans: &entry.spans,
-                        logs: &entry.logs,
-                    })
-                });
+                let detail = ring.holds_items(true).then(|| Packed::new(entry.items()));
                 let parts =
                     Self::record_parts(ring, key, reason, now, &entry, kept.summary.clone());
                 record = Some((parts, detail));
@@ -1047,12 +1050,7 @@ impl Window {
                 let summary = UnreadSummary::of_dropped(&entry.spans, entry.root, &view, reads);
                 let parts = Self::record_parts(ring, key, reason, now, &entry, summary);
                 // With `keep_dropped_detail` the spans and logs are copied in too.
-                let detail = ring.holds_items(false).then(|| {
-                    Packed::new(Items {
-                        spans: &entry.spans,
-                        logs: &entry.logs,
-                    })
-                });
+                let detail = ring.holds_items(false).then(|| Packed::new(entry.items()));
                 record = Some((parts, detail));
             }
             self.release_dropped(entry, view, key)

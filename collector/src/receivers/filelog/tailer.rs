@@ -340,6 +340,13 @@ impl Tailer {
         }
     }
 
+    /// The reader, not seen yet in this poll, that had read some of the file at `inode`.
+    fn read_before(&self, inode: (u64, u64)) -> Option<usize> {
+        self.readers
+            .iter()
+            .position(|r| r.inode == Some(inode) && r.seen_in_poll != self.poll && r.consumed() > 0)
+    }
+
     /// Opens and recognises one matched path; returns the reader to read from.
     fn visit(
         &mut self,
@@ -404,11 +411,7 @@ impl Tailer {
             // rewrite, between the cut and the first write): its reader starts over here,
             // or it would be let go as a file no longer there and the cut never counted.
             let inode = (meta.dev(), meta.ino());
-            if let Some(i) = self
-                .readers
-                .iter()
-                .position(|r| r.inode == Some(inode) && r.seen_in_poll != poll && r.consumed() > 0)
-            {
+            if let Some(i) = self.read_before(inode) {
                 self.readers[i].seen_in_poll = poll;
                 self.readers[i].unseen_polls = 0;
                 self.truncated_in_place(i, path, 0);
@@ -446,11 +449,7 @@ impl Tailer {
             }
             None => {
                 let inode = (meta.dev(), meta.ino());
-                if let Some(old) = self
-                    .readers
-                    .iter()
-                    .find(|r| r.inode == Some(inode) && r.seen_in_poll != poll && r.consumed() > 0)
-                {
+                if let Some(old) = self.read_before(inode).map(|i| &self.readers[i]) {
                     // The same file with other first bytes: cut and written anew in place.
                     tracing::info!(
                         component = %self.s.id, path = %path.display(), size = meta.len(), offset = old.consumed(),
