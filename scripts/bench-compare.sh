@@ -8,7 +8,9 @@
 #    weft-bench-compare).
 # 3. Runs weft-bench-compare, which writes the results sections of docs/BENCHMARKS.md and
 #    docs/bench-compare.svg, and ends with one line per scenario,
-#    `RESULT scenario=a throughput_ratio=… rss_ratio=… floor_pct=… max_throughput_ratio=…`.
+#    `RESULT scenario=a throughput_ratio=… rss_ratio=… floor_pct=… max_throughput_ratio=…
+#    common_rate=… runs_passed=W/N,C/N` (how many of Weft's and the Collector's runs at the
+#    common rate passed: a ratio over a rate either one did not sustain reads too high).
 #
 # Arguments go to weft-bench-compare, e.g. a quick run:
 #   bash scripts/bench-compare.sh --duration 10 --search-duration 5 --repeats 1

@@ -28,8 +28,9 @@
 //!
 //! It writes marked sections (tables and an SVG chart) into docs/BENCHMARKS.md, and ends with
 //! one line per scenario: `RESULT scenario=a throughput_ratio=… rss_ratio=… floor_pct=…
-//! max_throughput_ratio=…` (ratios Weft ÷ tuned Collector at the common rate, peak RSS ratio,
-//! Weft as a percentage of the floor, ratio at each one's own maximum).
+//! max_throughput_ratio=… common_rate=… runs_passed=W/N,C/N` (ratios Weft ÷ tuned Collector
+//! at the common rate, peak RSS ratio, Weft as a percentage of the floor, ratio at each one's
+//! own maximum, the rate measured at and how many of each one's runs there passed).
 
 #![allow(clippy::print_stdout)]
 
@@ -1461,19 +1462,26 @@ impl ScenarioResult {
     fn max_ratio(&self) -> f64 {
         self.search[0].per_core_at_max() / self.search[1].per_core_at_max()
     }
-    /// `RESULT scenario=… throughput_ratio=… rss_ratio=… floor_pct=… max_throughput_ratio=…`
-    /// (and `latency_p99_at_80pct_s=…`, the sink's, and `decision_lateness_p99_at_80pct_s=…`,
-    /// Weft's own, for a sampling scenario).
+    /// `RESULT scenario=… throughput_ratio=… rss_ratio=… floor_pct=… max_throughput_ratio=…
+    /// common_rate=… runs_passed=W/N,C/N` (and `latency_p99_at_80pct_s=…`, the sink's, and
+    /// `decision_lateness_p99_at_80pct_s=…`, Weft's own, for a sampling scenario). The runs
+    /// passed say whether the common rate is one both sustained: after the step-downs it
+    /// can still be one that either fell behind at, which inflates the other's ratio.
     fn result_line(&self) -> String {
         let (w, c) = (&self.measured[0], &self.measured[1]);
         let mut line = format!(
             "RESULT scenario={} throughput_ratio={:.2} rss_ratio={:.2} floor_pct={:.0} \
-             max_throughput_ratio={:.2}",
+             max_throughput_ratio={:.2} common_rate={:.0} runs_passed={}/{},{}/{}",
             self.sc.key(),
             w.per_core / c.per_core,
             w.rss_mib / c.rss_mib,
             self.floor_pct(),
             self.max_ratio(),
+            w.rate,
+            w.passed,
+            w.runs,
+            c.passed,
+            c.runs,
         );
         if let Some(t) = &self.at_80pct {
             let _ = write!(line, " latency_p99_at_80pct_s={:.2}", t.latency_p99_s);
@@ -2557,6 +2565,9 @@ h_bucket{le=\"+Inf\",p=\"b\"} 10
         let measured = |per_core: f64, rss_mib: f64| Measured {
             per_core,
             rss_mib,
+            rate: 100_000.0,
+            passed: 2,
+            runs: 2,
             ..Default::default()
         };
         let search = |per_core: f64| SearchResult {
@@ -2581,7 +2592,7 @@ h_bucket{le=\"+Inf\",p=\"b\"} 10
         assert_eq!(
             r.result_line(),
             "RESULT scenario=c throughput_ratio=4.00 rss_ratio=0.20 floor_pct=50 \
-             max_throughput_ratio=6.00"
+             max_throughput_ratio=6.00 common_rate=100000 runs_passed=2/2,2/2"
         );
         let mut notes = String::new();
         reference_notes(&mut notes, &r, "", "spans");
