@@ -251,32 +251,44 @@ pub(super) struct Items<'a> {
 }
 
 impl Items<'_> {
+    /// What packing them takes: the items' bytes, and their origins' wire forms counted
+    /// once per run of items from the same origin (an upper bound of what [`Packed`]
+    /// copies, so that its buffer is allocated once).
     fn bytes(&self) -> usize {
-        self.spans
-            .iter()
-            .chain(self.logs)
-            .map(|h| h.encoded.len())
-            .sum()
+        let mut previous: Option<&Arc<Origin>> = None;
+        let mut total = 0;
+        for held in self.spans.iter().chain(self.logs) {
+            if !previous.is_some_and(|p| Arc::ptr_eq(p, &held.origin)) {
+                total += held.origin.wire().len();
+                previous = Some(&held.origin);
+            }
+            total += held.encoded.len();
+        }
+        total
     }
 }
 
 /// A record's held items as the ring keeps them: every encoding in one buffer, each origin
-/// once.
+/// once, as bytes too.
 ///
 /// The window holds each item in an allocation of its own. Sharing those with the ring (as
 /// it once did) kept them alive until the ring forgot the record, and forgetting it then
 /// released each of them: a reference count and a free per span, about 1.5% of the
 /// sampler's CPU in a profile of scenario a, the largest part of what the ring's own code
 /// cost (docs/BENCHMARKS.md). Packing copies a kept trace's bytes once at the decision (a
-/// few KiB) and frees them in one go when the record goes; the origins, which the rest of
-/// the request the trace came in also held, are still released one each.
+/// few KiB) and frees them in one go when the record goes. The origins are copied as their
+/// wire form ([`Origin::wire`], made at ingest) for the same reason: a shared origin kept
+/// the request's decoded resource alive, and the ring then freed it two seconds later,
+/// long out of the cache (1.1% of the samples).
 #[derive(Debug, Default)]
 pub(super) struct Packed {
+    /// The items' encodings and their origins' wire forms, in the order they were added.
     bytes: Vec<u8>,
-    origins: Vec<Arc<Origin>>,
-    /// Per item, spans first: its origin (an index in `origins`) and where its encoding
-    /// ends in `bytes`.
-    items: Vec<(usize, usize)>,
+    /// Per origin: where its wire form is in `bytes`.
+    origins: Vec<(usize, usize)>,
+    /// Per item, spans first: its origin (an index in `origins`) and where its encoding is
+    /// in `bytes`.
+    items: Vec<(usize, usize, usize)>,
     spans: usize,
     /// How many of the logs (the last ones) arrived after the decision.
     late_logs: usize,
@@ -288,6 +300,10 @@ pub(super) struct Packed {
 /// thousands.
 const ORIGINS_LOOKED_AT: usize = 8;
 
+/// An item's origin, in the newest [`ORIGINS_LOOKED_AT`] of a packing (an index in
+/// `Packed::origins`) or not.
+type LookedAt = [(*const Origin, usize); ORIGINS_LOOKED_AT];
+
 impl Packed {
     pub(super) fn new(items: Items<'_>) -> Self {
         let mut packed = Packed {
@@ -297,66 +313,108 @@ impl Packed {
             spans: items.spans.len(),
             late_logs: 0,
         };
+        // While `items` is borrowed its origins are alive, so equal addresses are the same
+        // origin; the look ends with this call.
+        let mut looked_at: LookedAt = [(std::ptr::null(), 0); ORIGINS_LOOKED_AT];
         for held in items.spans.iter().chain(items.logs) {
-            packed.push(held);
+            let ptr = Arc::as_ptr(&held.origin);
+            let origin = match looked_at.iter().find(|(p, _)| *p == ptr) {
+                Some(&(_, index)) => index,
+                None => {
+                    let index = packed.add_origin(&held.origin);
+                    looked_at[index % ORIGINS_LOOKED_AT] = (ptr, index);
+                    index
+                }
+            };
+            packed.add_item(origin, &held.encoded);
         }
         packed
     }
 
+    fn add_origin(&mut self, origin: &Origin) -> usize {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(origin.wire());
+        self.origins.push((start, self.bytes.len()));
+        self.origins.len() - 1
+    }
+
+    fn add_item(&mut self, origin: usize, encoded: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(encoded);
+        self.items.push((origin, start, self.bytes.len()));
+    }
+
+    /// Adds a log after the packing (a late one): its origin is one of the newest when
+    /// their wire forms are equal.
     fn push(&mut self, held: &Held) {
+        let wire = held.origin.wire();
         let newest = self.origins.len().saturating_sub(ORIGINS_LOOKED_AT);
         let origin = match self.origins[newest..]
             .iter()
-            .rposition(|o| Arc::ptr_eq(o, &held.origin))
+            .rposition(|&(start, end)| self.bytes[start..end] == *wire)
         {
             Some(i) => newest + i,
-            None => {
-                self.origins.push(held.origin.clone());
-                self.origins.len() - 1
-            }
+            None => self.add_origin(&held.origin),
         };
-        self.bytes.extend_from_slice(&held.encoded);
-        self.items.push((origin, self.bytes.len()));
+        self.add_item(origin, &held.encoded);
     }
 
+    /// The bytes held: the items' and their origins'.
     fn bytes(&self) -> usize {
         self.bytes.len()
     }
 
-    /// The items at `range` (indices: spans first, then logs), with their origins.
-    fn items(
-        &self,
+    /// Every origin, decoded (for the items' `origins` arguments below).
+    fn origins(&self) -> Vec<Arc<Origin>> {
+        self.origins
+            .iter()
+            .map(|&(start, end)| Arc::new(Origin::from_wire(&self.bytes[start..end])))
+            .collect()
+    }
+
+    /// The items at `range` (indices: spans first, then logs), with their origins among
+    /// `origins` (from [`Packed::origins`]).
+    fn items<'a>(
+        &'a self,
+        origins: &'a [Arc<Origin>],
         range: std::ops::Range<usize>,
-    ) -> impl ExactSizeIterator<Item = (&Arc<Origin>, &[u8])> {
-        range.map(|i| {
-            let start = i.checked_sub(1).map_or(0, |before| self.items[before].1);
-            let (origin, end) = self.items[i];
-            (&self.origins[origin], &self.bytes[start..end])
+    ) -> impl ExactSizeIterator<Item = (&'a Arc<Origin>, &'a [u8])> {
+        range.map(move |i| {
+            let (origin, start, end) = self.items[i];
+            (&origins[origin], &self.bytes[start..end])
         })
     }
 
-    fn spans(&self) -> impl ExactSizeIterator<Item = (&Arc<Origin>, &[u8])> {
-        self.items(0..self.spans)
+    fn spans<'a>(
+        &'a self,
+        origins: &'a [Arc<Origin>],
+    ) -> impl ExactSizeIterator<Item = (&'a Arc<Origin>, &'a [u8])> {
+        self.items(origins, 0..self.spans)
     }
 
     /// The logs, or only those that arrived before the decision.
-    fn logs(&self, late_too: bool) -> impl ExactSizeIterator<Item = (&Arc<Origin>, &[u8])> {
+    fn logs<'a>(
+        &'a self,
+        origins: &'a [Arc<Origin>],
+        late_too: bool,
+    ) -> impl ExactSizeIterator<Item = (&'a Arc<Origin>, &'a [u8])> {
         let end = if late_too {
             self.items.len()
         } else {
             self.items.len() - self.late_logs
         };
-        self.items(self.spans..end)
+        self.items(origins, self.spans..end)
     }
 
     fn unpack(&self) -> Detail {
+        let origins = self.origins();
         let held = |(origin, encoded): (&Arc<Origin>, &[u8])| Held {
             origin: origin.clone(),
             encoded: Arc::from(encoded),
         };
         Detail {
-            spans: self.spans().map(held).collect(),
-            logs: self.logs(true).map(held).collect(),
+            spans: self.spans(&origins).map(held).collect(),
+            logs: self.logs(&origins, true).map(held).collect(),
             late_logs: self.late_logs,
         }
     }
@@ -528,7 +586,14 @@ impl DecisionRecord {
     fn decode_detail(&self, reads: Reads) -> Option<TraceData> {
         let detail = self.detail.lock();
         let d = detail.as_ref()?;
-        TraceData::decode(self.trace_id, d.spans(), d.logs(false), reads).ok()
+        let origins = d.origins();
+        TraceData::decode(
+            self.trace_id,
+            d.spans(&origins),
+            d.logs(&origins, false),
+            reads,
+        )
+        .ok()
     }
 
     /// The held spans and logs, if the ring still keeps them and shows them (a copy:
@@ -953,9 +1018,10 @@ impl DecisionRing {
             let mut detail = record.detail.lock();
             match detail.as_mut() {
                 Some(d) => {
+                    let before = d.bytes();
                     d.push(log);
                     d.late_logs += 1;
-                    log.encoded.len()
+                    d.bytes() - before
                 }
                 None => 0,
             }
@@ -1074,7 +1140,29 @@ mod tests {
 
     #[test]
     fn packed_items_come_back_as_they_were_with_their_origins() {
-        let (a, b) = (Arc::new(Origin::default()), Arc::new(Origin::default()));
+        use weft_proto::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+        use weft_proto::resource::v1::Resource;
+        let origin = |service: &str| {
+            Arc::new(Origin {
+                resource: Resource {
+                    attributes: vec![KeyValue {
+                        key: "service.name".into(),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue(service.into())),
+                        }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+                resource_schema_url: "https://r".into(),
+                scope: InstrumentationScope {
+                    name: "lib".into(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            })
+        };
+        let (a, b) = (origin("frontend"), origin("payments"));
         let item = |origin: &Arc<Origin>, bytes: &[u8]| Held {
             origin: origin.clone(),
             encoded: bytes.into(),
@@ -1085,9 +1173,14 @@ mod tests {
             spans: &spans,
             logs: &logs,
         });
-        packed.push(&item(&a, b"late"));
+        // A late log's origin is found by its wire form: an equal origin made apart.
+        packed.push(&item(&origin("frontend"), b"late"));
         packed.late_logs += 1;
-        assert_eq!(packed.bytes(), 15);
+        assert_eq!(
+            packed.bytes(),
+            15 + a.wire().len() + b.wire().len(),
+            "each origin once"
+        );
         assert_eq!(packed.origins.len(), 2, "each origin once");
         let back = packed.unpack();
         let bytes =
@@ -1095,21 +1188,22 @@ mod tests {
         assert_eq!(bytes(&back.spans), [&b"one"[..], b"", b"three"]);
         assert_eq!(bytes(&back.logs), [&b"log"[..], b"late"]);
         assert_eq!(back.late_logs, 1);
-        let origins: Vec<bool> = back
+        let origins: Vec<&Origin> = back
             .spans
             .iter()
             .chain(&back.logs)
-            .map(|h| Arc::ptr_eq(&h.origin, &a))
+            .map(|h| &*h.origin)
             .collect();
-        assert_eq!(origins, [true, false, true, false, true]);
+        assert_eq!(origins, [&*a, &*b, &*a, &*b, &*a]);
+        let decoded = packed.origins();
         assert_eq!(
-            packed.logs(false).len(),
+            packed.logs(&decoded, false).len(),
             1,
             "the late log is not at the decision"
         );
         // An origin among the oldest of many is added again rather than looked for.
         let many: Vec<Held> = (0..ORIGINS_LOOKED_AT + 2)
-            .map(|_| item(&Arc::new(Origin::default()), b"x"))
+            .map(|i| item(&origin(&format!("service {i}")), b"x"))
             .collect();
         let mut spans = many.clone();
         spans.push(many[0].clone());
@@ -1118,10 +1212,10 @@ mod tests {
             logs: &[],
         });
         assert_eq!(packed.origins.len(), ORIGINS_LOOKED_AT + 3);
-        assert!(Arc::ptr_eq(
-            &packed.unpack().spans[ORIGINS_LOOKED_AT + 2].origin,
-            &many[0].origin
-        ));
+        let back = packed.unpack();
+        assert_eq!(back.spans[ORIGINS_LOOKED_AT + 2].origin, many[0].origin);
+        assert_eq!(back.spans[1].origin, many[1].origin);
+        assert_ne!(back.spans[1].origin, many[0].origin);
     }
 
     fn ring(size: usize, detail_max_bytes: usize) -> DecisionRing {

@@ -22,12 +22,108 @@ use weft_proto::wire::{self, Fields, Value as WireValue};
 
 /// The resource and scope a batch of spans or logs arrived under, shared by every item of
 /// that batch (one allocation per batch, not per item).
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default)]
 pub struct Origin {
     pub resource: Resource,
     pub resource_schema_url: String,
     pub scope: InstrumentationScope,
     pub scope_schema_url: String,
+    /// The four fields in one encoding ([`Origin::wire`]): set at ingest from the bytes they
+    /// were decoded from, encoded on first use for an origin made otherwise.
+    pub wire: OnceLock<Box<[u8]>>,
+}
+
+/// Origins are equal when their fields are; whether the wire form was made yet is not one.
+impl PartialEq for Origin {
+    fn eq(&self, other: &Self) -> bool {
+        self.resource == other.resource
+            && self.resource_schema_url == other.resource_schema_url
+            && self.scope == other.scope
+            && self.scope_schema_url == other.scope_schema_url
+    }
+}
+
+impl Origin {
+    /// An origin as it arrived: its parts decoded, and its wire form made from `resource`
+    /// and `scope`, the encodings they were decoded from (a copy, no encoding).
+    pub fn received(
+        resource: Resource,
+        resource_bytes: &[u8],
+        resource_schema_url: String,
+        scope: InstrumentationScope,
+        scope_bytes: &[u8],
+        scope_schema_url: String,
+    ) -> Self {
+        let wire = wire_form(
+            resource_bytes,
+            resource_schema_url.as_bytes(),
+            scope_bytes,
+            scope_schema_url.as_bytes(),
+        );
+        Self {
+            resource,
+            resource_schema_url,
+            scope,
+            scope_schema_url,
+            wire: OnceLock::from(wire),
+        }
+    }
+
+    /// The origin in one encoding — field 1 the resource, 2 its schema URL, 3 the scope, 4
+    /// its schema URL — which [`Origin::from_wire`] reads back. What the decisions ring keeps
+    /// of a kept trace's origins: a copy of these bytes, rather than a reference that would
+    /// keep the decoded origin alive (and free it, long after its request, when the ring
+    /// forgets the trace).
+    pub fn wire(&self) -> &[u8] {
+        self.wire.get_or_init(|| {
+            wire_form(
+                &self.resource.encode_to_vec(),
+                self.resource_schema_url.as_bytes(),
+                &self.scope.encode_to_vec(),
+                self.scope_schema_url.as_bytes(),
+            )
+        })
+    }
+
+    /// The origin [`Origin::wire`] encoded (parts that do not decode are left empty, as at
+    /// ingest).
+    pub fn from_wire(bytes: &[u8]) -> Self {
+        let mut origin = Origin::default();
+        for (n, v) in Fields::new(bytes).flatten() {
+            let WireValue::Len(v) = v else { continue };
+            match n {
+                1 => origin.resource = Resource::decode(v).unwrap_or_default(),
+                2 => origin.resource_schema_url = String::from_utf8_lossy(v).into_owned(),
+                3 => origin.scope = InstrumentationScope::decode(v).unwrap_or_default(),
+                4 => origin.scope_schema_url = String::from_utf8_lossy(v).into_owned(),
+                _ => {}
+            }
+        }
+        origin.wire = OnceLock::from(Box::from(bytes));
+        origin
+    }
+}
+
+fn wire_form(
+    resource: &[u8],
+    resource_schema_url: &[u8],
+    scope: &[u8],
+    scope_schema_url: &[u8],
+) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(
+        resource.len() + resource_schema_url.len() + scope.len() + scope_schema_url.len() + 24,
+    );
+    for (n, field) in [
+        (1, resource),
+        (2, resource_schema_url),
+        (3, scope),
+        (4, scope_schema_url),
+    ] {
+        if !field.is_empty() {
+            wire::put_len_field(&mut out, n, field);
+        }
+    }
+    out.into_boxed_slice()
 }
 
 /// One buffered span with where it came from.
@@ -572,6 +668,49 @@ mod tests {
     }
 
     #[test]
+    fn an_origin_reads_back_from_its_wire_form() {
+        let resource = Resource {
+            attributes: vec![KeyValue {
+                key: "service.name".into(),
+                ..Default::default()
+            }],
+            dropped_attributes_count: 2,
+            ..Default::default()
+        };
+        let scope = InstrumentationScope {
+            name: "lib".into(),
+            version: "1.0".into(),
+            ..Default::default()
+        };
+        let made = Origin {
+            resource: resource.clone(),
+            resource_schema_url: "https://r".into(),
+            scope: scope.clone(),
+            scope_schema_url: "https://s".into(),
+            ..Default::default()
+        };
+        assert_eq!(Origin::from_wire(made.wire()), made);
+        // At ingest the wire form holds the bytes the parts were decoded from, as they came
+        // (here with a field this version does not know), not an encoding of the parts.
+        let mut resource_bytes = resource.encode_to_vec();
+        resource_bytes.extend_from_slice(&[0xf8, 0x06, 0x01]); // field 111, varint 1
+        let scope_bytes = scope.encode_to_vec();
+        let received = Origin::received(
+            resource,
+            &resource_bytes,
+            "https://r".into(),
+            scope,
+            &scope_bytes,
+            "https://s".into(),
+        );
+        assert_eq!(received, made);
+        assert_eq!(received.wire().len(), made.wire().len() + 3);
+        assert_eq!(Origin::from_wire(received.wire()), made);
+        assert!(Origin::default().wire().is_empty());
+        assert_eq!(Origin::from_wire(&[]), Origin::default());
+    }
+
+    #[test]
     fn the_view_hides_the_origin_and_sizes_unless_read() {
         let origin = Arc::new(Origin {
             resource: Resource {
@@ -623,6 +762,7 @@ mod tests {
                 ..Default::default()
             },
             scope_schema_url: "https://s".into(),
+            ..Default::default()
         });
         let b = Arc::new(Origin::default());
         let spans = [rich_span(), Span::default(), rich_span()];

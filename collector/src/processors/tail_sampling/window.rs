@@ -157,10 +157,14 @@ fn for_each_item(body: &[u8], mut f: impl FnMut(&Arc<Origin>, &[u8])) {
             continue;
         }
         let mut resource = Resource::default();
+        let mut resource_bytes: &[u8] = &[];
         let mut resource_schema_url = String::new();
         for (n, bytes) in len_fields(group) {
             match n {
-                1 => resource = Resource::decode(bytes).unwrap_or_default(),
+                1 => {
+                    resource = Resource::decode(bytes).unwrap_or_default();
+                    resource_bytes = bytes;
+                }
                 3 => resource_schema_url = String::from_utf8_lossy(bytes).into_owned(),
                 _ => {}
             }
@@ -170,20 +174,26 @@ fn for_each_item(body: &[u8], mut f: impl FnMut(&Arc<Origin>, &[u8])) {
                 continue;
             }
             let mut scope = InstrumentationScope::default();
+            let mut scope_bytes: &[u8] = &[];
             let mut scope_schema_url = String::new();
             for (n, bytes) in len_fields(scoped) {
                 match n {
-                    1 => scope = InstrumentationScope::decode(bytes).unwrap_or_default(),
+                    1 => {
+                        scope = InstrumentationScope::decode(bytes).unwrap_or_default();
+                        scope_bytes = bytes;
+                    }
                     3 => scope_schema_url = String::from_utf8_lossy(bytes).into_owned(),
                     _ => {}
                 }
             }
-            let origin = Arc::new(Origin {
-                resource: resource.clone(),
-                resource_schema_url: resource_schema_url.clone(),
+            let origin = Arc::new(Origin::received(
+                resource.clone(),
+                resource_bytes,
+                resource_schema_url.clone(),
                 scope,
+                scope_bytes,
                 scope_schema_url,
-            });
+            ));
             for (n, item) in len_fields(scoped) {
                 if n == 2 {
                     f(&origin, item);

@@ -1181,6 +1181,7 @@ mod conformance {
                                 ..Default::default()
                             },
                             scope_schema_url: String::new(),
+                            ..Default::default()
                         })
                     })
                     .collect();
