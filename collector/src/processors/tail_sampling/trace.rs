@@ -29,7 +29,7 @@ pub struct Origin {
     pub scope: InstrumentationScope,
     pub scope_schema_url: String,
     /// The four fields in one encoding ([`Origin::wire`]): set at ingest from the bytes they
-    /// were decoded from, encoded on first use for an origin made otherwise.
+    /// were decoded from when the decisions ring will copy it, else encoded on first use.
     pub wire: OnceLock<Box<[u8]>>,
 }
 
@@ -44,29 +44,15 @@ impl PartialEq for Origin {
 }
 
 impl Origin {
-    /// An origin as it arrived: its parts decoded, and its wire form made from `resource`
-    /// and `scope`, the encodings they were decoded from (a copy, no encoding).
-    pub fn received(
-        resource: Resource,
-        resource_bytes: &[u8],
-        resource_schema_url: String,
-        scope: InstrumentationScope,
-        scope_bytes: &[u8],
-        scope_schema_url: String,
-    ) -> Self {
-        let wire = wire_form(
-            resource_bytes,
-            resource_schema_url.as_bytes(),
-            scope_bytes,
-            scope_schema_url.as_bytes(),
-        );
-        Self {
+    /// Sets the wire form ([`Origin::wire`]) from `resource` and `scope`, the encodings the
+    /// parts were decoded from (a copy, no encoding): at ingest, while they are at hand.
+    pub fn set_wire_from(&mut self, resource: &[u8], scope: &[u8]) {
+        self.wire = OnceLock::from(wire_form(
             resource,
-            resource_schema_url,
+            self.resource_schema_url.as_bytes(),
             scope,
-            scope_schema_url,
-            wire: OnceLock::from(wire),
-        }
+            self.scope_schema_url.as_bytes(),
+        ));
     }
 
     /// The origin in one encoding — field 1 the resource, 2 its schema URL, 3 the scope, 4
@@ -695,14 +681,14 @@ mod tests {
         let mut resource_bytes = resource.encode_to_vec();
         resource_bytes.extend_from_slice(&[0xf8, 0x06, 0x01]); // field 111, varint 1
         let scope_bytes = scope.encode_to_vec();
-        let received = Origin::received(
+        let mut received = Origin {
             resource,
-            &resource_bytes,
-            "https://r".into(),
+            resource_schema_url: "https://r".into(),
             scope,
-            &scope_bytes,
-            "https://s".into(),
-        );
+            scope_schema_url: "https://s".into(),
+            ..Default::default()
+        };
+        received.set_wire_from(&resource_bytes, &scope_bytes);
         assert_eq!(received, made);
         assert_eq!(received.wire().len(), made.wire().len() + 3);
         assert_eq!(Origin::from_wire(received.wire()), made);

@@ -144,8 +144,9 @@ impl Held {
 
 /// Calls `f` with every item (span or log record: field 2 of field 2 of field 1 in both
 /// signals) of an encoded export request, and the origin it arrived under. The resource and
-/// scope are decoded once per group; the items stay encoded.
-fn for_each_item(body: &[u8], mut f: impl FnMut(&Arc<Origin>, &[u8])) {
+/// scope are decoded once per group; the items stay encoded. With `keep_wire` the origins
+/// also keep the bytes they were decoded from ([`Origin::set_wire_from`]).
+fn for_each_item(body: &[u8], keep_wire: bool, mut f: impl FnMut(&Arc<Origin>, &[u8])) {
     fn len_fields(msg: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
         Fields::new(msg).filter_map(|field| match field {
             Ok((n, WireValue::Len(bytes))) => Some((n, bytes)),
@@ -186,14 +187,17 @@ fn for_each_item(body: &[u8], mut f: impl FnMut(&Arc<Origin>, &[u8])) {
                     _ => {}
                 }
             }
-            let origin = Arc::new(Origin::received(
-                resource.clone(),
-                resource_bytes,
-                resource_schema_url.clone(),
+            let mut origin = Origin {
+                resource: resource.clone(),
+                resource_schema_url: resource_schema_url.clone(),
                 scope,
-                scope_bytes,
                 scope_schema_url,
-            ));
+                ..Default::default()
+            };
+            if keep_wire {
+                origin.set_wire_from(resource_bytes, scope_bytes);
+            }
+            let origin = Arc::new(origin);
             for (n, item) in len_fields(scoped) {
                 if n == 2 {
                     f(&origin, item);
@@ -565,6 +569,12 @@ impl Window {
             .clone()
     }
 
+    /// Whether origins keep their wire form from ingest: only the decisions ring copies it,
+    /// when it holds traces' items (an origin without one encodes it when asked).
+    fn keeps_wire(&self) -> bool {
+        self.ring.get().is_some_and(|r| r.holds_items(true))
+    }
+
     /// The decisions ring, when turned on.
     pub fn ring(&self) -> Option<&Arc<DecisionRing>> {
         self.ring.get()
@@ -637,7 +647,7 @@ impl Window {
     pub fn ingest_spans(&self, data: Traces, now: Instant) -> Output {
         let body = data.to_bytes();
         let mut items: Vec<(TraceKey, bool, Held)> = Vec::with_capacity(data.item_count());
-        for_each_item(&body, |origin, span| {
+        for_each_item(&body, self.keeps_wire(), |origin, span| {
             // Field 1 is trace_id, field 4 parent_span_id. The receiver validated ids; a
             // zero id here is from an in-process caller.
             if let (Some(key), has_parent) = item_key(span, 1, 4) {
@@ -706,7 +716,7 @@ impl Window {
         let mut out = Output::default();
         let body = data.to_bytes();
         let mut items: Vec<(TraceKey, Held)> = Vec::with_capacity(data.item_count());
-        for_each_item(&body, |origin, record| {
+        for_each_item(&body, self.keeps_wire(), |origin, record| {
             let held = Held {
                 origin: origin.clone(),
                 encoded: record.into(),
@@ -1666,6 +1676,35 @@ mod tests {
                 ..Default::default()
             }],
         })
+    }
+
+    #[test]
+    fn origins_keep_the_bytes_they_came_in_only_for_a_ring_that_copies_them() {
+        let body = spans(&[1]).to_bytes();
+        let kept = |keep_wire| {
+            let mut kept = Vec::new();
+            for_each_item(&body, keep_wire, |origin, _| {
+                kept.push(origin.wire.get().is_some())
+            });
+            kept
+        };
+        assert_eq!((kept(false), kept(true)), (vec![false], vec![true]));
+        let ring = |detail_max_bytes| {
+            let (w, _) = window("decision_wait: 1s\npolicies: [{name: all, type: always_sample}]");
+            let before = w.keeps_wire();
+            w.enable_ring(RingSettings {
+                size: 10,
+                keep_dropped_detail: false,
+                detail_max_bytes,
+            });
+            (before, w.keeps_wire())
+        };
+        assert_eq!(ring(1 << 20), (false, true));
+        assert_eq!(
+            ring(0),
+            (false, false),
+            "a ring holding no items copies no origin"
+        );
     }
 
     fn log_of(t: u8) -> Logs {

@@ -72,12 +72,17 @@ async fn start(
     sink: Arc<Sink>,
     shared: SharedInstances,
 ) -> FileLogReceiver {
+    let mut ctx = BuildContext::standalone("filelog", Kind::Receiver);
+    ctx.shared = shared;
+    start_in(ctx, dir, extra, sink).await
+}
+
+/// [`start`] with the receiver's own context (whose telemetry a test reads).
+async fn start_in(ctx: BuildContext, dir: &Path, extra: &str, sink: Arc<Sink>) -> FileLogReceiver {
     let cfg = config(&format!(
         "include: ['{}/*.log']\nstart_at: beginning\npoll_interval: 20ms\n{extra}",
         dir.display()
     ));
-    let mut ctx = BuildContext::standalone("filelog", Kind::Receiver);
-    ctx.shared = shared;
     let r = FileLogReceiver::new(ctx, &cfg, Consumers::default().with::<Logs>(sink)).unwrap();
     r.start().await.unwrap();
     r
@@ -157,15 +162,9 @@ async fn copytruncate_and_deletion_while_open() {
     append(&log, "old line one\nold line two\n");
     append(&gone, "last words\n");
     let sink = Arc::new(Sink::default());
-    let cfg = config(&format!(
-        "include: ['{}/*.log']\nstart_at: beginning\npoll_interval: 20ms",
-        dir.path().display()
-    ));
     let ctx = BuildContext::standalone("filelog", Kind::Receiver);
     let telemetry = ctx.telemetry.clone();
-    let r =
-        FileLogReceiver::new(ctx, &cfg, Consumers::default().with::<Logs>(sink.clone())).unwrap();
-    r.start().await.unwrap();
+    let r = start_in(ctx, dir.path(), "", sink.clone()).await;
     wait_for(&sink, 3).await;
     // copytruncate: the content is copied elsewhere and the file cut to zero, then written anew.
     std::fs::copy(&log, dir.path().join("app.log.1")).unwrap();
@@ -328,15 +327,9 @@ async fn hostile_paths_are_skipped_and_counted_while_others_are_read() {
     std::os::unix::fs::symlink(d.join("loop1.log"), d.join("loop2.log")).unwrap();
     append(&d.join("good.log"), "fine\n");
     let sink = Arc::new(Sink::default());
-    let cfg = config(&format!(
-        "include: ['{}/*.log']\nstart_at: beginning\npoll_interval: 20ms",
-        d.display()
-    ));
     let ctx = BuildContext::standalone("filelog", Kind::Receiver);
     let telemetry = ctx.telemetry.clone();
-    let r =
-        FileLogReceiver::new(ctx, &cfg, Consumers::default().with::<Logs>(sink.clone())).unwrap();
-    r.start().await.unwrap();
+    let r = start_in(ctx, d, "", sink.clone()).await;
     assert_eq!(wait_for(&sink, 1).await, ["fine"]);
     settle().await;
     let skipped = |reason| {
