@@ -504,7 +504,58 @@ impl Scanner<'_> {
     /// KeyValue: 1 key, 2 value, 3 key_strindex. `level` counts the array/kvlist levels
     /// around it; `lengths` whether key and value lengths are limited (attributes) or not
     /// (log bodies).
+    #[inline]
     fn key_value(&self, msg: &[u8], level: usize, lengths: bool, depth: usize) -> Scan {
+        if self.plain_key_value(msg, lengths, depth) {
+            return Ok(());
+        }
+        self.any_key_value(msg, level, lengths, depth)
+    }
+
+    /// The shape nearly every attribute has on the wire — its key, then a string, int,
+    /// double or bool value, each once — checked without the general field walk: `true`
+    /// when `msg` is such a KeyValue and passes every check [`Scanner::any_key_value`]
+    /// makes; `false` sends it to the general walk, which gives the answer (so this never
+    /// decides a rejection, and accepts only what the walk accepts).
+    #[inline(always)]
+    fn plain_key_value(&self, msg: &[u8], lengths: bool, depth: usize) -> bool {
+        const KEY: u8 = 1 << 3 | LEN;
+        const VALUE: u8 = 2 << 3 | LEN;
+        const STRING: u8 = 1 << 3 | LEN;
+        const BOOL: u8 = 2 << 3 | VARINT;
+        const INT: u8 = 3 << 3 | VARINT;
+        const DOUBLE: u8 = 4 << 3 | I64;
+        if depth + 1 > MAX_NESTING {
+            return false;
+        }
+        let mut rest = msg;
+        let (Some(key), Some(value)) = (take_len(&mut rest, KEY), take_len(&mut rest, VALUE))
+        else {
+            return false;
+        };
+        let max = self.limits.max_value_bytes;
+        if !rest.is_empty() || (lengths && key.len() > max) || utf8(key).is_err() {
+            return false;
+        }
+        match value {
+            [] => true,
+            [STRING, ..] => {
+                let mut rest = value;
+                take_len(&mut rest, STRING).is_some_and(|s| {
+                    rest.is_empty() && !(lengths && s.len() > max) && utf8(s).is_ok()
+                })
+            }
+            [BOOL | INT, number @ ..] => {
+                let mut rest = number;
+                varint(&mut rest).is_ok() && rest.is_empty()
+            }
+            [DOUBLE, number @ ..] => number.len() == 8,
+            _ => false,
+        }
+    }
+
+    /// Any KeyValue, field by field (see [`Scanner::key_value`]).
+    fn any_key_value(&self, msg: &[u8], level: usize, lengths: bool, depth: usize) -> Scan {
         nest(depth)?;
         let mut value = false;
         let mut walk = Walk(msg);
@@ -580,6 +631,24 @@ impl Scanner<'_> {
         }
         Ok(())
     }
+}
+
+/// A length-delimited field whose key is the single byte `key`, at the front of `buf`: its
+/// bytes, `buf` moved past them; `None` (and `buf` unusable) for anything else.
+#[inline(always)]
+fn take_len<'a>(buf: &mut &'a [u8], key: u8) -> Option<&'a [u8]> {
+    let (&first, rest) = buf.split_first()?;
+    if first != key {
+        return None;
+    }
+    *buf = rest;
+    let len = usize::try_from(varint(buf).ok()?).ok()?;
+    if len > buf.len() {
+        return None;
+    }
+    let (head, tail) = buf.split_at(len);
+    *buf = tail;
+    Some(head)
 }
 
 /// Status: 2 message, 3 code.

@@ -386,3 +386,76 @@ fn non_ascii_strings_are_checked_as_utf8() {
     assert_eq!(agrees_traces(&broken, &limits), None);
     assert!(ExportTraceServiceRequest::decode(&broken[..]).is_err());
 }
+
+#[test]
+fn the_plain_attribute_check_accepts_only_what_the_field_walk_accepts() {
+    let limits = Limits {
+        max_attributes: 8,
+        max_value_bytes: 12,
+        max_depth: 2,
+    };
+    let scanner = Scanner { limits: &limits };
+    let long = "x".repeat(200);
+    let shapes = [
+        kv("http.route", s("/checkout")),
+        kv("k", any_value::Value::IntValue(-1)),
+        kv("ok", any_value::Value::BoolValue(true)),
+        kv("ratio", any_value::Value::DoubleValue(0.5)),
+        kv("url.full", s("https://shop.example/a")),
+        kv("long", s(&long)),
+        kv("ünï", s("☕")),
+        KeyValue {
+            key: "empty".into(),
+            value: Some(AnyValue { value: None }),
+            ..Default::default()
+        },
+        kv(
+            "list",
+            any_value::Value::ArrayValue(ArrayValue {
+                values: vec![AnyValue {
+                    value: Some(s("a")),
+                }],
+            }),
+        ),
+    ];
+    // The shapes SDKs send take the plain check; the rest (a value over the limit, a list)
+    // are left to the walk.
+    let plain: Vec<bool> = shapes
+        .iter()
+        .map(|kv| scanner.plain_key_value(&kv.encode_to_vec(), true, 4))
+        .collect();
+    assert_eq!(
+        plain,
+        [true, true, true, true, false, false, true, true, false]
+    );
+    // Every one-byte change of each: whatever the plain check accepts, the walk accepts.
+    let mut checked = 0;
+    for kv in &shapes {
+        let bytes = kv.encode_to_vec();
+        for at in 0..bytes.len() {
+            for byte in [
+                0x00, 0x01, 0x0a, 0x10, 0x12, 0x18, 0x21, 0x7f, 0x80, 0xc3, 0xff,
+            ] {
+                let mut changed = bytes.clone();
+                changed[at] = byte;
+                for lengths in [true, false] {
+                    if scanner.plain_key_value(&changed, lengths, 4) {
+                        checked += 1;
+                        assert_eq!(
+                            scanner.any_key_value(&changed, 0, lengths, 4),
+                            Ok(()),
+                            "{changed:02x?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        checked > 100,
+        "only {checked} changed attributes were plain"
+    );
+    // Near the nesting limit the plain check steps aside.
+    let bytes = shapes[0].encode_to_vec();
+    assert!(!scanner.plain_key_value(&bytes, true, MAX_NESTING));
+}
