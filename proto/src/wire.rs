@@ -419,7 +419,13 @@ impl Scanner<'_> {
                 (4, v) => id_field(&mut parent, v)?,
                 (6 | 10 | 12 | 14, v) => expect_varint(v)?,
                 (7 | 8, v) => expect_i64(v)?,
-                (9, v) => self.attribute(&mut attributes, expect_len(v)?, depth + 1)?,
+                (9, v) => {
+                    self.attribute(&mut attributes, expect_len(v)?, depth + 1)?;
+                    // Attributes come in a run: the rest of it without the general dispatch.
+                    while let Some(kv) = next_len(&mut walk.0, 9 << 3 | LEN)? {
+                        self.attribute(&mut attributes, kv, depth + 1)?;
+                    }
+                }
                 (11, v) => self.event(expect_len(v)?, depth + 1)?,
                 (13, v) => self.link(expect_len(v)?, depth + 1)?,
                 (15, v) => {
@@ -490,7 +496,12 @@ impl Scanner<'_> {
                     once(&mut body)?;
                     self.any_value(expect_len(v)?, 0, false, depth + 1)?;
                 }
-                (6, v) => self.attribute(&mut attributes, expect_len(v)?, depth + 1)?,
+                (6, v) => {
+                    self.attribute(&mut attributes, expect_len(v)?, depth + 1)?;
+                    while let Some(kv) = next_len(&mut walk.0, 6 << 3 | LEN)? {
+                        self.attribute(&mut attributes, kv, depth + 1)?;
+                    }
+                }
                 (8, v) => expect_i32(v)?,
                 (9, v) => id_field(&mut trace_id, v)?,
                 (10, v) => id_field(&mut span_id, v)?,
@@ -637,18 +648,26 @@ impl Scanner<'_> {
 /// bytes, `buf` moved past them; `None` (and `buf` unusable) for anything else.
 #[inline(always)]
 fn take_len<'a>(buf: &mut &'a [u8], key: u8) -> Option<&'a [u8]> {
-    let (&first, rest) = buf.split_first()?;
+    next_len(buf, key).ok().flatten()
+}
+
+/// Like [`take_len`], for a run of one repeated field: `Ok(None)` with `buf` untouched when
+/// the next field is another, `Err` when it is this one and malformed (as [`read_field`]).
+#[inline(always)]
+fn next_len<'a>(buf: &mut &'a [u8], key: u8) -> Scan<Option<&'a [u8]>> {
+    let Some((&first, mut rest)) = buf.split_first() else {
+        return Ok(None);
+    };
     if first != key {
-        return None;
+        return Ok(None);
     }
-    *buf = rest;
-    let len = usize::try_from(varint(buf).ok()?).ok()?;
-    if len > buf.len() {
-        return None;
+    let len = usize::try_from(varint(&mut rest)?).map_err(|_| ())?;
+    if len > rest.len() {
+        return Err(());
     }
-    let (head, tail) = buf.split_at(len);
+    let (head, tail) = rest.split_at(len);
     *buf = tail;
-    Some(head)
+    Ok(Some(head))
 }
 
 /// Status: 2 message, 3 code.
