@@ -54,6 +54,24 @@ impl<'a> Fields<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
         Self { buf, failed: false }
     }
+
+    /// Skips the length-delimited fields `number` that come next, in a row: for a reader
+    /// that does not want a repeated field (a span's attributes), the rest of its run
+    /// without a dispatch per field. A malformed one ends the skip; the iterator reports it.
+    pub fn skip_run(&mut self, number: u32) {
+        let key = u64::from(number) << 3 | u64::from(LEN);
+        let Ok(key) = u8::try_from(key) else { return };
+        if key >= 0x80 {
+            return;
+        }
+        while !self.failed {
+            let mut rest = self.buf;
+            match next_len(&mut rest, key) {
+                Ok(Some(_)) => self.buf = rest,
+                _ => return,
+            }
+        }
+    }
 }
 
 impl<'a> Iterator for Fields<'a> {

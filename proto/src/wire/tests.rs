@@ -459,3 +459,36 @@ fn the_plain_attribute_check_accepts_only_what_the_field_walk_accepts() {
     let bytes = shapes[0].encode_to_vec();
     assert!(!scanner.plain_key_value(&bytes, true, MAX_NESTING));
 }
+
+#[test]
+fn skip_run_passes_over_one_repeated_field_and_leaves_errors_to_the_iterator() {
+    let mut msg = Vec::new();
+    put_len_field(&mut msg, 1, b"id");
+    for value in [&b"a"[..], b"bb", b""] {
+        put_len_field(&mut msg, 9, value);
+    }
+    put_len_field(&mut msg, 2, b"x");
+    put_len_field(&mut msg, 9, b"c");
+    let seen = |bytes: &[u8]| {
+        let mut fields = Fields::new(bytes);
+        let mut seen = Vec::new();
+        while let Some(field) = fields.next() {
+            match field {
+                Ok((number, _)) => {
+                    seen.push(Some(number));
+                    if number == 9 {
+                        fields.skip_run(9);
+                    }
+                }
+                Err(()) => seen.push(None),
+            }
+        }
+        seen
+    };
+    assert_eq!(seen(&msg), [Some(1), Some(9), Some(2), Some(9)]);
+    // A field of the run cut short: the skip stops before it, and the iterator says so.
+    let mut cut = msg[..msg.len() - 6].to_vec();
+    put_len_header(&mut cut, 9, 5);
+    cut.push(b'z');
+    assert_eq!(seen(&cut), [Some(1), Some(9), None]);
+}

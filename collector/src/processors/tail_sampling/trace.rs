@@ -378,7 +378,8 @@ pub fn decode_span(bytes: &[u8], reads: Reads) -> Result<Span, String> {
         return Ok(span);
     }
     let want = |r: Reads| reads.contains(r);
-    for field in Fields::new(bytes) {
+    let mut fields = Fields::new(bytes);
+    while let Some(field) = fields.next() {
         let (number, value) = field.map_err(|()| "malformed protobuf".to_string())?;
         match number {
             1 if want(Reads::SPAN_IDS) => span.trace_id = len(number, value)?.to_vec(),
@@ -409,6 +410,8 @@ pub fn decode_span(bytes: &[u8], reads: Reads) -> Result<Span, String> {
                     .map_err(|e| format!("field 15 (status): {e}"))?;
             }
             16 if want(Reads::SPAN_FLAGS) => span.flags = fixed32(number, value)?,
+            // Attributes and events unread: the rest of their run at once.
+            9 | 11 => fields.skip_run(number),
             _ => {}
         }
     }
@@ -426,7 +429,8 @@ pub fn decode_log(bytes: &[u8], reads: Reads) -> Result<LogRecord, String> {
         return Ok(record);
     }
     let want = |r: Reads| reads.contains(r);
-    for field in Fields::new(bytes) {
+    let mut fields = Fields::new(bytes);
+    while let Some(field) = fields.next() {
         let (number, value) = field.map_err(|()| "malformed protobuf".to_string())?;
         match number {
             1 if want(Reads::LOG_OTHER) => record.time_unix_nano = fixed64(number, value)?,
@@ -452,6 +456,7 @@ pub fn decode_log(bytes: &[u8], reads: Reads) -> Result<LogRecord, String> {
                 record.observed_time_unix_nano = fixed64(number, value)?;
             }
             12 if want(Reads::LOG_OTHER) => record.event_name = string(number, value)?,
+            6 => fields.skip_run(number),
             _ => {}
         }
     }

@@ -212,10 +212,13 @@ fn for_each_item(body: &[u8], keep_wire: bool, mut f: impl FnMut(&Arc<Origin>, &
 fn item_key(item: &[u8], number: u32, parent: u32) -> (Option<TraceKey>, bool) {
     let mut key = None;
     let mut has_parent = false;
-    for (n, v) in Fields::new(item).flatten() {
+    let mut fields = Fields::new(item);
+    while let Some(Ok((n, v))) = fields.next() {
         match v {
             WireValue::Len(bytes) if n == number => key = trace_key(bytes),
             WireValue::Len(bytes) if n == parent => has_parent = !bytes.is_empty(),
+            // The rest of a run of attributes (or any repeated field) at once.
+            WireValue::Len(_) => fields.skip_run(n),
             _ => {}
         }
     }
