@@ -142,6 +142,9 @@ async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     tonic::transport::Server::builder()
+        // Weft's receiver lets clients send DATA frames of up to 1 MiB; the floor allows the
+        // same, so that `floor_pct` compares work, not HTTP/2 settings.
+        .max_frame_size(Some(1 << 20))
         .add_service(Floor::<0>)
         .add_service(Floor::<1>)
         .add_service(Floor::<2>)
