@@ -663,7 +663,7 @@ impl Scanner<'_> {
 }
 
 /// A length-delimited field whose key is the single byte `key`, at the front of `buf`: its
-/// bytes, `buf` moved past them; `None` (and `buf` unusable) for anything else.
+/// bytes, `buf` moved past them; `None`, `buf` as it was, for anything else.
 #[inline(always)]
 fn take_len<'a>(buf: &mut &'a [u8], key: u8) -> Option<&'a [u8]> {
     next_len(buf, key).ok().flatten()
