@@ -59,17 +59,8 @@ impl<'a> Fields<'a> {
     /// that does not want a repeated field (a span's attributes), the rest of its run
     /// without a dispatch per field. A malformed one ends the skip; the iterator reports it.
     pub fn skip_run(&mut self, number: u32) {
-        let key = u64::from(number) << 3 | u64::from(LEN);
-        let Ok(key) = u8::try_from(key) else { return };
-        if key >= 0x80 {
-            return;
-        }
-        while !self.failed {
-            let mut rest = self.buf;
-            match next_len(&mut rest, key) {
-                Ok(Some(_)) => self.buf = rest,
-                _ => return,
-            }
+        if let Some(key) = len_key(number) {
+            while let Ok(Some(_)) = next_len(&mut self.buf, key) {}
         }
     }
 }
@@ -98,6 +89,26 @@ impl<'a> Walk<'a> {
             return Ok(None);
         }
         read_field(&mut self.0).map(Some)
+    }
+
+    /// The next field when it is another length-delimited `number` (a one-byte key): the
+    /// rest of a run of one repeated field without [`read_field`]'s dispatch.
+    #[inline(always)]
+    fn next_in_run(&mut self, number: u32) -> Scan<Option<&'a [u8]>> {
+        match len_key(number) {
+            Some(key) => next_len(&mut self.0, key),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The one-byte key of length-delimited field `number` (fields 1–15), `None` beyond.
+#[inline(always)]
+const fn len_key(number: u32) -> Option<u8> {
+    if number >= 1 && number <= 15 {
+        Some((number << 3) as u8 | LEN)
+    } else {
+        None
     }
 }
 
@@ -390,6 +401,23 @@ impl Scanner<'_> {
         self.key_value(kv, 0, true, depth)
     }
 
+    /// A list's attribute `first`, field `number` of the message `walk` reads, then the
+    /// rest of their run: attributes come in a row, taken without the general dispatch.
+    fn attribute_run<'a>(
+        &self,
+        count: &mut usize,
+        first: Value<'a>,
+        walk: &mut Walk<'a>,
+        number: u32,
+        depth: usize,
+    ) -> Scan {
+        self.attribute(count, expect_len(first)?, depth)?;
+        while let Some(kv) = walk.next_in_run(number)? {
+            self.attribute(count, kv, depth)?;
+        }
+        Ok(())
+    }
+
     /// Resource: 1 attributes, 2 dropped_attributes_count, 3 entity_refs.
     fn resource(&self, msg: &[u8], depth: usize) -> Scan {
         nest(depth)?;
@@ -437,13 +465,7 @@ impl Scanner<'_> {
                 (4, v) => id_field(&mut parent, v)?,
                 (6 | 10 | 12 | 14, v) => expect_varint(v)?,
                 (7 | 8, v) => expect_i64(v)?,
-                (9, v) => {
-                    self.attribute(&mut attributes, expect_len(v)?, depth + 1)?;
-                    // Attributes come in a run: the rest of it without the general dispatch.
-                    while let Some(kv) = next_len(&mut walk.0, 9 << 3 | LEN)? {
-                        self.attribute(&mut attributes, kv, depth + 1)?;
-                    }
-                }
+                (9, v) => self.attribute_run(&mut attributes, v, &mut walk, 9, depth + 1)?,
                 (11, v) => self.event(expect_len(v)?, depth + 1)?,
                 (13, v) => self.link(expect_len(v)?, depth + 1)?,
                 (15, v) => {
@@ -514,12 +536,7 @@ impl Scanner<'_> {
                     once(&mut body)?;
                     self.any_value(expect_len(v)?, 0, false, depth + 1)?;
                 }
-                (6, v) => {
-                    self.attribute(&mut attributes, expect_len(v)?, depth + 1)?;
-                    while let Some(kv) = next_len(&mut walk.0, 6 << 3 | LEN)? {
-                        self.attribute(&mut attributes, kv, depth + 1)?;
-                    }
-                }
+                (6, v) => self.attribute_run(&mut attributes, v, &mut walk, 6, depth + 1)?,
                 (8, v) => expect_i32(v)?,
                 (9, v) => id_field(&mut trace_id, v)?,
                 (10, v) => id_field(&mut span_id, v)?,
