@@ -17,9 +17,11 @@
 #   make bench-compare BENCH_ARGS="--scenarios a --repeats 1"
 #   make bench-compare BENCH_ARGS="--scenarios f"      # file ingest only (filelog peer)
 #   make bench-compare BENCH_ARGS="--scenarios m,s,g"  # metrics, spanmetrics, log governance
-# The full default run (with the reference runs and the scaling run) takes about an hour on
-# 2 cores; `--no-floor`, `--no-default-gc-peer` and `--scaling ''` shorten it. It is never part
-# of `make test`.
+# The full default run (with the reference runs and the scaling run) takes 1.5–2 hours on
+# 2 cores (scenario a alone took 21 minutes on December 5); `--repeats 2 --duration 15
+# --search-duration 5` gives the same report for a,b,c,d in about 45 minutes, and
+# `--no-floor`, `--no-default-gc-peer` and `--scaling ''` shorten it. It is never part of
+# `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
