@@ -10,6 +10,7 @@
 //! `serde_json::Map` (a `BTreeMap` in this build) did before, so statements and exported
 //! documents see the same maps. Nesting is bounded by serde_json's recursion limit (128).
 
+use std::cell::{Cell, RefCell};
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -18,17 +19,44 @@ use weft_proto::common::v1::{any_value, AnyValue, ArrayValue, KeyValue, KeyValue
 
 /// Parses one JSON document (any JSON value; trailing text is an error).
 pub fn parse(text: &str) -> Result<AnyValue, serde_json::Error> {
+    // The entries of the objects being read wait on one stack, reused from document to
+    // document on this thread: each object's list is then allocated once, at its size,
+    // instead of growing 4, 8, 16… (serde_json does not know an object's length).
+    let mut entries = ENTRIES.take();
+    entries.clear();
+    let result = parse_with(text, &RefCell::new(&mut entries));
+    if entries.capacity() <= MAX_KEPT_ENTRIES {
+        entries.clear();
+        ENTRIES.set(entries);
+    }
+    result
+}
+
+thread_local! {
+    static ENTRIES: Cell<Vec<KeyValue>> = const { Cell::new(Vec::new()) };
+}
+
+/// The largest entry stack kept for the next document: a hostile document's million keys
+/// are not held after it.
+const MAX_KEPT_ENTRIES: usize = 1024;
+
+fn parse_with(text: &str, entries: &Entries<'_>) -> Result<AnyValue, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let value = Any.deserialize(&mut de)?;
+    let value = Any { entries }.deserialize(&mut de)?;
     de.end()?;
     Ok(value)
 }
 
+/// The entries of the objects open at this point of the document, innermost last.
+type Entries<'e> = RefCell<&'e mut Vec<KeyValue>>;
+
 /// The seed and visitor building one `AnyValue`.
 #[derive(Clone, Copy)]
-struct Any;
+struct Any<'s, 'e> {
+    entries: &'s Entries<'e>,
+}
 
-impl<'de> DeserializeSeed<'de> for Any {
+impl<'de> DeserializeSeed<'de> for Any<'_, '_> {
     type Value = AnyValue;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<AnyValue, D::Error> {
@@ -40,7 +68,7 @@ fn any(value: any_value::Value) -> AnyValue {
     AnyValue { value: Some(value) }
 }
 
-impl<'de> Visitor<'de> for Any {
+impl<'de> Visitor<'de> for Any<'_, '_> {
     type Value = AnyValue;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -79,22 +107,24 @@ impl<'de> Visitor<'de> for Any {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AnyValue, A::Error> {
         // The hint is bounded: a hostile hint must not reserve memory the text does not hold.
         let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-        while let Some(v) = seq.next_element_seed(Any)? {
+        while let Some(v) = seq.next_element_seed(self)? {
             values.push(v);
         }
         Ok(any(any_value::Value::ArrayValue(ArrayValue { values })))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AnyValue, A::Error> {
-        let mut values: Vec<KeyValue> = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+        // Objects nested in a value push and take their own entries above this one's.
+        let start = self.entries.borrow().len();
         while let Some(key) = map.next_key::<String>()? {
-            let value = map.next_value_seed(Any)?;
-            values.push(KeyValue {
+            let value = map.next_value_seed(self)?;
+            self.entries.borrow_mut().push(KeyValue {
                 key,
                 value: Some(value),
                 ..Default::default()
             });
         }
+        let mut values: Vec<KeyValue> = self.entries.borrow_mut().drain(start..).collect();
         sort_keys(&mut values);
         Ok(any(any_value::Value::KvlistValue(KeyValueList { values })))
     }
@@ -163,6 +193,24 @@ mod tests {
             kv.values[2].value,
             Some(any(any_value::Value::DoubleValue(3.0)))
         );
+    }
+
+    #[test]
+    fn a_document_after_a_huge_or_a_broken_one_parses_whole() {
+        let huge = format!(
+            "{{{}}}",
+            (0..3000)
+                .map(|i| format!("\"k{i}\":{{\"n\":{i}}}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let Some(any_value::Value::KvlistValue(kv)) = parse(&huge).expect("parses").value else {
+            panic!("not a map")
+        };
+        assert_eq!(kv.values.len(), 3000);
+        assert!(parse(r#"{"a":{"b":1,"c":[{"d":2}]},"e":"#).is_err());
+        let text = r#"{"z":{"y":{"x":1},"w":2},"v":[{"u":3,"t":4}],"s":5}"#;
+        assert_eq!(parse(text).expect("parses"), through_serde_json_value(text));
     }
 
     #[test]

@@ -262,8 +262,16 @@ pub(super) fn want_id(
 ) -> Result<Vec<u8>, EvalError> {
     let bytes = match (value, hex_form) {
         (Value::Bytes(b), false) => b.to_vec(),
-        (Value::Str(s), true) => hex::decode(s.as_bytes())
-            .map_err(|_| EvalError::new(format!("{field}: {s:?} is not hex")))?,
+        (Value::Str(s), true) => {
+            // Decoded in place: `hex::decode` grows its vector digit pair by digit pair.
+            let not_hex = || EvalError::new(format!("{field}: {s:?} is not hex"));
+            if s.len() % 2 != 0 {
+                return Err(not_hex());
+            }
+            let mut bytes = vec![0; s.len() / 2];
+            hex::decode_to_slice(s.as_bytes(), &mut bytes).map_err(|_| not_hex())?;
+            bytes
+        }
         (other, false) => return Err(wrong_type(field, "bytes", other)),
         (other, true) => return Err(wrong_type(field, "a hex string", other)),
     };
