@@ -33,10 +33,17 @@ use crate::resource::v1::Resource;
 
 /// An export request that can write its protobuf encoding.
 pub trait EncodeRequest: Message + Sized {
-    /// Writes the encoding of `self` (what `Message::encode` writes) into `buf`, which must
-    /// be able to grow or have room for it.
-    fn write_request(&self, buf: &mut impl BufMut) {
+    /// Writes the encoding of `self` (what `Message::encode` writes) into `buf`, first
+    /// handing `reserve` its length (to make room in one step). The length comes from the
+    /// walk that measures the nested messages, not from a walk of its own.
+    fn encode_request<B: BufMut>(&self, buf: &mut B, reserve: impl FnOnce(&mut B, usize)) {
+        reserve(buf, self.encoded_len());
         self.encode_raw(buf);
+    }
+
+    /// [`EncodeRequest::encode_request`] into a buffer that can grow or has room.
+    fn write_request(&self, buf: &mut impl BufMut) {
+        self.encode_request(buf, |_, _| {});
     }
 }
 
@@ -44,9 +51,10 @@ impl EncodeRequest for ExportTraceServiceRequest {}
 impl EncodeRequest for ExportMetricsServiceRequest {}
 
 impl EncodeRequest for ExportLogsServiceRequest {
-    fn write_request(&self, buf: &mut impl BufMut) {
+    fn encode_request<B: BufMut>(&self, buf: &mut B, reserve: impl FnOnce(&mut B, usize)) {
         let mut lengths = Vec::new();
-        self.measure(&mut lengths);
+        let len = self.measure(&mut lengths);
+        reserve(buf, len);
         let mut lengths = lengths.into_iter();
         self.write(&mut lengths, buf);
         debug_assert!(
@@ -464,9 +472,13 @@ mod tests {
         }
     }
 
+    /// The bytes written, after checking that `reserve` was told their length up front.
     fn written(r: &ExportLogsServiceRequest) -> Vec<u8> {
         let mut out = Vec::new();
-        r.write_request(&mut out);
+        let mut told = None;
+        r.encode_request(&mut out, |_, len| told = Some(len));
+        assert_eq!(told, Some(out.len()), "the length handed to reserve");
+        assert_eq!(out.len(), r.encoded_len());
         out
     }
 

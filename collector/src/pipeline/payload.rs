@@ -90,8 +90,9 @@ pub trait Payload: Clone + Default + Debug + PartialEq + Send + Sync + 'static {
     /// Length of [`Payload::to_bytes`].
     fn encoded_len(&self) -> usize;
 
-    /// Writes [`Payload::to_bytes`] into `dst` without joining the parts first.
-    fn write_to(&self, dst: &mut impl BufMut);
+    /// Writes [`Payload::to_bytes`] into `dst` without joining the parts first, after
+    /// handing `reserve` its length ([`Payload::encoded_len`], without measuring twice).
+    fn write_to<B: BufMut>(&self, dst: &mut B, reserve: impl FnOnce(&mut B, usize));
 
     /// Whether the batch is still the bytes it arrived in (for tests and metrics).
     fn is_encoded(&self) -> bool;
@@ -286,8 +287,8 @@ impl<R: Signal> Payload for Batch<R> {
                 out.freeze()
             }
             Repr::Decoded(r) => {
-                let mut out = Vec::with_capacity(r.encoded_len());
-                r.write_request(&mut out);
+                let mut out = Vec::new();
+                r.encode_request(&mut out, Vec::reserve_exact);
                 out.into()
             }
         }
@@ -300,15 +301,15 @@ impl<R: Signal> Payload for Batch<R> {
         }
     }
 
-    fn write_to(&self, dst: &mut impl BufMut) {
+    fn write_to<B: BufMut>(&self, dst: &mut B, reserve: impl FnOnce(&mut B, usize)) {
         match &self.repr {
             Repr::Encoded { parts, .. } => {
+                reserve(dst, parts.iter().map(Bytes::len).sum());
                 for p in parts {
                     dst.put_slice(p);
                 }
             }
-            // Straight into `dst`, which grows as it is written.
-            Repr::Decoded(r) => r.write_request(dst),
+            Repr::Decoded(r) => r.encode_request(dst, reserve),
         }
     }
 
