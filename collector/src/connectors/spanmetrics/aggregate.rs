@@ -761,7 +761,9 @@ impl Aggregator {
         series.duration.record(duration);
         series.last_seen = now;
         if s.exemplars && span.trace_id.len() == 16 {
-            let exemplar = Exemplar {
+            // Built only for a series with room left: most spans of a busy series find its
+            // exemplars full, and two id copies per span were spent on them for nothing.
+            let exemplar = || Exemplar {
                 trace_id: span.trace_id.to_vec(),
                 span_id: span.span_id.to_vec(),
                 time_unix_nano: span.end,
@@ -770,7 +772,7 @@ impl Aggregator {
             };
             if !s.via_window {
                 if series.exemplars.len() < s.max_exemplars {
-                    series.exemplars.push(exemplar);
+                    series.exemplars.push(exemplar());
                 }
             } else if series.exemplars.len() < s.max_exemplars
                 && series.pending < s.pending_per_series()
@@ -784,7 +786,7 @@ impl Aggregator {
                         slot,
                         generation,
                         series: key.clone().into_boxed_slice(),
-                        exemplar,
+                        exemplar: exemplar(),
                     },
                     now,
                     resources,
