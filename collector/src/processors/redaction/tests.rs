@@ -368,3 +368,18 @@ fn luhn_takes_card_numbers_and_nothing_else() {
     assert!(!luhn("4111 1111 1111 1112"));
     assert!(!luhn("13812345678"), "too short for a card");
 }
+
+#[test]
+fn key_lists_short_and_long_answer_the_same() {
+    for n in [0, 2, KeySet::FEW, KeySet::FEW + 1, 40] {
+        let names: Vec<String> = (0..n).map(|i| format!("biz_{i}")).collect();
+        let set = KeySet::new(&names);
+        assert_eq!(matches!(set, KeySet::Few(_)), n <= KeySet::FEW, "{n} names");
+        for name in &names {
+            assert!(set.contains(name), "{name} of {n}");
+        }
+        for absent in ["", "biz_", "biz_00", "Biz_1", &format!("biz_{n}")] {
+            assert!(!set.contains(absent), "{absent:?} of {n}");
+        }
+    }
+}
