@@ -764,13 +764,22 @@ fn md5_hex(mut args: Args<'_>) -> Result<Value<'_>, EvalError> {
     Ok(Value::Str(Cow::Owned(digest_hex::<md5::Md5>(&input))))
 }
 
+/// Hex digits as bytes, decoded into a vector of the final size (`hex::decode` grows its
+/// vector digit pair by digit pair); `None` for an odd count or a character that is not a
+/// hex digit.
+pub(super) fn decode_hex(digits: &str) -> Option<Vec<u8>> {
+    let mut bytes = vec![0; digits.len() / 2];
+    hex::decode_to_slice(digits, &mut bytes).ok()?;
+    Some(bytes)
+}
+
 /// An id from bytes of exactly `len` bytes, or a string of exactly `2 * len` hex digits.
 fn id_value<'a>(function: &str, value: Value<'a>, len: usize) -> Result<Value<'a>, EvalError> {
     match value {
         Value::Bytes(b) if b.len() == len => Ok(Value::Bytes(b)),
-        Value::Str(s) if s.len() == 2 * len => hex::decode(s.as_bytes())
+        Value::Str(s) if s.len() == 2 * len => decode_hex(&s)
             .map(|b| Value::Bytes(Cow::Owned(b)))
-            .map_err(|_| {
+            .ok_or_else(|| {
                 EvalError::new(format!("{function}: {s:?} is not {} hex digits", 2 * len))
             }),
         Value::Bytes(b) => Err(EvalError::new(format!(

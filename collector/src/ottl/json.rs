@@ -22,10 +22,14 @@ pub fn parse(text: &str) -> Result<AnyValue, serde_json::Error> {
     // The entries of the objects being read wait on one stack, reused from document to
     // document on this thread: each object's list is then allocated once, at its size,
     // instead of growing 4, 8, 16… (serde_json does not know an object's length).
-    let mut entries = ENTRIES.take();
-    entries.clear();
-    let result = parse_with(text, &RefCell::new(&mut entries));
+    let entries = RefCell::new(ENTRIES.take());
+    let mut de = serde_json::Deserializer::from_str(text);
+    let result = Any { entries: &entries }
+        .deserialize(&mut de)
+        .and_then(|value| de.end().map(|()| value));
+    let mut entries = entries.into_inner();
     if entries.capacity() <= MAX_KEPT_ENTRIES {
+        // A failed document leaves its open objects' entries behind.
         entries.clear();
         ENTRIES.set(entries);
     }
@@ -40,23 +44,14 @@ thread_local! {
 /// are not held after it.
 const MAX_KEPT_ENTRIES: usize = 1024;
 
-fn parse_with(text: &str, entries: &Entries<'_>) -> Result<AnyValue, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let value = Any { entries }.deserialize(&mut de)?;
-    de.end()?;
-    Ok(value)
-}
-
-/// The entries of the objects open at this point of the document, innermost last.
-type Entries<'e> = RefCell<&'e mut Vec<KeyValue>>;
-
-/// The seed and visitor building one `AnyValue`.
+/// The seed and visitor building one `AnyValue`; `entries` holds the entries of the objects
+/// open at this point of the document, innermost last.
 #[derive(Clone, Copy)]
-struct Any<'s, 'e> {
-    entries: &'s Entries<'e>,
+struct Any<'s> {
+    entries: &'s RefCell<Vec<KeyValue>>,
 }
 
-impl<'de> DeserializeSeed<'de> for Any<'_, '_> {
+impl<'de> DeserializeSeed<'de> for Any<'_> {
     type Value = AnyValue;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<AnyValue, D::Error> {
@@ -68,7 +63,7 @@ fn any(value: any_value::Value) -> AnyValue {
     AnyValue { value: Some(value) }
 }
 
-impl<'de> Visitor<'de> for Any<'_, '_> {
+impl<'de> Visitor<'de> for Any<'_> {
     type Value = AnyValue;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

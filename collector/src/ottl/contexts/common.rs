@@ -8,6 +8,7 @@ use weft_proto::common::v1::InstrumentationScope;
 use weft_proto::resource::v1::Resource;
 
 use super::super::ast::Segment;
+use super::super::functions::decode_hex;
 use super::super::value::{Map, Value};
 use super::super::write::Place;
 use super::super::EvalError;
@@ -263,14 +264,7 @@ pub(super) fn want_id(
     let bytes = match (value, hex_form) {
         (Value::Bytes(b), false) => b.to_vec(),
         (Value::Str(s), true) => {
-            // Decoded in place: `hex::decode` grows its vector digit pair by digit pair.
-            let not_hex = || EvalError::new(format!("{field}: {s:?} is not hex"));
-            if s.len() % 2 != 0 {
-                return Err(not_hex());
-            }
-            let mut bytes = vec![0; s.len() / 2];
-            hex::decode_to_slice(s.as_bytes(), &mut bytes).map_err(|_| not_hex())?;
-            bytes
+            decode_hex(s).ok_or_else(|| EvalError::new(format!("{field}: {s:?} is not hex")))?
         }
         (other, false) => return Err(wrong_type(field, "bytes", other)),
         (other, true) => return Err(wrong_type(field, "a hex string", other)),
