@@ -267,7 +267,7 @@ pub fn received_points(out: &Path) -> Vec<Point> {
     };
     let text = std::fs::read(out.join("metrics.jsonl")).unwrap_or_default();
     let mut points = Vec::new();
-    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+    for line in crate::written_lines(&text) {
         let req = weft_proto::otlp_json::decode_metrics(line).expect("OTLP/JSON line");
         for rm in &req.resource_metrics {
             let resource = json(&rm.resource.clone().unwrap_or_default().attributes);

@@ -229,7 +229,7 @@ fn key(service: &Json, point: &Json) -> String {
 fn verify(out: &Path, manifests: &[Json]) {
     let mut received: HashMap<String, Vec<Json>> = HashMap::new();
     let text = std::fs::read(out.join("metrics.jsonl")).unwrap_or_default();
-    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+    for line in weft_integration_tests::written_lines(&text) {
         let req = weft_proto::otlp_json::decode_metrics(line).expect("OTLP/JSON line");
         for rm in &req.resource_metrics {
             let resource = attributes(&rm.resource.clone().unwrap_or_default().attributes);

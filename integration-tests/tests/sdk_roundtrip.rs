@@ -149,10 +149,7 @@ fn assert_resource(expected: &Json, got: &Json, what: &str) {
 }
 
 fn read_lines(path: &std::path::Path) -> Vec<Vec<u8>> {
-    std::fs::read(path)
-        .unwrap_or_default()
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
+    weft_integration_tests::written_lines(&std::fs::read(path).unwrap_or_default())
         .map(<[u8]>::to_vec)
         .collect()
 }

@@ -210,7 +210,7 @@ fn exported(dir: &Path) -> (Vec<(String, String)>, Vec<usize>) {
     let text = std::fs::read(dir.join("traces.jsonl")).unwrap_or_default();
     let mut spans = Vec::new();
     let mut payloads = Vec::new();
-    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+    for line in weft_integration_tests::written_lines(&text) {
         let req = weft_proto::otlp_json::decode_traces(line).expect("OTLP/JSON line");
         for s in req
             .resource_spans

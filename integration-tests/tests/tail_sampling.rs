@@ -54,7 +54,7 @@ service:
 fn exported_spans(dir: &Path) -> Vec<(String, String)> {
     let text = std::fs::read(dir.join("traces.jsonl")).unwrap_or_default();
     let mut out = Vec::new();
-    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+    for line in weft_integration_tests::written_lines(&text) {
         let req = weft_proto::otlp_json::decode_traces(line).expect("OTLP/JSON line");
         for rs in req.resource_spans {
             for ss in rs.scope_spans {
@@ -76,7 +76,7 @@ struct ExportedLog {
 fn exported_logs(dir: &Path) -> Vec<ExportedLog> {
     let text = std::fs::read(dir.join("logs.jsonl")).unwrap_or_default();
     let mut out = Vec::new();
-    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+    for line in weft_integration_tests::written_lines(&text) {
         let req = weft_proto::otlp_json::decode_logs(line).expect("OTLP/JSON line");
         for rl in req.resource_logs {
             for sl in rl.scope_logs {
